@@ -1,0 +1,180 @@
+"""The run config: YAML in, validated by pydantic, resolved YAML (every default) out.
+
+No string in a config is ever evaluated. Unknown keys are errors, so a typo cannot be
+silently ignored.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from medlens.errors import ConfigError
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class TransformSpec(_Strict):
+    """One transform of a pipeline: a registered name and its keyword arguments."""
+
+    model_config = ConfigDict(extra="allow")
+    name: str
+
+    @property
+    def params(self) -> dict[str, Any]:
+        return dict(self.model_extra or {})
+
+
+class DataConfig(_Strict):
+    """Where the cases come from and how they are split.
+
+    ``format``: ``medmnist`` (an ``.npz`` with the official split keys), ``folder`` (one
+    sub-folder per class), ``csv`` (a manifest with a path and a label column; paths may be
+    images, DICOM files or folders of a series, NIfTI), ``dicom`` (a folder of DICOM files with
+    the class read from a sub-folder name, like ``folder``).
+    """
+
+    format: Literal["medmnist", "folder", "csv", "dicom"] = "medmnist"
+    path: Path
+    split: Literal["official", "random"] = "official"
+    val_fraction: float = Field(0.15, gt=0, lt=1)
+    test_fraction: float = Field(0.15, gt=0, lt=1)
+    path_column: str = "path"
+    label_column: str = "label"
+    patient_column: str | None = "patient_id"
+    subgroup_columns: list[str] = Field(default_factory=list)
+    class_names: list[str] | None = None
+    train_fraction_used: float = Field(1.0, gt=0, le=1, description="stratified subsample of train")
+    skip_bad: bool = False
+
+
+class ModelConfig(_Strict):
+    name: str = "resnet18"
+    pretrained: Literal["imagenet"] | None = None
+    init: Path | None = None
+    strategy: Literal["full", "linear_probe", "freeze", "discriminative"] = "full"
+    freeze_stages: int = Field(0, ge=0)
+    backbone_lr_scale: float = Field(0.1, gt=0, le=1)
+    dropout: float = Field(0.0, ge=0, lt=1)
+    cifar_stem: bool | None = Field(None, description="None: automatic for inputs under 64 px")
+
+
+class TrainConfig(_Strict):
+    epochs: int = Field(30, ge=1)
+    batch_size: int = Field(64, ge=1)
+    optimizer: Literal["adamw", "sgd"] = "adamw"
+    lr: float = Field(1e-3, gt=0)
+    weight_decay: float = Field(1e-4, ge=0)
+    warmup_epochs: float = Field(1.0, ge=0)
+    scheduler: Literal["cosine", "constant"] = "cosine"
+    imbalance: Literal["weighted_loss", "balanced_sampler", "none"] = "weighted_loss"
+    label_smoothing: float = Field(0.0, ge=0, lt=1)
+    early_stopping_patience: int | None = Field(10, ge=1)
+    max_minutes: float | None = Field(None, gt=0, description="wall-clock budget for training")
+    threshold: Literal["youden", "max_f1", "fixed"] = "youden"
+    fixed_threshold: float = Field(0.5, gt=0, lt=1)
+    num_workers: int = Field(0, ge=0)
+    amp: bool = True
+    tta_flip: bool = False
+    ema: float | None = Field(None, gt=0, lt=1, description="EMA decay of the weights")
+
+
+class EvaluateConfig(_Strict):
+    n_bootstrap: int = Field(1000, ge=0)
+    ci_level: float = Field(0.95, gt=0, lt=1)
+
+
+class RunConfig(_Strict):
+    """A whole run: ``medlens train CONFIG.yaml`` reads one of these."""
+
+    name: str = "run"
+    task: Literal["classification"] = "classification"
+    seed: int = 0
+    output_dir: Path = Path("runs")
+    data: DataConfig
+    preprocess: list[TransformSpec] = Field(default_factory=list)
+    augment: list[TransformSpec] = Field(default_factory=list)
+    model: ModelConfig = Field(default_factory=ModelConfig)
+    train: TrainConfig = Field(default_factory=TrainConfig)
+    evaluate: EvaluateConfig = Field(default_factory=EvaluateConfig)
+
+    @field_validator("name")
+    @classmethod
+    def _safe_name(cls, value: str) -> str:
+        if not value or "/" in value or value.startswith("."):
+            raise ValueError("must be a plain folder name (no '/', not starting with '.')")
+        return value
+
+    def run_dir(self) -> Path:
+        return self.output_dir / self.name
+
+    def to_yaml(self) -> str:
+        """The resolved config with every default written out."""
+        return yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False)
+
+
+def _format_location(loc: tuple[Any, ...]) -> str:
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out or "<root>"
+
+
+def parse_config(raw: Any, source: str | Path | None = None, base_dir: Path | None = None) -> RunConfig:
+    """Validate a config mapping. Relative data paths resolve against ``base_dir``.
+
+    Raises:
+        ConfigError: naming the first offending key and the reason.
+    """
+    if not isinstance(raw, dict):
+        raise ConfigError("<root>", "a config must be a YAML mapping", source)
+    try:
+        config = RunConfig.model_validate(raw)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        raise ConfigError(_format_location(tuple(err["loc"])), err["msg"], source) from None
+    from medlens.preprocess.registry import TRANSFORMS
+
+    for section in ("preprocess", "augment"):
+        for i, spec in enumerate(getattr(config, section)):
+            if spec.name not in TRANSFORMS:
+                raise ConfigError(
+                    f"{section}[{i}].name",
+                    f"unknown transform {spec.name!r}; available: {', '.join(TRANSFORMS.names())}",
+                    source,
+                )
+    if base_dir is not None:
+        for obj, attr in ((config.data, "path"), (config.model, "init")):
+            value = getattr(obj, attr)
+            if value is not None and not Path(value).is_absolute():
+                setattr(obj, attr, (base_dir / value).resolve())
+    return config
+
+
+def load_config(path: str | Path, overrides: dict[str, Any] | None = None) -> RunConfig:
+    """Read, merge dotted overrides (``{"train.epochs": 2}``) into, and validate a YAML config.
+
+    Relative paths inside the file (data.path, model.init) resolve against the working
+    directory, as a user typing them on the command line would expect.
+    """
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except FileNotFoundError:
+        raise ConfigError("<file>", "config file not found", path) from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark is not None else ""
+        raise ConfigError("<yaml>", f"not valid YAML{where}", path) from None
+    for dotted, value in (overrides or {}).items():
+        node = raw if isinstance(raw, dict) else {}
+        *parents, leaf = dotted.split(".")
+        for key in parents:
+            node = node.setdefault(key, {})
+        node[leaf] = value
+    return parse_config(raw, source=path, base_dir=Path.cwd())

@@ -1,0 +1,63 @@
+"""Transform contracts.
+
+A ``Transform`` is deterministic: ``Image -> Image``, and ``to_config()`` returns the
+``{"name": ..., **params}`` mapping that rebuilds it. A ``RandomTransform`` draws its
+parameters from a ``numpy.random.Generator`` and hands them to a deterministic twin
+(``RandomGamma`` -> ``Gamma(gamma=...)``), so what was drawn is recorded and can be replayed.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import numpy as np
+
+from medlens.data.image import Image
+
+
+class Transform:
+    """Deterministic transform. Subclasses set ``name`` and implement ``apply``."""
+
+    name: ClassVar[str] = ""
+
+    def apply(self, image: Image) -> Image:
+        raise NotImplementedError(f"{type(self).__name__} must implement apply()")
+
+    def params(self) -> dict[str, Any]:
+        """Constructor arguments (JSON-serialisable) that rebuild this transform."""
+        return {}
+
+    def to_config(self) -> dict[str, Any]:
+        return {"name": self.name, **self.params()}
+
+    def __call__(self, image: Image) -> Image:
+        out = self.apply(image)
+        out.meta.setdefault("history", list(image.meta.get("history", [])))
+        out.meta["history"].append(self.to_config())
+        return out
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self.params().items())
+        return f"{type(self).__name__}({args})"
+
+
+class RandomTransform:
+    """Random transform: ``draw`` returns the deterministic twin with the drawn parameters."""
+
+    name: ClassVar[str] = ""
+
+    def draw(self, rng: np.random.Generator, image: Image) -> Transform:
+        raise NotImplementedError(f"{type(self).__name__} must implement draw()")
+
+    def params(self) -> dict[str, Any]:
+        return {}
+
+    def to_config(self) -> dict[str, Any]:
+        return {"name": self.name, **self.params()}
+
+    def __call__(self, image: Image, rng: np.random.Generator) -> Image:
+        return self.draw(rng, image)(image)
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self.params().items())
+        return f"{type(self).__name__}({args})"
