@@ -138,16 +138,11 @@ def parse_config(raw: Any, source: str | Path | None = None, base_dir: Path | No
     except ValidationError as exc:
         err = exc.errors()[0]
         raise ConfigError(_format_location(tuple(err["loc"])), err["msg"], source) from None
-    from medlens.preprocess.registry import TRANSFORMS
+    from medlens.preprocess.pipeline import build_pipeline
 
-    for section in ("preprocess", "augment"):
-        for i, spec in enumerate(getattr(config, section)):
-            if spec.name not in TRANSFORMS:
-                raise ConfigError(
-                    f"{section}[{i}].name",
-                    f"unknown transform {spec.name!r}; available: {', '.join(TRANSFORMS.names())}",
-                    source,
-                )
+    # Building the pipelines checks every transform name and parameter now, not mid-run.
+    build_pipeline(config.preprocess, section="preprocess", source=source)
+    build_pipeline(config.augment, section="augment", source=source)
     if base_dir is not None:
         for obj, attr in ((config.data, "path"), (config.model, "init")):
             value = getattr(obj, attr)

@@ -32,8 +32,8 @@ class Transform:
 
     def __call__(self, image: Image) -> Image:
         out = self.apply(image)
-        out.meta.setdefault("history", list(image.meta.get("history", [])))
-        out.meta["history"].append(self.to_config())
+        # A fresh list: the output must never share (and so mutate) the input's history.
+        out.meta["history"] = [*image.meta.get("history", []), self.to_config()]
         return out
 
     def __repr__(self) -> str:
