@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import inspect
 import json
-import os
-import tempfile
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -15,6 +13,7 @@ import numpy as np
 from medlens.config import TransformSpec
 from medlens.data.image import Image
 from medlens.errors import ConfigError, InputError
+from medlens.io_utils import write_atomic
 from medlens.preprocess.base import RandomTransform, Transform
 from medlens.preprocess.registry import TRANSFORMS
 
@@ -163,16 +162,7 @@ def save_pipeline(compose: Compose, path: str | Path) -> Path:
         "version": VERSION,
         "transforms": compose.deterministic().to_config(),
     }
-    text = json.dumps(document, indent=2) + "\n"
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    return write_atomic(path, json.dumps(document, indent=2) + "\n")
 
 
 def load_pipeline(path: str | Path) -> Compose:
