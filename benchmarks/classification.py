@@ -1,0 +1,238 @@
+"""Classification benchmark: medlens vs a hand-written baseline vs MedMNIST v2's numbers.
+
+Trains on ../shared/data/pneumoniamnist_subset and ../shared/data/adrenalmnist3d on this
+machine's CPU, every run under the same wall-time budget, each in its own process so its
+peak memory is its own. Writes benchmarks/results/classification.json (+ .md).
+
+    python benchmarks/classification.py                 # full protocol (3 seeds per dataset)
+    python benchmarks/classification.py --minutes 2 --seeds 0 --quick   # a smoke run
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+from _machine import machine_info, peak_rss_mb  # noqa: E402
+
+REPO = HERE.parent
+SHARED = REPO.parent / "shared" / "data"
+DATASETS = {
+    "pneumonia": SHARED / "pneumoniamnist_subset" / "pneumoniamnist.npz",
+    "adrenal": SHARED / "adrenalmnist3d" / "adrenalmnist3d.npz",
+}
+PAPER = {  # MedMNIST v2 (Yang et al. 2023), test AUC / ACC at 0.5
+    "pneumonia": {"ResNet-18 (28)": (0.944, 0.854), "ResNet-18 (224)": (0.956, 0.864),
+                  "ResNet-50 (28)": (0.948, 0.854), "ResNet-50 (224)": (0.962, 0.884),
+                  "auto-sklearn": (0.942, 0.855), "AutoKeras": (0.947, 0.878),
+                  "Google AutoML Vision": (0.991, 0.946)},
+    "adrenal": {"ResNet-18 3D": (0.827, 0.721), "ResNet-18 ACS": (0.839, 0.754),
+                "ResNet-50 3D": (0.828, 0.745), "auto-sklearn": (0.828, 0.802),
+                "AutoKeras": (0.804, 0.705)},
+}
+
+
+def medlens_config(dataset: str, seed: int, minutes: float, out: Path, **extra: Any) -> dict:
+    """The medlens recipe for each dataset (defaults a user gets from configs/)."""
+    if dataset == "pneumonia":
+        cfg = {
+            "name": f"pneumonia-s{seed}",
+            "data": {"format": "medmnist", "path": str(DATASETS[dataset])},
+            "preprocess": [{"name": "fixed_scale", "divisor": 255}],
+            "augment": [
+                {"name": "random_flip", "axes": [-1], "p": 0.5},
+                {"name": "random_affine", "degrees": 10, "scale": 0.1, "translation": 2, "p": 0.5},
+            ],
+            "model": {"name": "resnet18"},
+            "train": {"epochs": 40, "batch_size": 128, "lr": 2e-3, "max_minutes": minutes,
+                      "early_stopping_patience": None, "tta_flip": True},
+        }
+    else:
+        cfg = {
+            "name": f"adrenal-s{seed}",
+            "data": {"format": "medmnist", "path": str(DATASETS[dataset])},
+            "preprocess": [{"name": "fixed_scale", "divisor": 255}],
+            "augment": [{"name": "random_flip", "axes": [0, 1, 2], "p": 0.5}],
+            "model": {"name": "resnet18"},
+            "train": {"epochs": 40, "batch_size": 32, "lr": 1e-3, "max_minutes": minutes,
+                      "early_stopping_patience": None, "tta_flip": True},
+        }
+    cfg.update(seed=seed, output_dir=str(out))
+    for dotted, value in extra.items():
+        node = cfg
+        *parents, leaf = dotted.split("__")
+        for key in parents:
+            node = node.setdefault(key, {})
+        node[leaf] = value
+    return cfg
+
+
+def _summarise_run(run_dir: Path) -> dict:
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    test = metrics["splits"]["test"]
+    return {
+        "test_auc": test["metrics"]["auc"]["value"],
+        "test_auc_ci": [test["metrics"]["auc"]["ci_low"], test["metrics"]["auc"]["ci_high"]],
+        "test_acc_at_val_threshold": test["metrics"]["accuracy"]["value"],
+        "test_acc_at_0.5": test["metrics_at_0.5"]["accuracy"],
+        "val_auc": metrics["splits"]["val"]["metrics"]["auc"]["value"],
+        "val_threshold": metrics["threshold"],
+        "epochs": metrics["epochs_run"],
+        "best_epoch": metrics["best_epoch"],
+        "train_minutes": metrics["train_seconds"] / 60,
+    }
+
+
+def child(args: argparse.Namespace) -> None:
+    """One run in this process; prints its JSON result on the last line."""
+    import torch
+
+    torch.set_num_threads(args.threads)
+    t0 = time.perf_counter()
+    if args.child == "baseline":
+        from baseline import run_baseline
+
+        result = run_baseline(str(DATASETS[args.dataset]), args.minutes, seed=args.seed)
+    else:
+        from medlens.config import parse_config
+        from medlens.train.run import train_from_config
+
+        extra = json.loads(args.extra) if args.extra else {}
+        cfg = medlens_config(args.dataset, args.seed, args.minutes, Path(args.workdir), **extra)
+        run_dir = train_from_config(parse_config(cfg), overwrite=True, progress=False)
+        result = _summarise_run(run_dir)
+    result.update(wall_minutes=(time.perf_counter() - t0) / 60, peak_rss_mb=peak_rss_mb())
+    print(json.dumps(result))
+
+
+def _spawn(kind: str, dataset: str, seed: int, minutes: float, workdir: Path, threads: int,
+           extra: dict | None = None) -> dict:
+    cmd = [sys.executable, __file__, "--child", kind, "--dataset", dataset, "--seed", str(seed),
+           "--minutes", str(minutes), "--workdir", str(workdir), "--threads", str(threads)]
+    if extra:
+        cmd += ["--extra", json.dumps(extra)]
+    print(f"[{time.strftime('%H:%M:%S')}] {kind} {dataset} seed {seed} ({minutes} min)", flush=True)
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise RuntimeError(f"{kind} {dataset} seed {seed} failed:\n{proc.stderr[-4000:]}")
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    print(f"    -> {json.dumps(result)}", flush=True)
+    return result
+
+
+def _mean_sd(values: list[float]) -> dict:
+    return {"mean": statistics.fmean(values), "sd": statistics.stdev(values) if len(values) > 1 else 0.0,
+            "values": values}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--minutes", type=float, default=15.0, help="training budget per run")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--baseline-seeds", type=int, nargs="+", default=[0])
+    parser.add_argument("--datasets", nargs="+", default=list(DATASETS))
+    parser.add_argument("--skip-transfer", action="store_true")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--out", type=Path, default=HERE / "results" / "classification.json")
+    parser.add_argument("--child", choices=["medlens", "baseline"])
+    parser.add_argument("--dataset")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--workdir")
+    parser.add_argument("--extra")
+    args = parser.parse_args()
+    if args.child:
+        child(args)
+        return
+
+    from transfer import run_transfer_benchmark
+
+    t_start = time.perf_counter()
+    report: dict[str, Any] = {"machine": machine_info(), "minutes_per_run": args.minutes,
+                              "seeds": args.seeds, "baseline_seeds": args.baseline_seeds,
+                              "datasets": {}}
+    with tempfile.TemporaryDirectory(prefix="medlens-bench-") as tmp:
+        work = Path(tmp)
+        for dataset in args.datasets:
+            runs = [_spawn("medlens", dataset, s, args.minutes, work, args.threads) for s in args.seeds]
+            base = [_spawn("baseline", dataset, s, args.minutes, work, args.threads) for s in args.baseline_seeds]
+            report["datasets"][dataset] = {
+                "medlens": {"runs": runs, **{k: _mean_sd([r[k] for r in runs]) for k in
+                            ("test_auc", "test_acc_at_val_threshold", "test_acc_at_0.5", "train_minutes")}},
+                "baseline": {"runs": base, **{k: _mean_sd([r[k] for r in base]) for k in
+                             ("test_auc", "test_acc_at_val_threshold", "test_acc_at_0.5", "train_minutes")}},
+                "paper": PAPER[dataset],
+            }
+        if not args.skip_transfer:
+            report["transfer"] = run_transfer_benchmark(work, seeds=args.seeds, threads=args.threads)
+    report["wall_minutes"] = (time.perf_counter() - t_start) / 60
+    report["summary"] = _summary(report)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(report, indent=2) + "\n")
+    args.out.with_suffix(".md").write_text(_markdown(report))
+    print(_markdown(report))
+
+
+def _summary(report: dict) -> dict:
+    out: dict[str, float] = {}
+    for dataset, d in report["datasets"].items():
+        out[f"{dataset}_test_auc"] = d["medlens"]["test_auc"]["mean"]
+        out[f"{dataset}_test_acc"] = d["medlens"]["test_acc_at_val_threshold"]["mean"]
+        out[f"{dataset}_test_acc_at_0.5"] = d["medlens"]["test_acc_at_0.5"]["mean"]
+        out[f"{dataset}_train_minutes"] = d["medlens"]["train_minutes"]["mean"]
+        out[f"baseline_{dataset}_test_auc"] = d["baseline"]["test_auc"]["mean"]
+        out[f"baseline_{dataset}_test_acc"] = d["baseline"]["test_acc_at_val_threshold"]["mean"]
+    if "transfer" in report:
+        out["tl_scratch_auc_mean"] = report["transfer"]["scratch"]["test_auc"]["mean"]
+        out["tl_pretrained_auc_mean"] = report["transfer"]["pretrained"]["test_auc"]["mean"]
+    return out
+
+
+def _fmt(stat: dict) -> str:
+    return f"{stat['mean']:.3f} ± {stat['sd']:.3f}"
+
+
+def _markdown(report: dict) -> str:
+    m = report["machine"]
+    lines = [
+        "# Classification benchmark",
+        "",
+        f"Machine: {m['cpu']}, {m['cores']} cores, torch {m['torch']}, {m['date']}. "
+        f"Budget {report['minutes_per_run']} min of training per run; medlens seeds {report['seeds']}, "
+        f"baseline seeds {report['baseline_seeds']}. Total wall time {report.get('wall_minutes', 0):.1f} min.",
+        "",
+        "ACC at the validation-chosen threshold (Youden J) and at the fixed 0.5 that MedMNIST reports. "
+        "PneumoniaMNIST here lacks 826 of the 1,214 normal training images (same val/test splits).",
+        "",
+        "| dataset | method | test AUC | test ACC (val threshold) | test ACC (0.5) | train min | peak RSS MiB |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for dataset, d in report["datasets"].items():
+        for who in ("medlens", "baseline"):
+            r = d[who]
+            rss = max(x["peak_rss_mb"] for x in r["runs"])
+            lines.append(f"| {dataset} | {who} | {_fmt(r['test_auc'])} | {_fmt(r['test_acc_at_val_threshold'])} | "
+                         f"{_fmt(r['test_acc_at_0.5'])} | {_fmt(r['train_minutes'])} | {rss:.0f} |")
+        for name, (auc, acc) in d["paper"].items():
+            lines.append(f"| {dataset} | MedMNIST v2 {name} | {auc:.3f} | — | {acc:.3f} | — | — |")
+    if "transfer" in report:
+        t = report["transfer"]
+        lines += ["", "## Transfer learning (10% of the PneumoniaMNIST training split)", "",
+                  t.get("description", ""), "",
+                  "| start | test AUC (mean ± sd) | test ACC (val threshold) |", "|---|---|---|",
+                  f"| from scratch | {_fmt(t['scratch']['test_auc'])} | {_fmt(t['scratch']['test_acc_at_val_threshold'])} |",
+                  f"| medlens checkpoint | {_fmt(t['pretrained']['test_auc'])} | {_fmt(t['pretrained']['test_acc_at_val_threshold'])} |"]
+    lines += ["", "Summary: `" + json.dumps(report["summary"]) + "`", ""]
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    main()

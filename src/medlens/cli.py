@@ -1,0 +1,135 @@
+"""``medlens <verb>``: one Typer app. Heavy imports live inside each command so --help is instant."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+app = typer.Typer(
+    name="medlens",
+    help="Deep-learning medical image analysis: train, evaluate, predict, report.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+DEFAULT_DEMO_DATA = Path("../shared/data/pneumoniamnist_subset/pneumoniamnist.npz")
+
+
+def _fail(message: str, code: int = 2) -> None:
+    typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
+    raise typer.Exit(code)
+
+
+def _parse_overrides(pairs: list[str]) -> dict[str, Any]:
+    import yaml
+
+    overrides: dict[str, Any] = {}
+    for pair in pairs:
+        if "=" not in pair:
+            _fail(f"--set {pair!r}: expected KEY=VALUE, e.g. train.epochs=5")
+        key, value = pair.split("=", 1)
+        overrides[key.strip()] = yaml.safe_load(value)
+    return overrides
+
+
+@app.command()
+def train(
+    config: Annotated[Path, typer.Argument(help="Run config (YAML).")],
+    resume: Annotated[bool, typer.Option(help="Continue a killed run from its last.pt.")] = False,
+    overwrite: Annotated[bool, typer.Option(help="Replace an existing run folder.")] = False,
+    skip_bad: Annotated[bool, typer.Option("--skip-bad", help="Skip unreadable files and list them in the run folder.")] = False,
+    set_: Annotated[list[str], typer.Option("--set", help="Override a config key: --set train.epochs=5")] = [],  # noqa: B006
+    quiet: Annotated[bool, typer.Option(help="No progress bars.")] = False,
+) -> None:
+    """Train a model from CONFIG and write its run folder (runs/<name>/)."""
+    from medlens.config import load_config
+    from medlens.train.run import train_from_config
+
+    overrides = _parse_overrides(set_)
+    if skip_bad:
+        overrides["data.skip_bad"] = True
+    cfg = load_config(config, overrides)
+    run_dir = train_from_config(cfg, resume=resume, overwrite=overwrite, progress=not quiet)
+    typer.echo(f"run folder: {run_dir}")
+    typer.echo(f"report:     {run_dir / 'report.html'}")
+
+
+@app.command()
+def evaluate(
+    run_dir: Annotated[Path, typer.Argument(help="A finished run folder.")],
+    data: Annotated[Path | None, typer.Option(help="Other labelled data to evaluate on (same format options as a config).")] = None,
+    data_format: Annotated[str, typer.Option("--format", help="medmnist | folder | csv | dicom")] = "medmnist",
+    split: Annotated[str, typer.Option(help="Which split of --data to use.")] = "test",
+    out: Annotated[Path | None, typer.Option(help="Folder for metrics.json, predictions.csv and plots.")] = None,
+) -> None:
+    """Evaluate a run's model (at its validation-chosen threshold) and print the metric table."""
+    from medlens.evaluation import evaluate_run
+
+    result_dir = evaluate_run(run_dir, data=data, data_format=data_format, split=split, out=out)
+    typer.echo(f"evaluation written to {result_dir}")
+
+
+@app.command()
+def predict(
+    run_dir: Annotated[Path, typer.Argument(help="A finished run folder.")],
+    inputs: Annotated[list[Path], typer.Argument(help="Images: DICOM, NIfTI, PNG/JPEG/TIFF, .npz, or folders of them.")],
+    out: Annotated[Path, typer.Option(help="CSV of probabilities and decisions.")] = Path("predictions.csv"),
+    skip_bad: Annotated[bool, typer.Option("--skip-bad", help="Record unreadable files and go on.")] = False,
+    batch_size: Annotated[int, typer.Option(min=1)] = 64,
+) -> None:
+    """Apply a run's model to images and write one row per image."""
+    from medlens.prediction import predict_files
+
+    n_ok, n_bad = predict_files(run_dir, inputs, out, skip_bad=skip_bad, batch_size=batch_size)
+    typer.echo(f"{n_ok} predictions written to {out}" + (f"; {n_bad} files skipped (listed there)" if n_bad else ""))
+
+
+@app.command()
+def download(
+    flag: Annotated[str, typer.Argument(help="MedMNIST dataset, e.g. pneumoniamnist, adrenalmnist3d.")],
+    root: Annotated[Path, typer.Option(help="Folder to save into.")] = Path("data"),
+    size: Annotated[int, typer.Option(help="28, 64, 128 or 224.")] = 28,
+) -> None:
+    """Download a MedMNIST file from its official URL and check its MD5 (needs internet)."""
+    from medlens.data.medmnist import download_medmnist
+
+    path = download_medmnist(flag, size=size, root=root)
+    typer.echo(f"saved {path}")
+
+
+@app.command()
+def demo(
+    data: Annotated[Path, typer.Option(help="PneumoniaMNIST .npz (MedMNIST v2).")] = DEFAULT_DEMO_DATA,
+    output_dir: Annotated[Path, typer.Option(help="Where the run folder goes.")] = Path("runs"),
+    minutes: Annotated[float, typer.Option(help="Training time budget (minutes).")] = 4.0,
+) -> None:
+    """Train and evaluate a ResNet-18 on PneumoniaMNIST and write its report."""
+    from medlens.demo import run_demo
+
+    run_dir = run_demo(data, output_dir=output_dir, minutes=minutes)
+    typer.echo(f"report: {(run_dir / 'report.html').resolve()}")
+
+
+def main() -> None:
+    """Console entry point: medlens errors become one line on stderr and exit code 2."""
+    from medlens.errors import MedlensError
+
+    try:
+        app()
+    except MedlensError as exc:
+        typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
+        sys.exit(exc.exit_code)
+    except FloatingPointError as exc:
+        typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
+        sys.exit(3)
+    except KeyboardInterrupt:
+        typer.secho("interrupted; resume with --resume", err=True)
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,339 @@
+"""``medlens train``: config in, self-contained run folder out.
+
+The run is built in ``<output_dir>/<name>.partial/`` and renamed to ``<name>/`` only when
+every file is written, so a killed run never looks finished; ``resume=True`` continues a
+killed run from ``<name>.partial/last.pt``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from torch.utils.data import DataLoader
+
+from medlens import __version__
+from medlens.config import RunConfig, TransformSpec
+from medlens.data.case import Case, CaseSet
+from medlens.data.image import Image
+from medlens.errors import ConfigError, InputError
+from medlens.io_utils import write_json_atomic, write_atomic
+from medlens.train.checkpoint import save_checkpoint
+from medlens.train.distributed import DistContext, barrier, init_distributed
+from medlens.train.losses import classification_loss, inverse_frequency_weights
+from medlens.train.sampler import EpochSampler
+from medlens.train.seeding import seed_everything
+from medlens.train.trainer import EpochCallback, FitResult, Trainer, predict_probs
+
+log = logging.getLogger(__name__)
+SPLITS = ("train", "val", "test")
+
+
+def default_preprocess(sample: Image) -> list[dict[str, Any]]:
+    """The intensity scaling used when a config names none.
+
+    Images whose values are all whole numbers in 0..255 (MedMNIST, 8-bit PNG/JPEG) are
+    divided by 255, which keeps the relation between images; anything else (CT in HU,
+    16-bit radiographs, MR) is clipped to its 0.5-99.5 percentiles and scaled to [0, 1] per
+    image, which holds up on data of unknown range.
+    """
+    a = sample.array
+    if a.min() >= 0 and a.max() <= 255 and np.array_equal(a, np.round(a)):
+        return [{"name": "fixed_scale", "divisor": 255}]
+    return [{"name": "percentile_clip", "lower": 0.5, "upper": 99.5}]
+
+
+@dataclass
+class PreparedData:
+    case_set: CaseSet
+    splits: dict[str, list[Case]]
+    skipped: list[dict[str, str]]
+
+
+def prepare_data(config: RunConfig) -> PreparedData:
+    """Open the source, drop (and list) bad files when ``skip_bad``, and split the cases."""
+    from medlens.data.sources import check_cases, open_source
+    from medlens.data.splits import subsample_train
+
+    case_set = open_source(config.data)
+    cases = list(case_set.cases)
+    skipped: list[dict[str, str]] = []
+    if config.data.skip_bad:
+        good, bad = check_cases(case_set)
+        cases = list(good)
+        skipped = [{"file": c.source or c.case_id, "reason": reason} for c, reason in bad]
+    splits = {name: [c for c in cases if c.split == name] for name in SPLITS}
+    for name in SPLITS:
+        if not splits[name]:
+            raise InputError(config.data.path, f"the {name} split is empty")
+    unlabelled = [c for c in cases if c.label is None]
+    if unlabelled:
+        raise InputError(unlabelled[0].source or config.data.path, "case has no label")
+    if config.data.train_fraction_used < 1.0:
+        splits["train"] = subsample_train(splits["train"], config.data.train_fraction_used, config.seed)
+    return PreparedData(case_set=case_set, splits=splits, skipped=skipped)
+
+
+def _transform_specs(specs: Sequence[TransformSpec | dict[str, Any]]) -> list[dict[str, Any]]:
+    return [s if isinstance(s, dict) else {"name": s.name, **s.params} for s in specs]
+
+
+class _TrainTransform:
+    """Deterministic preprocessing followed by the random augmentations (picklable)."""
+
+    def __init__(self, preprocess: Any, augment: Any | None) -> None:
+        self.preprocess = preprocess
+        self.augment = augment
+
+    def __call__(self, image: Image, rng: np.random.Generator) -> Image:
+        image = self.preprocess(image)
+        return self.augment(image, rng) if self.augment is not None else image
+
+
+def _loader(dataset: Any, batch_size: int, workers: int, sampler: Any = None) -> DataLoader:
+    return DataLoader(
+        dataset,
+        batch_size=batch_size,
+        sampler=sampler,
+        shuffle=False,
+        num_workers=workers,
+        persistent_workers=workers > 0,
+    )
+
+
+def _device() -> torch.device:
+    return torch.device("cuda") if torch.cuda.is_available() else torch.device("cpu")
+
+
+def _frozen_bn_hook(config: RunConfig) -> Any:
+    if config.model.strategy in ("linear_probe", "freeze"):
+        from medlens.models.finetune import set_frozen_bn_eval
+
+        return set_frozen_bn_eval
+    return None
+
+
+def _stage_dir(config: RunConfig) -> Path:
+    return config.output_dir / f"{config.name}.partial"
+
+
+def train_from_config(
+    config: RunConfig,
+    resume: bool = False,
+    overwrite: bool = False,
+    callbacks: Sequence[EpochCallback] = (),
+    progress: bool = True,
+) -> Path:
+    """Train, choose the threshold on validation, evaluate val and test once, write the run.
+
+    Returns:
+        The finished run folder ``<output_dir>/<name>``.
+    """
+    from medlens.data.dataset import CaseDataset
+    from medlens.models import create_model
+    from medlens.models.finetune import configure_finetuning
+    from medlens.preprocess.pipeline import build_pipeline
+
+    dist = init_distributed()
+    final_dir = config.run_dir()
+    stage = _stage_dir(config)
+    if final_dir.exists() and dist.is_main:
+        if not overwrite:
+            raise ConfigError("name", f"run folder {final_dir} already exists (use --overwrite or another name)")
+        shutil.rmtree(final_dir)
+    if stage.exists() and not resume and dist.is_main:
+        shutil.rmtree(stage)
+    barrier(dist)
+    stage.mkdir(parents=True, exist_ok=True)
+
+    seed_everything(config.seed)
+    data = prepare_data(config)
+    class_names = list(data.case_set.class_names)
+    num_classes = len(class_names)
+
+    first = data.case_set.load(data.splits["train"][0])
+    specs = _transform_specs(config.preprocess) or default_preprocess(first)
+    preprocess = build_pipeline(specs)
+    augment = build_pipeline(_transform_specs(config.augment)) if config.augment else None
+    sample = preprocess(first)
+    spatial_dims = sample.spatial_dims
+    in_channels = sample.num_channels
+    input_size = int(min(sample.spatial_shape))
+
+    datasets = {
+        "train": CaseDataset(data.case_set, data.splits["train"], _TrainTransform(preprocess, augment), seed=config.seed),
+        "val": CaseDataset(data.case_set, data.splits["val"], _TrainTransform(preprocess, None), seed=config.seed),
+        "test": CaseDataset(data.case_set, data.splits["test"], _TrainTransform(preprocess, None), seed=config.seed),
+    }
+    train_labels = [int(c.label) for c in data.splits["train"]]  # type: ignore[arg-type]
+    sampler = EpochSampler(
+        train_labels,
+        seed=config.seed,
+        balanced=config.train.imbalance == "balanced_sampler",
+        rank=dist.rank,
+        world_size=dist.world_size,
+    )
+    tcfg = config.train
+    loaders = {
+        "train": _loader(datasets["train"], tcfg.batch_size, tcfg.num_workers, sampler),
+        "val": _loader(datasets["val"], tcfg.batch_size * 2, tcfg.num_workers),
+        "test": _loader(datasets["test"], tcfg.batch_size * 2, tcfg.num_workers),
+    }
+
+    torch.manual_seed(config.seed)
+    model = create_model(
+        config.model.name,
+        in_channels=in_channels,
+        num_classes=num_classes,
+        spatial_dims=spatial_dims,
+        pretrained=config.model.pretrained,
+        init=config.model.init,
+        input_size=input_size,
+        cifar_stem=config.model.cifar_stem,
+        dropout=config.model.dropout,
+    )
+    device = _device()
+    model.to(device)
+    param_groups = configure_finetuning(
+        model,
+        strategy=config.model.strategy,
+        freeze_stages=config.model.freeze_stages,
+        lr=tcfg.lr,
+        backbone_lr_scale=config.model.backbone_lr_scale,
+    )
+    train_model: torch.nn.Module = model
+    if dist.enabled:
+        train_model = torch.nn.parallel.DistributedDataParallel(
+            model, device_ids=[dist.local_rank] if device.type == "cuda" else None
+        )
+    weights = inverse_frequency_weights(train_labels, num_classes) if tcfg.imbalance == "weighted_loss" else None
+    trainer = Trainer(
+        train_model,
+        param_groups,
+        loaders["train"],
+        loaders["val"],
+        tcfg,
+        classification_loss(weights, tcfg.label_smoothing),
+        device,
+        checkpoint_dir=stage,
+        dist_ctx=dist,
+        callbacks=callbacks,
+        progress=progress,
+        on_epoch_start=_frozen_bn_hook(config),
+    )
+    fit = trainer.fit(resume=resume)
+    barrier(dist)
+    if not dist.is_main:
+        return final_dir
+
+    model.load_state_dict(fit.best_state)
+    outputs = {
+        name: predict_probs(model, loaders[name], device, tta_flip=tcfg.tta_flip)
+        for name in ("val", "test")
+    }
+    _write_run(config, stage, data, model, preprocess, fit, outputs, class_names)
+    if final_dir.exists():
+        shutil.rmtree(final_dir)
+    os.replace(stage, final_dir)
+    return final_dir
+
+
+def _write_run(
+    config: RunConfig,
+    stage: Path,
+    data: PreparedData,
+    model: torch.nn.Module,
+    preprocess: Any,
+    fit: FitResult,
+    outputs: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]],
+    class_names: list[str],
+) -> None:
+    from medlens.metrics.classification import evaluate_predictions
+    from medlens.metrics.threshold import choose_threshold, predict_labels
+    from medlens.preprocess.pipeline import save_pipeline
+    from medlens.report.html import write_report
+    from medlens.report.model_card import write_model_card
+
+    tcfg = config.train
+    val_probs, val_labels, _ = outputs["val"]
+    if len(class_names) == 2:
+        threshold = float(choose_threshold(val_labels, val_probs[:, 1], tcfg.threshold, tcfg.fixed_threshold))
+    else:
+        threshold = 0.5
+    method = tcfg.threshold if len(class_names) == 2 else "argmax"
+
+    split_metrics = {}
+    rows = []
+    for name in ("val", "test"):
+        probs, labels, idx = outputs[name]
+        split_metrics[name] = evaluate_predictions(
+            labels, probs, class_names, threshold,
+            n_bootstrap=config.evaluate.n_bootstrap, ci_level=config.evaluate.ci_level, seed=config.seed,
+        )
+        preds = predict_labels(probs, threshold)
+        cases = data.splits[name]
+        for k, i in enumerate(idx):
+            case = cases[int(i)]
+            row: dict[str, Any] = {"case_id": case.case_id, "split": name, "label": int(labels[k])}
+            for c, cname in enumerate(class_names):
+                row[f"prob_{cname}"] = float(probs[k, c])
+            row["pred"] = int(preds[k])
+            if case.patient_id and case.patient_id != case.case_id:
+                row["patient_id"] = case.patient_id
+            row.update(dict(case.attributes))
+            rows.append(row)
+
+    write_atomic(stage / "config.yaml", config.to_yaml())
+    save_pipeline(preprocess, stage / "preprocessing.json")
+    write_json_atomic(stage / "labels.json", {"class_names": class_names, "threshold": threshold, "threshold_method": method})
+    write_json_atomic(
+        stage / "metrics.json",
+        {
+            "task": "classification",
+            "class_names": class_names,
+            "threshold": threshold,
+            "threshold_method": method,
+            "splits": split_metrics,
+            "best_epoch": fit.best_epoch,
+            "epochs_run": len(fit.history),
+            "planned_epochs": fit.planned_epochs,
+            "train_seconds": fit.train_seconds,
+        },
+    )
+    pd.DataFrame(rows).to_csv(stage / "predictions.csv", index=False)
+    pd.DataFrame(fit.history).to_csv(stage / "history.csv", index=False)
+    summary = {
+        name: {
+            "n": len(cases),
+            "class_counts": {cn: sum(1 for c in cases if c.label == k) for k, cn in enumerate(class_names)},
+        }
+        for name, cases in data.splits.items()
+    }
+    write_json_atomic(
+        stage / "data_summary.json",
+        {"splits": summary, "source": str(config.data.path), "skipped_files": data.skipped},
+    )
+    save_checkpoint(
+        {
+            "model": model.state_dict(),
+            "model_config": getattr(model, "config", {}),
+            "class_names": class_names,
+            "threshold": threshold,
+            "best_epoch": fit.best_epoch,
+            "medlens_version": __version__,
+            "saved": time.strftime("%Y-%m-%dT%H:%M:%S"),
+        },
+        stage / "model.pt",
+    )
+    write_report(stage)
+    write_model_card(stage)

@@ -1,0 +1,282 @@
+"""One trainer for classification: epochs, validation, early stopping, checkpoints, resume."""
+
+from __future__ import annotations
+
+import copy
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+from torch.utils.data import DataLoader
+from tqdm.auto import tqdm
+
+from medlens.config import TrainConfig
+from medlens.train.checkpoint import load_checkpoint, save_checkpoint
+from medlens.train.distributed import DistContext
+from medlens.train.sampler import EpochSampler
+from medlens.train.schedule import WarmupCosine
+
+EpochCallback = Callable[[int, dict[str, float]], None]
+
+
+@dataclass
+class FitResult:
+    """What training produced: the best weights (a copy, not a reference) and the curves."""
+
+    best_state: dict[str, torch.Tensor]
+    best_epoch: int
+    best_score: float
+    history: list[dict[str, float]] = field(default_factory=list)
+    train_seconds: float = 0.0
+    planned_epochs: int = 0
+
+
+def validation_score(labels: np.ndarray, probs: np.ndarray) -> float:
+    """Validation AUC (binary, or macro one-vs-rest); NaN when a class is missing."""
+    from sklearn.metrics import roc_auc_score
+
+    if len(np.unique(labels)) < 2:
+        return float("nan")
+    if probs.shape[1] == 2:
+        return float(roc_auc_score(labels, probs[:, 1]))
+    present = np.unique(labels)
+    if len(present) < probs.shape[1]:
+        return float("nan")
+    return float(roc_auc_score(labels, probs, multi_class="ovr", average="macro"))
+
+
+def _unwrap(model: nn.Module) -> nn.Module:
+    return model.module if hasattr(model, "module") else model
+
+
+@torch.no_grad()
+def predict_probs(
+    model: nn.Module,
+    loader: DataLoader,
+    device: torch.device,
+    tta_flip: bool = False,
+    progress: bool = False,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Softmax probabilities, labels and dataset indices for every item of ``loader``.
+
+    With ``tta_flip`` the probabilities are averaged with those of the input mirrored along
+    its last (left-right) axis.
+    """
+    model.eval()
+    probs, labels, indices = [], [], []
+    for x, y, idx in tqdm(loader, desc="predict", leave=False, disable=not progress):
+        x = x.to(device, non_blocking=True)
+        p = torch.softmax(model(x).float(), dim=1)
+        if tta_flip:
+            p = 0.5 * (p + torch.softmax(model(torch.flip(x, dims=(-1,))).float(), dim=1))
+        probs.append(p.cpu().numpy())
+        labels.append(np.asarray(y))
+        indices.append(np.asarray(idx))
+    if not probs:
+        return np.zeros((0, 0)), np.zeros(0, dtype=int), np.zeros(0, dtype=int)
+    return np.concatenate(probs), np.concatenate(labels), np.concatenate(indices)
+
+
+class Trainer:
+    """Trains ``model`` on ``train_loader``, validates on ``val_loader`` each epoch.
+
+    The best epoch (highest validation AUC, ties to lower validation loss) is kept as a deep
+    copy of the weights. ``last.pt`` in ``checkpoint_dir`` is written after every epoch so a
+    killed run resumes exactly where it stopped (same seed -> same final weights).
+
+    Args:
+        model: the classifier (already wrapped in DDP when distributed).
+        param_groups: optimizer parameter groups (fine-tuning strategy applied).
+        config: the train section of the run config.
+        loss_fn: the loss on logits.
+        checkpoint_dir: where ``last.pt`` goes; ``None`` disables checkpoints.
+        callbacks: called as ``cb(epoch, record)`` after each epoch (tests use one to
+            simulate a kill).
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        param_groups: list[dict[str, Any]],
+        train_loader: DataLoader,
+        val_loader: DataLoader,
+        config: TrainConfig,
+        loss_fn: nn.Module,
+        device: torch.device,
+        checkpoint_dir: Path | None = None,
+        dist_ctx: DistContext | None = None,
+        callbacks: Sequence[EpochCallback] = (),
+        progress: bool = True,
+        on_epoch_start: Callable[[nn.Module], None] | None = None,
+    ) -> None:
+        self.model = model
+        self.config = config
+        self.train_loader = train_loader
+        self.val_loader = val_loader
+        self.loss_fn = loss_fn.to(device)
+        self.device = device
+        self.checkpoint_dir = checkpoint_dir
+        self.dist = dist_ctx or DistContext()
+        self.callbacks = list(callbacks)
+        self.progress = progress and self.dist.is_main
+        self.on_epoch_start = on_epoch_start
+        if config.optimizer == "adamw":
+            self.optimizer: torch.optim.Optimizer = torch.optim.AdamW(
+                param_groups, lr=config.lr, weight_decay=config.weight_decay
+            )
+        else:
+            self.optimizer = torch.optim.SGD(
+                param_groups, lr=config.lr, momentum=0.9, nesterov=True,
+                weight_decay=config.weight_decay,
+            )
+        steps_per_epoch = max(1, len(train_loader))
+        self.steps_per_epoch = steps_per_epoch
+        self.scheduler = WarmupCosine(
+            self.optimizer,
+            total_steps=config.epochs * steps_per_epoch,
+            warmup_steps=int(round(config.warmup_epochs * steps_per_epoch)),
+            cosine=config.scheduler == "cosine",
+        )
+        self.use_amp = config.amp and device.type == "cuda"
+
+    # -- checkpoints -----------------------------------------------------------------------
+    def _last_path(self) -> Path | None:
+        return self.checkpoint_dir / "last.pt" if self.checkpoint_dir else None
+
+    def _save_last(self, epoch: int, result: FitResult, bad_epochs: int, elapsed: float) -> None:
+        path = self._last_path()
+        if path is None or not self.dist.is_main:
+            return
+        save_checkpoint(
+            {
+                "model": _unwrap(self.model).state_dict(),
+                "model_config": getattr(_unwrap(self.model), "config", {}),
+                "optimizer": self.optimizer.state_dict(),
+                "scheduler": self.scheduler.state_dict(),
+                "epoch": epoch,
+                "best_state": result.best_state,
+                "best_epoch": result.best_epoch,
+                "best_score": result.best_score,
+                "history": result.history,
+                "bad_epochs": bad_epochs,
+                "elapsed": elapsed,
+                "planned_epochs": result.planned_epochs,
+                "torch_rng": torch.get_rng_state(),
+            },
+            path,
+        )
+
+    def _resume(self) -> tuple[int, FitResult, int, float]:
+        state = load_checkpoint(self._last_path())  # type: ignore[arg-type]
+        _unwrap(self.model).load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        torch.set_rng_state(state["torch_rng"])
+        result = FitResult(
+            best_state=state["best_state"],
+            best_epoch=state["best_epoch"],
+            best_score=state["best_score"],
+            history=state["history"],
+            planned_epochs=state["planned_epochs"],
+        )
+        return state["epoch"] + 1, result, state["bad_epochs"], state["elapsed"]
+
+    # -- one epoch -------------------------------------------------------------------------
+    def _train_epoch(self, epoch: int) -> float:
+        self.model.train()
+        if self.on_epoch_start is not None:
+            self.on_epoch_start(_unwrap(self.model))
+        sampler = self.train_loader.sampler
+        if isinstance(sampler, EpochSampler):
+            sampler.set_epoch(epoch)
+        dataset = self.train_loader.dataset
+        if hasattr(dataset, "set_epoch"):
+            dataset.set_epoch(epoch)
+        total, count = 0.0, 0
+        bar = tqdm(self.train_loader, desc=f"epoch {epoch + 1}", leave=False, disable=not self.progress)
+        for x, y, _ in bar:
+            x = x.to(self.device, non_blocking=True)
+            y = torch.as_tensor(y, device=self.device)
+            with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.use_amp):
+                loss = self.loss_fn(self.model(x).float(), y)
+            if not torch.isfinite(loss):
+                raise FloatingPointError(
+                    f"training loss became {loss.item()} at epoch {epoch + 1}; lower train.lr"
+                )
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            self.optimizer.step()
+            self.scheduler.step()
+            total += loss.item() * len(y)
+            count += len(y)
+            bar.set_postfix(loss=f"{total / count:.4f}")
+        return total / max(count, 1)
+
+    def _validate(self) -> tuple[float, float]:
+        probs, labels, _ = predict_probs(_unwrap(self.model), self.val_loader, self.device)
+        if len(labels) == 0:
+            return float("nan"), float("nan")
+        logp = np.log(np.clip(probs[np.arange(len(labels)), labels], 1e-12, 1.0))
+        return validation_score(labels, probs), float(-logp.mean())
+
+    # -- the loop --------------------------------------------------------------------------
+    def fit(self, resume: bool = False) -> FitResult:
+        cfg = self.config
+        start_epoch, bad_epochs, elapsed_before = 0, 0, 0.0
+        result = FitResult(best_state={}, best_epoch=-1, best_score=-math.inf, planned_epochs=cfg.epochs)
+        if resume and self._last_path() is not None and self._last_path().is_file():  # type: ignore[union-attr]
+            start_epoch, result, bad_epochs, elapsed_before = self._resume()
+        t0 = time.perf_counter() - elapsed_before
+        epoch = start_epoch
+        while epoch < result.planned_epochs:
+            t_epoch = time.perf_counter()
+            train_loss = self._train_epoch(epoch)
+            val_auc, val_loss = self._validate()
+            seconds = time.perf_counter() - t_epoch
+            record = {
+                "epoch": epoch + 1,
+                "train_loss": train_loss,
+                "val_loss": val_loss,
+                "val_auc": val_auc,
+                "lr": self.optimizer.param_groups[-1]["lr"],
+                "seconds": seconds,
+            }
+            result.history.append(record)
+            score = val_auc if not math.isnan(val_auc) else -val_loss
+            best_loss = result.history[result.best_epoch - 1]["val_loss"] if result.best_epoch > 0 else math.inf
+            if score > result.best_score or (score == result.best_score and val_loss < best_loss):
+                result.best_score, result.best_epoch, bad_epochs = score, epoch + 1, 0
+                result.best_state = copy.deepcopy(_unwrap(self.model).state_dict())
+            else:
+                bad_epochs += 1
+            if epoch == start_epoch == 0 and cfg.max_minutes is not None:
+                result.planned_epochs = self._plan_epochs(seconds)
+            if self.progress:
+                tqdm.write(
+                    f"epoch {epoch + 1}/{result.planned_epochs}  train_loss {train_loss:.4f}  "
+                    f"val_loss {val_loss:.4f}  val_auc {val_auc:.4f}  ({seconds:.1f} s)"
+                )
+            self._save_last(epoch, result, bad_epochs, time.perf_counter() - t0)
+            for callback in self.callbacks:
+                callback(epoch + 1, record)
+            epoch += 1
+            if cfg.early_stopping_patience is not None and bad_epochs >= cfg.early_stopping_patience:
+                break
+            if cfg.max_minutes is not None and (time.perf_counter() - t0) + seconds > cfg.max_minutes * 60:
+                break
+        result.train_seconds = time.perf_counter() - t0
+        return result
+
+    def _plan_epochs(self, epoch_seconds: float) -> int:
+        """Fit the cosine schedule to the time budget, measured on the first epoch."""
+        budget = self.config.max_minutes * 60  # type: ignore[operator]
+        fit = max(1, int(budget * 0.97 // max(epoch_seconds, 1e-6)))
+        planned = min(self.config.epochs, fit)
+        self.scheduler.total_steps = planned * self.steps_per_epoch
+        return planned

@@ -1,0 +1,31 @@
+"""The trainer under torchrun with 2 CPU processes (DDP over gloo)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+
+@pytest.mark.ddp
+def test_torchrun_two_processes_writes_one_run(tiny_config: dict[str, Any], tmp_path: Path) -> None:
+    tiny_config["train"]["epochs"] = 1
+    config = tmp_path / "ddp.yaml"
+    config.write_text(yaml.safe_dump(tiny_config))
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29533",
+         "-m", "medlens.cli", "train", str(config), "--quiet"],
+        capture_output=True, text=True, timeout=300, env=env, cwd=tmp_path,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    run = Path(tiny_config["output_dir"]) / "tiny"
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["splits"]["test"]["n"] == 624
+    assert not (run.parent / "tiny.partial").exists()

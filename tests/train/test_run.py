@@ -1,0 +1,96 @@
+"""The trainer end to end on real data: run folder, threshold on validation, resume."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from medlens.config import parse_config
+from medlens.metrics.threshold import choose_threshold
+from medlens.train.run import train_from_config
+
+RUN_FILES = [
+    "config.yaml", "model.pt", "last.pt", "preprocessing.json", "labels.json", "metrics.json",
+    "predictions.csv", "history.csv", "data_summary.json", "report.html", "model_card.md",
+]
+
+
+def test_run_folder_is_complete_and_threshold_comes_from_validation(tiny_config: dict[str, Any]) -> None:
+    run = train_from_config(parse_config(tiny_config), progress=False)
+    assert run.name == "tiny" and not run.with_name("tiny.partial").exists()
+    for name in RUN_FILES:
+        assert (run / name).is_file(), name
+    assert any((run / "plots").glob("*.png"))
+
+    metrics = json.loads((run / "metrics.json").read_text())
+    preds = pd.read_csv(run / "predictions.csv")
+    assert set(preds["split"]) == {"val", "test"}
+    assert (preds["split"] == "test").sum() == 624 and (preds["split"] == "val").sum() == 524
+    val = preds[preds["split"] == "val"]
+    prob_columns = [c for c in preds.columns if c.startswith("prob_")]
+    assert len(prob_columns) == 2
+    expected = choose_threshold(val["label"].to_numpy(), val[prob_columns[1]].to_numpy(), "youden")
+    assert metrics["threshold"] == pytest.approx(expected)
+    test_auc = metrics["splits"]["test"]["metrics"]["auc"]
+    assert test_auc["ci_low"] <= test_auc["value"] <= test_auc["ci_high"]
+    summary = json.loads((run / "data_summary.json").read_text())
+    assert summary["splits"]["train"]["n"] == pytest.approx(0.05 * 3882, abs=2)
+    history = pd.read_csv(run / "history.csv")
+    assert list(history["epoch"]) == [1, 2]
+
+
+def test_same_seed_same_numbers_and_resume_after_kill(tiny_config: dict[str, Any], tmp_path: Path) -> None:
+    tiny_config["train"]["epochs"] = 3
+    straight = train_from_config(parse_config(tiny_config), progress=False)
+    reference = torch.load(straight / "model.pt", weights_only=False)["model"]
+
+    class Killed(Exception):
+        pass
+
+    def kill_after_two(epoch: int, record: dict) -> None:
+        if epoch == 2:
+            raise Killed
+
+    tiny_config["output_dir"] = str(tmp_path / "resumed")
+    cfg = parse_config(tiny_config)
+    with pytest.raises(Killed):
+        train_from_config(cfg, callbacks=[kill_after_two], progress=False)
+    assert (tmp_path / "resumed" / "tiny.partial" / "last.pt").is_file()
+    assert not (tmp_path / "resumed" / "tiny").exists()
+    resumed = train_from_config(cfg, resume=True, progress=False)
+    again = torch.load(resumed / "model.pt", weights_only=False)["model"]
+    for key, value in reference.items():
+        assert torch.equal(value, again[key]), key
+    m1 = json.loads((straight / "metrics.json").read_text())["splits"]["test"]["metrics"]
+    m2 = json.loads((resumed / "metrics.json").read_text())["splits"]["test"]["metrics"]
+    assert m1["auc"]["value"] == m2["auc"]["value"]
+    assert len(pd.read_csv(resumed / "history.csv")) == 3
+
+
+def test_existing_run_is_not_overwritten(tiny_config: dict[str, Any]) -> None:
+    tiny_config["train"]["epochs"] = 1
+    cfg = parse_config(tiny_config)
+    train_from_config(cfg, progress=False)
+    from medlens.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="already exists"):
+        train_from_config(cfg, progress=False)
+
+
+def test_balanced_sampler_and_linear_probe_from_checkpoint(tiny_config: dict[str, Any], tmp_path: Path) -> None:
+    tiny_config["train"]["epochs"] = 1
+    source = train_from_config(parse_config(tiny_config), progress=False)
+    tiny_config.update(name="probe")
+    tiny_config["model"].update(init=str(source / "model.pt"), strategy="linear_probe")
+    tiny_config["train"]["imbalance"] = "balanced_sampler"
+    run = train_from_config(parse_config(tiny_config), progress=False)
+    start = torch.load(source / "model.pt", weights_only=False)["model"]
+    probed = torch.load(run / "model.pt", weights_only=False)["model"]
+    frozen = [k for k in start if "head" not in k and start[k].dtype.is_floating_point and "running" not in k]
+    assert frozen and all(torch.equal(start[k], probed[k]) for k in frozen)
