@@ -24,7 +24,7 @@ def evaluate_run(
     The threshold is the one the run chose on its validation split; nothing is re-tuned here.
     """
     from medlens.data.sources import open_source
-    from medlens.metrics.classification import evaluate_predictions
+    from medlens.metrics import evaluate_predictions
     from medlens.metrics.threshold import predict_labels
     from medlens.report.plots import plot_confusion, plot_roc
     from medlens.train.inference import load_run, predict_images

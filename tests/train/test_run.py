@@ -92,5 +92,10 @@ def test_balanced_sampler_and_linear_probe_from_checkpoint(tiny_config: dict[str
     run = train_from_config(parse_config(tiny_config), progress=False)
     start = torch.load(source / "model.pt", weights_only=False)["model"]
     probed = torch.load(run / "model.pt", weights_only=False)["model"]
-    frozen = [k for k in start if "head" not in k and start[k].dtype.is_floating_point and "running" not in k]
+    from medlens.models import create_model
+
+    model = create_model("small_cnn", 1, 2, 2, input_size=28)
+    head = next(name for name, module in model.named_modules() if module is model.head)
+    frozen = [k for k in start if not k.startswith(head + ".")]
     assert frozen and all(torch.equal(start[k], probed[k]) for k in frozen)
+    assert not all(torch.equal(start[k], probed[k]) for k in start if k.startswith(head + "."))

@@ -186,6 +186,8 @@ def read_run_folder(run_dir: str | Path) -> RunFolder:
                 path / "labels.json", f"threshold {a} differs from {b} in metrics.json"
             )
     preprocessing = _read_json(path / "preprocessing.json", required=False)
+    if isinstance(preprocessing, dict) and "transforms" in preprocessing:
+        preprocessing = preprocessing["transforms"]  # the document save_pipeline writes
     if preprocessing is not None and not isinstance(preprocessing, list):
         raise InputError(path / "preprocessing.json", "expected a JSON list of transform configs")
     return RunFolder(

@@ -30,10 +30,6 @@ class LoadedRun:
     threshold: float
     device: torch.device
 
-    @property
-    def expected_shape(self) -> tuple[int, ...] | None:
-        return tuple(self.model.config.get("input_shape", ())) or None  # type: ignore[union-attr]
-
 
 def load_run(run_dir: str | Path, device: str | None = None) -> LoadedRun:
     """Read ``config.yaml``, ``model.pt``, ``preprocessing.json`` and ``labels.json``.
@@ -41,7 +37,7 @@ def load_run(run_dir: str | Path, device: str | None = None) -> LoadedRun:
     Raises:
         InputError: naming the missing or unreadable file of the run folder.
     """
-    from medlens.models import create_model
+    from medlens.models import model_from_config
     from medlens.preprocess.pipeline import load_pipeline
 
     run_dir = Path(run_dir)
@@ -53,10 +49,7 @@ def load_run(run_dir: str | Path, device: str | None = None) -> LoadedRun:
     config = RunConfig.model_validate(yaml.safe_load((run_dir / "config.yaml").read_text()))
     labels = json.loads((run_dir / "labels.json").read_text())
     state = load_checkpoint(run_dir / "model.pt")
-    model_config = dict(state.get("model_config") or {})
-    model_config.pop("pretrained", None)
-    model_config.pop("init", None)
-    model = create_model(**model_config)
+    model = model_from_config(dict(state.get("model_config") or {}))
     model.load_state_dict(state["model"])
     dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     model.to(dev).eval()

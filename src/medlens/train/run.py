@@ -258,7 +258,7 @@ def _write_run(
     outputs: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]],
     class_names: list[str],
 ) -> None:
-    from medlens.metrics.classification import evaluate_predictions
+    from medlens.metrics import evaluate_predictions
     from medlens.metrics.threshold import choose_threshold, predict_labels
     from medlens.preprocess.pipeline import save_pipeline
     from medlens.report.html import write_report

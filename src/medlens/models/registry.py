@@ -1,0 +1,98 @@
+"""The model registry: config names -> builders, each declaring the spatial dims it supports."""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from medlens.registry import Registry
+
+if TYPE_CHECKING:
+    from medlens.models.classifier import Classifier
+
+
+@dataclass(frozen=True)
+class BuildOptions:
+    """What a builder is asked for, validated and resolved by ``create_model``.
+
+    Attributes:
+        in_channels: image channels (1 for CT/X-ray, 3 for RGB).
+        num_classes: logits width.
+        spatial_dims: 2 or 3.
+        pretrained: load ImageNet weights.
+        small_input_stem: adapt the stem to small inputs (under 64 px/voxels).
+        dropout: probability of the dropout before the last linear layer.
+    """
+
+    in_channels: int
+    num_classes: int
+    spatial_dims: int
+    pretrained: bool
+    small_input_stem: bool
+    dropout: float
+
+
+Builder = Callable[[BuildOptions], "Classifier"]
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    """One registered architecture.
+
+    Attributes:
+        name: the config name (``model.name``).
+        builder: makes the network from ``BuildOptions``.
+        spatial_dims: the dims it can be built for; one name serves 2D and 3D where both exist.
+        pretrained_dims: the dims for which ImageNet weights exist.
+    """
+
+    name: str
+    builder: Builder
+    spatial_dims: tuple[int, ...]
+    pretrained_dims: tuple[int, ...] = ()
+
+
+MODELS: Registry[ModelEntry] = Registry("model")
+
+
+def register_model(
+    name: str, spatial_dims: tuple[int, ...] = (2,), pretrained_dims: tuple[int, ...] = ()
+) -> Callable[[Builder], Builder]:
+    """Register a builder under ``name``.
+
+    Example:
+        >>> @register_model("tiny_net", spatial_dims=(2, 3))  # doctest: +SKIP
+        ... def tiny_net(opts: BuildOptions) -> Classifier: ...
+    """
+
+    def decorator(builder: Builder) -> Builder:
+        MODELS.register(name)(
+            ModelEntry(name, builder, tuple(spatial_dims), tuple(pretrained_dims))
+        )
+        return builder
+
+    return decorator
+
+
+_ARCHITECTURES = (
+    "small_cnn",
+    "lenet",
+    "resnet",
+    "densenet",
+    "vgg",
+    "inception",
+    "efficientnet",
+    "alexnet",
+    "googlenet",
+)
+
+
+def _populate() -> None:
+    # Importing the architecture modules registers their builders.
+    for module in _ARCHITECTURES:
+        importlib.import_module(f"medlens.models.{module}")
+
+
+_populate()
