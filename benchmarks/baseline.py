@@ -42,8 +42,14 @@ def run_baseline(npz_path: str, minutes: float, seed: int = 0, max_epochs: int =
     torch.manual_seed(seed)
     np.random.seed(seed)
     data = np.load(npz_path)
-    x = {s: torch.from_numpy(data[f"{s}_images"].astype(np.float32) / 255.0).unsqueeze(1) for s in ("train", "val", "test")}
-    y = {s: torch.from_numpy(data[f"{s}_labels"].reshape(-1).astype(np.int64)) for s in ("train", "val", "test")}
+    x = {
+        s: torch.from_numpy(data[f"{s}_images"].astype(np.float32) / 255.0).unsqueeze(1)
+        for s in ("train", "val", "test")
+    }
+    y = {
+        s: torch.from_numpy(data[f"{s}_labels"].reshape(-1).astype(np.int64))
+        for s in ("train", "val", "test")
+    }
     spatial_dims = x["train"].ndim - 2
     model = _model(spatial_dims)
     counts = torch.bincount(y["train"], minlength=2).float()

@@ -31,13 +31,22 @@ DATASETS = {
     "adrenal": SHARED / "adrenalmnist3d" / "adrenalmnist3d.npz",
 }
 PAPER = {  # MedMNIST v2 (Yang et al. 2023), test AUC / ACC at 0.5
-    "pneumonia": {"ResNet-18 (28)": (0.944, 0.854), "ResNet-18 (224)": (0.956, 0.864),
-                  "ResNet-50 (28)": (0.948, 0.854), "ResNet-50 (224)": (0.962, 0.884),
-                  "auto-sklearn": (0.942, 0.855), "AutoKeras": (0.947, 0.878),
-                  "Google AutoML Vision": (0.991, 0.946)},
-    "adrenal": {"ResNet-18 3D": (0.827, 0.721), "ResNet-18 ACS": (0.839, 0.754),
-                "ResNet-50 3D": (0.828, 0.745), "auto-sklearn": (0.828, 0.802),
-                "AutoKeras": (0.804, 0.705)},
+    "pneumonia": {
+        "ResNet-18 (28)": (0.944, 0.854),
+        "ResNet-18 (224)": (0.956, 0.864),
+        "ResNet-50 (28)": (0.948, 0.854),
+        "ResNet-50 (224)": (0.962, 0.884),
+        "auto-sklearn": (0.942, 0.855),
+        "AutoKeras": (0.947, 0.878),
+        "Google AutoML Vision": (0.991, 0.946),
+    },
+    "adrenal": {
+        "ResNet-18 3D": (0.827, 0.721),
+        "ResNet-18 ACS": (0.839, 0.754),
+        "ResNet-50 3D": (0.828, 0.745),
+        "auto-sklearn": (0.828, 0.802),
+        "AutoKeras": (0.804, 0.705),
+    },
 }
 
 
@@ -53,8 +62,14 @@ def medlens_config(dataset: str, seed: int, minutes: float, out: Path, **extra: 
                 {"name": "random_affine", "degrees": 10, "scale": 0.1, "translation": 2, "p": 0.5},
             ],
             "model": {"name": "resnet18"},
-            "train": {"epochs": 40, "batch_size": 128, "lr": 2e-3, "max_minutes": minutes,
-                      "early_stopping_patience": None, "tta_flip": True},
+            "train": {
+                "epochs": 40,
+                "batch_size": 128,
+                "lr": 2e-3,
+                "max_minutes": minutes,
+                "early_stopping_patience": None,
+                "tta_flip": True,
+            },
         }
     else:
         cfg = {
@@ -63,8 +78,14 @@ def medlens_config(dataset: str, seed: int, minutes: float, out: Path, **extra: 
             "preprocess": [{"name": "fixed_scale", "divisor": 255}],
             "augment": [{"name": "random_flip", "axes": [0, 1, 2], "p": 0.5}],
             "model": {"name": "resnet18"},
-            "train": {"epochs": 40, "batch_size": 32, "lr": 1e-3, "max_minutes": minutes,
-                      "early_stopping_patience": None, "tta_flip": True},
+            "train": {
+                "epochs": 40,
+                "batch_size": 32,
+                "lr": 1e-3,
+                "max_minutes": minutes,
+                "early_stopping_patience": None,
+                "tta_flip": True,
+            },
         }
     cfg.update(seed=seed, output_dir=str(out))
     for dotted, value in extra.items():
@@ -114,10 +135,31 @@ def child(args: argparse.Namespace) -> None:
     print(json.dumps(result))
 
 
-def _spawn(kind: str, dataset: str, seed: int, minutes: float, workdir: Path, threads: int,
-           extra: dict | None = None) -> dict:
-    cmd = [sys.executable, __file__, "--child", kind, "--dataset", dataset, "--seed", str(seed),
-           "--minutes", str(minutes), "--workdir", str(workdir), "--threads", str(threads)]
+def _spawn(
+    kind: str,
+    dataset: str,
+    seed: int,
+    minutes: float,
+    workdir: Path,
+    threads: int,
+    extra: dict | None = None,
+) -> dict:
+    cmd = [
+        sys.executable,
+        __file__,
+        "--child",
+        kind,
+        "--dataset",
+        dataset,
+        "--seed",
+        str(seed),
+        "--minutes",
+        str(minutes),
+        "--workdir",
+        str(workdir),
+        "--threads",
+        str(threads),
+    ]
     if extra:
         cmd += ["--extra", json.dumps(extra)]
     print(f"[{time.strftime('%H:%M:%S')}] {kind} {dataset} seed {seed} ({minutes} min)", flush=True)
@@ -130,12 +172,17 @@ def _spawn(kind: str, dataset: str, seed: int, minutes: float, workdir: Path, th
 
 
 def _mean_sd(values: list[float]) -> dict:
-    return {"mean": statistics.fmean(values), "sd": statistics.stdev(values) if len(values) > 1 else 0.0,
-            "values": values}
+    return {
+        "mean": statistics.fmean(values),
+        "sd": statistics.stdev(values) if len(values) > 1 else 0.0,
+        "values": values,
+    }
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--minutes", type=float, default=15.0, help="training budget per run")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--baseline-seeds", type=int, nargs="+", default=[0])
@@ -156,23 +203,54 @@ def main() -> None:
     from transfer import run_transfer_benchmark
 
     t_start = time.perf_counter()
-    report: dict[str, Any] = {"machine": machine_info(), "minutes_per_run": args.minutes,
-                              "seeds": args.seeds, "baseline_seeds": args.baseline_seeds,
-                              "datasets": {}}
+    report: dict[str, Any] = {
+        "machine": machine_info(),
+        "minutes_per_run": args.minutes,
+        "seeds": args.seeds,
+        "baseline_seeds": args.baseline_seeds,
+        "datasets": {},
+    }
     with tempfile.TemporaryDirectory(prefix="medlens-bench-") as tmp:
         work = Path(tmp)
         for dataset in args.datasets:
-            runs = [_spawn("medlens", dataset, s, args.minutes, work, args.threads) for s in args.seeds]
-            base = [_spawn("baseline", dataset, s, args.minutes, work, args.threads) for s in args.baseline_seeds]
+            runs = [
+                _spawn("medlens", dataset, s, args.minutes, work, args.threads) for s in args.seeds
+            ]
+            base = [
+                _spawn("baseline", dataset, s, args.minutes, work, args.threads)
+                for s in args.baseline_seeds
+            ]
             report["datasets"][dataset] = {
-                "medlens": {"runs": runs, **{k: _mean_sd([r[k] for r in runs]) for k in
-                            ("test_auc", "test_acc_at_val_threshold", "test_acc_at_0.5", "train_minutes")}},
-                "baseline": {"runs": base, **{k: _mean_sd([r[k] for r in base]) for k in
-                             ("test_auc", "test_acc_at_val_threshold", "test_acc_at_0.5", "train_minutes")}},
+                "medlens": {
+                    "runs": runs,
+                    **{
+                        k: _mean_sd([r[k] for r in runs])
+                        for k in (
+                            "test_auc",
+                            "test_acc_at_val_threshold",
+                            "test_acc_at_0.5",
+                            "train_minutes",
+                        )
+                    },
+                },
+                "baseline": {
+                    "runs": base,
+                    **{
+                        k: _mean_sd([r[k] for r in base])
+                        for k in (
+                            "test_auc",
+                            "test_acc_at_val_threshold",
+                            "test_acc_at_0.5",
+                            "train_minutes",
+                        )
+                    },
+                },
                 "paper": PAPER[dataset],
             }
         if not args.skip_transfer:
-            report["transfer"] = run_transfer_benchmark(work, seeds=args.seeds, threads=args.threads)
+            report["transfer"] = run_transfer_benchmark(
+                work, seeds=args.seeds, threads=args.threads
+            )
     report["wall_minutes"] = (time.perf_counter() - t_start) / 60
     report["summary"] = _summary(report)
     args.out.parent.mkdir(parents=True, exist_ok=True)
@@ -219,17 +297,25 @@ def _markdown(report: dict) -> str:
         for who in ("medlens", "baseline"):
             r = d[who]
             rss = max(x["peak_rss_mb"] for x in r["runs"])
-            lines.append(f"| {dataset} | {who} | {_fmt(r['test_auc'])} | {_fmt(r['test_acc_at_val_threshold'])} | "
-                         f"{_fmt(r['test_acc_at_0.5'])} | {_fmt(r['train_minutes'])} | {rss:.0f} |")
+            lines.append(
+                f"| {dataset} | {who} | {_fmt(r['test_auc'])} | {_fmt(r['test_acc_at_val_threshold'])} | "
+                f"{_fmt(r['test_acc_at_0.5'])} | {_fmt(r['train_minutes'])} | {rss:.0f} |"
+            )
         for name, (auc, acc) in d["paper"].items():
             lines.append(f"| {dataset} | MedMNIST v2 {name} | {auc:.3f} | — | {acc:.3f} | — | — |")
     if "transfer" in report:
         t = report["transfer"]
-        lines += ["", "## Transfer learning (10% of the PneumoniaMNIST training split)", "",
-                  t.get("description", ""), "",
-                  "| start | test AUC (mean ± sd) | test ACC (val threshold) |", "|---|---|---|",
-                  f"| from scratch | {_fmt(t['scratch']['test_auc'])} | {_fmt(t['scratch']['test_acc_at_val_threshold'])} |",
-                  f"| medlens checkpoint | {_fmt(t['pretrained']['test_auc'])} | {_fmt(t['pretrained']['test_acc_at_val_threshold'])} |"]
+        lines += [
+            "",
+            "## Transfer learning (10% of the PneumoniaMNIST training split)",
+            "",
+            t.get("description", ""),
+            "",
+            "| start | test AUC (mean ± sd) | test ACC (val threshold) |",
+            "|---|---|---|",
+            f"| from scratch | {_fmt(t['scratch']['test_auc'])} | {_fmt(t['scratch']['test_acc_at_val_threshold'])} |",
+            f"| medlens checkpoint | {_fmt(t['pretrained']['test_auc'])} | {_fmt(t['pretrained']['test_acc_at_val_threshold'])} |",
+        ]
     lines += ["", "Summary: `" + json.dumps(report["summary"]) + "`", ""]
     return "\n".join(lines)
 

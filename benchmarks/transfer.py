@@ -21,7 +21,9 @@ PRETEXT_MINUTES = 5.0
 FINETUNE_EPOCHS = 30
 
 
-def pretrain_rotation(out: Path, minutes: float = PRETEXT_MINUTES, seed: int = 0, threads: int = 2) -> dict:
+def pretrain_rotation(
+    out: Path, minutes: float = PRETEXT_MINUTES, seed: int = 0, threads: int = 2
+) -> dict:
     """Self-supervised pre-training: predict which of 0/90/180/270 degrees an image was
     rotated by. Uses the training images only, never a label. Saves a medlens checkpoint."""
     import torch
@@ -42,7 +44,9 @@ def pretrain_rotation(out: Path, minutes: float = PRETEXT_MINUTES, seed: int = 0
     while time.perf_counter() - t0 < minutes * 60:
         idx = torch.randint(len(images), (128,), generator=generator)
         k = torch.randint(4, (128,), generator=generator)
-        x = torch.stack([torch.rot90(images[i], int(r), dims=(1, 2)) for i, r in zip(idx, k, strict=True)])
+        x = torch.stack(
+            [torch.rot90(images[i], int(r), dims=(1, 2)) for i, r in zip(idx, k, strict=True)]
+        )
         x = torch.where(torch.rand(128, 1, 1, 1, generator=generator) < 0.5, x, x.flip(-1))
         logits = model(x)
         loss = loss_fn(logits, k)
@@ -54,8 +58,11 @@ def pretrain_rotation(out: Path, minutes: float = PRETEXT_MINUTES, seed: int = 0
             correct += int((logits.argmax(1) == k).sum())
             seen += 128
     save_checkpoint({"model": model.state_dict(), "model_config": model.config}, out)
-    return {"steps": steps, "pretext_train_accuracy": correct / max(seen, 1),
-            "minutes": (time.perf_counter() - t0) / 60}
+    return {
+        "steps": steps,
+        "pretext_train_accuracy": correct / max(seen, 1),
+        "minutes": (time.perf_counter() - t0) / 60,
+    }
 
 
 def _config(seed: int, out: Path, init: Path | None) -> dict:
@@ -70,7 +77,12 @@ def _config(seed: int, out: Path, init: Path | None) -> dict:
         "preprocess": [{"name": "fixed_scale", "divisor": 255}],
         "augment": [{"name": "random_flip", "axes": [-1], "p": 0.5}],
         "model": model,
-        "train": {"epochs": FINETUNE_EPOCHS, "batch_size": 64, "lr": 2e-3, "early_stopping_patience": None},
+        "train": {
+            "epochs": FINETUNE_EPOCHS,
+            "batch_size": 64,
+            "lr": 2e-3,
+            "early_stopping_patience": None,
+        },
         "evaluate": {"n_bootstrap": 200},
     }
 
@@ -84,13 +96,22 @@ def _child(config_json: str, threads: int) -> None:
     torch.set_num_threads(threads)
     run = train_from_config(parse_config(json.loads(config_json)), overwrite=True, progress=False)
     metrics = json.loads((run / "metrics.json").read_text())["splits"]["test"]
-    print(json.dumps({"test_auc": metrics["metrics"]["auc"]["value"],
-                      "test_acc_at_val_threshold": metrics["metrics"]["accuracy"]["value"]}))
+    print(
+        json.dumps(
+            {
+                "test_auc": metrics["metrics"]["auc"]["value"],
+                "test_acc_at_val_threshold": metrics["metrics"]["accuracy"]["value"],
+            }
+        )
+    )
 
 
 def _spawn(config: dict, threads: int) -> dict:
-    proc = subprocess.run([sys.executable, __file__, "--child", json.dumps(config), str(threads)],
-                          capture_output=True, text=True)
+    proc = subprocess.run(
+        [sys.executable, __file__, "--child", json.dumps(config), str(threads)],
+        capture_output=True,
+        text=True,
+    )
     if proc.returncode != 0:
         raise RuntimeError(proc.stderr[-4000:])
     result = json.loads(proc.stdout.strip().splitlines()[-1])
@@ -100,25 +121,39 @@ def _spawn(config: dict, threads: int) -> dict:
 
 def _stats(runs: list[dict], key: str) -> dict:
     values = [r[key] for r in runs]
-    return {"mean": statistics.fmean(values), "sd": statistics.stdev(values) if len(values) > 1 else 0.0,
-            "values": values}
+    return {
+        "mean": statistics.fmean(values),
+        "sd": statistics.stdev(values) if len(values) > 1 else 0.0,
+        "values": values,
+    }
 
 
 def run_transfer_benchmark(work: Path, seeds: list[int], threads: int = 2) -> dict:
     ckpt = work / "rotation_pretext.pt"
-    print(f"[{time.strftime('%H:%M:%S')}] self-supervised pre-training ({PRETEXT_MINUTES} min)", flush=True)
+    print(
+        f"[{time.strftime('%H:%M:%S')}] self-supervised pre-training ({PRETEXT_MINUTES} min)",
+        flush=True,
+    )
     pretext = pretrain_rotation(ckpt, threads=threads)
     scratch = [_spawn(_config(s, work, None), threads) for s in seeds]
     pre = [_spawn(_config(s, work, ckpt), threads) for s in seeds]
     return {
-        "description": (f"ResNet-18, {int(FRACTION * 100)}% of the training split (stratified, per seed), "
-                        f"{FINETUNE_EPOCHS} epochs; pre-trained: rotation prediction on all training images "
-                        f"without labels for {PRETEXT_MINUTES} min, then fine-tuned with the backbone at 0.3x lr."),
+        "description": (
+            f"ResNet-18, {int(FRACTION * 100)}% of the training split (stratified, per seed), "
+            f"{FINETUNE_EPOCHS} epochs; pre-trained: rotation prediction on all training images "
+            f"without labels for {PRETEXT_MINUTES} min, then fine-tuned with the backbone at 0.3x lr."
+        ),
         "pretext": pretext,
-        "scratch": {"runs": scratch, "test_auc": _stats(scratch, "test_auc"),
-                    "test_acc_at_val_threshold": _stats(scratch, "test_acc_at_val_threshold")},
-        "pretrained": {"runs": pre, "test_auc": _stats(pre, "test_auc"),
-                       "test_acc_at_val_threshold": _stats(pre, "test_acc_at_val_threshold")},
+        "scratch": {
+            "runs": scratch,
+            "test_auc": _stats(scratch, "test_auc"),
+            "test_acc_at_val_threshold": _stats(scratch, "test_acc_at_val_threshold"),
+        },
+        "pretrained": {
+            "runs": pre,
+            "test_auc": _stats(pre, "test_auc"),
+            "test_acc_at_val_threshold": _stats(pre, "test_acc_at_val_threshold"),
+        },
     }
 
 

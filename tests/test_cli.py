@@ -12,7 +12,11 @@ import pytest
 
 def _medlens(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "medlens.cli", *args], capture_output=True, text=True, cwd=cwd, timeout=600
+        [sys.executable, "-m", "medlens.cli", *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        timeout=600,
     )
 
 
@@ -25,7 +29,8 @@ def test_help_is_instant_and_lists_verbs() -> None:
     assert time.perf_counter() - t0 < 10
     probe = subprocess.run(
         [sys.executable, "-c", "import sys, medlens.cli; print('torch' in sys.modules)"],
-        capture_output=True, text=True,
+        capture_output=True,
+        text=True,
     )
     assert probe.stdout.strip() == "False"
 
@@ -72,9 +77,19 @@ def test_train_predict_evaluate_on_real_pneumoniamnist(pneumonia_npz: Path, tmp_
         PILImage.fromarray(image).save(tmp_path / f"case{k}.png")
     (tmp_path / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n broken")
     pngs = [str(tmp_path / f"case{k}.png") for k in range(3)]
-    proc = _medlens("predict", str(run), *pngs, str(tmp_path / "broken.png"), "--out", str(tmp_path / "p.csv"))
+    proc = _medlens(
+        "predict", str(run), *pngs, str(tmp_path / "broken.png"), "--out", str(tmp_path / "p.csv")
+    )
     assert proc.returncode == 2 and "broken.png" in proc.stderr and "Traceback" not in proc.stderr
-    proc = _medlens("predict", str(run), *pngs, str(tmp_path / "broken.png"), "--out", str(tmp_path / "p.csv"), "--skip-bad")
+    proc = _medlens(
+        "predict",
+        str(run),
+        *pngs,
+        str(tmp_path / "broken.png"),
+        "--out",
+        str(tmp_path / "p.csv"),
+        "--skip-bad",
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     out = pd.read_csv(tmp_path / "p.csv")
     assert len(out) == 4 and out["error"].fillna("").astype(bool).sum() == 1

@@ -34,7 +34,13 @@ def test_defaults_are_written_out(tmp_path: Path) -> None:
         ({"data": {"path": "x"}, "trian": {}}, "trian"),
         ({}, "data"),
         ({"data": {"path": "x", "format": "xls"}}, "data.format"),
-        ({"data": {"path": "x"}, "preprocess": [{"name": "fixed_scale", "divisor": 1}, {"name": "nope"}]}, "preprocess[1].name"),
+        (
+            {
+                "data": {"path": "x"},
+                "preprocess": [{"name": "fixed_scale", "divisor": 1}, {"name": "nope"}],
+            },
+            "preprocess[1].name",
+        ),
         ({"data": {"path": "x"}, "name": "../escape"}, "name"),
     ],
 )

@@ -41,8 +41,13 @@ def train(
     config: Annotated[Path, typer.Argument(help="Run config (YAML).")],
     resume: Annotated[bool, typer.Option(help="Continue a killed run from its last.pt.")] = False,
     overwrite: Annotated[bool, typer.Option(help="Replace an existing run folder.")] = False,
-    skip_bad: Annotated[bool, typer.Option("--skip-bad", help="Skip unreadable files and list them in the run folder.")] = False,
-    set_: Annotated[list[str], typer.Option("--set", help="Override a config key: --set train.epochs=5")] = [],  # noqa: B006
+    skip_bad: Annotated[
+        bool,
+        typer.Option("--skip-bad", help="Skip unreadable files and list them in the run folder."),
+    ] = False,
+    set_: Annotated[
+        list[str], typer.Option("--set", help="Override a config key: --set train.epochs=5")
+    ] = [],  # noqa: B006
     quiet: Annotated[bool, typer.Option(help="No progress bars.")] = False,
 ) -> None:
     """Train a model from CONFIG and write its run folder (runs/<name>/)."""
@@ -61,10 +66,17 @@ def train(
 @app.command()
 def evaluate(
     run_dir: Annotated[Path, typer.Argument(help="A finished run folder.")],
-    data: Annotated[Path | None, typer.Option(help="Other labelled data to evaluate on (same format options as a config).")] = None,
-    data_format: Annotated[str, typer.Option("--format", help="medmnist | folder | csv | dicom")] = "medmnist",
+    data: Annotated[
+        Path | None,
+        typer.Option(help="Other labelled data to evaluate on (same format options as a config)."),
+    ] = None,
+    data_format: Annotated[
+        str, typer.Option("--format", help="medmnist | folder | csv | dicom")
+    ] = "medmnist",
     split: Annotated[str, typer.Option(help="Which split of --data to use.")] = "test",
-    out: Annotated[Path | None, typer.Option(help="Folder for metrics.json, predictions.csv and plots.")] = None,
+    out: Annotated[
+        Path | None, typer.Option(help="Folder for metrics.json, predictions.csv and plots.")
+    ] = None,
 ) -> None:
     """Evaluate a run's model (at its validation-chosen threshold) and print the metric table."""
     from medlens.evaluation import evaluate_run
@@ -76,21 +88,33 @@ def evaluate(
 @app.command()
 def predict(
     run_dir: Annotated[Path, typer.Argument(help="A finished run folder.")],
-    inputs: Annotated[list[Path], typer.Argument(help="Images: DICOM, NIfTI, PNG/JPEG/TIFF, .npz, or folders of them.")],
-    out: Annotated[Path, typer.Option(help="CSV of probabilities and decisions.")] = Path("predictions.csv"),
-    skip_bad: Annotated[bool, typer.Option("--skip-bad", help="Record unreadable files and go on.")] = False,
+    inputs: Annotated[
+        list[Path],
+        typer.Argument(help="Images: DICOM, NIfTI, PNG/JPEG/TIFF, .npz, or folders of them."),
+    ],
+    out: Annotated[Path, typer.Option(help="CSV of probabilities and decisions.")] = Path(
+        "predictions.csv"
+    ),
+    skip_bad: Annotated[
+        bool, typer.Option("--skip-bad", help="Record unreadable files and go on.")
+    ] = False,
     batch_size: Annotated[int, typer.Option(min=1)] = 64,
 ) -> None:
     """Apply a run's model to images and write one row per image."""
     from medlens.prediction import predict_files
 
     n_ok, n_bad = predict_files(run_dir, inputs, out, skip_bad=skip_bad, batch_size=batch_size)
-    typer.echo(f"{n_ok} predictions written to {out}" + (f"; {n_bad} files skipped (listed there)" if n_bad else ""))
+    typer.echo(
+        f"{n_ok} predictions written to {out}"
+        + (f"; {n_bad} files skipped (listed there)" if n_bad else "")
+    )
 
 
 @app.command()
 def download(
-    flag: Annotated[str, typer.Argument(help="MedMNIST dataset, e.g. pneumoniamnist, adrenalmnist3d.")],
+    flag: Annotated[
+        str, typer.Argument(help="MedMNIST dataset, e.g. pneumoniamnist, adrenalmnist3d.")
+    ],
     root: Annotated[Path, typer.Option(help="Folder to save into.")] = Path("data"),
     size: Annotated[int, typer.Option(help="28, 64, 128 or 224.")] = 28,
 ) -> None:
@@ -103,7 +127,9 @@ def download(
 
 @app.command()
 def demo(
-    data: Annotated[Path, typer.Option(help="PneumoniaMNIST .npz (MedMNIST v2).")] = DEFAULT_DEMO_DATA,
+    data: Annotated[
+        Path, typer.Option(help="PneumoniaMNIST .npz (MedMNIST v2).")
+    ] = DEFAULT_DEMO_DATA,
     output_dir: Annotated[Path, typer.Option(help="Where the run folder goes.")] = Path("runs"),
     minutes: Annotated[float, typer.Option(help="Training time budget (minutes).")] = 4.0,
 ) -> None:

@@ -81,7 +81,6 @@ class TrainConfig(_Strict):
     num_workers: int = Field(0, ge=0)
     amp: bool = True
     tta_flip: bool = False
-    ema: float | None = Field(None, gt=0, lt=1, description="EMA decay of the weights")
 
 
 class EvaluateConfig(_Strict):
@@ -125,7 +124,9 @@ def _format_location(loc: tuple[Any, ...]) -> str:
     return out or "<root>"
 
 
-def parse_config(raw: Any, source: str | Path | None = None, base_dir: Path | None = None) -> RunConfig:
+def parse_config(
+    raw: Any, source: str | Path | None = None, base_dir: Path | None = None
+) -> RunConfig:
     """Validate a config mapping. Relative data paths resolve against ``base_dir``.
 
     Raises:

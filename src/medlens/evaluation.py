@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 
 from medlens.errors import InputError
-from medlens.io_utils import write_json_atomic, write_atomic
+from medlens.io_utils import write_atomic, write_json_atomic
 
 
 def evaluate_run(
@@ -35,20 +35,33 @@ def evaluate_run(
         data_cfg = data_cfg.model_copy(update={"path": Path(data), "format": data_format})
     case_set = open_source(data_cfg)
     if list(case_set.class_names) != run.class_names:
-        raise InputError(data_cfg.path, f"classes {case_set.class_names} differ from the run's {run.class_names}")
+        raise InputError(
+            data_cfg.path, f"classes {case_set.class_names} differ from the run's {run.class_names}"
+        )
     cases = [c for c in case_set.cases if c.split == split]
     if not cases:
         raise InputError(data_cfg.path, f"no cases in split {split!r}")
     probs = predict_images(run, (case_set.load(c) for c in cases))
     labels = np.array([c.label for c in cases], dtype=int)
     result = evaluate_predictions(
-        labels, probs, run.class_names, run.threshold,
-        n_bootstrap=run.config.evaluate.n_bootstrap, ci_level=run.config.evaluate.ci_level,
+        labels,
+        probs,
+        run.class_names,
+        run.threshold,
+        n_bootstrap=run.config.evaluate.n_bootstrap,
+        ci_level=run.config.evaluate.ci_level,
         seed=run.config.seed,
     )
-    out = Path(out) if out is not None else Path(run_dir) / f"evaluation-{Path(data_cfg.path).stem}-{split}"
+    out = (
+        Path(out)
+        if out is not None
+        else Path(run_dir) / f"evaluation-{Path(data_cfg.path).stem}-{split}"
+    )
     out.mkdir(parents=True, exist_ok=True)
-    write_json_atomic(out / "metrics.json", {"run": str(run_dir), "data": str(data_cfg.path), "split": split, **result})
+    write_json_atomic(
+        out / "metrics.json",
+        {"run": str(run_dir), "data": str(data_cfg.path), "split": split, **result},
+    )
     preds = predict_labels(probs, run.threshold)
     frame = pd.DataFrame({"case_id": [c.case_id for c in cases], "label": labels, "pred": preds})
     for k, name in enumerate(run.class_names):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -12,7 +13,19 @@ from medlens.data.image import Image
 from medlens.errors import InputError
 from medlens.io_utils import write_atomic
 
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".tif", ".tiff", ".dcm", ".nii", ".gz", ".npy", ".npz", ""}
+IMAGE_SUFFIXES = {
+    ".png",
+    ".jpg",
+    ".jpeg",
+    ".tif",
+    ".tiff",
+    ".dcm",
+    ".nii",
+    ".gz",
+    ".npy",
+    ".npz",
+    "",
+}
 
 
 def _expand(inputs: list[Path]) -> Iterator[Path]:
@@ -39,9 +52,9 @@ def iter_input_cases(inputs: list[Path]) -> Iterator[tuple[str, str, Callable[[]
             if source is None:
                 raise InputError(path, "cannot enumerate the images of this .npz")
             for case in source.cases:
-                yield f"{path.name}#{case.case_id}", str(path), (lambda c=case, s=source: s.load(c))
+                yield f"{path.name}#{case.case_id}", str(path), partial(source.load, case)
         else:
-            yield str(path), str(path), (lambda p=path: read_image(p))
+            yield str(path), str(path), partial(read_image, path)
 
 
 def _missing(path: Path) -> Callable[[], Image]:
@@ -65,7 +78,10 @@ def predict_files(
     from medlens.train.inference import load_run, predict_images
 
     run = load_run(run_dir)
-    ids, files, images, errors = [], [], [], []
+    ids: list[str] = []
+    files: list[str] = []
+    images: list[Image] = []
+    errors: list[dict[str, object]] = []
     for case_id, file, load in iter_input_cases(list(inputs)):
         try:
             image = load()
@@ -78,13 +94,21 @@ def predict_files(
         ids.append(case_id)
         files.append(file)
         images.append(image)
-    probs = predict_images(run, images, batch_size=batch_size) if images else np.zeros((0, len(run.class_names)))
-    rows = []
+    probs = (
+        predict_images(run, images, batch_size=batch_size)
+        if images
+        else np.zeros((0, len(run.class_names)))
+    )
+    rows: list[dict[str, object]] = []
     for k, case_id in enumerate(ids):
-        row = {"case_id": case_id, "file": files[k]}
+        row: dict[str, object] = {"case_id": case_id, "file": files[k]}
         for c, name in enumerate(run.class_names):
             row[f"prob_{name}"] = float(probs[k, c])
-        pred = int(probs[k, 1] >= run.threshold) if len(run.class_names) == 2 else int(np.argmax(probs[k]))
+        pred = (
+            int(probs[k, 1] >= run.threshold)
+            if len(run.class_names) == 2
+            else int(np.argmax(probs[k]))
+        )
         row["pred"] = pred
         row["pred_label"] = run.class_names[pred]
         row["error"] = ""

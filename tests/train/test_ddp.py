@@ -20,9 +20,25 @@ def test_torchrun_two_processes_writes_one_run(tiny_config: dict[str, Any], tmp_
     config.write_text(yaml.safe_dump(tiny_config))
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     proc = subprocess.run(
-        [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29533",
-         "-m", "medlens.cli", "train", str(config), "--quiet"],
-        capture_output=True, text=True, timeout=300, env=env, cwd=tmp_path,
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--nproc_per_node",
+            "2",
+            "--master_port",
+            "29533",
+            "-m",
+            "medlens.cli",
+            "train",
+            str(config),
+            "--quiet",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+        cwd=tmp_path,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     run = Path(tiny_config["output_dir"]) / "tiny"

@@ -6,7 +6,6 @@ import json
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 import pytest
 import torch
@@ -16,12 +15,23 @@ from medlens.metrics.threshold import choose_threshold
 from medlens.train.run import train_from_config
 
 RUN_FILES = [
-    "config.yaml", "model.pt", "last.pt", "preprocessing.json", "labels.json", "metrics.json",
-    "predictions.csv", "history.csv", "data_summary.json", "report.html", "model_card.md",
+    "config.yaml",
+    "model.pt",
+    "last.pt",
+    "preprocessing.json",
+    "labels.json",
+    "metrics.json",
+    "predictions.csv",
+    "history.csv",
+    "data_summary.json",
+    "report.html",
+    "model_card.md",
 ]
 
 
-def test_run_folder_is_complete_and_threshold_comes_from_validation(tiny_config: dict[str, Any]) -> None:
+def test_run_folder_is_complete_and_threshold_comes_from_validation(
+    tiny_config: dict[str, Any],
+) -> None:
     run = train_from_config(parse_config(tiny_config), progress=False)
     assert run.name == "tiny" and not run.with_name("tiny.partial").exists()
     for name in RUN_FILES:
@@ -45,7 +55,9 @@ def test_run_folder_is_complete_and_threshold_comes_from_validation(tiny_config:
     assert list(history["epoch"]) == [1, 2]
 
 
-def test_same_seed_same_numbers_and_resume_after_kill(tiny_config: dict[str, Any], tmp_path: Path) -> None:
+def test_same_seed_same_numbers_and_resume_after_kill(
+    tiny_config: dict[str, Any], tmp_path: Path
+) -> None:
     tiny_config["train"]["epochs"] = 3
     straight = train_from_config(parse_config(tiny_config), progress=False)
     reference = torch.load(straight / "model.pt", weights_only=False)["model"]
@@ -83,7 +95,9 @@ def test_existing_run_is_not_overwritten(tiny_config: dict[str, Any]) -> None:
         train_from_config(cfg, progress=False)
 
 
-def test_balanced_sampler_and_linear_probe_from_checkpoint(tiny_config: dict[str, Any], tmp_path: Path) -> None:
+def test_balanced_sampler_and_linear_probe_from_checkpoint(
+    tiny_config: dict[str, Any], tmp_path: Path
+) -> None:
     tiny_config["train"]["epochs"] = 1
     source = train_from_config(parse_config(tiny_config), progress=False)
     tiny_config.update(name="probe")

@@ -31,7 +31,9 @@ class Image:
 
     def __post_init__(self) -> None:
         if self.array.ndim < 3:
-            raise ValueError(f"{self.source}: Image.array must be (C, *spatial), got {self.array.shape}")
+            raise ValueError(
+                f"{self.source}: Image.array must be (C, *spatial), got {self.array.shape}"
+            )
         if len(self.spacing) != self.array.ndim - 1:
             raise ValueError(
                 f"{self.source}: {len(self.spacing)} spacings for {self.array.ndim - 1} spatial axes"

@@ -22,10 +22,10 @@ from sklearn.calibration import CalibrationDisplay
 from sklearn.metrics import ConfusionMatrixDisplay, PrecisionRecallDisplay, RocCurveDisplay
 
 from medlens.errors import InputError
+from medlens.io_utils import write_atomic
 from medlens.metrics import METRICS
 from medlens.metrics.calibration import N_BINS, calibration_gap, reliability_target
 from medlens.metrics.inputs import as_labels, check_predictions
-from medlens.io_utils import write_atomic
 from medlens.report.formatting import format_ci, format_level
 
 DPI = 120

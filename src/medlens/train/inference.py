@@ -45,7 +45,9 @@ def load_run(run_dir: str | Path, device: str | None = None) -> LoadedRun:
         raise InputError(run_dir, "run folder not found")
     for required in ("config.yaml", "model.pt", "preprocessing.json", "labels.json"):
         if not (run_dir / required).is_file():
-            raise InputError(run_dir / required, "missing from the run folder (was training finished?)")
+            raise InputError(
+                run_dir / required, "missing from the run folder (was training finished?)"
+            )
     config = RunConfig.model_validate(yaml.safe_load((run_dir / "config.yaml").read_text()))
     labels = json.loads((run_dir / "labels.json").read_text())
     state = load_checkpoint(run_dir / "model.pt")
@@ -102,9 +104,14 @@ def predict_images(run: LoadedRun, images: Iterable[Image], batch_size: int = 64
         try:
             logits = run.model(tensor)
         except RuntimeError as exc:
-            raise InputError(batch[0].source, f"the model cannot take an input of shape {tuple(tensor.shape[1:])}") from exc
+            raise InputError(
+                batch[0].source,
+                f"the model cannot take an input of shape {tuple(tensor.shape[1:])}",
+            ) from exc
         probs = torch.softmax(logits.float(), dim=1)
         if run.config.train.tta_flip:
-            probs = 0.5 * (probs + torch.softmax(run.model(torch.flip(tensor, dims=(-1,))).float(), dim=1))
+            probs = 0.5 * (
+                probs + torch.softmax(run.model(torch.flip(tensor, dims=(-1,))).float(), dim=1)
+            )
         out.append(probs.cpu().numpy())
     return np.concatenate(out) if out else np.zeros((0, len(run.class_names)))

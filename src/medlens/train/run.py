@@ -7,7 +7,6 @@ killed run from ``<name>.partial/last.pt``.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import shutil
@@ -27,9 +26,9 @@ from medlens.config import RunConfig, TransformSpec
 from medlens.data.case import Case, CaseSet
 from medlens.data.image import Image
 from medlens.errors import ConfigError, InputError
-from medlens.io_utils import write_json_atomic, write_atomic
+from medlens.io_utils import write_atomic, write_json_atomic
 from medlens.train.checkpoint import save_checkpoint
-from medlens.train.distributed import DistContext, barrier, init_distributed
+from medlens.train.distributed import barrier, init_distributed
 from medlens.train.losses import classification_loss, inverse_frequency_weights
 from medlens.train.sampler import EpochSampler
 from medlens.train.seeding import seed_everything
@@ -80,7 +79,9 @@ def prepare_data(config: RunConfig) -> PreparedData:
     if unlabelled:
         raise InputError(unlabelled[0].source or config.data.path, "case has no label")
     if config.data.train_fraction_used < 1.0:
-        splits["train"] = subsample_train(splits["train"], config.data.train_fraction_used, config.seed)
+        splits["train"] = subsample_train(
+            splits["train"], config.data.train_fraction_used, config.seed
+        )
     return PreparedData(case_set=case_set, splits=splits, skipped=skipped)
 
 
@@ -149,7 +150,9 @@ def train_from_config(
     stage = _stage_dir(config)
     if final_dir.exists() and dist.is_main:
         if not overwrite:
-            raise ConfigError("name", f"run folder {final_dir} already exists (use --overwrite or another name)")
+            raise ConfigError(
+                "name", f"run folder {final_dir} already exists (use --overwrite or another name)"
+            )
         shutil.rmtree(final_dir)
     if stage.exists() and not resume and dist.is_main:
         shutil.rmtree(stage)
@@ -171,9 +174,18 @@ def train_from_config(
     input_size = int(min(sample.spatial_shape))
 
     datasets = {
-        "train": CaseDataset(data.case_set, data.splits["train"], _TrainTransform(preprocess, augment), seed=config.seed),
-        "val": CaseDataset(data.case_set, data.splits["val"], _TrainTransform(preprocess, None), seed=config.seed),
-        "test": CaseDataset(data.case_set, data.splits["test"], _TrainTransform(preprocess, None), seed=config.seed),
+        "train": CaseDataset(
+            data.case_set,
+            data.splits["train"],
+            _TrainTransform(preprocess, augment),
+            seed=config.seed,
+        ),
+        "val": CaseDataset(
+            data.case_set, data.splits["val"], _TrainTransform(preprocess, None), seed=config.seed
+        ),
+        "test": CaseDataset(
+            data.case_set, data.splits["test"], _TrainTransform(preprocess, None), seed=config.seed
+        ),
     }
     train_labels = [int(c.label) for c in data.splits["train"]]  # type: ignore[arg-type]
     sampler = EpochSampler(
@@ -216,7 +228,11 @@ def train_from_config(
         train_model = torch.nn.parallel.DistributedDataParallel(
             model, device_ids=[dist.local_rank] if device.type == "cuda" else None
         )
-    weights = inverse_frequency_weights(train_labels, num_classes) if tcfg.imbalance == "weighted_loss" else None
+    weights = (
+        inverse_frequency_weights(train_labels, num_classes)
+        if tcfg.imbalance == "weighted_loss"
+        else None
+    )
     trainer = Trainer(
         train_model,
         param_groups,
@@ -267,7 +283,9 @@ def _write_run(
     tcfg = config.train
     val_probs, val_labels, _ = outputs["val"]
     if len(class_names) == 2:
-        threshold = float(choose_threshold(val_labels, val_probs[:, 1], tcfg.threshold, tcfg.fixed_threshold))
+        threshold = float(
+            choose_threshold(val_labels, val_probs[:, 1], tcfg.threshold, tcfg.fixed_threshold)
+        )
     else:
         threshold = 0.5
     method = tcfg.threshold if len(class_names) == 2 else "argmax"
@@ -277,8 +295,13 @@ def _write_run(
     for name in ("val", "test"):
         probs, labels, idx = outputs[name]
         split_metrics[name] = evaluate_predictions(
-            labels, probs, class_names, threshold,
-            n_bootstrap=config.evaluate.n_bootstrap, ci_level=config.evaluate.ci_level, seed=config.seed,
+            labels,
+            probs,
+            class_names,
+            threshold,
+            n_bootstrap=config.evaluate.n_bootstrap,
+            ci_level=config.evaluate.ci_level,
+            seed=config.seed,
         )
         preds = predict_labels(probs, threshold)
         cases = data.splits[name]
@@ -295,7 +318,10 @@ def _write_run(
 
     write_atomic(stage / "config.yaml", config.to_yaml())
     save_pipeline(preprocess, stage / "preprocessing.json")
-    write_json_atomic(stage / "labels.json", {"class_names": class_names, "threshold": threshold, "threshold_method": method})
+    write_json_atomic(
+        stage / "labels.json",
+        {"class_names": class_names, "threshold": threshold, "threshold_method": method},
+    )
     write_json_atomic(
         stage / "metrics.json",
         {
@@ -315,7 +341,9 @@ def _write_run(
     summary = {
         name: {
             "n": len(cases),
-            "class_counts": {cn: sum(1 for c in cases if c.label == k) for k, cn in enumerate(class_names)},
+            "class_counts": {
+                cn: sum(1 for c in cases if c.label == k) for k, cn in enumerate(class_names)
+            },
         }
         for name, cases in data.splits.items()
     }

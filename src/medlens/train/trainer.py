@@ -52,7 +52,9 @@ def validation_score(labels: np.ndarray, probs: np.ndarray) -> float:
 
 
 def _unwrap(model: nn.Module) -> nn.Module:
-    return model.module if hasattr(model, "module") else model
+    """The model inside a DDP wrapper (or the model itself)."""
+    inner = getattr(model, "module", model)
+    return inner if isinstance(inner, nn.Module) else model
 
 
 @torch.no_grad()
@@ -132,7 +134,10 @@ class Trainer:
             )
         else:
             self.optimizer = torch.optim.SGD(
-                param_groups, lr=config.lr, momentum=0.9, nesterov=True,
+                param_groups,
+                lr=config.lr,
+                momentum=0.9,
+                nesterov=True,
                 weight_decay=config.weight_decay,
             )
         steps_per_epoch = max(1, len(train_loader))
@@ -199,7 +204,9 @@ class Trainer:
         if hasattr(dataset, "set_epoch"):
             dataset.set_epoch(epoch)
         total, count = 0.0, 0
-        bar = tqdm(self.train_loader, desc=f"epoch {epoch + 1}", leave=False, disable=not self.progress)
+        bar = tqdm(
+            self.train_loader, desc=f"epoch {epoch + 1}", leave=False, disable=not self.progress
+        )
         for x, y, _ in bar:
             x = x.to(self.device, non_blocking=True)
             y = torch.as_tensor(y, device=self.device)
@@ -229,7 +236,9 @@ class Trainer:
     def fit(self, resume: bool = False) -> FitResult:
         cfg = self.config
         start_epoch, bad_epochs, elapsed_before = 0, 0, 0.0
-        result = FitResult(best_state={}, best_epoch=-1, best_score=-math.inf, planned_epochs=cfg.epochs)
+        result = FitResult(
+            best_state={}, best_epoch=-1, best_score=-math.inf, planned_epochs=cfg.epochs
+        )
         if resume and self._last_path() is not None and self._last_path().is_file():  # type: ignore[union-attr]
             start_epoch, result, bad_epochs, elapsed_before = self._resume()
         t0 = time.perf_counter() - elapsed_before
@@ -249,7 +258,11 @@ class Trainer:
             }
             result.history.append(record)
             score = val_auc if not math.isnan(val_auc) else -val_loss
-            best_loss = result.history[result.best_epoch - 1]["val_loss"] if result.best_epoch > 0 else math.inf
+            best_loss = (
+                result.history[result.best_epoch - 1]["val_loss"]
+                if result.best_epoch > 0
+                else math.inf
+            )
             if score > result.best_score or (score == result.best_score and val_loss < best_loss):
                 result.best_score, result.best_epoch, bad_epochs = score, epoch + 1, 0
                 result.best_state = copy.deepcopy(_unwrap(self.model).state_dict())
@@ -266,9 +279,15 @@ class Trainer:
             for callback in self.callbacks:
                 callback(epoch + 1, record)
             epoch += 1
-            if cfg.early_stopping_patience is not None and bad_epochs >= cfg.early_stopping_patience:
+            if (
+                cfg.early_stopping_patience is not None
+                and bad_epochs >= cfg.early_stopping_patience
+            ):
                 break
-            if cfg.max_minutes is not None and (time.perf_counter() - t0) + seconds > cfg.max_minutes * 60:
+            if (
+                cfg.max_minutes is not None
+                and (time.perf_counter() - t0) + seconds > cfg.max_minutes * 60
+            ):
                 break
         result.train_seconds = time.perf_counter() - t0
         return result
