@@ -67,8 +67,11 @@ def prepare_data(config: RunConfig) -> PreparedData:
     case_set = open_source(config.data)
     cases = list(case_set.cases)
     skipped: list[dict[str, str]] = []
-    if config.data.skip_bad:
-        good, bad = check_cases(case_set)
+    if config.data.format != "medmnist":
+        # Read every file once before training, so a bad file stops the run now (or, with
+        # skip_bad, is listed) rather than in the middle of epoch 7. MedMNIST arrays are
+        # validated when the .npz is opened.
+        good, bad = check_cases(case_set, fail_fast=not config.data.skip_bad)
         cases = list(good)
         skipped = [{"file": c.source or c.case_id, "reason": reason} for c, reason in bad]
     splits = {name: [c for c in cases if c.split == name] for name in SPLITS}
@@ -148,19 +151,16 @@ def train_from_config(
     dist = init_distributed()
     final_dir = config.run_dir()
     stage = _stage_dir(config)
-    if final_dir.exists() and dist.is_main:
-        if not overwrite:
-            raise ConfigError(
-                "name", f"run folder {final_dir} already exists (use --overwrite or another name)"
-            )
-        shutil.rmtree(final_dir)
+    if final_dir.exists() and not overwrite:
+        raise ConfigError(
+            "name", f"run folder {final_dir} already exists (use --overwrite or another name)"
+        )
+    seed_everything(config.seed)
+    data = prepare_data(config)
     if stage.exists() and not resume and dist.is_main:
         shutil.rmtree(stage)
     barrier(dist)
     stage.mkdir(parents=True, exist_ok=True)
-
-    seed_everything(config.seed)
-    data = prepare_data(config)
     class_names = list(data.case_set.class_names)
     num_classes = len(class_names)
 
@@ -258,7 +258,7 @@ def train_from_config(
         for name in ("val", "test")
     }
     _write_run(config, stage, data, model, preprocess, fit, outputs, class_names)
-    if final_dir.exists():
+    if final_dir.exists():  # --overwrite: the old run goes only once the new one is whole
         shutil.rmtree(final_dir)
     os.replace(stage, final_dir)
     return final_dir
