@@ -34,8 +34,14 @@ def pretrain_rotation(
 
     torch.set_num_threads(threads)
     torch.manual_seed(seed)
-    images = torch.from_numpy(np.load(NPZ)["train_images"].astype(np.float32) / 255.0).unsqueeze(1)
-    model = create_model("resnet18", in_channels=1, num_classes=4, spatial_dims=2, input_size=28)
+    raw = torch.from_numpy(np.load(NPZ)["train_images"].astype(np.float32) / 255.0).unsqueeze(1)
+    # The same 64 px input and standard stem as the fine-tuning recipe, so every weight transfers.
+    images = torch.nn.functional.interpolate(
+        raw, size=(64, 64), mode="bilinear", align_corners=False
+    )
+    model = create_model(
+        "resnet18", in_channels=1, num_classes=4, spatial_dims=2, input_size=64, cifar_stem=False
+    )
     optimizer = torch.optim.AdamW(model.parameters(), lr=2e-3, weight_decay=1e-4)
     loss_fn = nn.CrossEntropyLoss()
     generator = torch.Generator().manual_seed(seed)
@@ -65,8 +71,8 @@ def pretrain_rotation(
     }
 
 
-def _config(seed: int, out: Path, init: Path | None) -> dict:
-    model = {"name": "resnet18"}
+def _config(seed: int, out: Path, init: Path | None, epochs: int = FINETUNE_EPOCHS) -> dict:
+    model: dict = {"name": "resnet18", "cifar_stem": False}
     if init is not None:
         model.update(init=str(init), strategy="discriminative", backbone_lr_scale=0.3)
     return {
@@ -74,11 +80,14 @@ def _config(seed: int, out: Path, init: Path | None) -> dict:
         "seed": seed,
         "output_dir": str(out),
         "data": {"format": "medmnist", "path": str(NPZ), "train_fraction_used": FRACTION},
-        "preprocess": [{"name": "fixed_scale", "divisor": 255}],
+        "preprocess": [
+            {"name": "fixed_scale", "divisor": 255},
+            {"name": "resize", "size": [64, 64]},
+        ],
         "augment": [{"name": "random_flip", "axes": [-1], "p": 0.5}],
         "model": model,
         "train": {
-            "epochs": FINETUNE_EPOCHS,
+            "epochs": epochs,
             "batch_size": 64,
             "lr": 2e-3,
             "early_stopping_patience": None,
@@ -128,20 +137,26 @@ def _stats(runs: list[dict], key: str) -> dict:
     }
 
 
-def run_transfer_benchmark(work: Path, seeds: list[int], threads: int = 2) -> dict:
+def run_transfer_benchmark(
+    work: Path,
+    seeds: list[int],
+    threads: int = 2,
+    pretext_minutes: float = PRETEXT_MINUTES,
+    epochs: int = FINETUNE_EPOCHS,
+) -> dict:
     ckpt = work / "rotation_pretext.pt"
     print(
-        f"[{time.strftime('%H:%M:%S')}] self-supervised pre-training ({PRETEXT_MINUTES} min)",
+        f"[{time.strftime('%H:%M:%S')}] self-supervised pre-training ({pretext_minutes} min)",
         flush=True,
     )
-    pretext = pretrain_rotation(ckpt, threads=threads)
-    scratch = [_spawn(_config(s, work, None), threads) for s in seeds]
-    pre = [_spawn(_config(s, work, ckpt), threads) for s in seeds]
+    pretext = pretrain_rotation(ckpt, minutes=pretext_minutes, threads=threads)
+    scratch = [_spawn(_config(s, work, None, epochs), threads) for s in seeds]
+    pre = [_spawn(_config(s, work, ckpt, epochs), threads) for s in seeds]
     return {
         "description": (
             f"ResNet-18, {int(FRACTION * 100)}% of the training split (stratified, per seed), "
-            f"{FINETUNE_EPOCHS} epochs; pre-trained: rotation prediction on all training images "
-            f"without labels for {PRETEXT_MINUTES} min, then fine-tuned with the backbone at 0.3x lr."
+            f"{epochs} epochs at 64 px; pre-trained: rotation prediction on all training images "
+            f"without labels for {pretext_minutes} min, then fine-tuned with the backbone at 0.3x lr."
         ),
         "pretext": pretext,
         "scratch": {

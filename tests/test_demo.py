@@ -1,0 +1,29 @@
+"""The demo's config is the documented recipe, and it validates."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+
+from medlens.config import parse_config
+from medlens.demo import demo_config
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def test_demo_uses_the_recipe_of_configs(pneumonia_npz: Path, tmp_path: Path) -> None:
+    demo = parse_config(demo_config(pneumonia_npz, tmp_path, 4.0))
+    recipe = yaml.safe_load((REPO / "configs" / "pneumoniamnist_resnet18.yaml").read_text())
+    assert [t.model_dump() for t in demo.preprocess] == recipe["preprocess"]
+    assert [t.model_dump() for t in demo.augment] == recipe["augment"]
+    assert demo.model.name == recipe["model"]["name"]
+    assert demo.train.max_minutes == 4.0
+
+
+def test_every_example_config_validates(monkeypatch) -> None:
+    from medlens.config import load_config
+
+    monkeypatch.chdir(REPO)
+    for path in sorted((REPO / "configs").glob("*.yaml")):
+        assert load_config(path).name, path
