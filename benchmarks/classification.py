@@ -24,6 +24,8 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 from _machine import machine_info, peak_rss_mb  # noqa: E402
 
+from medlens.io_utils import write_atomic  # noqa: E402
+
 REPO = HERE.parent
 SHARED = REPO.parent / "shared" / "data"
 DATASETS = {
@@ -105,11 +107,11 @@ def child(args: argparse.Namespace) -> None:
         result = run_baseline(str(DATASETS[args.dataset]), args.minutes, seed=args.seed)
     else:
         from medlens.config import parse_config
-        from medlens.train.run import train_from_config
+        from medlens.workflow import train_and_report
 
         extra = json.loads(args.extra) if args.extra else {}
         cfg = medlens_config(args.dataset, args.seed, args.minutes, Path(args.workdir), **extra)
-        run_dir = train_from_config(parse_config(cfg), overwrite=True, progress=False)
+        run_dir = train_and_report(parse_config(cfg), overwrite=True, progress=False)
         result = _summarise_run(run_dir)
     result.update(wall_minutes=(time.perf_counter() - t0) / 60, peak_rss_mb=peak_rss_mb())
     print(json.dumps(result))
@@ -231,7 +233,7 @@ def main() -> None:
             }
             # What is measured so far survives a later failure.
             args.out.parent.mkdir(parents=True, exist_ok=True)
-            args.out.with_suffix(".partial.json").write_text(json.dumps(report, indent=2) + "\n")
+            write_atomic(args.out.with_suffix(".partial.json"), json.dumps(report, indent=2) + "\n")
         if not args.skip_transfer:
             report["transfer"] = run_transfer_benchmark(
                 work,
@@ -243,8 +245,9 @@ def main() -> None:
     report["wall_minutes"] = (time.perf_counter() - t_start) / 60
     report["summary"] = _summary(report)
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(report, indent=2) + "\n")
-    args.out.with_suffix(".md").write_text(_markdown(report))
+    write_atomic(args.out, json.dumps(report, indent=2) + "\n")
+    write_atomic(args.out.with_suffix(".md"), _markdown(report))
+    args.out.with_suffix(".partial.json").unlink(missing_ok=True)
     print(_markdown(report))
 
 

@@ -100,10 +100,10 @@ def _child(config_json: str, threads: int) -> None:
     import torch
 
     from medlens.config import parse_config
-    from medlens.train.run import train_from_config
+    from medlens.workflow import train_and_report
 
     torch.set_num_threads(threads)
-    run = train_from_config(parse_config(json.loads(config_json)), overwrite=True, progress=False)
+    run = train_and_report(parse_config(json.loads(config_json)), overwrite=True, progress=False)
     metrics = json.loads((run / "metrics.json").read_text())["splits"]["test"]
     print(
         json.dumps(

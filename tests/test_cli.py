@@ -51,25 +51,36 @@ def test_demo_names_the_missing_file(tmp_path: Path) -> None:
     assert "Traceback" not in proc.stderr
 
 
-def test_train_predict_evaluate_on_real_pneumoniamnist(pneumonia_npz: Path, tmp_path: Path) -> None:
-    import numpy as np
-    import pandas as pd
+@pytest.fixture(scope="module")
+def cli_run(pneumonia_npz: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A small CNN trained for one epoch on 5% of PneumoniaMNIST, through the CLI."""
     import yaml
-    from PIL import Image as PILImage
 
+    root = tmp_path_factory.mktemp("cli")
     config = {
         "name": "cli",
-        "output_dir": str(tmp_path / "runs"),
+        "output_dir": str(root / "runs"),
         "data": {"format": "medmnist", "path": str(pneumonia_npz), "train_fraction_used": 0.05},
         "model": {"name": "small_cnn"},
         "train": {"epochs": 1, "batch_size": 32},
         "evaluate": {"n_bootstrap": 20},
     }
-    (tmp_path / "c.yaml").write_text(yaml.safe_dump(config))
-    proc = _medlens("train", str(tmp_path / "c.yaml"), "--quiet")
+    (root / "c.yaml").write_text(yaml.safe_dump(config))
+    proc = _medlens("train", str(root / "c.yaml"), "--quiet")
     assert proc.returncode == 0, proc.stderr[-2000:]
-    run = tmp_path / "runs" / "cli"
+    run = root / "runs" / "cli"
     assert (run / "report.html").is_file()
+    return run
+
+
+def test_train_predict_evaluate_on_real_pneumoniamnist(
+    cli_run: Path, pneumonia_npz: Path, tmp_path: Path
+) -> None:
+    import numpy as np
+    import pandas as pd
+    from PIL import Image as PILImage
+
+    run = cli_run
 
     # The same test images as PNG files must get the probabilities the run recorded.
     test_images = np.load(pneumonia_npz)["test_images"][:3]
@@ -103,4 +114,84 @@ def test_train_predict_evaluate_on_real_pneumoniamnist(pneumonia_npz: Path, tmp_
 
     proc = _medlens("evaluate", str(run), "--out", str(tmp_path / "ev"))
     assert proc.returncode == 0, proc.stderr[-2000:]
-    assert (tmp_path / "ev" / "metrics.json").is_file()
+    # Re-evaluating the run's own test split at its own threshold reproduces its numbers.
+    import json
+
+    again = json.loads((tmp_path / "ev" / "metrics.json").read_text())
+    original = json.loads((run / "metrics.json").read_text())["splits"]["test"]
+    assert again["n"] == original["n"] == 624
+    for name in ("auc", "accuracy", "sensitivity", "specificity"):
+        assert again["metrics"][name]["value"] == pytest.approx(original["metrics"][name]["value"])
+    proc = _medlens("evaluate", str(run), "--data", str(pneumonia_npz), "--format", "xls")
+    assert proc.returncode == 2 and "--format" in proc.stderr
+
+
+def _write_secondary_capture(pixels, path: Path) -> None:
+    """A minimal, valid DICOM Secondary Capture holding ``pixels`` (uint8, 2D)."""
+    from pydicom import Dataset
+    from pydicom.dataset import FileMetaDataset
+    from pydicom.uid import ExplicitVRLittleEndian, SecondaryCaptureImageStorage, generate_uid
+
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = SecondaryCaptureImageStorage
+    meta.MediaStorageSOPInstanceUID = generate_uid()
+    meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds = Dataset()
+    ds.file_meta = meta
+    ds.SOPClassUID, ds.SOPInstanceUID = (
+        meta.MediaStorageSOPClassUID,
+        meta.MediaStorageSOPInstanceUID,
+    )
+    ds.Modality, ds.PatientID = "OT", "anon"
+    ds.Rows, ds.Columns = pixels.shape
+    ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"
+    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 8, 8, 7, 0
+    ds.PixelData = pixels.tobytes()
+    ds.save_as(path, enforce_file_format=True)
+
+
+def test_predict_reads_dicom_and_npz_and_refuses_wrong_shapes(
+    cli_run: Path, pneumonia_npz: Path, ct_dir: Path, tmp_path: Path
+) -> None:
+    import nibabel as nib
+    import numpy as np
+    import pandas as pd
+    from PIL import Image as PILImage
+
+    data = np.load(pneumonia_npz)
+    image = data["test_images"][0]
+    _write_secondary_capture(image, tmp_path / "xray.dcm")
+    PILImage.fromarray(image).save(tmp_path / "xray.png")
+    small_npz = tmp_path / "few.npz"
+    np.savez(
+        small_npz,
+        **{
+            f"{s}_{k}": data[f"{s}_{k}"][:4]
+            for s in ("train", "val", "test")
+            for k in ("images", "labels")
+        },
+    )
+
+    dcm, png = str(tmp_path / "xray.dcm"), str(tmp_path / "xray.png")
+    proc = _medlens(
+        "predict", str(cli_run), dcm, png, str(small_npz), "--out", str(tmp_path / "p.csv")
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    out = pd.read_csv(tmp_path / "p.csv").set_index("case_id")
+    assert len(out) == 2 + 12 and out.index.str.startswith("few.npz#").sum() == 12
+    # The same pixels as DICOM, PNG and inside the .npz get the same probabilities.
+    assert out.loc[dcm, "prob_pneumonia"] == pytest.approx(out.loc[png, "prob_pneumonia"], abs=1e-6)
+    assert out.loc[dcm, "prob_pneumonia"] == pytest.approx(
+        out.loc["few.npz#test/000000", "prob_pneumonia"], abs=1e-6
+    )
+
+    # A 512 x 512 CT slice and a volume are not what this 28 px model was trained on.
+    nib.save(
+        nib.Nifti1Image(image.astype(np.float32)[:, :, None], np.eye(4)), tmp_path / "volume.nii.gz"
+    )
+    for bad in (str(sorted(ct_dir.glob("*.dcm"))[0]), str(tmp_path / "volume.nii.gz")):
+        proc = _medlens("predict", str(cli_run), bad, "--out", str(tmp_path / "q.csv"))
+        assert proc.returncode == 2, proc.stderr[-2000:]
+        assert Path(bad).name in proc.stderr and "trained on" in proc.stderr
+        assert "Traceback" not in proc.stderr
+        assert not (tmp_path / "q.csv").exists()

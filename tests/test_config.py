@@ -67,3 +67,31 @@ def test_overrides_are_validated(tmp_path: Path) -> None:
     assert load_config(path, {"train.epochs": 3}).train.epochs == 3
     with pytest.raises(ConfigError, match="train.epochs"):
         load_config(path, {"train.epochs": 0})
+
+
+def test_random_transform_in_preprocess_is_refused(tmp_path: Path) -> None:
+    raw = {"data": {"path": "x"}, "preprocess": [{"name": "random_flip", "axes": [-1]}]}
+    with pytest.raises(ConfigError, match="belong under augment") as info:
+        load_config(_write(tmp_path, raw))
+    assert info.value.key == "preprocess[0].name"
+
+
+def test_bad_transform_parameter_names_the_entry(tmp_path: Path) -> None:
+    raw = {"data": {"path": "x"}, "augment": [{"name": "random_flip", "p": 7}]}
+    with pytest.raises(ConfigError) as info:
+        load_config(_write(tmp_path, raw))
+    assert info.value.key.startswith("augment[0]")
+
+
+def test_unreadable_config_paths_and_overrides(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="folder"):
+        load_config(tmp_path)
+    binary = tmp_path / "b.yaml"
+    binary.write_bytes(b"\xff\xfe\x00\x81")
+    with pytest.raises(ConfigError, match="text"):
+        load_config(binary)
+    empty_train = tmp_path / "e.yaml"
+    empty_train.write_text("data: {path: x}\ntrain:\n")
+    assert load_config(empty_train, {"train.epochs": 4}).train.epochs == 4
+    with pytest.raises(ConfigError, match="not a mapping"):
+        load_config(empty_train, {"data.path.x": 1})

@@ -17,7 +17,11 @@ def test_demo_uses_the_recipe_of_configs(pneumonia_npz: Path, tmp_path: Path) ->
     recipe = yaml.safe_load((REPO / "configs" / "pneumoniamnist_resnet18.yaml").read_text())
     assert [t.model_dump() for t in demo.preprocess] == recipe["preprocess"]
     assert [t.model_dump() for t in demo.augment] == recipe["augment"]
-    assert demo.model.name == recipe["model"]["name"]
+    for section in ("model", "train"):
+        ours = getattr(demo, section).model_dump(mode="json")
+        for key, value in recipe[section].items():
+            if key != "max_minutes":
+                assert ours[key] == value, f"{section}.{key}"
     assert demo.train.max_minutes == 4.0
 
 

@@ -52,13 +52,13 @@ def train(
 ) -> None:
     """Train a model from CONFIG and write its run folder (runs/<name>/)."""
     from medlens.config import load_config
-    from medlens.train.run import train_from_config
+    from medlens.workflow import train_and_report
 
     overrides = _parse_overrides(set_)
     if skip_bad:
         overrides["data.skip_bad"] = True
     cfg = load_config(config, overrides)
-    run_dir = train_from_config(cfg, resume=resume, overwrite=overwrite, progress=not quiet)
+    run_dir = train_and_report(cfg, resume=resume, overwrite=overwrite, progress=not quiet)
     typer.echo(f"run folder: {run_dir}")
     typer.echo(f"report:     {run_dir / 'report.html'}")
 
@@ -73,7 +73,10 @@ def evaluate(
     data_format: Annotated[
         str, typer.Option("--format", help="medmnist | folder | csv | dicom")
     ] = "medmnist",
-    split: Annotated[str, typer.Option(help="Which split of --data to use.")] = "test",
+    split: Annotated[
+        str | None,
+        typer.Option(help="train | val | test | all (default: test of MedMNIST data, else all)."),
+    ] = None,
     out: Annotated[
         Path | None, typer.Option(help="Folder for metrics.json, predictions.csv and plots.")
     ] = None,

@@ -10,7 +10,14 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from medlens.errors import ConfigError
 
@@ -50,6 +57,10 @@ class DataConfig(_Strict):
     subgroup_columns: list[str] = Field(default_factory=list)
     class_names: list[str] | None = None
     train_fraction_used: float = Field(1.0, gt=0, le=1, description="stratified subsample of train")
+    folds: int | None = Field(
+        None, ge=2, description="k-fold: fold `fold` is the test split, val is carved from the rest"
+    )
+    fold: int = Field(0, ge=0)
     skip_bad: bool = False
 
 
@@ -102,6 +113,12 @@ class RunConfig(_Strict):
     train: TrainConfig = Field(default_factory=TrainConfig)
     evaluate: EvaluateConfig = Field(default_factory=EvaluateConfig)
 
+    @model_validator(mode="after")
+    def _fold_in_range(self) -> RunConfig:
+        if self.data.folds is not None and self.data.fold >= self.data.folds:
+            raise ValueError(f"data.fold must be below data.folds ({self.data.folds})")
+        return self
+
     @field_validator("name")
     @classmethod
     def _safe_name(cls, value: str) -> str:
@@ -142,7 +159,16 @@ def parse_config(
     from medlens.preprocess.pipeline import build_pipeline
 
     # Building the pipelines checks every transform name and parameter now, not mid-run.
-    build_pipeline(config.preprocess, section="preprocess", source=source)
+    preprocess = build_pipeline(config.preprocess, section="preprocess", source=source)
+    if not preprocess.is_deterministic:
+        from medlens.preprocess.base import RandomTransform
+
+        i = next(k for k, t in enumerate(preprocess.transforms) if isinstance(t, RandomTransform))
+        raise ConfigError(
+            f"preprocess[{i}].name",
+            f"{config.preprocess[i].name} is random; random transforms belong under augment",
+            source,
+        )
     build_pipeline(config.augment, section="augment", source=source)
     if base_dir is not None:
         for obj, attr in ((config.data, "path"), (config.model, "init")):
@@ -159,10 +185,13 @@ def load_config(path: str | Path, overrides: dict[str, Any] | None = None) -> Ru
     directory, as a user typing them on the command line would expect.
     """
     path = Path(path)
+    if not path.is_file():
+        reason = "is a folder, not a config file" if path.is_dir() else "config file not found"
+        raise ConfigError("<file>", reason, path)
     try:
-        raw = yaml.safe_load(path.read_text())
-    except FileNotFoundError:
-        raise ConfigError("<file>", "config file not found", path) from None
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError("<file>", f"cannot be read as text ({type(exc).__name__})", path) from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark is not None else ""
@@ -170,7 +199,13 @@ def load_config(path: str | Path, overrides: dict[str, Any] | None = None) -> Ru
     for dotted, value in (overrides or {}).items():
         node = raw if isinstance(raw, dict) else {}
         *parents, leaf = dotted.split(".")
-        for key in parents:
-            node = node.setdefault(key, {})
+        for depth, key in enumerate(parents):
+            child = node.get(key)
+            if child is None:
+                child = node[key] = {}
+            if not isinstance(child, dict):
+                where = ".".join(parents[: depth + 1])
+                raise ConfigError(dotted, f"cannot set a key inside {where}, which is not a mapping", path)
+            node = child
         node[leaf] = value
     return parse_config(raw, source=path, base_dir=Path.cwd())

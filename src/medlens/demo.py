@@ -43,7 +43,7 @@ def demo_config(data: Path, output_dir: Path, minutes: float) -> dict:
 
 def run_demo(data: Path, output_dir: Path = Path("runs"), minutes: float = 4.0) -> Path:
     """Train the demo model. When ``data`` is missing, say which file to put where."""
-    from medlens.train.run import train_from_config
+    from medlens.workflow import train_and_report
 
     data = Path(data)
     if not data.is_file():
@@ -56,4 +56,4 @@ def run_demo(data: Path, output_dir: Path = Path("runs"), minutes: float = 4.0) 
             "or pass --data PATH",
         )
     config = parse_config(demo_config(data, output_dir, minutes))
-    return train_from_config(config, overwrite=True)
+    return train_and_report(config, overwrite=True)

@@ -24,6 +24,9 @@ class InputError(MedlensError):
         self.reason = reason
         super().__init__(f"{self.path}: {reason}")
 
+    def __reduce__(self) -> tuple:  # survives a DataLoader worker's pickling intact
+        return (type(self), (self.path, self.reason))
+
 
 class ConfigError(MedlensError):
     """A malformed or inconsistent config value.
@@ -40,6 +43,9 @@ class ConfigError(MedlensError):
         self.source = str(source) if source is not None else None
         where = f"{self.source}: " if self.source else ""
         super().__init__(f"{where}{key}: {reason}")
+
+    def __reduce__(self) -> tuple:
+        return (type(self), (self.key, self.reason, self.source))
 
 
 class UnknownNameError(MedlensError, KeyError):

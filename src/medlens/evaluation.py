@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from medlens.errors import InputError
+from medlens.errors import ConfigError, InputError
 from medlens.io_utils import write_atomic, write_json_atomic
 
 
@@ -15,14 +15,19 @@ def evaluate_run(
     run_dir: Path,
     data: Path | None = None,
     data_format: str = "medmnist",
-    split: str = "test",
+    split: str | None = None,
     out: Path | None = None,
 ) -> Path:
     """Predict the ``split`` cases of ``data`` (default: the run's own data) and write
     ``metrics.json``, ``predictions.csv`` and plots to ``out``; print the metric table.
 
-    The threshold is the one the run chose on its validation split; nothing is re-tuned here.
+    ``split=None`` means the test split of the run's own data or of a MedMNIST file, and
+    every case of other data (an external set has no reason to be split). The threshold is
+    the one the run chose on its validation split; nothing is re-tuned here.
     """
+    from pydantic import ValidationError
+
+    from medlens.config import DataConfig
     from medlens.data.sources import open_source
     from medlens.metrics import evaluate_predictions
     from medlens.metrics.threshold import predict_labels
@@ -30,15 +35,23 @@ def evaluate_run(
     from medlens.train.inference import load_run, predict_images
 
     run = load_run(run_dir)
-    data_cfg = run.config.data.model_copy()
+    data_cfg = run.config.data
     if data is not None:
-        data_cfg = data_cfg.model_copy(update={"path": Path(data), "format": data_format})
+        fields = {**data_cfg.model_dump(), "path": Path(data), "format": data_format}
+        fields.update(class_names=run.class_names, train_fraction_used=1.0)
+        try:
+            data_cfg = DataConfig.model_validate(fields)
+        except ValidationError as exc:
+            err = exc.errors()[0]
+            raise ConfigError(f"--{err['loc'][0]}", err["msg"]) from None
+    if split is None:
+        split = "test" if data is None or data_format == "medmnist" else "all"
     case_set = open_source(data_cfg)
     if list(case_set.class_names) != run.class_names:
         raise InputError(
             data_cfg.path, f"classes {case_set.class_names} differ from the run's {run.class_names}"
         )
-    cases = [c for c in case_set.cases if c.split == split]
+    cases = [c for c in case_set.cases if split == "all" or c.split == split]
     if not cases:
         raise InputError(data_cfg.path, f"no cases in split {split!r}")
     probs = predict_images(run, (case_set.load(c) for c in cases))

@@ -39,29 +39,20 @@ def _expand(inputs: list[Path]) -> Iterator[Path]:
 
 
 def iter_input_cases(inputs: list[Path]) -> Iterator[tuple[str, str, Callable[[], Image]]]:
-    """``(case_id, file, load)`` for every image the inputs hold; an ``.npz`` yields each image."""
+    """``(case_id, file, load)`` for every image the inputs hold; an ``.npz`` yields each image.
+
+    Loading is deferred to ``load()`` so one bad file can be recorded and skipped.
+    """
     from medlens.data.medmnist import load_medmnist_npz
     from medlens.data.readers import read_image
 
     for path in _expand(inputs):
-        if not path.exists():
-            yield str(path), str(path), _missing(path)
-        elif path.suffix.lower() == ".npz":
-            arrays = load_medmnist_npz(path)
-            source = arrays.as_source() if hasattr(arrays, "as_source") else None
-            if source is None:
-                raise InputError(path, "cannot enumerate the images of this .npz")
+        if path.suffix.lower() == ".npz" and path.is_file():
+            source = load_medmnist_npz(path).as_source()
             for case in source.cases:
                 yield f"{path.name}#{case.case_id}", str(path), partial(source.load, case)
         else:
             yield str(path), str(path), partial(read_image, path)
-
-
-def _missing(path: Path) -> Callable[[], Image]:
-    def load() -> Image:
-        raise InputError(path, "file not found")
-
-    return load
 
 
 def predict_files(
@@ -75,17 +66,16 @@ def predict_files(
     Raises:
         InputError: on the first unreadable file unless ``skip_bad``.
     """
-    from medlens.train.inference import load_run, predict_images
+    from medlens.train.inference import load_run, predict_arrays, prepare_input
 
     run = load_run(run_dir)
     ids: list[str] = []
     files: list[str] = []
-    images: list[Image] = []
+    arrays: list[np.ndarray] = []
     errors: list[dict[str, object]] = []
     for case_id, file, load in iter_input_cases(list(inputs)):
         try:
-            image = load()
-            run.preprocess(image)  # surface shape/value problems here, per file
+            arrays.append(prepare_input(run, load()))
         except InputError as exc:
             if not skip_bad:
                 raise
@@ -93,12 +83,7 @@ def predict_files(
             continue
         ids.append(case_id)
         files.append(file)
-        images.append(image)
-    probs = (
-        predict_images(run, images, batch_size=batch_size)
-        if images
-        else np.zeros((0, len(run.class_names)))
-    )
+    probs = predict_arrays(run, arrays, batch_size=batch_size)
     rows: list[dict[str, object]] = []
     for k, case_id in enumerate(ids):
         row: dict[str, object] = {"case_id": case_id, "file": files[k]}

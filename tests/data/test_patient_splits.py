@@ -131,3 +131,23 @@ def test_subsample_keeps_every_class() -> None:
     part = subsample_train(cases, 0.1, seed=0)
     assert Counter(c.label for c in part) == {0: 5, 1: 1}
     assert subsample_train(cases, 1.0) == cases
+
+
+def test_kfold_split_for_training_keeps_patients_together_and_covers_every_case() -> None:
+    from medlens.data.case import Case
+    from medlens.data.splits import with_kfold_split
+
+    cases = [Case(f"c{i}", label=i % 2, patient_id=f"p{i // 2}") for i in range(60)]
+    tested: list[str] = []
+    for fold in range(3):
+        split = with_kfold_split(cases, 3, fold, val_fraction=0.2)
+        by_split = {
+            s: {c.patient_id for c in split if c.split == s} for s in ("train", "val", "test")
+        }
+        assert by_split["train"] and by_split["val"] and by_split["test"]
+        assert not (by_split["train"] & by_split["test"]) and not (
+            by_split["val"] & by_split["test"]
+        )
+        assert not (by_split["train"] & by_split["val"])
+        tested += [c.case_id for c in split if c.split == "test"]
+    assert sorted(tested) == sorted(c.case_id for c in cases)

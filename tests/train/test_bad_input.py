@@ -12,7 +12,7 @@ from PIL import Image as PILImage
 
 from medlens.config import parse_config
 from medlens.errors import InputError
-from medlens.train.run import train_from_config
+from medlens.workflow import train_and_report
 
 
 @pytest.fixture
@@ -33,8 +33,14 @@ def _config(folder: Path, tmp_path: Path, skip_bad: bool) -> dict[str, Any]:
     return {
         "name": "folder",
         "output_dir": str(tmp_path / "runs"),
-        "data": {"format": "folder", "path": str(folder), "split": "random", "skip_bad": skip_bad,
-                 "val_fraction": 0.25, "test_fraction": 0.25},
+        "data": {
+            "format": "folder",
+            "path": str(folder),
+            "split": "random",
+            "skip_bad": skip_bad,
+            "val_fraction": 0.25,
+            "test_fraction": 0.25,
+        },
         "model": {"name": "small_cnn"},
         "train": {"epochs": 1, "batch_size": 16},
         "evaluate": {"n_bootstrap": 10},
@@ -43,13 +49,13 @@ def _config(folder: Path, tmp_path: Path, skip_bad: bool) -> dict[str, Any]:
 
 def test_corrupt_file_stops_training_with_its_name(png_folder: Path, tmp_path: Path) -> None:
     with pytest.raises(InputError) as info:
-        train_from_config(parse_config(_config(png_folder, tmp_path, False)), progress=False)
+        train_and_report(parse_config(_config(png_folder, tmp_path, False)), progress=False)
     assert "9999.png" in str(info.value)
     assert not list((tmp_path / "runs").glob("folder*"))
 
 
 def test_skip_bad_lists_the_skipped_file(png_folder: Path, tmp_path: Path) -> None:
-    run = train_from_config(parse_config(_config(png_folder, tmp_path, True)), progress=False)
+    run = train_and_report(parse_config(_config(png_folder, tmp_path, True)), progress=False)
     summary = json.loads((run / "data_summary.json").read_text())
     assert [Path(s["file"]).name for s in summary["skipped_files"]] == ["9999.png"]
     assert summary["skipped_files"][0]["reason"]

@@ -15,7 +15,8 @@ import yaml
 
 @pytest.mark.ddp
 def test_torchrun_two_processes_writes_one_run(tiny_config: dict[str, Any], tmp_path: Path) -> None:
-    tiny_config["train"]["epochs"] = 1
+    # A time budget and early stopping make every rank follow rank 0's stop decision.
+    tiny_config["train"].update(epochs=2, max_minutes=5, early_stopping_patience=1)
     config = tmp_path / "ddp.yaml"
     config.write_text(yaml.safe_dump(tiny_config))
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
@@ -45,3 +46,8 @@ def test_torchrun_two_processes_writes_one_run(tiny_config: dict[str, Any], tmp_
     metrics = json.loads((run / "metrics.json").read_text())
     assert metrics["splits"]["test"]["n"] == 624
     assert not (run.parent / "tiny.partial").exists()
+    assert 1 <= metrics["epochs_run"] <= 2
+    import pandas as pd
+
+    history = pd.read_csv(run / "history.csv")
+    assert len(history) == metrics["epochs_run"]

@@ -13,6 +13,7 @@ import torch
 from medlens.config import parse_config
 from medlens.metrics.threshold import choose_threshold
 from medlens.train.run import train_from_config
+from medlens.workflow import train_and_report
 
 RUN_FILES = [
     "config.yaml",
@@ -32,7 +33,7 @@ RUN_FILES = [
 def test_run_folder_is_complete_and_threshold_comes_from_validation(
     tiny_config: dict[str, Any],
 ) -> None:
-    run = train_from_config(parse_config(tiny_config), progress=False)
+    run = train_and_report(parse_config(tiny_config), progress=False)
     assert run.name == "tiny" and not run.with_name("tiny.partial").exists()
     for name in RUN_FILES:
         assert (run / name).is_file(), name

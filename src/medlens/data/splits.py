@@ -148,3 +148,21 @@ def subsample_train(cases: Sequence[Case], fraction: float, seed: int = 0) -> li
         n_keep = max(1, round(fraction * len(members)))
         keep.extend(int(i) for i in rng.permutation(members)[:n_keep])
     return [cases[i] for i in sorted(keep)]
+
+
+def with_kfold_split(
+    cases: Sequence[Case], n_folds: int, fold: int, val_fraction: float = 0.15, seed: int = 0
+) -> list[Case]:
+    """Copies of ``cases`` split for fold ``fold`` of a patient-aware stratified k-fold:
+    that fold is ``test``, a stratified ``val_fraction`` of the other patients is ``val``,
+    the rest ``train``. Any split the source had is replaced.
+
+    Raises:
+        ConfigError: when ``fold`` is not in ``0 .. n_folds - 1``.
+    """
+    if not 0 <= fold < n_folds:
+        raise ConfigError("data.fold", f"must be in 0..{n_folds - 1}, got {fold}")
+    _, test_idx = kfold(cases, n_folds, seed)[fold]
+    test = set(test_idx)
+    out = [replace(c, split="test" if i in test else "train") for i, c in enumerate(cases)]
+    return carve_validation(out, val_fraction, seed)

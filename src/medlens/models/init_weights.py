@@ -93,7 +93,7 @@ def load_init_weights(model: Classifier, path: str | Path) -> dict[str, Any]:
 def _read_checkpoint(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
     if not path.is_file():
         raise InputError(path, "init checkpoint not found")
-    obj = _load_weights_only(path)
+    obj = load_weights_only(path)
     config: dict[str, Any] = {}
     if isinstance(obj, dict) and isinstance(obj.get("model"), dict):
         state = obj["model"]
@@ -111,7 +111,7 @@ def _read_checkpoint(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any
     return {_strip_wrappers(k): v for k, v in state.items()}, dict(config)
 
 
-def _load_weights_only(path: Path) -> Any:
+def load_weights_only(path: Path) -> Any:
     """``torch.load`` that unpickles tensors, containers and numpy values, never arbitrary code."""
     try:
         with torch.serialization.safe_globals(_numpy_globals()):

@@ -8,6 +8,7 @@ parameters from a ``numpy.random.Generator`` and hands them to a deterministic t
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from typing import Any, ClassVar
 
 import numpy as np
@@ -15,13 +16,14 @@ import numpy as np
 from medlens.data.image import Image
 
 
-class Transform:
+class Transform(ABC):
     """Deterministic transform. Subclasses set ``name`` and implement ``apply``."""
 
     name: ClassVar[str] = ""
 
+    @abstractmethod
     def apply(self, image: Image) -> Image:
-        raise NotImplementedError(f"{type(self).__name__} must implement apply()")
+        """The transformed image (a new object; the input is never mutated)."""
 
     def params(self) -> dict[str, Any]:
         """Constructor arguments (JSON-serialisable) that rebuild this transform."""
@@ -41,13 +43,14 @@ class Transform:
         return f"{type(self).__name__}({args})"
 
 
-class RandomTransform:
+class RandomTransform(ABC):
     """Random transform: ``draw`` returns the deterministic twin with the drawn parameters."""
 
     name: ClassVar[str] = ""
 
+    @abstractmethod
     def draw(self, rng: np.random.Generator, image: Image) -> Transform:
-        raise NotImplementedError(f"{type(self).__name__} must implement draw()")
+        """The deterministic transform with parameters drawn from ``rng`` for ``image``."""
 
     def params(self) -> dict[str, Any]:
         return {}

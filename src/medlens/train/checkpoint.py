@@ -20,14 +20,17 @@ def save_checkpoint(state: dict[str, Any], path: str | Path) -> Path:
 
 
 def load_checkpoint(path: str | Path) -> dict[str, Any]:
-    """Read a medlens checkpoint (a dict with at least ``"model"``) on the CPU."""
+    """Read a medlens checkpoint (a dict with at least ``"model"``) on the CPU.
+
+    Only tensors, containers and numpy values are unpickled (``weights_only``), so a run
+    folder from elsewhere cannot execute code when it is loaded.
+    """
+    from medlens.models.init_weights import load_weights_only
+
     path = Path(path)
     if not path.is_file():
         raise InputError(path, "checkpoint not found")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as exc:  # torch raises many types for corrupt files
-        raise InputError(path, f"not a readable checkpoint ({type(exc).__name__})") from None
+    state = load_weights_only(path)
     if not isinstance(state, dict) or "model" not in state:
         raise InputError(path, "not a medlens checkpoint (no 'model' entry)")
     return state

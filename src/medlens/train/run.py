@@ -7,11 +7,12 @@ killed run from ``<name>.partial/last.pt``.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import shutil
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,7 +29,7 @@ from medlens.data.image import Image
 from medlens.errors import ConfigError, InputError
 from medlens.io_utils import write_atomic, write_json_atomic
 from medlens.train.checkpoint import save_checkpoint
-from medlens.train.distributed import barrier, init_distributed
+from medlens.train.distributed import DistContext, barrier, init_distributed
 from medlens.train.losses import classification_loss, inverse_frequency_weights
 from medlens.train.sampler import EpochSampler
 from medlens.train.seeding import seed_everything
@@ -62,7 +63,7 @@ class PreparedData:
 def prepare_data(config: RunConfig) -> PreparedData:
     """Open the source, drop (and list) bad files when ``skip_bad``, and split the cases."""
     from medlens.data.sources import check_cases, open_source
-    from medlens.data.splits import subsample_train
+    from medlens.data.splits import subsample_train, with_kfold_split
 
     case_set = open_source(config.data)
     cases = list(case_set.cases)
@@ -74,6 +75,10 @@ def prepare_data(config: RunConfig) -> PreparedData:
         good, bad = check_cases(case_set, fail_fast=not config.data.skip_bad)
         cases = list(good)
         skipped = [{"file": c.source or c.case_id, "reason": reason} for c, reason in bad]
+    if config.data.folds is not None:
+        cases = with_kfold_split(
+            cases, config.data.folds, config.data.fold, config.data.val_fraction, seed=0
+        )
     splits = {name: [c for c in cases if c.split == name] for name in SPLITS}
     for name in SPLITS:
         if not splits[name]:
@@ -104,27 +109,39 @@ class _TrainTransform:
         return self.augment(image, rng) if self.augment is not None else image
 
 
+def _collate(
+    batch: list[tuple[torch.Tensor, int, int]],
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Stack a batch; images of different shapes get one clear error instead of torch's."""
+    shapes = {tuple(x.shape) for x, _, _ in batch}
+    if len(shapes) > 1:
+        raise InputError(
+            "<batch>",
+            f"preprocessed images differ in shape {sorted(shapes)}; add a resize (or crop_or_pad) "
+            "to the config's preprocess list",
+        )
+    xs, ys, idx = zip(*batch, strict=True)
+    return torch.stack(xs), torch.as_tensor(ys), torch.as_tensor(idx)
+
+
 def _loader(dataset: Any, batch_size: int, workers: int, sampler: Any = None) -> DataLoader:
+    # Workers are not persistent: a fresh copy of the dataset each epoch sees set_epoch(),
+    # so each epoch draws new augmentations.
     return DataLoader(
         dataset,
         batch_size=batch_size,
         sampler=sampler,
         shuffle=False,
         num_workers=workers,
-        persistent_workers=workers > 0,
+        collate_fn=_collate,
     )
 
 
-def _device() -> torch.device:
-    return torch.device("cuda") if torch.cuda.is_available() else torch.device("cpu")
-
-
-def _frozen_bn_hook(config: RunConfig) -> Any:
-    if config.model.strategy in ("linear_probe", "freeze"):
-        from medlens.models.finetune import set_frozen_bn_eval
-
-        return set_frozen_bn_eval
-    return None
+def _device(dist: DistContext) -> torch.device:
+    if torch.cuda.is_available():
+        torch.cuda.set_device(dist.local_rank)
+        return torch.device("cuda", dist.local_rank)
+    return torch.device("cpu")
 
 
 def _stage_dir(config: RunConfig) -> Path:
@@ -137,15 +154,19 @@ def train_from_config(
     overwrite: bool = False,
     callbacks: Sequence[EpochCallback] = (),
     progress: bool = True,
+    finalize: Callable[[Path], None] | None = None,
 ) -> Path:
     """Train, choose the threshold on validation, evaluate val and test once, write the run.
+
+    ``finalize(stage_dir)`` runs on the complete folder just before it is renamed into
+    place; later phases (the report) hook in there without train/ importing them.
 
     Returns:
         The finished run folder ``<output_dir>/<name>``.
     """
     from medlens.data.dataset import CaseDataset
     from medlens.models import create_model
-    from medlens.models.finetune import configure_finetuning
+    from medlens.models.finetune import configure_finetuning, set_frozen_bn_eval
     from medlens.preprocess.pipeline import build_pipeline
 
     dist = init_distributed()
@@ -214,7 +235,7 @@ def train_from_config(
         cifar_stem=config.model.cifar_stem,
         dropout=config.model.dropout,
     )
-    device = _device()
+    device = _device(dist)
     model.to(device)
     param_groups = configure_finetuning(
         model,
@@ -245,7 +266,8 @@ def train_from_config(
         dist_ctx=dist,
         callbacks=callbacks,
         progress=progress,
-        on_epoch_start=_frozen_bn_hook(config),
+        on_epoch_start=set_frozen_bn_eval,  # a no-op when nothing is frozen
+        fingerprint=hashlib.sha256(config.to_yaml().encode()).hexdigest(),
     )
     fit = trainer.fit(resume=resume)
     barrier(dist)
@@ -257,7 +279,11 @@ def train_from_config(
         name: predict_probs(model, loaders[name], device, tta_flip=tcfg.tta_flip)
         for name in ("val", "test")
     }
-    _write_run(config, stage, data, model, preprocess, fit, outputs, class_names)
+    _write_run(
+        config, stage, data, model, preprocess, fit, outputs, class_names, sample.array.shape
+    )
+    if finalize is not None:
+        finalize(stage)
     if final_dir.exists():  # --overwrite: the old run goes only once the new one is whole
         shutil.rmtree(final_dir)
     os.replace(stage, final_dir)
@@ -273,12 +299,11 @@ def _write_run(
     fit: FitResult,
     outputs: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]],
     class_names: list[str],
+    input_shape: tuple[int, ...],
 ) -> None:
     from medlens.metrics import evaluate_predictions
     from medlens.metrics.threshold import choose_threshold, predict_labels
     from medlens.preprocess.pipeline import save_pipeline
-    from medlens.report.html import write_report
-    from medlens.report.model_card import write_model_card
 
     tcfg = config.train
     val_probs, val_labels, _ = outputs["val"]
@@ -358,10 +383,9 @@ def _write_run(
             "class_names": class_names,
             "threshold": threshold,
             "best_epoch": fit.best_epoch,
+            "input_shape": list(input_shape),
             "medlens_version": __version__,
             "saved": time.strftime("%Y-%m-%dT%H:%M:%S"),
         },
         stage / "model.pt",
     )
-    write_report(stage)
-    write_model_card(stage)

@@ -17,8 +17,9 @@ from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
 from medlens.config import TrainConfig
+from medlens.errors import ConfigError
 from medlens.train.checkpoint import load_checkpoint, save_checkpoint
-from medlens.train.distributed import DistContext
+from medlens.train.distributed import DistContext, broadcast_object
 from medlens.train.sampler import EpochSampler
 from medlens.train.schedule import WarmupCosine
 
@@ -100,6 +101,8 @@ class Trainer:
         checkpoint_dir: where ``last.pt`` goes; ``None`` disables checkpoints.
         callbacks: called as ``cb(epoch, record)`` after each epoch (tests use one to
             simulate a kill).
+        fingerprint: identifies the run's config; resuming from a ``last.pt`` written
+            under another config is refused.
     """
 
     def __init__(
@@ -116,8 +119,10 @@ class Trainer:
         callbacks: Sequence[EpochCallback] = (),
         progress: bool = True,
         on_epoch_start: Callable[[nn.Module], None] | None = None,
+        fingerprint: str = "",
     ) -> None:
         self.model = model
+        self.fingerprint = fingerprint
         self.config = config
         self.train_loader = train_loader
         self.val_loader = val_loader
@@ -154,7 +159,9 @@ class Trainer:
     def _last_path(self) -> Path | None:
         return self.checkpoint_dir / "last.pt" if self.checkpoint_dir else None
 
-    def _save_last(self, epoch: int, result: FitResult, bad_epochs: int, elapsed: float) -> None:
+    def _save_last(
+        self, epoch: int, result: FitResult, bad_epochs: int, elapsed: float, finished: bool
+    ) -> None:
         path = self._last_path()
         if path is None or not self.dist.is_main:
             return
@@ -165,6 +172,8 @@ class Trainer:
                 "optimizer": self.optimizer.state_dict(),
                 "scheduler": self.scheduler.state_dict(),
                 "epoch": epoch,
+                "finished": finished,
+                "fingerprint": self.fingerprint,
                 "best_state": result.best_state,
                 "best_epoch": result.best_epoch,
                 "best_score": result.best_score,
@@ -173,16 +182,27 @@ class Trainer:
                 "elapsed": elapsed,
                 "planned_epochs": result.planned_epochs,
                 "torch_rng": torch.get_rng_state(),
+                "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
             },
             path,
         )
 
-    def _resume(self) -> tuple[int, FitResult, int, float]:
-        state = load_checkpoint(self._last_path())  # type: ignore[arg-type]
+    def _resume(self) -> tuple[int, FitResult, int, float, bool]:
+        path = self._last_path()
+        assert path is not None
+        state = load_checkpoint(path)
+        if state.get("fingerprint", "") != self.fingerprint:
+            raise ConfigError(
+                "<config>",
+                f"differs from the config of the run being resumed ({path}); "
+                "resume with the same config, or start a new run",
+            )
         _unwrap(self.model).load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
         torch.set_rng_state(state["torch_rng"])
+        if state["cuda_rng"] and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(state["cuda_rng"])
         result = FitResult(
             best_state=state["best_state"],
             best_epoch=state["best_epoch"],
@@ -190,7 +210,7 @@ class Trainer:
             history=state["history"],
             planned_epochs=state["planned_epochs"],
         )
-        return state["epoch"] + 1, result, state["bad_epochs"], state["elapsed"]
+        return state["epoch"] + 1, result, state["bad_epochs"], state["elapsed"], state["finished"]
 
     # -- one epoch -------------------------------------------------------------------------
     def _train_epoch(self, epoch: int) -> float:
@@ -234,16 +254,22 @@ class Trainer:
 
     # -- the loop --------------------------------------------------------------------------
     def fit(self, resume: bool = False) -> FitResult:
+        """Train until the planned epochs, early stopping or the time budget end it.
+
+        Under DDP every stopping decision is rank 0's, sent to all ranks, so no rank waits
+        forever for another that stopped.
+        """
         cfg = self.config
-        start_epoch, bad_epochs, elapsed_before = 0, 0, 0.0
+        start_epoch, bad_epochs, elapsed_before, finished = 0, 0, 0.0, False
         result = FitResult(
             best_state={}, best_epoch=-1, best_score=-math.inf, planned_epochs=cfg.epochs
         )
-        if resume and self._last_path() is not None and self._last_path().is_file():  # type: ignore[union-attr]
-            start_epoch, result, bad_epochs, elapsed_before = self._resume()
+        last = self._last_path()
+        if resume and last is not None and last.is_file():
+            start_epoch, result, bad_epochs, elapsed_before, finished = self._resume()
         t0 = time.perf_counter() - elapsed_before
         epoch = start_epoch
-        while epoch < result.planned_epochs:
+        while not finished and epoch < result.planned_epochs:
             t_epoch = time.perf_counter()
             train_loss = self._train_epoch(epoch)
             val_auc, val_loss = self._validate()
@@ -269,33 +295,31 @@ class Trainer:
             else:
                 bad_epochs += 1
             if epoch == start_epoch == 0 and cfg.max_minutes is not None:
-                result.planned_epochs = self._plan_epochs(seconds)
+                planned = broadcast_object(self._epochs_in_budget(seconds), self.dist)
+                result.planned_epochs = int(planned)  # type: ignore[call-overload]
+                self.scheduler.total_steps = result.planned_epochs * self.steps_per_epoch
             if self.progress:
                 tqdm.write(
                     f"epoch {epoch + 1}/{result.planned_epochs}  train_loss {train_loss:.4f}  "
                     f"val_loss {val_loss:.4f}  val_auc {val_auc:.4f}  ({seconds:.1f} s)"
                 )
-            self._save_last(epoch, result, bad_epochs, time.perf_counter() - t0)
-            for callback in self.callbacks:
-                callback(epoch + 1, record)
             epoch += 1
-            if (
-                cfg.early_stopping_patience is not None
-                and bad_epochs >= cfg.early_stopping_patience
-            ):
-                break
-            if (
+            patience = cfg.early_stopping_patience
+            out_of_time = (
                 cfg.max_minutes is not None
                 and (time.perf_counter() - t0) + seconds > cfg.max_minutes * 60
-            ):
-                break
+            )
+            stop = (patience is not None and bad_epochs >= patience) or out_of_time
+            finished = bool(broadcast_object(stop, self.dist)) or epoch >= result.planned_epochs
+            self._save_last(epoch - 1, result, bad_epochs, time.perf_counter() - t0, finished)
+            for callback in self.callbacks:
+                callback(epoch, record)
         result.train_seconds = time.perf_counter() - t0
         return result
 
-    def _plan_epochs(self, epoch_seconds: float) -> int:
-        """Fit the cosine schedule to the time budget, measured on the first epoch."""
-        budget = self.config.max_minutes * 60  # type: ignore[operator]
+    def _epochs_in_budget(self, epoch_seconds: float) -> int:
+        """How many epochs fit the time budget, measured on the first epoch: the cosine
+        schedule is fitted to that length so it ends where the budget does."""
+        budget = (self.config.max_minutes or 0.0) * 60
         fit = max(1, int(budget * 0.97 // max(epoch_seconds, 1e-6)))
-        planned = min(self.config.epochs, fit)
-        self.scheduler.total_steps = planned * self.steps_per_epoch
-        return planned
+        return min(self.config.epochs, fit)
