@@ -28,26 +28,40 @@ IMAGE_SUFFIXES = {
 }
 
 
-def _expand(inputs: list[Path]) -> Iterator[Path]:
+def _is_series_folder(path: Path) -> bool:
+    """A folder whose files are DICOM slices of one volume (no sub-folders)."""
+    files = [p for p in path.iterdir() if not p.name.startswith(".")]
+    return bool(files) and all(p.is_file() and p.suffix.lower() in (".dcm", "") for p in files)
+
+
+def _expand(inputs: list[Path], volumes: bool) -> Iterator[Path]:
+    """Files to predict; with ``volumes`` a folder of DICOM slices is one input (a series)."""
     for path in inputs:
-        if path.is_dir():
-            for child in sorted(p for p in path.rglob("*") if p.is_file()):
-                if child.suffix.lower() in IMAGE_SUFFIXES and not child.name.startswith("."):
-                    yield child
+        if path.is_dir() and not (volumes and _is_series_folder(path)):
+            children = sorted(p for p in path.iterdir() if not p.name.startswith("."))
+            for child in children:
+                if child.is_dir() or child.suffix.lower() in IMAGE_SUFFIXES:
+                    yield from _expand([child], volumes)
         else:
             yield path
 
 
-def iter_input_cases(inputs: list[Path]) -> Iterator[tuple[str, str, Callable[[], Image]]]:
+def iter_input_cases(
+    inputs: list[Path], volumes: bool = False
+) -> Iterator[tuple[str, str, Callable[[], Image]]]:
     """``(case_id, file, load)`` for every image the inputs hold; an ``.npz`` yields each image.
 
-    Loading is deferred to ``load()`` so one bad file can be recorded and skipped.
+    With ``volumes`` (a 3D model) a folder of DICOM slices is read as one series. Loading is
+    deferred to ``load()`` so one bad file can be recorded and skipped.
     """
+    from medlens.data.dicom_series import read_dicom_series
     from medlens.data.medmnist import load_medmnist_npz
     from medlens.data.readers import read_image
 
-    for path in _expand(inputs):
-        if path.suffix.lower() == ".npz" and path.is_file():
+    for path in _expand(inputs, volumes):
+        if path.is_dir():
+            yield str(path), str(path), partial(read_dicom_series, path)
+        elif path.suffix.lower() == ".npz" and path.is_file():
             source = load_medmnist_npz(path).as_source()
             for case in source.cases:
                 yield f"{path.name}#{case.case_id}", str(path), partial(source.load, case)
@@ -73,7 +87,8 @@ def predict_files(
     files: list[str] = []
     arrays: list[np.ndarray] = []
     errors: list[dict[str, object]] = []
-    for case_id, file, load in iter_input_cases(list(inputs)):
+    volumes = run.input_shape is not None and len(run.input_shape) == 4
+    for case_id, file, load in iter_input_cases(list(inputs), volumes=volumes):
         try:
             arrays.append(prepare_input(run, load()))
         except InputError as exc:
