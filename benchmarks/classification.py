@@ -161,6 +161,11 @@ def _mean_sd(values: list[float]) -> dict:
     }
 
 
+def _aggregate(runs: list[dict]) -> dict:
+    keys = ("test_auc", "test_acc_at_val_threshold", "test_acc_at_0.5", "train_minutes")
+    return {"runs": runs, **{k: _mean_sd([r[k] for r in runs]) for k in keys}}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -205,30 +210,8 @@ def main() -> None:
                 for s in args.baseline_seeds
             ]
             report["datasets"][dataset] = {
-                "medlens": {
-                    "runs": runs,
-                    **{
-                        k: _mean_sd([r[k] for r in runs])
-                        for k in (
-                            "test_auc",
-                            "test_acc_at_val_threshold",
-                            "test_acc_at_0.5",
-                            "train_minutes",
-                        )
-                    },
-                },
-                "baseline": {
-                    "runs": base,
-                    **{
-                        k: _mean_sd([r[k] for r in base])
-                        for k in (
-                            "test_auc",
-                            "test_acc_at_val_threshold",
-                            "test_acc_at_0.5",
-                            "train_minutes",
-                        )
-                    },
-                },
+                "medlens": _aggregate(runs),
+                "baseline": _aggregate(base),
                 "paper": PAPER[dataset],
             }
             # What is measured so far survives a later failure.
