@@ -1,0 +1,105 @@
+"""Truncated, corrupt and non-DICOM files are refused and listed; the batch goes on."""
+
+from __future__ import annotations
+
+import csv
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+
+import pydicom
+import pytest
+
+from medlens.errors import ConfigError, InputError
+from medlens.privacy import anonymize_tree
+
+
+@pytest.fixture
+def batch(liver_dir: Path, dicom_testfile: Callable[[str], Path], tmp_path: Path) -> Path:
+    """Two good CT slices, the same slice cut in its pixel data and in its header, a text file,
+    and pydicom-data's truncated files."""
+    folder = tmp_path / "in"
+    folder.mkdir()
+    for name in ("01.dcm", "02.dcm"):
+        shutil.copy(liver_dir / "ct" / name, folder / name)
+    data = (liver_dir / "ct" / "03.dcm").read_bytes()
+    (folder / "cut_in_pixels.dcm").write_bytes(data[: len(data) - 4000])
+    (folder / "cut_in_header.dcm").write_bytes(data[:1331])
+    (folder / "notes.dcm").write_text("not an image\n")
+    for name in (
+        "MR_truncated.dcm",
+        "rtplan_truncated.dcm",
+        "emri_small_jpeg_2k_lossless_too_short.dcm",
+    ):
+        shutil.copy(dicom_testfile(name), folder / name)
+    return folder
+
+
+def test_bad_files_are_refused_and_listed(batch: Path, tmp_path: Path, deid_key: str) -> None:
+    out = tmp_path / "out"
+    report = anonymize_tree(batch, out)
+    status = {o.input_path.name: (o.status, o.reason) for o in report.outcomes}
+    assert status["01.dcm"][0] == status["02.dcm"][0] == "ok"
+    for name in (
+        "cut_in_pixels.dcm",
+        "cut_in_header.dcm",
+        "MR_truncated.dcm",
+        "rtplan_truncated.dcm",
+        "emri_small_jpeg_2k_lossless_too_short.dcm",
+    ):
+        assert status[name][0] == "refused" and status[name][1].startswith("truncated"), (
+            name,
+            status[name],
+        )
+    assert status["notes.dcm"] == ("refused", "not a DICOM file")
+    written = sorted(out.rglob("*.dcm"))
+    assert len(written) == 2 and all(pydicom.dcmread(p).PixelData for p in written)
+    assert not [p for p in out.rglob("*") if p.name.startswith(".")]  # no temporary file left
+    rows = list(csv.DictReader(report.log_path.read_text().splitlines()))
+    assert [r["status"] for r in rows].count("refused") == 6
+    assert all(r["output_path"] == "" for r in rows if r["status"] == "refused")
+
+
+def test_a_broken_sequence_does_not_stop_the_batch(
+    dicom_testfile: Callable[[str], Path], tmp_path: Path, deid_key: str
+) -> None:
+    folder = tmp_path / "in"
+    folder.mkdir()
+    for name in ("bad_sequence.dcm", "CT_small.dcm", "badVR.dcm"):
+        shutil.copy(dicom_testfile(name), folder / name)
+    report = anonymize_tree(folder, tmp_path / "out")
+    status = {o.input_path.name: o.status for o in report.outcomes}
+    assert status["CT_small.dcm"] == "ok"
+    assert status["badVR.dcm"] == "refused"
+    assert status["bad_sequence.dcm"] == "ok"  # pydicom 3 reads its odd sequence
+    for outcome in report.outcomes:
+        if outcome.output_path is not None:
+            assert pydicom.dcmread(outcome.output_path).PatientIdentityRemoved == "YES"
+
+
+def test_folder_errors_are_clear(liver_dir: Path, tmp_path: Path, deid_key: str) -> None:
+    folder = tmp_path / "in"
+    shutil.copytree(liver_dir / "ct", folder)
+    with pytest.raises(InputError, match="inside the input folder"):
+        anonymize_tree(folder, folder / "anon")
+    with pytest.raises(InputError, match="not found"):
+        anonymize_tree(tmp_path / "missing", tmp_path / "out")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(InputError, match="no files"):
+        anonymize_tree(tmp_path / "empty", tmp_path / "out")
+    assert not (folder / "anon").exists()
+
+
+def test_missing_key_stops_before_anything_is_written(
+    liver_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("MEDLENS_DEID_KEY", raising=False)
+    with pytest.raises(ConfigError, match="no de-identification key"):
+        anonymize_tree(liver_dir / "ct", tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_single_file_in(liver_dir: Path, tmp_path: Path, deid_key: str) -> None:
+    report = anonymize_tree(liver_dir / "ct" / "02.dcm", tmp_path / "out")
+    assert report.summary() == "1 file: 1 ok, 0 flagged, 0 refused"
+    assert report.outcomes[0].output_path.parent.parent.parent.parent == tmp_path / "out"
