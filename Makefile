@@ -10,7 +10,7 @@ DEMO_DATA := $(SHARED)/pneumoniamnist_subset/pneumoniamnist.npz
 $(BIN)/medlens: pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e ".[test,dev,dicom-seg]"
+	$(BIN)/python -m pip install -q -e ".[test,dev]"
 	@touch $(BIN)/medlens
 
 venv: $(BIN)/medlens

@@ -195,3 +195,52 @@ def test_predict_reads_dicom_and_npz_and_refuses_wrong_shapes(
         assert Path(bad).name in proc.stderr and "trained on" in proc.stderr
         assert "Traceback" not in proc.stderr
         assert not (tmp_path / "q.csv").exists()
+
+
+def test_anonymize_real_ct_and_seg(shared_data: Path, tmp_path: Path) -> None:
+    import os
+
+    import pydicom
+
+    source = shared_data / "dicom_ct_liver_seg"
+    inputs = tmp_path / "in"
+    inputs.mkdir()
+    for path in [*sorted((source / "ct").glob("*.dcm")), source / "seg" / "liver.dcm"]:
+        (inputs / path.name).write_bytes(path.read_bytes())
+    (inputs / "cut.dcm").write_bytes((source / "ct" / "01.dcm").read_bytes()[:2000])
+    env_key = {"MEDLENS_DEID_KEY": "a-test-key-of-32-bytes-0123456789"}
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "medlens.cli",
+            "anonymize",
+            str(inputs),
+            str(tmp_path / "out"),
+            "--blank",
+            "0:10,0:10@CT",
+        ],
+        capture_output=True,
+        text=True,
+        env={**os.environ, **env_key},
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "refused" in proc.stdout
+    outputs = sorted((tmp_path / "out").rglob("*.dcm"))
+    assert len(outputs) == 4
+    original = pydicom.dcmread(source / "ct" / "01.dcm")
+    for path in outputs:
+        ds = pydicom.dcmread(path)
+        assert ds.PatientIdentityRemoved == "YES"
+        assert ds.PatientID != original.PatientID
+        assert original.StudyInstanceUID.encode() not in path.read_bytes()
+    import csv
+
+    log_path = tmp_path / "out" / "deidentification_log.csv"
+    rows = list(csv.DictReader(log_path.open()))
+    assert sorted(r["status"] for r in rows).count("refused") == 1 and len(rows) == 5
+    assert str(original.PatientID) not in log_path.read_text()
+
+    proc = _medlens("anonymize", str(inputs), str(tmp_path / "out2"), "--blank", "oops")
+    assert proc.returncode == 2 and "--blank" in proc.stderr

@@ -114,6 +114,66 @@ def predict(
 
 
 @app.command()
+def anonymize(
+    input_path: Annotated[
+        Path, typer.Argument(metavar="IN", help="A DICOM file or a folder of them.")
+    ],
+    out_dir: Annotated[Path, typer.Argument(metavar="OUT", help="Output folder (outside IN).")],
+    profile: Annotated[
+        str, typer.Option(help="Confidentiality profile (PS3.15 Annex E).")
+    ] = "basic",
+    retain_dates_shifted: Annotated[
+        bool, typer.Option(help="Keep dates, shifted per patient.")
+    ] = False,
+    retain_patient_characteristics: Annotated[
+        bool, typer.Option(help="Keep age, sex, size, weight.")
+    ] = False,
+    clean_descriptors: Annotated[
+        bool, typer.Option(help="Keep descriptions, cleaned of identifiers.")
+    ] = False,
+    blank: Annotated[
+        list[str],
+        typer.Option(
+            help="Blank pixels ROW0:ROW1,COL0:COL1 (optionally @MODALITY) in every frame."
+        ),
+    ] = [],  # noqa: B006
+    key_file: Annotated[
+        Path | None, typer.Option(help="Secret key file (else $MEDLENS_DEID_KEY).")
+    ] = None,
+) -> None:
+    """De-identify DICOM files: Basic Application Level Confidentiality Profile, consistent
+    keyed pseudonyms and UIDs, a CSV log without patient data."""
+    from medlens.privacy import AnonymizationOptions, PixelRegion, anonymize_tree
+
+    regions = [_parse_region(text) for text in blank]
+    options = AnonymizationOptions(
+        profile=profile,
+        retain_dates_shifted=retain_dates_shifted,
+        retain_patient_characteristics=retain_patient_characteristics,
+        clean_descriptors=clean_descriptors,
+        blank_regions=tuple(PixelRegion(*r[:4], modality=r[4]) for r in regions),
+        key_file=key_file,
+    )
+    report = anonymize_tree(input_path, out_dir, options)
+    typer.echo(report.summary())
+    typer.echo(f"log: {report.log_path}")
+
+
+def _parse_region(text: str) -> tuple[int, int, int, int, str | None]:
+    """``"0:40,0:512@US"`` -> (0, 40, 0, 512, "US")."""
+    from medlens.errors import ConfigError
+
+    box, _, modality = text.partition("@")
+    try:
+        rows, cols = box.split(",")
+        r0, r1 = (int(v) for v in rows.split(":"))
+        c0, c1 = (int(v) for v in cols.split(":"))
+    except ValueError:
+        raise ConfigError("--blank", f"{text!r}: expected ROW0:ROW1,COL0:COL1[@MODALITY]") from None
+    return r0, r1, c0, c1, modality or None
+
+
+@app.command()
 def download(
     flag: Annotated[
         str, typer.Argument(help="MedMNIST dataset, e.g. pneumoniamnist, adrenalmnist3d.")
