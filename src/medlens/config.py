@@ -191,7 +191,9 @@ def load_config(path: str | Path, overrides: dict[str, Any] | None = None) -> Ru
     try:
         raw = yaml.safe_load(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError("<file>", f"cannot be read as text ({type(exc).__name__})", path) from None
+        raise ConfigError(
+            "<file>", f"cannot be read as text ({type(exc).__name__})", path
+        ) from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark is not None else ""
@@ -205,7 +207,9 @@ def load_config(path: str | Path, overrides: dict[str, Any] | None = None) -> Ru
                 child = node[key] = {}
             if not isinstance(child, dict):
                 where = ".".join(parents[: depth + 1])
-                raise ConfigError(dotted, f"cannot set a key inside {where}, which is not a mapping", path)
+                raise ConfigError(
+                    dotted, f"cannot set a key inside {where}, which is not a mapping", path
+                )
             node = child
         node[leaf] = value
     return parse_config(raw, source=path, base_dir=Path.cwd())

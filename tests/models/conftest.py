@@ -14,7 +14,9 @@ from medlens.models import MODELS, Classifier, create_model
 
 torch.set_num_threads(1)
 
-LARGE_PARAMETERS = 15_000_000  # above this the 64 px test runs forward only (the 28 px test runs backward for all)
+LARGE_PARAMETERS = (
+    15_000_000  # above this the 64 px test runs forward only (the 28 px test runs backward for all)
+)
 NUM_CLASSES = 3
 
 
