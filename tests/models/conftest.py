@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 import torch
 
-from medlens.models import MODELS, Classifier, create_model
+from medlens.models import MODELS, Classifier, create_model, model_names
 
 torch.set_num_threads(1)
 
@@ -62,7 +62,9 @@ def parameter_count(name: str, dims: int) -> int:
 
 
 ALL_CASES = [
-    ModelCase(name, dims) for name in MODELS.names() for dims in MODELS.get(name).spatial_dims
+    ModelCase(name, dims)
+    for name in model_names("classification")
+    for dims in MODELS.get(name).spatial_dims
 ]
 
 

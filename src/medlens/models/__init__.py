@@ -10,10 +10,18 @@ from medlens.models.errors import ModelWeightsError
 from medlens.models.factory import create_model, model_from_config
 from medlens.models.finetune import configure_finetuning, set_frozen_bn_eval
 from medlens.models.init_weights import load_init_weights
-from medlens.models.registry import MODELS, BuildOptions, ModelEntry, register_model
+from medlens.models.registry import (
+    MODELS,
+    TASKS,
+    BuildOptions,
+    ModelEntry,
+    model_names,
+    register_model,
+)
 
 __all__ = [
     "MODELS",
+    "TASKS",
     "BuildOptions",
     "Classifier",
     "ModelEntry",
@@ -22,6 +30,7 @@ __all__ = [
     "create_model",
     "load_init_weights",
     "model_from_config",
+    "model_names",
     "register_model",
     "set_frozen_bn_eval",
 ]

@@ -46,34 +46,51 @@ class ModelEntry:
         builder: makes the network from ``BuildOptions``.
         spatial_dims: the dims it can be built for; one name serves 2D and 3D where both exist.
         pretrained_dims: the dims for which ImageNet weights exist.
+        task: ``"classification"`` (a ``Classifier``: image -> logits) or ``"segmentation"``
+            (a ``Segmenter``: image -> per-voxel logits of the same spatial size).
     """
 
     name: str
     builder: Builder
     spatial_dims: tuple[int, ...]
     pretrained_dims: tuple[int, ...] = ()
+    task: str = "classification"
 
 
 MODELS: Registry[ModelEntry] = Registry("model")
 
 
+TASKS = ("classification", "segmentation")
+
+
 def register_model(
-    name: str, spatial_dims: tuple[int, ...] = (2,), pretrained_dims: tuple[int, ...] = ()
+    name: str,
+    spatial_dims: tuple[int, ...] = (2,),
+    pretrained_dims: tuple[int, ...] = (),
+    task: str = "classification",
 ) -> Callable[[Builder], Builder]:
-    """Register a builder under ``name``.
+    """Register a builder under ``name`` for ``task`` (one of ``TASKS``).
 
     Example:
         >>> @register_model("tiny_net", spatial_dims=(2, 3))  # doctest: +SKIP
         ... def tiny_net(opts: BuildOptions) -> Classifier: ...
     """
 
+    if task not in TASKS:
+        raise ValueError(f"model {name!r}: task must be one of {TASKS}, got {task!r}")
+
     def decorator(builder: Builder) -> Builder:
         MODELS.register(name)(
-            ModelEntry(name, builder, tuple(spatial_dims), tuple(pretrained_dims))
+            ModelEntry(name, builder, tuple(spatial_dims), tuple(pretrained_dims), task)
         )
         return builder
 
     return decorator
+
+
+def model_names(task: str) -> list[str]:
+    """The registered names for ``task``, sorted."""
+    return [name for name in MODELS.names() if MODELS.get(name).task == task]
 
 
 _ARCHITECTURES = (
