@@ -33,7 +33,13 @@ from medlens.train.distributed import DistContext, barrier, init_distributed
 from medlens.train.losses import classification_loss, inverse_frequency_weights
 from medlens.train.sampler import EpochSampler
 from medlens.train.seeding import seed_everything
-from medlens.train.trainer import EpochCallback, FitResult, Trainer, predict_probs
+from medlens.train.trainer import (
+    ClassificationTask,
+    EpochCallback,
+    FitResult,
+    Trainer,
+    predict_probs,
+)
 
 log = logging.getLogger(__name__)
 SPLITS = ("train", "val", "test")
@@ -258,9 +264,8 @@ def train_from_config(
         train_model,
         param_groups,
         loaders["train"],
-        loaders["val"],
+        ClassificationTask(classification_loss(weights, tcfg.label_smoothing), loaders["val"]),
         tcfg,
-        classification_loss(weights, tcfg.label_smoothing),
         device,
         checkpoint_dir=stage,
         dist_ctx=dist,

@@ -1,4 +1,8 @@
-"""One trainer for classification: epochs, validation, early stopping, checkpoints, resume."""
+"""One trainer for every task: epochs, validation, early stopping, checkpoints, resume.
+
+What differs between tasks — how a batch becomes a loss, and how validation scores the model —
+is a ``TrainingTask`` (``ClassificationTask`` here; segmentation has its own).
+"""
 
 from __future__ import annotations
 
@@ -8,7 +12,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import torch
@@ -86,18 +90,66 @@ def predict_probs(
     return np.concatenate(probs), np.concatenate(labels), np.concatenate(indices)
 
 
-class Trainer:
-    """Trains ``model`` on ``train_loader``, validates on ``val_loader`` each epoch.
+class TrainingTask(Protocol):
+    """What the trainer asks of a task.
 
-    The best epoch (highest validation AUC, ties to lower validation loss) is kept as a deep
+    Attributes:
+        score_name: the history column of the validation score (higher is better), e.g.
+            ``val_auc`` or ``val_dice``.
+    """
+
+    score_name: str
+
+    def batch_loss(
+        self, model: nn.Module, batch: Any, device: torch.device
+    ) -> tuple[torch.Tensor, int]:
+        """The mean loss over one training batch, and the number of samples in it."""
+        ...
+
+    def validate(self, model: nn.Module, device: torch.device) -> tuple[float, float]:
+        """``(score, loss)`` on the validation data; NaN where undefined."""
+        ...
+
+
+class ClassificationTask:
+    """Image -> class logits; validation AUC, ties broken by cross-entropy."""
+
+    score_name = "val_auc"
+
+    def __init__(self, loss_fn: nn.Module, val_loader: DataLoader) -> None:
+        self.loss_fn = loss_fn
+        self.val_loader = val_loader
+
+    def batch_loss(
+        self, model: nn.Module, batch: Any, device: torch.device
+    ) -> tuple[torch.Tensor, int]:
+        x, y, _ = batch
+        x = x.to(device, non_blocking=True)
+        y = torch.as_tensor(y, device=device)
+        self.loss_fn.to(device)
+        return self.loss_fn(model(x).float(), y), len(y)
+
+    def validate(self, model: nn.Module, device: torch.device) -> tuple[float, float]:
+        probs, labels, _ = predict_probs(model, self.val_loader, device)
+        if len(labels) == 0:
+            return float("nan"), float("nan")
+        logp = np.log(np.clip(probs[np.arange(len(labels)), labels], 1e-12, 1.0))
+        return validation_score(labels, probs), float(-logp.mean())
+
+
+class Trainer:
+    """Trains ``model`` on ``train_loader``, validates through ``task`` each epoch.
+
+    The best epoch (highest validation score, ties to lower validation loss) is kept as a deep
     copy of the weights. ``last.pt`` in ``checkpoint_dir`` is written after every epoch so a
     killed run resumes exactly where it stopped (same seed -> same final weights).
 
     Args:
         model: the classifier (already wrapped in DDP when distributed).
         param_groups: optimizer parameter groups (fine-tuning strategy applied).
+        train_loader: the training batches, in the form ``task.batch_loss`` takes.
+        task: turns a batch into a loss and scores validation (``ClassificationTask``...).
         config: the train section of the run config.
-        loss_fn: the loss on logits.
         checkpoint_dir: where ``last.pt`` goes; ``None`` disables checkpoints.
         callbacks: called as ``cb(epoch, record)`` after each epoch (tests use one to
             simulate a kill).
@@ -110,9 +162,8 @@ class Trainer:
         model: nn.Module,
         param_groups: list[dict[str, Any]],
         train_loader: DataLoader,
-        val_loader: DataLoader,
+        task: TrainingTask,
         config: TrainConfig,
-        loss_fn: nn.Module,
         device: torch.device,
         checkpoint_dir: Path | None = None,
         dist_ctx: DistContext | None = None,
@@ -125,8 +176,7 @@ class Trainer:
         self.fingerprint = fingerprint
         self.config = config
         self.train_loader = train_loader
-        self.val_loader = val_loader
-        self.loss_fn = loss_fn.to(device)
+        self.task = task
         self.device = device
         self.checkpoint_dir = checkpoint_dir
         self.dist = dist_ctx or DistContext()
@@ -227,11 +277,9 @@ class Trainer:
         bar = tqdm(
             self.train_loader, desc=f"epoch {epoch + 1}", leave=False, disable=not self.progress
         )
-        for x, y, _ in bar:
-            x = x.to(self.device, non_blocking=True)
-            y = torch.as_tensor(y, device=self.device)
+        for batch in bar:
             with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.use_amp):
-                loss = self.loss_fn(self.model(x).float(), y)
+                loss, n = self.task.batch_loss(self.model, batch, self.device)
             if not torch.isfinite(loss):
                 raise FloatingPointError(
                     f"training loss became {loss.item()} at epoch {epoch + 1}; lower train.lr"
@@ -240,17 +288,13 @@ class Trainer:
             loss.backward()
             self.optimizer.step()
             self.scheduler.step()
-            total += loss.item() * len(y)
-            count += len(y)
+            total += loss.item() * n
+            count += n
             bar.set_postfix(loss=f"{total / count:.4f}")
         return total / max(count, 1)
 
     def _validate(self) -> tuple[float, float]:
-        probs, labels, _ = predict_probs(_unwrap(self.model), self.val_loader, self.device)
-        if len(labels) == 0:
-            return float("nan"), float("nan")
-        logp = np.log(np.clip(probs[np.arange(len(labels)), labels], 1e-12, 1.0))
-        return validation_score(labels, probs), float(-logp.mean())
+        return self.task.validate(_unwrap(self.model), self.device)
 
     # -- the loop --------------------------------------------------------------------------
     def fit(self, resume: bool = False) -> FitResult:
@@ -272,18 +316,19 @@ class Trainer:
         while not finished and epoch < result.planned_epochs:
             t_epoch = time.perf_counter()
             train_loss = self._train_epoch(epoch)
-            val_auc, val_loss = self._validate()
+            val_score, val_loss = self._validate()
             seconds = time.perf_counter() - t_epoch
+            score_name = self.task.score_name
             record = {
                 "epoch": epoch + 1,
                 "train_loss": train_loss,
                 "val_loss": val_loss,
-                "val_auc": val_auc,
+                score_name: val_score,
                 "lr": self.optimizer.param_groups[-1]["lr"],
                 "seconds": seconds,
             }
             result.history.append(record)
-            score = val_auc if not math.isnan(val_auc) else -val_loss
+            score = val_score if not math.isnan(val_score) else -val_loss
             best_loss = (
                 result.history[result.best_epoch - 1]["val_loss"]
                 if result.best_epoch > 0
@@ -301,7 +346,7 @@ class Trainer:
             if self.progress:
                 tqdm.write(
                     f"epoch {epoch + 1}/{result.planned_epochs}  train_loss {train_loss:.4f}  "
-                    f"val_loss {val_loss:.4f}  val_auc {val_auc:.4f}  ({seconds:.1f} s)"
+                    f"val_loss {val_loss:.4f}  {score_name} {val_score:.4f}  ({seconds:.1f} s)"
                 )
             epoch += 1
             patience = cfg.early_stopping_patience
