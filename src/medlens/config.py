@@ -94,6 +94,51 @@ class TrainConfig(_Strict):
     tta_flip: bool = False
 
 
+class PostprocessConfig(_Strict):
+    """How predicted probabilities become a mask (segmentation).
+
+    ``threshold`` applies to the foreground probability of binary tasks (argmax otherwise);
+    ``keep_largest`` keeps the N largest connected components per class (None: all);
+    ``fill_holes`` fills enclosed holes per class; ``min_size_mm`` removes objects smaller than
+    this area (mm², 2D) or volume (mm³, 3D), using the voxel spacing.
+    """
+
+    threshold: float = Field(0.5, gt=0, lt=1)
+    keep_largest: int | None = Field(None, ge=1)
+    fill_holes: bool = False
+    min_size_mm: float = Field(0.0, ge=0)
+
+
+class SegmentationConfig(_Strict):
+    """Patch training and sliding-window inference (``task: segmentation``).
+
+    ``patch_size`` in voxels (None: whole images, which must then share one shape);
+    ``foreground_fraction``: share of patches centred on a foreground voxel (nnU-Net's 0.33);
+    ``loss``: dice_ce, dice, focal, tversky or dice_focal; ``overlap``: sliding-window overlap
+    between neighbouring patches, as a fraction of the patch; ``tta_flip``: average the
+    predictions over flips of every spatial axis; ``surface_tolerance_mm``: the tolerance of the
+    normalised surface Dice.
+    """
+
+    patch_size: list[int] | None = Field(None, min_length=2, max_length=3)
+    patches_per_image: int = Field(8, ge=1)
+    foreground_fraction: float = Field(0.33, ge=0, le=1)
+    loss: Literal["dice_ce", "dice", "focal", "tversky", "dice_focal"] = "dice_ce"
+    overlap: float = Field(0.5, ge=0, lt=1)
+    sw_batch_size: int = Field(4, ge=1)
+    tta_flip: bool = False
+    surface_tolerance_mm: float = Field(1.0, gt=0)
+    save_masks: Literal["png", "nifti", "none"] = "png"
+    postprocess: PostprocessConfig = Field(default_factory=PostprocessConfig)
+
+    @field_validator("patch_size")
+    @classmethod
+    def _positive(cls, value: list[int] | None) -> list[int] | None:
+        if value is not None and any(v < 1 for v in value):
+            raise ValueError("patch sizes must be positive voxel counts")
+        return value
+
+
 class EvaluateConfig(_Strict):
     n_bootstrap: int = Field(1000, ge=0)
     ci_level: float = Field(0.95, gt=0, lt=1)
@@ -103,7 +148,7 @@ class RunConfig(_Strict):
     """A whole run: ``medlens train CONFIG.yaml`` reads one of these."""
 
     name: str = "run"
-    task: Literal["classification"] = "classification"
+    task: Literal["classification", "segmentation"] = "classification"
     seed: int = 0
     output_dir: Path = Path("runs")
     data: DataConfig
@@ -112,6 +157,17 @@ class RunConfig(_Strict):
     model: ModelConfig = Field(default_factory=ModelConfig)
     train: TrainConfig = Field(default_factory=TrainConfig)
     evaluate: EvaluateConfig = Field(default_factory=EvaluateConfig)
+    segmentation: SegmentationConfig = Field(default_factory=SegmentationConfig)
+
+    @model_validator(mode="after")
+    def _task_matches_data(self) -> RunConfig:
+        is_seg_data = self.data.format == "segmentation"
+        if (self.task == "segmentation") != is_seg_data:
+            raise ValueError(
+                "task: segmentation needs data.format: segmentation (image + mask pairs), and "
+                "data.format: segmentation needs task: segmentation"
+            )
+        return self
 
     @model_validator(mode="after")
     def _fold_in_range(self) -> RunConfig:

@@ -13,6 +13,7 @@ from medlens.preprocess.intensity import (
     FixedScale,
     PercentileClip,
     ScaleIntensity,
+    SelectChannels,
     ToChannels,
     ZScore,
 )
@@ -145,3 +146,21 @@ def test_to_channels_repeats_gray_and_converts_rgb() -> None:
 def test_to_channels_rejects_an_impossible_conversion() -> None:
     with pytest.raises(InputError, match="2 channels into 3"):
         ToChannels(channels=3)(_image(np.ones((2, 4, 4))))
+
+
+def test_select_channels_keeps_the_green_channel_of_a_real_fundus_photograph(shared_data) -> None:
+    from medlens.data.readers import read_image
+
+    rgb = read_image(shared_data / "drive_retina_vessels/training/images/21_training.tif")
+    green = SelectChannels([1])(rgb)
+    assert green.array.shape == (1, *rgb.spatial_shape)
+    np.testing.assert_array_equal(green.array[0], rgb.array[1])
+    reordered = SelectChannels([2, 0])(rgb).array
+    np.testing.assert_array_equal(reordered, rgb.array[[2, 0]])
+
+
+def test_select_channels_refuses_a_channel_the_image_lacks() -> None:
+    with pytest.raises(InputError, match="test.npz#0: select_channels asks for channel 1"):
+        SelectChannels([1])(_image(np.zeros((1, 4, 4))))
+    with pytest.raises(ConfigError, match="channels"):
+        SelectChannels([])
