@@ -30,6 +30,7 @@ EXAMPLES: dict[str, tuple[dict, Callable[[Shape, tuple[float, ...]], Shape], int
     "percentile_clip": ({"lower": 1.0, "upper": 99.0}, SAME, None),
     "ct_window": ({"preset": "lung"}, SAME, None),
     "to_channels": ({"channels": 3}, SAME, 3),
+    "select_channels": ({"channels": [0]}, SAME, 1),
     "resize": ({"size": 8}, _all(8), None),
     "resample_to_spacing": (
         {"spacing": 2.0},

@@ -338,7 +338,7 @@ class SelectChannels(Transform):
                 f"select_channels asks for channel {missing[0]} of a "
                 f"{image.num_channels}-channel image",
             )
-        return new_image(image, image.array[self.channels].copy())
+        return new_image(image, as_float32(image)[self.channels].copy())
 
     def params(self) -> dict[str, Any]:
         return {"channels": list(self.channels)}
