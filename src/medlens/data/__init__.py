@@ -44,3 +44,19 @@ def __getattr__(name: str) -> Any:
 
 def __dir__() -> list[str]:
     return sorted(__all__)
+
+
+# Segmentation data: image + mask sources, mask files, DICOM SEG.
+_LAZY.update(
+    {
+        "SegmentationMask": "dicom_seg",
+        "SegmentationSource": "segmentation",
+        "as_label_map": "dicom_seg",
+        "open_segmentation_source": "segmentation",
+        "read_dicom_seg": "dicom_seg",
+        "read_mask": "masks",
+        "write_dicom_seg": "dicom_seg",
+        "write_mask": "masks",
+    }
+)
+__all__ = ["Case", "CaseSet", "Image", *sorted(_LAZY)]
