@@ -65,7 +65,9 @@ def train(
 
 @app.command()
 def evaluate(
-    run_dir: Annotated[Path, typer.Argument(help="A finished run folder.")],
+    run_dir: Annotated[
+        Path | None, typer.Argument(help="A finished run folder (or give --pred and --ref).")
+    ] = None,
     data: Annotated[
         Path | None,
         typer.Option(help="Other labelled data to evaluate on (same format options as a config)."),
@@ -78,13 +80,57 @@ def evaluate(
         typer.Option(help="train | val | test | all (default: test of MedMNIST data, else all)."),
     ] = None,
     out: Annotated[
-        Path | None, typer.Option(help="Folder for metrics.json, predictions.csv and plots.")
+        Path | None, typer.Option(help="Folder for metrics.json, the CSV and plots.")
     ] = None,
+    pred: Annotated[
+        Path | None,
+        typer.Option(help="Folder of predicted masks (PNG/TIFF/GIF, NIfTI, .npy, DICOM SEG)."),
+    ] = None,
+    ref: Annotated[
+        Path | None, typer.Option(help="Folder of reference masks with the same file names.")
+    ] = None,
+    spacing: Annotated[
+        str | None,
+        typer.Option(help="Voxel size in mm: one value or one per axis, e.g. 0.8,0.8,1.25."),
+    ] = None,
+    fov: Annotated[
+        Path | None, typer.Option(help="Folder of field-of-view masks (same file names).")
+    ] = None,
+    tolerance_mm: Annotated[
+        float, typer.Option(help="Normalised surface Dice tolerance (mm).", min=0)
+    ] = 1.0,
 ) -> None:
-    """Evaluate a run's model (at its validation-chosen threshold) and print the metric table."""
+    """Evaluate a run's model (at its validation-chosen threshold), or two folders of masks
+    (--pred DIR --ref DIR): Dice, Jaccard, precision, sensitivity, specificity, HD, HD95,
+    ASSD, NSD per case and class, written as metrics.csv + metrics.json + summary.txt."""
+    if pred is not None or ref is not None:
+        if pred is None or ref is None or run_dir is not None:
+            _fail("mask evaluation takes --pred DIR and --ref DIR (and no run folder)")
+        from medlens.mask_evaluation import evaluate_mask_folders, format_summary
+
+        voxel_mm = None
+        if spacing:
+            try:
+                voxel_mm = [float(v) for v in spacing.split(",")]
+            except ValueError:
+                _fail(f"--spacing {spacing!r}: expected numbers separated by commas")
+        out_dir = out or Path("mask_metrics")
+        summary = evaluate_mask_folders(
+            pred,
+            ref,
+            out_dir,
+            spacing=voxel_mm,
+            fov_dir=fov,
+            tolerance_mm=tolerance_mm,  # type: ignore[arg-type]
+        )
+        typer.echo(format_summary(summary), nl=False)
+        typer.echo(f"metrics written to {out_dir}")
+        return
+    if run_dir is None:
+        _fail("give a run folder, or --pred DIR and --ref DIR")
     from medlens.evaluation import evaluate_run
 
-    result_dir = evaluate_run(run_dir, data=data, data_format=data_format, split=split, out=out)
+    result_dir = evaluate_run(run_dir, data=data, data_format=data_format, split=split, out=out)  # type: ignore[arg-type]
     typer.echo(f"evaluation written to {result_dir}")
 
 
