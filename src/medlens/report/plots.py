@@ -201,20 +201,23 @@ def plot_reliability(
 def plot_learning_curves(
     history: pd.DataFrame, path: str | Path, best_epoch: int | None = None, title: str | None = None
 ) -> Path:
-    """Loss (train and validation), validation AUC and learning rate per epoch.
+    """Loss (train and validation), the validation score (AUC or Dice) and learning rate per epoch.
 
     Args:
         history: one row per epoch with columns ``epoch`` and any of ``train_loss``,
-            ``val_loss``, ``val_auc``, ``lr`` (missing ones show as "not recorded").
+            ``val_loss``, ``val_auc`` (classification), ``val_dice`` (segmentation), ``lr``
+            (missing ones show as "not recorded").
         best_epoch: marked with a vertical line (the epoch whose weights were kept).
     """
     if "epoch" not in history.columns:
         raise InputError("history", "missing column epoch")
     fig, axes = _figure(11.0, 3.6, ncols=3)
     epoch = history["epoch"].to_numpy()
+    scores = [("val_auc", "validation AUC"), ("val_dice", "validation Dice")]
+    recorded = [label for c, label in scores if c in history and history[c].notna().any()]
     panels = [
         (axes[0], "loss", [("train_loss", "train"), ("val_loss", "validation")]),
-        (axes[1], "validation AUC", [("val_auc", "validation AUC")]),
+        (axes[1], " / ".join(recorded) or "validation AUC", scores),
         (axes[2], "learning rate", [("lr", "learning rate")]),
     ]
     for ax, ylabel, series in panels:
