@@ -4,6 +4,10 @@ A ``Transform`` is deterministic: ``Image -> Image``, and ``to_config()`` return
 ``{"name": ..., **params}`` mapping that rebuilds it. A ``RandomTransform`` draws its
 parameters from a ``numpy.random.Generator`` and hands them to a deterministic twin
 (``RandomGamma`` -> ``Gamma(gamma=...)``), so what was drawn is recorded and can be replayed.
+
+Segmentation applies a transform to an image and its label mask together
+(``medlens.preprocess.joint.apply_joint``): ``fixed_for(image)`` settles every choice that
+depends on the image's content, and ``for_mask()`` of the result is what runs on the mask.
 """
 
 from __future__ import annotations
@@ -28,6 +32,27 @@ class Transform(ABC):
     def params(self) -> dict[str, Any]:
         """Constructor arguments (JSON-serialisable) that rebuild this transform."""
         return {}
+
+    def for_mask(self) -> Transform | None:
+        """The twin that moves a label mask (or ROI) exactly as this transform moves the image.
+
+        ``None`` (the default) means the mask is left as it is: intensity, photometric and
+        enhancement transforms change values, not where anatomy lies. Transforms that change
+        the grid or move content return a twin with nearest-neighbour interpolation
+        (``order=0``) and constant-0 padding, so a mask keeps its labels and its grid matches
+        the image's.
+        """
+        return None
+
+    def fixed_for(self, image: Image) -> Transform:
+        """This transform with every choice that depends on ``image``'s content made.
+
+        A transform whose geometry comes from the image (a crop to the bounding box of its
+        non-zero voxels, say) returns the plain geometric transform it amounts to for this
+        image (``Crop(start=..., size=...)``), so the mask gets the image's geometry rather
+        than its own. The default returns ``self``: the geometry depends on the grid alone.
+        """
+        return self
 
     def to_config(self) -> dict[str, Any]:
         return {"name": self.name, **self.params()}

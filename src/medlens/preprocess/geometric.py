@@ -1,8 +1,9 @@
 """Deterministic geometric transforms on a fixed grid: flip, rotate, affine, elastic.
 
 They are the twins the random augmentations draw (``random_flip`` -> ``flip`` ...). The
-content moves; the grid (shape, spacing, affine) stays. Axes are spatial axes: 0 is H for 2D
-and D for 3D; negative indices count from the end (-1 is W).
+content moves; the grid (shape, spacing, affine) stays; ``for_mask()`` gives the twin that
+moves a label mask alike (nearest label, label 0 from outside). Axes are spatial axes: 0 is
+H for 2D and D for 3D; negative indices count from the end (-1 is W).
 
 Angles are in degrees. A 2D image has one rotation plane (H, W). A 3D image has three
 angles, about spatial axes 0, 1 and 2 (the planes (H, W), (D, W), (D, H)); a single number
@@ -35,6 +36,9 @@ from medlens.preprocess.base import Transform
 from medlens.preprocess.registry import TRANSFORMS
 
 PADDING_MODES = ("constant", "nearest", "reflect")
+#: How the ``for_mask()`` twins interpolate: the nearest label, and label 0 from outside the
+#: image whatever padding the image uses (the convention of TorchIO and nnU-Net).
+_MASK_INTERPOLATION: dict[str, Any] = {"order": 0, "padding_mode": "constant"}
 
 
 @TRANSFORMS.register("flip")
@@ -61,6 +65,9 @@ class Flip(Transform):
 
     def params(self) -> dict[str, Any]:
         return {"axes": self.axes}
+
+    def for_mask(self) -> Transform:
+        return Flip(**self.params())
 
 
 def _angles(degrees: float | Sequence[float], image: Image) -> list[float]:
@@ -151,6 +158,9 @@ class Rotate(_Warp):
     def params(self) -> dict[str, Any]:
         return {"degrees": self.degrees, "order": self.order, "padding_mode": self.padding_mode}
 
+    def for_mask(self) -> Transform:
+        return Rotate(**{**self.params(), **_MASK_INTERPOLATION})
+
 
 @TRANSFORMS.register("affine")
 class Affine(_Warp):
@@ -194,6 +204,9 @@ class Affine(_Warp):
             "order": self.order,
             "padding_mode": self.padding_mode,
         }
+
+    def for_mask(self) -> Transform:
+        return Affine(**{**self.params(), **_MASK_INTERPOLATION})
 
 
 def _upsample_linear(field: np.ndarray, axis: int, n_out: int) -> np.ndarray:
@@ -282,3 +295,6 @@ class Elastic(_Warp):
             "order": self.order,
             "padding_mode": self.padding_mode,
         }
+
+    def for_mask(self) -> Transform:
+        return Elastic(**{**self.params(), **_MASK_INTERPOLATION})

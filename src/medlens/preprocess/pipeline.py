@@ -15,6 +15,7 @@ from medlens.data.image import Image
 from medlens.errors import ConfigError, InputError
 from medlens.io_utils import write_atomic
 from medlens.preprocess.base import RandomTransform, Transform
+from medlens.preprocess.joint import apply_joint
 from medlens.preprocess.registry import TRANSFORMS
 
 FILE_NAME = "preprocessing.json"
@@ -63,6 +64,18 @@ class Compose:
         for t in self.transforms:
             image = t(image, rng) if isinstance(t, RandomTransform) else t(image)  # type: ignore[arg-type]
         return image
+
+    def apply_joint(
+        self,
+        image: Image,
+        mask: Image,
+        roi: Image | None = None,
+        rng: np.random.Generator | None = None,
+    ) -> tuple[Image, Image, Image | None]:
+        """Run the pipeline on ``image`` and move ``mask`` and ``roi`` alike (see
+        ``medlens.preprocess.joint.apply_joint``); the image comes out as ``self(image, rng)``.
+        """
+        return apply_joint(self.transforms, image, mask, roi, rng)
 
     def to_config(self) -> list[dict[str, Any]]:
         """The ``{"name": ..., **params}`` mapping of every transform, in order."""

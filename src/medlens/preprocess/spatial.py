@@ -2,7 +2,8 @@
 
 Sizes are in voxels and spacings in mm, given either as one number for every spatial axis or
 as a list with one value per spatial axis (``[H, W]`` for 2D, ``[D, H, W]`` for 3D). The
-image's spacing and affine are updated to match the new grid.
+image's spacing and affine are updated to match the new grid. Each ``for_mask()`` twin
+regrids a label mask alike, with nearest-neighbour interpolation and label 0 as padding.
 """
 
 from __future__ import annotations
@@ -60,7 +61,11 @@ def _windowed(image: Image, start: Sequence[int], size: Sequence[int], pad_value
 
 
 def resample(image: Image, shape: Sequence[int], order: int) -> np.ndarray:
-    """The array resampled onto ``shape`` voxels with edges aligned (skimage ``resize``)."""
+    """The array resampled onto ``shape`` voxels with edges aligned (skimage ``resize``).
+
+    Order 0 is pure nearest-neighbour: skimage would otherwise smooth a downsampled float
+    array first, which invents values between the labels of a mask.
+    """
     from skimage.transform import resize
 
     array = as_float32(image)
@@ -68,7 +73,14 @@ def resample(image: Image, shape: Sequence[int], order: int) -> np.ndarray:
         return array.copy()
     out = np.empty((array.shape[0], *shape), dtype=np.float32)
     for c, channel in enumerate(array):
-        out[c] = resize(channel, tuple(shape), order=order, mode="edge", preserve_range=True)
+        out[c] = resize(
+            channel,
+            tuple(shape),
+            order=order,
+            mode="edge",
+            preserve_range=True,
+            anti_aliasing=None if order > 0 else False,
+        )
     return out
 
 
@@ -111,6 +123,9 @@ class Resize(Transform):
     def params(self) -> dict[str, Any]:
         return {"size": self.size, "order": self.order}
 
+    def for_mask(self) -> Transform:
+        return Resize(**{**self.params(), "order": 0})
+
 
 @TRANSFORMS.register("resample_to_spacing")
 class ResampleToSpacing(Transform):
@@ -141,6 +156,9 @@ class ResampleToSpacing(Transform):
     def params(self) -> dict[str, Any]:
         return {"spacing": self.spacing, "order": self.order}
 
+    def for_mask(self) -> Transform:
+        return ResampleToSpacing(**{**self.params(), "order": 0})
+
 
 @TRANSFORMS.register("crop_or_pad")
 class CropOrPad(Transform):
@@ -166,6 +184,9 @@ class CropOrPad(Transform):
 
     def params(self) -> dict[str, Any]:
         return {"size": self.size, "pad_value": self.pad_value}
+
+    def for_mask(self) -> Transform:
+        return CropOrPad(**{**self.params(), "pad_value": 0.0})
 
 
 @TRANSFORMS.register("center_crop")
@@ -195,6 +216,9 @@ class CenterCrop(Transform):
     def params(self) -> dict[str, Any]:
         return {"size": self.size}
 
+    def for_mask(self) -> Transform:
+        return CenterCrop(**self.params())
+
 
 @TRANSFORMS.register("pad_to_multiple")
 class PadToMultiple(Transform):
@@ -221,6 +245,9 @@ class PadToMultiple(Transform):
 
     def params(self) -> dict[str, Any]:
         return {"multiple": self.multiple, "pad_value": self.pad_value}
+
+    def for_mask(self) -> Transform:
+        return PadToMultiple(**{**self.params(), "pad_value": 0.0})
 
 
 @TRANSFORMS.register("crop")
@@ -249,3 +276,6 @@ class Crop(Transform):
 
     def params(self) -> dict[str, Any]:
         return {"start": self.start, "size": self.size, "pad_value": self.pad_value}
+
+    def for_mask(self) -> Transform:
+        return Crop(**{**self.params(), "pad_value": 0.0})
