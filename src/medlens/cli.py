@@ -114,14 +114,10 @@ def evaluate(
                 voxel_mm = [float(v) for v in spacing.split(",")]
             except ValueError:
                 _fail(f"--spacing {spacing!r}: expected numbers separated by commas")
+        assert pred is not None and ref is not None  # checked above; tells mypy
         out_dir = out or Path("mask_metrics")
         summary = evaluate_mask_folders(
-            pred,
-            ref,
-            out_dir,
-            spacing=voxel_mm,
-            fov_dir=fov,
-            tolerance_mm=tolerance_mm,  # type: ignore[arg-type]
+            pred, ref, out_dir, spacing=voxel_mm, fov_dir=fov, tolerance_mm=tolerance_mm
         )
         typer.echo(format_summary(summary), nl=False)
         typer.echo(f"metrics written to {out_dir}")

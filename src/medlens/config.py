@@ -43,10 +43,16 @@ class DataConfig(_Strict):
     ``format``: ``medmnist`` (an ``.npz`` with the official split keys), ``folder`` (one
     sub-folder per class), ``csv`` (a manifest with a path and a label column; paths may be
     images, DICOM files or folders of a series, NIfTI), ``dicom`` (a folder of DICOM files with
-    the class read from a sub-folder name, like ``folder``).
+    the class read from a sub-folder name, like ``folder``), ``segmentation`` (image + mask
+    pairs, for ``task: segmentation``, in the given ``layout``).
     """
 
-    format: Literal["medmnist", "folder", "csv", "dicom"] = "medmnist"
+    format: Literal["medmnist", "folder", "csv", "dicom", "segmentation"] = "medmnist"
+    layout: Literal["auto", "drive", "msd", "folder"] = Field(
+        "auto",
+        description="segmentation pairs: the DRIVE release, the Medical Segmentation Decathlon / "
+        "nnU-Net imagesTr/labelsTr layout, or images/ + masks/ folders with matching names",
+    )
     path: Path
     split: Literal["official", "random"] = "official"
     val_fraction: float = Field(0.15, gt=0, lt=1)

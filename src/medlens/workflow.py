@@ -20,6 +20,14 @@ def write_documents(run_dir: Path) -> None:
     write_report(run_dir)
 
 
+def write_segmentation_documents(run_dir: Path) -> None:
+    """The segmentation run's model card and report (metric tables, overlays)."""
+    from medlens.report.segmentation import write_segmentation_model_card, write_segmentation_report
+
+    write_segmentation_model_card(run_dir)
+    write_segmentation_report(run_dir)
+
+
 def train_and_report(
     config: RunConfig,
     resume: bool = False,
@@ -30,6 +38,17 @@ def train_and_report(
     """Train ``config`` and write its complete run folder, report and model card included."""
     from medlens.train.run import train_from_config
 
+    if config.task == "segmentation":
+        from medlens.train.segmentation_run import train_segmentation_from_config
+
+        return train_segmentation_from_config(
+            config,
+            resume=resume,
+            overwrite=overwrite,
+            callbacks=callbacks,
+            progress=progress,
+            finalize=write_segmentation_documents,
+        )
     return train_from_config(
         config,
         resume=resume,

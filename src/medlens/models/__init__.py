@@ -18,6 +18,7 @@ from medlens.models.registry import (
     model_names,
     register_model,
 )
+from medlens.models.segmenter import Segmenter, check_input_size
 
 __all__ = [
     "MODELS",
@@ -33,4 +34,6 @@ __all__ = [
     "model_names",
     "register_model",
     "set_frozen_bn_eval",
+    "Segmenter",
+    "check_input_size",
 ]

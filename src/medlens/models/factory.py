@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import inspect
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from medlens.errors import ConfigError
 from medlens.models.classifier import Classifier
@@ -93,7 +93,9 @@ def create_model(
         small_input_stem=bool(cifar_stem),
         dropout=float(dropout),
     )
-    model = entry.builder(opts)
+    # A segmentation entry builds a Segmenter, which answers the same weight-loading calls
+    # (head, first_conv, config); callers of a segmentation name use it as one.
+    model = cast(Classifier, entry.builder(opts))
     model.config = {
         "name": name,
         "in_channels": opts.in_channels,

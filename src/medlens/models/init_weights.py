@@ -12,13 +12,14 @@ import torch
 from medlens.errors import InputError
 from medlens.models.channels import adapt_input_channels
 from medlens.models.classifier import Classifier
+from medlens.models.segmenter import Segmenter
 
 logger = logging.getLogger(__name__)
 
 _WRAPPER_PREFIXES = ("module.", "_orig_mod.")  # DistributedDataParallel, torch.compile
 
 
-def load_init_weights(model: Classifier, path: str | Path) -> dict[str, Any]:
+def load_init_weights(model: Classifier | Segmenter, path: str | Path) -> dict[str, Any]:
     """Load the tensors of a checkpoint that fit ``model``, by name and shape.
 
     The checkpoint is a torch file holding either a medlens checkpoint (a dict with
@@ -160,13 +161,13 @@ def _strip_wrappers(key: str) -> str:
     return key
 
 
-def _head_keys(model: Classifier) -> set[str]:
+def _head_keys(model: Classifier | Segmenter) -> set[str]:
     head_tensors = {id(t) for t in (*model.head.parameters(), *model.head.buffers())}
     named = (*model.named_parameters(), *model.named_buffers())
     return {name for name, tensor in named if id(tensor) in head_tensors}
 
 
-def _first_conv_weight_key(model: Classifier) -> str | None:
+def _first_conv_weight_key(model: Classifier | Segmenter) -> str | None:
     weight = model.first_conv().weight
     return next((name for name, p in model.named_parameters() if p is weight), None)
 

@@ -11,6 +11,7 @@ from medlens.registry import Registry
 
 if TYPE_CHECKING:
     from medlens.models.classifier import Classifier
+    from medlens.models.segmenter import Segmenter
 
 
 @dataclass(frozen=True)
@@ -34,7 +35,7 @@ class BuildOptions:
     dropout: float
 
 
-Builder = Callable[[BuildOptions], "Classifier"]
+Builder = Callable[[BuildOptions], "Classifier | Segmenter"]
 
 
 @dataclass(frozen=True)
@@ -103,6 +104,7 @@ _ARCHITECTURES = (
     "efficientnet",
     "alexnet",
     "googlenet",
+    "segmenters",
 )
 
 

@@ -170,6 +170,12 @@ def train_from_config(
     Returns:
         The finished run folder ``<output_dir>/<name>``.
     """
+    if config.task == "segmentation":
+        from medlens.train.segmentation_run import train_segmentation_from_config
+
+        return train_segmentation_from_config(
+            config, resume, overwrite, callbacks, progress, finalize
+        )
     from medlens.data.dataset import CaseDataset
     from medlens.models import create_model
     from medlens.models.finetune import configure_finetuning, set_frozen_bn_eval
