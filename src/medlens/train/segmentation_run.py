@@ -74,17 +74,16 @@ def prepare_case(source: Any, case: Case, preprocess: Any) -> PreparedCase:
     return PreparedCase(case.case_id, p_image, p_mask, p_roi, mask, roi, image)
 
 
-def to_original_grid(probs: np.ndarray, case: PreparedCase) -> np.ndarray:
-    """Probabilities resampled (linearly) from the preprocessed grid back onto the image's own
-    grid, so that metrics and saved masks refer to the input as given."""
-    target = case.original.spatial_shape
-    if probs.shape[1:] == tuple(target):
+def resample_probabilities(probs: np.ndarray, shape: Sequence[int]) -> np.ndarray:
+    """Probabilities ``(K, *spatial)`` resampled linearly onto another grid of the same extent
+    (the preprocessed grid back onto the image's own), so that metrics and saved masks refer to
+    the input as given. Returned unchanged when the grids already agree."""
+    target = tuple(int(n) for n in shape)
+    if probs.shape[1:] == target:
         return probs
-    tensor = torch.from_numpy(probs)[None]
+    tensor = torch.from_numpy(np.ascontiguousarray(probs, dtype=np.float32))[None]
     mode = "bilinear" if len(target) == 2 else "trilinear"
-    out = torch.nn.functional.interpolate(
-        tensor, size=tuple(target), mode=mode, align_corners=False
-    )
+    out = torch.nn.functional.interpolate(tensor, size=target, mode=mode, align_corners=False)
     return out[0].numpy()
 
 
@@ -267,8 +266,9 @@ def _write_segmentation_run(
         for case in tqdm(
             prepared[split], desc=f"predict {split}", leave=False, disable=not progress
         ):
-            probs = to_original_grid(
-                task.predict(model, case, device, tta_flip=scfg.tta_flip), case
+            probs = resample_probabilities(
+                task.predict(model, case, device, tta_flip=scfg.tta_flip),
+                case.original.spatial_shape,
             )
             labels = postprocess(
                 probs,
