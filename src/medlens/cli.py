@@ -137,20 +137,52 @@ def predict(
         list[Path],
         typer.Argument(help="Images: DICOM, NIfTI, PNG/JPEG/TIFF, .npz, or folders of them."),
     ],
-    out: Annotated[Path, typer.Option(help="CSV of probabilities and decisions.")] = Path(
-        "predictions.csv"
-    ),
+    out: Annotated[
+        Path | None,
+        typer.Option(
+            help="Classification: the CSV (default predictions.csv). Segmentation: the folder "
+            "for the masks and segmentations.csv (default masks/)."
+        ),
+    ] = None,
     skip_bad: Annotated[
         bool, typer.Option("--skip-bad", help="Record unreadable files and go on.")
     ] = False,
     batch_size: Annotated[int, typer.Option(min=1)] = 64,
+    mask_format: Annotated[
+        str,
+        typer.Option(
+            help="Segmentation masks: auto (DICOM SEG for a DICOM series, PNG for 2D, NIfTI "
+            "for 3D) | png | nifti | dicom-seg."
+        ),
+    ] = "auto",
 ) -> None:
-    """Apply a run's model to images and write one row per image."""
+    """Apply a run's model to images: one CSV row per image (classification), or one mask per
+    image (segmentation)."""
+    import yaml
+
+    config_file = run_dir / "config.yaml"
+    task = "classification"
+    if config_file.is_file():
+        raw = yaml.safe_load(config_file.read_text()) or {}
+        task = raw.get("task", "classification") if isinstance(raw, dict) else task
+    if task == "segmentation":
+        from medlens.segment_prediction import segment_files
+
+        out_dir = out or Path("masks")
+        n_ok, n_bad = segment_files(
+            run_dir, inputs, out_dir, mask_format=mask_format, skip_bad=skip_bad
+        )
+        typer.echo(
+            f"{n_ok} masks written to {out_dir}"
+            + (f"; {n_bad} files skipped (listed in segmentations.csv)" if n_bad else "")
+        )
+        return
     from medlens.prediction import predict_files
 
-    n_ok, n_bad = predict_files(run_dir, inputs, out, skip_bad=skip_bad, batch_size=batch_size)
+    out_csv = out or Path("predictions.csv")
+    n_ok, n_bad = predict_files(run_dir, inputs, out_csv, skip_bad=skip_bad, batch_size=batch_size)
     typer.echo(
-        f"{n_ok} predictions written to {out}"
+        f"{n_ok} predictions written to {out_csv}"
         + (f"; {n_bad} files skipped (listed there)" if n_bad else "")
     )
 

@@ -1,0 +1,168 @@
+"""``medlens predict`` with a segmentation run: masks as PNG, NIfTI and DICOM SEG."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import highdicom as hd
+import numpy as np
+import pandas as pd
+import pydicom
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from medlens.cli import app
+from medlens.config import parse_config
+from medlens.data.dicom_seg import read_dicom_seg
+from medlens.data.dicom_series import read_dicom_series
+from medlens.data.masks import read_mask
+from medlens.errors import InputError
+from medlens.segment_prediction import segment_files
+from medlens.workflow import train_and_report
+
+torch.set_num_threads(1)
+
+
+@pytest.fixture(scope="module")
+def ct_run(shared_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny 3D run trained (for plumbing, not accuracy) on the real CT and its liver SEG."""
+    root = tmp_path_factory.mktemp("ct_seg")
+    ct = shared_data / "dicom_ct_liver_seg"
+    for split in ("train", "val", "test"):
+        (root / split / "images").mkdir(parents=True)
+        (root / split / "masks").mkdir()
+        (root / split / "images" / "ct").symlink_to(ct / "ct")
+        (root / split / "masks" / "ct.dcm").symlink_to(ct / "seg" / "liver.dcm")
+    cfg = {
+        "name": "ct",
+        "task": "segmentation",
+        "output_dir": str(tmp_path_factory.mktemp("runs")),
+        "data": {
+            "format": "segmentation",
+            "layout": "folder",
+            "path": str(root),
+            "class_names": ["background", "liver"],
+        },
+        "preprocess": [{"name": "ct_window", "preset": "abdomen"}],
+        "model": {"name": "fcn"},
+        "segmentation": {"patch_size": [3, 128, 128], "patches_per_image": 4, "save_masks": "none"},
+        "train": {"epochs": 1, "batch_size": 4, "warmup_epochs": 0},
+        "evaluate": {"n_bootstrap": 0},
+    }
+    return train_and_report(parse_config(cfg), progress=False)
+
+
+@pytest.fixture(scope="module")
+def drive_run(shared_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("drive")
+    source = shared_data / "drive_retina_vessels"
+    for split, ids, tag in (
+        ("training", ("21", "22", "23"), "training"),
+        ("test", ("01",), "test"),
+    ):
+        for sub in ("images", "1st_manual", "mask"):
+            (root / split / sub).mkdir(parents=True)
+        for n in ids:
+            (root / split / "images" / f"{n}_{tag}.tif").symlink_to(
+                source / split / "images" / f"{n}_{tag}.tif"
+            )
+            (root / split / "1st_manual" / f"{n}_manual1.gif").symlink_to(
+                source / split / "1st_manual" / f"{n}_manual1.gif"
+            )
+            (root / split / "mask" / f"{n}_{tag}_mask.gif").symlink_to(
+                source / split / "mask" / f"{n}_{tag}_mask.gif"
+            )
+    cfg = {
+        "name": "drive",
+        "task": "segmentation",
+        "output_dir": str(tmp_path_factory.mktemp("runs")),
+        "data": {
+            "format": "segmentation",
+            "layout": "drive",
+            "path": str(root),
+            "val_fraction": 0.34,
+        },
+        "preprocess": [
+            {"name": "select_channels", "channels": [1]},
+            {"name": "fixed_scale", "divisor": 255},
+            {"name": "resize", "size": [96, 96]},
+        ],
+        "model": {"name": "unet"},
+        "segmentation": {"patch_size": [64, 64], "patches_per_image": 4, "save_masks": "none"},
+        "train": {"epochs": 1, "batch_size": 4, "warmup_epochs": 0},
+        "evaluate": {"n_bootstrap": 0},
+    }
+    return train_and_report(parse_config(cfg), progress=False)
+
+
+def test_a_dicom_series_gives_a_dicom_seg_that_references_it(
+    ct_run: Path, ct_dir: Path, tmp_path: Path
+):
+    n_ok, n_bad = segment_files(ct_run, [ct_dir], tmp_path / "out")
+    assert (n_ok, n_bad) == (1, 0)
+    seg_path = tmp_path / "out" / "ct.dcm"
+    seg = hd.seg.segread(seg_path)
+    assert seg.SOPClassUID == "1.2.840.10008.5.1.4.1.1.66.4"  # Segmentation Storage
+    ct_series = pydicom.dcmread(next(ct_dir.iterdir()), stop_before_pixels=True).SeriesInstanceUID
+    assert seg.ReferencedSeriesSequence[0].SeriesInstanceUID == ct_series
+    assert seg.SegmentSequence[0].SegmentLabel == "liver"
+    mask = read_dicom_seg(seg_path, series=read_dicom_series(ct_dir))
+    assert mask.array.shape[1:] == (3, 512, 512)
+    table = pd.read_csv(tmp_path / "out" / "segmentations.csv")
+    assert table.loc[0, "voxels_liver"] == int(mask.array[0].sum())
+    assert table.loc[0, "size_liver_mm3"] == pytest.approx(
+        table.loc[0, "voxels_liver"] * 0.810547 * 0.810547 * 1.0, rel=1e-3
+    )
+
+
+def test_a_volume_can_be_written_as_nifti_on_the_series_grid(
+    ct_run: Path, ct_dir: Path, tmp_path: Path
+):
+    segment_files(ct_run, [ct_dir], tmp_path, mask_format="nifti")
+    mask = read_mask(tmp_path / "ct.nii.gz")
+    assert mask.spatial_shape == (3, 512, 512)
+    np.testing.assert_allclose(mask.spacing, read_dicom_series(ct_dir).spacing, rtol=1e-5)
+
+
+def test_png_masks_for_2d_images_keep_the_image_size(
+    drive_run: Path, shared_data: Path, tmp_path: Path
+):
+    images = shared_data / "drive_retina_vessels" / "test" / "images"
+    inputs = [images / "02_test.tif", images / "03_test.tif"]
+    assert segment_files(drive_run, inputs, tmp_path) == (2, 0)
+    for name in ("02_test.png", "03_test.png"):
+        mask = read_mask(tmp_path / name)
+        assert mask.spatial_shape == (584, 565)
+        assert set(np.unique(mask.array)) <= {0, 1}
+
+
+def test_a_bad_file_is_recorded_with_skip_bad_and_stops_the_run_without(
+    drive_run: Path, shared_data: Path, tmp_path: Path
+):
+    bad = tmp_path / "broken.png"
+    bad.write_bytes(b"\x89PNG\r\n\x1a\n not really")
+    good = shared_data / "drive_retina_vessels" / "test" / "images" / "04_test.tif"
+    with pytest.raises(InputError, match="broken.png"):
+        segment_files(drive_run, [bad, good], tmp_path / "strict")
+    assert segment_files(drive_run, [bad, good], tmp_path / "lenient", skip_bad=True) == (1, 1)
+    table = pd.read_csv(tmp_path / "lenient" / "segmentations.csv")
+    assert table["error"].fillna("").astype(bool).sum() == 1
+
+
+def test_a_dicom_seg_needs_a_series(drive_run: Path, shared_data: Path, tmp_path: Path):
+    image = shared_data / "drive_retina_vessels" / "test" / "images" / "05_test.tif"
+    with pytest.raises(InputError, match="DICOM series"):
+        segment_files(drive_run, [image], tmp_path, mask_format="dicom-seg")
+
+
+def test_cli_predict_writes_masks_for_a_segmentation_run(
+    drive_run: Path, shared_data: Path, tmp_path: Path
+):
+    image = shared_data / "drive_retina_vessels" / "test" / "images" / "06_test.tif"
+    result = CliRunner().invoke(
+        app, ["predict", str(drive_run), str(image), "--out", str(tmp_path / "masks")]
+    )
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "masks" / "06_test.png").is_file()
+    assert "1 masks written" in result.output
