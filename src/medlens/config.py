@@ -90,6 +90,11 @@ class TrainConfig(_Strict):
     warmup_epochs: float = Field(1.0, ge=0)
     scheduler: Literal["cosine", "constant"] = "cosine"
     imbalance: Literal["weighted_loss", "balanced_sampler", "none"] = "weighted_loss"
+    group_reweighting: str | None = Field(
+        None,
+        description="a subgroup column (data.subgroup_columns): draw training cases so every "
+        "(group, class) cell weighs the same — a fairness mitigation",
+    )
     label_smoothing: float = Field(0.0, ge=0, lt=1)
     early_stopping_patience: int | None = Field(10, ge=1)
     max_minutes: float | None = Field(None, gt=0, description="wall-clock budget for training")

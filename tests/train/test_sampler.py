@@ -27,3 +27,25 @@ def test_balanced_sampler_draws_classes_equally() -> None:
 def test_inverse_frequency_weights() -> None:
     w = inverse_frequency_weights([0, 1, 1, 1], 3)
     assert w.tolist() == pytest.approx([4 / 3, 4 / 9, 0.0])
+
+
+def test_cell_balanced_weights_draw_every_group_and_class_cell_equally() -> None:
+    import pandas as pd
+
+    from medlens.audit import group_sample_weights
+    from medlens.train.sampler import EpochSampler, cell_balanced_weights
+
+    rng = np.random.default_rng(0)
+    groups = np.where(rng.random(1000) < 0.9, "site_a", "site_b")  # site B is rare
+    labels = (rng.random(1000) < np.where(groups == "site_a", 0.7, 0.2)).astype(int)
+    weights = cell_balanced_weights(groups.tolist(), labels.tolist())
+    assert weights.mean() == pytest.approx(1.0)
+    frame = pd.DataFrame({"site": groups, "label": labels})
+    np.testing.assert_allclose(weights, group_sample_weights(frame, "site"))
+    sampler = EpochSampler(labels.tolist(), seed=0, weights=weights)
+    drawn = np.concatenate([np.array(list(sampler)) for _ in range(5)])
+    cells = pd.Series([f"{groups[i]}/{labels[i]}" for i in drawn]).value_counts(normalize=True)
+    assert len(cells) == 4
+    assert cells.min() > 0.2 and cells.max() < 0.3  # 0.25 each in expectation
+    with pytest.raises(ValueError, match="3 weights for 1000 cases"):
+        EpochSampler(labels.tolist(), seed=0, weights=[1.0, 1.0, 1.0])

@@ -99,6 +99,27 @@ def prepare_data(config: RunConfig) -> PreparedData:
     return PreparedData(case_set=case_set, splits=splits, skipped=skipped)
 
 
+def _group_weights(
+    config: RunConfig, cases: Sequence[Case], labels: Sequence[int]
+) -> np.ndarray | None:
+    """``train.group_reweighting``: every (group, class) cell of the training cases drawn
+    equally often; a case without the attribute joins the group ``(missing)``."""
+    from medlens.train.sampler import cell_balanced_weights
+
+    column = config.train.group_reweighting
+    if column is None:
+        return None
+    if not any(column in c.attributes for c in cases):
+        available = sorted({k for c in cases for k in c.attributes})
+        raise ConfigError(
+            "train.group_reweighting",
+            f"no training case has the attribute {column!r} "
+            f"(attributes: {', '.join(available) or 'none'}; list it in data.subgroup_columns)",
+        )
+    groups = [str(c.attributes.get(column, "(missing)")) for c in cases]
+    return cell_balanced_weights(groups, labels)
+
+
 def _transform_specs(specs: Sequence[TransformSpec | dict[str, Any]]) -> list[dict[str, Any]]:
     return [s if isinstance(s, dict) else {"name": s.name, **s.params} for s in specs]
 
@@ -227,6 +248,7 @@ def train_from_config(
         balanced=config.train.imbalance == "balanced_sampler",
         rank=dist.rank,
         world_size=dist.world_size,
+        weights=_group_weights(config, data.splits["train"], train_labels),
     )
     tcfg = config.train
     loaders = {
