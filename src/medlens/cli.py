@@ -187,6 +187,166 @@ def predict(
     )
 
 
+def _split_list(text: str | None) -> list[str]:
+    return [part.strip() for part in (text or "").split(",") if part.strip()]
+
+
+@app.command()
+def explain(
+    run_dir: Annotated[Path, typer.Argument(help="A finished classification run folder.")],
+    inputs: Annotated[
+        list[Path] | None, typer.Argument(help="Images to explain (overlay PNGs are written).")
+    ] = None,
+    method: Annotated[
+        str,
+        typer.Option(
+            "--method",
+            "-m",
+            help="gradcam | gradcam++ | saliency | smoothgrad | integrated-gradients | occlusion",
+        ),
+    ] = "gradcam",
+    target: Annotated[
+        str | None, typer.Option(help="Class name or index to explain (default: the decision).")
+    ] = None,
+    out: Annotated[
+        Path | None, typer.Option(help="Folder for the overlays (default <run>/explanations/).")
+    ] = None,
+    param: Annotated[
+        list[str], typer.Option("--param", help="Method option KEY=VALUE, e.g. n_samples=32.")
+    ] = [],  # noqa: B006
+    gallery: Annotated[
+        bool, typer.Option(help="True/false positives and false negatives of the test split.")
+    ] = False,
+    n_per_kind: Annotated[int, typer.Option(min=1)] = 4,
+    faithfulness: Annotated[
+        int, typer.Option(help="Deletion/insertion AUC vs random maps on N test cases.", min=0)
+    ] = 0,
+    randomization: Annotated[
+        bool, typer.Option(help="Model-randomisation sanity check (SSIM of the maps).")
+    ] = False,
+    seed: Annotated[int, typer.Option()] = 0,
+) -> None:
+    """Heatmaps of what drives a run's decisions, and checks that they are faithful to it.
+
+    With --gallery, --faithfulness or --randomization the findings are added to the run's
+    report.html and model_card.md."""
+    from medlens.explain.command import explain_command
+    from medlens.workflow import add_report_section
+
+    if not inputs and not (gallery or faithfulness or randomization):
+        _fail("give images to explain, or --gallery / --faithfulness N / --randomization")
+    outcome = explain_command(
+        run_dir,
+        list(inputs or []),
+        method=method,
+        target=target,
+        out=out,
+        params=_parse_overrides(param),
+        gallery=gallery,
+        n_per_kind=n_per_kind,
+        faithfulness_cases=faithfulness,
+        randomization=randomization,
+        seed=seed,
+    )
+    for path in outcome.overlays:
+        typer.echo(f"overlay: {path}")
+    if outcome.section_html:
+        add_report_section(run_dir, "explanations", outcome.section_html, outcome.section_markdown)
+        typer.echo(outcome.summary)
+        typer.echo(f"report:  {run_dir / 'report.html'}")
+
+
+@app.command()
+def audit(
+    run_dir: Annotated[Path, typer.Argument(help="A finished classification run folder.")],
+    groups: Annotated[
+        str, typer.Option(help="Subgroup columns of predictions.csv, e.g. sex,age_bin,site.")
+    ],
+    positive_class: Annotated[
+        str | None, typer.Option(help="The class audited as positive (multi-class runs).")
+    ] = None,
+    mitigate: Annotated[
+        str | None,
+        typer.Option(help="Per-group thresholds: true_positive_rate_parity,equalized_odds."),
+    ] = None,
+    age_bins: Annotated[
+        str | None, typer.Option(help="Edges for age_bin in years, e.g. 0,40,65,inf.")
+    ] = None,
+    n_bootstrap: Annotated[int, typer.Option(min=100)] = 1000,
+    min_group_size: Annotated[int, typer.Option(min=1)] = 30,
+    seed: Annotated[int, typer.Option()] = 0,
+    fail_on_flag: Annotated[
+        bool, typer.Option(help="Exit with status 1 when a gap is flagged (for CI).")
+    ] = False,
+) -> None:
+    """Subgroup fairness audit of a run's test predictions: per-group metrics, the gaps
+    between groups with bootstrap intervals, flags, and optional mitigations."""
+    from medlens.audit import audit_run
+    from medlens.audit.section import audit_section_html, audit_section_markdown
+    from medlens.workflow import add_report_section
+
+    bins = None
+    if age_bins:
+        try:
+            bins = {"age": [float(v) for v in age_bins.split(",")]}
+        except ValueError:
+            _fail(f"--age-bins {age_bins!r}: expected numbers separated by commas")
+    result = audit_run(
+        run_dir,
+        _split_list(groups),
+        positive_class=positive_class,
+        mitigate=_split_list(mitigate),
+        bins=bins,
+        n_bootstrap=n_bootstrap,
+        min_group_size=min_group_size,
+        seed=seed,
+    )
+    add_report_section(
+        run_dir, "fairness", audit_section_html(result, run_dir), audit_section_markdown(result)
+    )
+    typer.echo(result.summary)
+    for gap in result.flagged():
+        typer.echo(
+            f"  flagged: {gap.attribute} {gap.title}: {gap.difference:.3f} "
+            f"[{gap.ci_low:.3f}, {gap.ci_high:.3f}] ({gap.higher_group} > {gap.lower_group})"
+        )
+    typer.echo(f"audit written to {run_dir / 'audit.json'}; report: {run_dir / 'report.html'}")
+    if fail_on_flag and result.flagged():
+        raise typer.Exit(1)
+
+
+@app.command()
+def features(
+    source: Annotated[
+        str, typer.Argument(help="A run folder, a model name (resnet18...), or 'handcrafted'.")
+    ],
+    out: Annotated[Path, typer.Option(help="The .npz to write.")] = Path("features.npz"),
+    config: Annotated[
+        Path | None, typer.Option(help="A run config whose data (and preprocess) to use.")
+    ] = None,
+    split: Annotated[str | None, typer.Option(help="Only these splits, e.g. train,val.")] = None,
+    pretrained: Annotated[
+        str | None, typer.Option(help="imagenet: ImageNet weights for a model name.")
+    ] = None,
+    bins: Annotated[int, typer.Option(min=2, help="Grey levels for texture features.")] = 32,
+    batch_size: Annotated[int, typer.Option(min=1)] = 64,
+) -> None:
+    """Deep (pooled penultimate) or handcrafted (radiomics-style) features of every case."""
+    from medlens.features.command import extract_features_command
+
+    feature_set = extract_features_command(
+        source,
+        config,
+        out,
+        splits=_split_list(split) or None,
+        pretrained=pretrained,
+        bins=bins,
+        batch_size=batch_size,
+    )
+    n, d = feature_set.features.shape
+    typer.echo(f"{n} cases x {d} features written to {out}")
+
+
 @app.command()
 def anonymize(
     input_path: Annotated[

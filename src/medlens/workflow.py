@@ -35,9 +35,18 @@ def train_and_report(
     callbacks: Sequence[EpochCallback] = (),
     progress: bool = True,
 ) -> Path:
-    """Train ``config`` and write its complete run folder, report and model card included."""
+    """Train ``config`` and write its complete run folder, report and model card included.
+
+    A config with a ``features`` section is a classical run (``medlens.classical_run``);
+    ``resume`` and ``callbacks`` concern epochs and do not apply to it."""
     from medlens.train.run import train_from_config
 
+    if config.features is not None:  # a classical or hybrid run: features -> scikit-learn
+        from medlens.classical_run import train_classical
+
+        return train_classical(
+            config, overwrite=overwrite, progress=progress, finalize=write_documents
+        )
     if config.task == "segmentation":
         from medlens.train.segmentation_run import train_segmentation_from_config
 
@@ -57,3 +66,16 @@ def train_and_report(
         progress=progress,
         finalize=write_documents,
     )
+
+
+def add_report_section(run_dir: Path, section_id: str, html: str, markdown: str) -> None:
+    """Store a later verb's findings (``fairness``, ``explanations``) as fragments of the run
+    folder (``sections/<id>.html`` and ``.md``) and re-write report.html and model_card.md so
+    they include them."""
+    from medlens.io_utils import write_atomic
+
+    folder = Path(run_dir) / "sections"
+    folder.mkdir(exist_ok=True)
+    write_atomic(folder / f"{section_id}.html", html)
+    write_atomic(folder / f"{section_id}.md", markdown)
+    write_documents(Path(run_dir))

@@ -167,6 +167,19 @@ def _figures(figures: list[RunFigure]) -> list[dict[str, Any]]:
     ]
 
 
+def extra_sections(run_dir: Path) -> list[dict[str, str]]:
+    """HTML fragments that later verbs (``medlens audit``, ``medlens explain``) left in
+    ``sections/<id>.html``, embedded in the report as written (they are medlens' own output,
+    built with escaped values)."""
+    folder = Path(run_dir) / "sections"
+    if not folder.is_dir():
+        return []
+    return [
+        {"id": path.stem, "html": path.read_text(encoding="utf-8")}
+        for path in sorted(folder.glob("*.html"))
+    ]
+
+
 def render_report(run: RunFolder, figures: list[RunFigure]) -> str:
     """The report page of ``run`` as HTML text, with ``figures`` embedded."""
     splits = run.split_names()
@@ -194,6 +207,7 @@ def render_report(run: RunFolder, figures: list[RunFigure]) -> str:
         "preprocessing_recorded": run.preprocessing is not None,
         "limitations": limitations(run),
         "audit_run": run.audit is not None,
+        "extra_sections": extra_sections(run.path),
         "has_model_card": (run.path / "model_card.md").is_file(),
     }
     return _environment().get_template("report.html").render(**context)

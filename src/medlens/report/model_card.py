@@ -148,6 +148,9 @@ def _fairness(run: RunFolder) -> list[str]:
             "site, device); run `medlens audit` before drawing conclusions about any group."
         ]
     lines.append("A subgroup audit was run; full results are in `audit.json`.")
+    fragment = run.path / "sections" / "fairness.md"
+    if fragment.is_file():
+        return [fragment.read_text(encoding="utf-8").rstrip()]
     summary = run.audit.get("summary")
     if isinstance(summary, str):
         lines += ["", summary]
@@ -166,6 +169,9 @@ def _explanations(run: RunFolder) -> list[str]:
             "rather than at markers or borders."
         ]
     lines.append("An explanation analysis was run; results are in `explanations.json`.")
+    fragment = run.path / "sections" / "explanations.md"
+    if fragment.is_file():
+        return [fragment.read_text(encoding="utf-8").rstrip()]
     summary = run.explanations.get("summary")
     if isinstance(summary, str):
         lines += ["", summary]
