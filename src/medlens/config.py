@@ -68,6 +68,11 @@ class DataConfig(_Strict):
     )
     fold: int = Field(0, ge=0)
     skip_bad: bool = False
+    cache: Literal["none", "memory", "disk"] = Field(
+        "none",
+        description="keep the preprocessed images (memory, or memory-mapped files under "
+        "<output_dir>/.cache) so preprocessing runs once; augmentation still runs every epoch",
+    )
 
 
 class ModelConfig(_Strict):
@@ -150,6 +155,94 @@ class SegmentationConfig(_Strict):
         return value
 
 
+#: ``model.name`` of a classical (feature-based) run; its network, if any, is ``features.backbone``.
+CLASSICAL_MODEL = "classical"
+
+
+class EstimatorSpec(_Strict):
+    """A registered scikit-learn estimator (feature selector or classifier) and its parameters."""
+
+    model_config = ConfigDict(extra="allow")
+    name: str
+
+    @property
+    def params(self) -> dict[str, Any]:
+        return dict(self.model_extra or {})
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"name": self.name, **self.params}
+
+
+class FeaturesConfig(_Strict):
+    """A classical or hybrid run: features of every case, then scikit-learn's
+    ``StandardScaler -> selector -> classifier`` fitted on the training split.
+
+    A config with this section is a classical run (``model.name`` is then ``classical``).
+    ``source``: ``handcrafted`` (radiomics-style first-order, shape and texture features of
+    the whole image, after ``preprocess``; no preprocessing keeps the stored intensities) or
+    ``deep`` (the pooled penultimate activations of ``backbone``: a registered model name,
+    with ``pretrained`` ImageNet weights or a seeded random initialisation, or a finished run
+    folder, whose own preprocessing and trained weights are used — the hybrid "CNN features
+    -> RFE -> SVM" is ``source: deep`` with ``selector: {name: rfe}`` and an SVM).
+    ``bins``: gray levels of the texture features; ``families``: handcrafted families (None:
+    all). ``selector``/``classifier``: names registered in ``medlens.features`` with their
+    parameters. ``grid``: an optional ``GridSearchCV`` grid over the pipeline's parameters
+    (``{"classify__C": [0.1, 1, 10]}``), searched on the training split with ``grid_folds``
+    patient-aware stratified folds, scored by ROC AUC.
+    """
+
+    source: Literal["handcrafted", "deep"] = "handcrafted"
+    backbone: str | None = None
+    pretrained: Literal["imagenet"] | None = None
+    bins: int = Field(32, ge=2)
+    families: list[str] | None = None
+    selector: EstimatorSpec | None = None
+    classifier: EstimatorSpec = Field(
+        default_factory=lambda: EstimatorSpec(name="logistic_regression")
+    )
+    scale: bool = True
+    grid: dict[str, list[Any]] | None = None
+    grid_folds: int = Field(5, ge=2)
+    batch_size: int = Field(64, ge=1, description="images per forward pass of the backbone")
+
+    @model_validator(mode="after")
+    def _consistent(self) -> FeaturesConfig:
+        if self.source == "deep" and not self.backbone:
+            raise ValueError("source: deep needs a backbone (a model name or a run folder)")
+        if self.source == "handcrafted" and (self.backbone or self.pretrained):
+            raise ValueError("backbone and pretrained belong to source: deep")
+        if self.source == "deep" and self.families is not None:
+            raise ValueError("families belong to source: handcrafted")
+        if self.grid is not None and any(not values for values in self.grid.values()):
+            raise ValueError("every grid parameter needs a non-empty list of values")
+        _check_estimators(self)
+        return self
+
+
+def _check_estimators(features: FeaturesConfig) -> None:
+    """Build the pipeline now, so a wrong name, parameter or grid key fails at load time."""
+    from medlens.errors import MedlensError
+    from medlens.features.classical import make_feature_pipeline
+    from medlens.features.handcrafted import FAMILIES
+
+    unknown = sorted(set(features.families or ()) - set(FAMILIES))
+    if unknown:
+        raise ValueError(f"unknown families {unknown}; choose from {', '.join(FAMILIES)}")
+    selector = features.selector.as_dict() if features.selector is not None else None
+    try:
+        pipeline = make_feature_pipeline(selector, features.classifier.as_dict(), features.scale)
+    except MedlensError as exc:
+        raise ValueError(str(exc)) from None
+    for key, values in (features.grid or {}).items():
+        try:
+            pipeline.set_params(**{key: values[0]})
+        except ValueError:
+            raise ValueError(
+                f"grid key {key!r} is not a parameter of the pipeline (step__parameter, "
+                "steps scale, select, classify)"
+            ) from None
+
+
 class EvaluateConfig(_Strict):
     n_bootstrap: int = Field(1000, ge=0)
     ci_level: float = Field(0.95, gt=0, lt=1)
@@ -169,6 +262,27 @@ class RunConfig(_Strict):
     train: TrainConfig = Field(default_factory=TrainConfig)
     evaluate: EvaluateConfig = Field(default_factory=EvaluateConfig)
     segmentation: SegmentationConfig = Field(default_factory=SegmentationConfig)
+    features: FeaturesConfig | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _classical_model_name(cls, raw: Any) -> Any:
+        """A config with a features section and no model section is a classical run."""
+        if isinstance(raw, dict) and raw.get("features") is not None and "model" not in raw:
+            return {**raw, "model": {"name": CLASSICAL_MODEL}}
+        return raw
+
+    @model_validator(mode="after")
+    def _features_make_a_classical_run(self) -> RunConfig:
+        if (self.features is not None) != (self.model.name == CLASSICAL_MODEL):
+            raise ValueError(
+                f"a features section makes a classical run, whose model.name is "
+                f"{CLASSICAL_MODEL!r} (its network, if any, is features.backbone); "
+                f"model.name {CLASSICAL_MODEL!r} needs a features section"
+            )
+        if self.features is not None and self.task != "classification":
+            raise ValueError("a features section (classical run) needs task: classification")
+        return self
 
     @model_validator(mode="after")
     def _task_matches_data(self) -> RunConfig:
