@@ -84,6 +84,11 @@ class ModelConfig(_Strict):
     backbone_lr_scale: float = Field(0.1, gt=0, le=1)
     dropout: float = Field(0.0, ge=0, lt=1)
     cifar_stem: bool | None = Field(None, description="None: automatic for inputs under 64 px")
+    channels: list[int] | None = Field(
+        None,
+        min_length=3,
+        description="U-Net-style segmenters: feature channels per level (None: 16, 32, 64, 128)",
+    )
 
 
 class TrainConfig(_Strict):

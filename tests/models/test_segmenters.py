@@ -192,3 +192,18 @@ def test_the_config_is_json_and_rebuilds_the_same_architecture():
     assert isinstance(rebuilt, Segmenter) and rebuilt.config == model.config
     shapes = {k: v.shape for k, v in model.state_dict().items()}
     assert {k: v.shape for k, v in rebuilt.state_dict().items()} == shapes
+
+
+def test_channels_widen_a_unet_and_survive_a_rebuild() -> None:
+    from medlens.errors import ConfigError
+    from medlens.models import model_from_config
+
+    narrow = create_model("residual_unet", spatial_dims=2)
+    wide = create_model("residual_unet", spatial_dims=2, channels=[32, 64, 128, 256])
+    count = lambda m: sum(p.numel() for p in m.parameters())  # noqa: E731
+    assert count(wide) > 3 * count(narrow)
+    assert wide(torch.zeros(1, 1, 32, 32)).shape == (1, 2, 32, 32)
+    rebuilt = model_from_config(wide.config)
+    assert count(rebuilt) == count(wide)
+    with pytest.raises(ConfigError, match="model.channels"):
+        create_model("vnet", spatial_dims=3, channels=[8, 16, 32])

@@ -25,6 +25,7 @@ def create_model(
     input_size: int | None = None,
     cifar_stem: bool | None = None,
     dropout: float = 0.0,
+    channels: list[int] | tuple[int, ...] | None = None,
 ) -> Classifier:
     """Build the registered classifier ``name``.
 
@@ -42,6 +43,8 @@ def create_model(
             Nets with a hard minimum input (VGG 32 px, AlexNet 63, GoogLeNet 15,
             Inception-v3 75) upsample smaller inputs to it whatever this says.
         dropout: dropout probability before the last linear layer.
+        channels: feature channels per level of a U-Net-style segmenter (``unet``,
+            ``residual_unet``, ``attention_unet``); default (16, 32, 64, 128).
 
     Returns:
         The classifier; ``model.config`` holds these arguments (``cifar_stem`` resolved),
@@ -83,6 +86,8 @@ def create_model(
             "model.init",
             "give either pretrained or init: init weights would replace the ImageNet ones",
         )
+    if channels is not None and not entry.takes_channels:
+        raise ConfigError("model.channels", f"{name} has no per-level channels to set")
     if cifar_stem is None:
         cifar_stem = input_size is not None and input_size < SMALL_INPUT_THRESHOLD
     opts = BuildOptions(
@@ -92,6 +97,7 @@ def create_model(
         pretrained=pretrained == "imagenet",
         small_input_stem=bool(cifar_stem),
         dropout=float(dropout),
+        channels=tuple(int(c) for c in channels) if channels is not None else None,
     )
     # A segmentation entry builds a Segmenter, which answers the same weight-loading calls
     # (head, first_conv, config); callers of a segmentation name use it as one.
@@ -107,6 +113,8 @@ def create_model(
         "cifar_stem": opts.small_input_stem,
         "dropout": opts.dropout,
     }
+    if opts.channels is not None:
+        model.config["channels"] = list(opts.channels)
     if init is not None:
         model.init_report = load_init_weights(model, init)
     return model

@@ -25,6 +25,8 @@ class BuildOptions:
         pretrained: load ImageNet weights.
         small_input_stem: adapt the stem to small inputs (under 64 px/voxels).
         dropout: probability of the dropout before the last linear layer.
+        channels: feature channels per resolution level of a U-Net-style segmenter (None:
+            the entry's default); entries without levels refuse it.
     """
 
     in_channels: int
@@ -33,6 +35,7 @@ class BuildOptions:
     pretrained: bool
     small_input_stem: bool
     dropout: float
+    channels: tuple[int, ...] | None = None
 
 
 Builder = Callable[[BuildOptions], "Classifier | Segmenter"]
@@ -56,6 +59,7 @@ class ModelEntry:
     spatial_dims: tuple[int, ...]
     pretrained_dims: tuple[int, ...] = ()
     task: str = "classification"
+    takes_channels: bool = False
 
 
 MODELS: Registry[ModelEntry] = Registry("model")
@@ -69,6 +73,7 @@ def register_model(
     spatial_dims: tuple[int, ...] = (2,),
     pretrained_dims: tuple[int, ...] = (),
     task: str = "classification",
+    takes_channels: bool = False,
 ) -> Callable[[Builder], Builder]:
     """Register a builder under ``name`` for ``task`` (one of ``TASKS``).
 
@@ -82,7 +87,9 @@ def register_model(
 
     def decorator(builder: Builder) -> Builder:
         MODELS.register(name)(
-            ModelEntry(name, builder, tuple(spatial_dims), tuple(pretrained_dims), task)
+            ModelEntry(
+                name, builder, tuple(spatial_dims), tuple(pretrained_dims), task, takes_channels
+            )
         )
         return builder
 

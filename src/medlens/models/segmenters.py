@@ -295,21 +295,38 @@ class FCN(Segmenter):
         return self.encoder
 
 
-@register_model("unet", spatial_dims=(2, 3), task="segmentation")
+@register_model("unet", spatial_dims=(2, 3), task="segmentation", takes_channels=True)
 def unet(opts: BuildOptions) -> Segmenter:
-    return UNet(opts.in_channels, opts.num_classes, opts.spatial_dims, opts.dropout)
-
-
-@register_model("residual_unet", spatial_dims=(2, 3), task="segmentation")
-def residual_unet(opts: BuildOptions) -> Segmenter:
     return UNet(
-        opts.in_channels, opts.num_classes, opts.spatial_dims, opts.dropout, num_res_units=2
+        opts.in_channels,
+        opts.num_classes,
+        opts.spatial_dims,
+        opts.dropout,
+        channels=opts.channels or UNET_CHANNELS,
     )
 
 
-@register_model("attention_unet", spatial_dims=(2, 3), task="segmentation")
+@register_model("residual_unet", spatial_dims=(2, 3), task="segmentation", takes_channels=True)
+def residual_unet(opts: BuildOptions) -> Segmenter:
+    return UNet(
+        opts.in_channels,
+        opts.num_classes,
+        opts.spatial_dims,
+        opts.dropout,
+        num_res_units=2,
+        channels=opts.channels or UNET_CHANNELS,
+    )
+
+
+@register_model("attention_unet", spatial_dims=(2, 3), task="segmentation", takes_channels=True)
 def attention_unet(opts: BuildOptions) -> Segmenter:
-    return AttentionUNet(opts.in_channels, opts.num_classes, opts.spatial_dims, opts.dropout)
+    return AttentionUNet(
+        opts.in_channels,
+        opts.num_classes,
+        opts.spatial_dims,
+        opts.dropout,
+        channels=opts.channels or UNET_CHANNELS,
+    )
 
 
 @register_model("unet_plus_plus", spatial_dims=(2, 3), task="segmentation")

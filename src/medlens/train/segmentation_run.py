@@ -185,6 +185,7 @@ def train_segmentation_from_config(
         spatial_dims=sample.spatial_dims,
         init=config.model.init,
         dropout=config.model.dropout,
+        channels=config.model.channels,
     )
     scfg = config.segmentation
     patch = _check_patch_size(config, prepared["train"], model)

@@ -1,0 +1,152 @@
+"""What the service computes for one upload: class probabilities with a Grad-CAM overlay, a
+mask file, or a preview PNG of the image. Plain functions, run in a worker thread.
+
+Everything they need is imported with this module (at start-up), not on the first request."""
+
+from __future__ import annotations
+
+import base64
+import io
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import PIL.Image
+import torch
+
+from medlens.data.dicom_seg import write_dicom_seg
+from medlens.data.image import Image
+from medlens.data.masks import write_mask
+from medlens.explain import explain, save_overlay
+from medlens.explain.overlay import display_image
+from medlens.segment_prediction import predict_mask
+from medlens.serve.inputs import Upload, for_model_dims
+from medlens.serve.models_store import ServedModel
+from medlens.serve.service_errors import ServiceError
+from medlens.train.inference import predict_arrays, prepare_input
+
+MASK_FORMATS = ("auto", "png", "nifti", "dicom-seg")
+_MEDIA_TYPES = {"png": "image/png", "nifti": "application/gzip", "dicom-seg": "application/dicom"}
+_FILE_NAMES = {"png": "mask.png", "nifti": "mask.nii.gz", "dicom-seg": "mask.dcm"}
+
+
+@dataclass
+class MaskFile:
+    """A mask as the response carries it.
+
+    Attributes:
+        content: the file's bytes.
+        media_type: its MIME type.
+        filename: a server-chosen name (``mask.png``, ``mask.nii.gz``, ``mask.dcm``).
+        voxels: non-background class name -> voxels (pixels) of that class.
+    """
+
+    content: bytes
+    media_type: str
+    filename: str
+    voxels: dict[str, int]
+
+
+def classify(
+    model: ServedModel, upload: Upload, work: Path, heatmap: bool = True
+) -> dict[str, Any]:
+    """Class probabilities, the decision at the run's threshold, and a Grad-CAM overlay.
+
+    A binary run decides for ``class_names[1]`` when its probability is at least the run's
+    threshold (chosen on validation); a multi-class run takes the most probable class. The
+    heatmap explains the decided class.
+
+    Raises:
+        InputError: the image does not fit the model after preprocessing.
+    """
+
+    run = model.run
+    x = prepare_input(run, for_model_dims(upload.image, model.spatial_dims))
+    probs = predict_arrays(model.predictor, [x])[0]
+    binary = len(run.class_names) == 2
+    index = int(probs[1] >= run.threshold) if binary else int(np.argmax(probs))
+    result: dict[str, Any] = {
+        "model": model.name,
+        "weights_sha256": model.weights_sha256,
+        "engine": model.engine,
+        "class_names": list(run.class_names),
+        "probabilities": [float(p) for p in probs],
+        "decision": run.class_names[index],
+        "decision_index": index,
+        "threshold": run.threshold if binary else None,
+        "heatmap_png_base64": None,
+    }
+    if heatmap:
+        with model.explain_lock:
+            maps = explain(
+                model.explainer, torch.from_numpy(x[None]), target=index, method="gradcam"
+            )
+        png = save_overlay(
+            x, maps[0], work / "heatmap.png", title=f"Grad-CAM: {run.class_names[index]}"
+        )
+        result["heatmap_png_base64"] = base64.b64encode(png.read_bytes()).decode("ascii")
+    return result
+
+
+def resolve_mask_format(requested: str, upload: Upload, image: Image) -> str:
+    """``auto`` becomes DICOM SEG for a zipped series, PNG for 2D, NIfTI for volumes.
+
+    Raises:
+        ServiceError: 422 for DICOM SEG without a zipped series, or PNG for a volume.
+    """
+    if requested == "auto":
+        if upload.series_dir is not None:
+            return "dicom-seg"
+        return "png" if image.spatial_dims == 2 else "nifti"
+    if requested == "dicom-seg" and upload.series_dir is None:
+        raise ServiceError(
+            422, "a DICOM SEG needs a DICOM series as input: send the series as a zip"
+        )
+    if requested == "png" and image.spatial_dims != 2:
+        raise ServiceError(422, "a volume's mask cannot be a PNG; ask for format=nifti")
+    return requested
+
+
+def segment(model: ServedModel, upload: Upload, mask_format: str, work: Path) -> MaskFile:
+    """The model's mask on the upload's own grid, as PNG, NIfTI or DICOM SEG.
+
+    Raises:
+        ServiceError: 422 for a format the upload cannot have (``resolve_mask_format``).
+        InputError: the image does not fit the model after preprocessing.
+    """
+
+    image = for_model_dims(upload.image, model.spatial_dims)
+    fmt = resolve_mask_format(mask_format, upload, image)
+    labels, _ = predict_mask(model.predictor, image)
+    label_map = image.with_array(labels[None].astype(np.uint8))
+    target = work / _FILE_NAMES[fmt]
+    if fmt == "dicom-seg":
+        assert upload.series_dir is not None
+        try:
+            write_dicom_seg(label_map, upload.series_dir, list(model.run.class_names[1:]), target)
+        except AttributeError as exc:  # highdicom copies attributes a source may lack
+            missing = getattr(exc, "name", None) or "an attribute"
+            raise ServiceError(
+                422, f"the series lacks {missing}, which a DICOM SEG copies from its source"
+            ) from None
+    else:
+        write_mask(label_map, target, reference=image)
+    voxels = {
+        name: int(np.count_nonzero(labels == k))
+        for k, name in enumerate(model.run.class_names[1:], start=1)
+    }
+    return MaskFile(target.read_bytes(), _MEDIA_TYPES[fmt], _FILE_NAMES[fmt], voxels)
+
+
+def preview_png(upload: Upload) -> bytes:
+    """The uploaded image as an 8-bit PNG for display (a volume: its middle slice along the
+    first axis), scaled to its own minimum and maximum, on its own pixel grid."""
+
+    array = upload.image.array
+    if upload.image.spatial_dims == 3:
+        array = array[:, array.shape[1] // 2]
+    pixels = np.round(display_image(array) * 255).astype(np.uint8)
+    buffer = io.BytesIO()
+    PIL.Image.fromarray(pixels).save(buffer, format="PNG")
+    return buffer.getvalue()

@@ -1,0 +1,212 @@
+"""What an uploaded file is, and reading it as an ``Image``.
+
+The kind is decided by the file's leading bytes, never by the client's file name or content
+type: PNG, JPEG, DICOM (Part 10), a zip holding one DICOM series, or NIfTI (``.nii`` or
+gzip-compressed ``.nii.gz``). Anything else is refused with 415.
+
+A zip is unpacked member by member into server-chosen names (``00001.dcm``, ...); an archive
+with a member whose name is absolute or climbs out with ``..`` (zip-slip), a link, an
+encrypted member, or more than ``MAX_MEMBERS`` files is refused as a whole, and the unpacked
+size is counted against a limit as it is written (a zip bomb stops there).
+"""
+
+from __future__ import annotations
+
+import re
+import stat
+import zipfile
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+
+from medlens.data.image import Image
+from medlens.data.validation import first_line
+from medlens.errors import MedlensError
+from medlens.serve.service_errors import ServiceError
+
+MAX_MEMBERS = 4096
+KIND_SUFFIX = {
+    "png": ".png",
+    "jpeg": ".jpg",
+    "dicom": ".dcm",
+    "zip": ".zip",
+    "nifti": ".nii",
+    "nifti-gz": ".nii.gz",
+}
+SUPPORTED = "PNG, JPEG, DICOM, a zip of one DICOM series, or NIfTI (.nii, .nii.gz)"
+_SKIPPED_MEMBERS = {"dicomdir", "thumbs.db"}
+
+
+@dataclass
+class Upload:
+    """An uploaded image, read.
+
+    Attributes:
+        image: the pixels and geometry, as ``medlens.data.readers`` reads them.
+        kind: a key of ``KIND_SUFFIX``.
+        series_dir: the folder of the unpacked series when the upload was a zip, else None.
+    """
+
+    image: Image
+    kind: str
+    series_dir: Path | None = None
+
+
+def sniff_kind(path: Path) -> str:
+    """The upload's kind from its first 352 bytes.
+
+    Raises:
+        ServiceError: 415 for anything medlens does not accept over the service.
+    """
+    with open(path, "rb") as handle:
+        head = handle.read(352)
+    if head.startswith(b"\x89PNG\r\n\x1a\n"):
+        return "png"
+    if head.startswith(b"\xff\xd8\xff"):
+        return "jpeg"
+    if head[128:132] == b"DICM":
+        return "dicom"
+    if head.startswith((b"PK\x03\x04", b"PK\x05\x06")):
+        return "zip"
+    if head.startswith(b"\x1f\x8b"):
+        return "nifti-gz"  # nibabel says so if the gzip holds something else
+    if _is_nifti_header(head):
+        return "nifti"
+    raise ServiceError(415, f"unsupported file type; send {SUPPORTED}")
+
+
+def _is_nifti_header(head: bytes) -> bool:
+    nifti1 = head[344:348] in (b"n+1\x00", b"ni1\x00") and head[:4] in (
+        b"\x5c\x01\x00\x00",
+        b"\x00\x00\x01\x5c",
+    )
+    nifti2 = head[4:8] in (b"n+2\x00", b"ni2\x00") and head[:4] in (
+        b"\x1c\x02\x00\x00",
+        b"\x00\x00\x02\x1c",
+    )
+    return nifti1 or nifti2
+
+
+def read_upload(raw: Path, max_unpacked_bytes: int) -> Upload:
+    """Read the uploaded file ``raw`` (in its private folder) as an image.
+
+    Args:
+        raw: the file ``receive_upload`` wrote.
+        max_unpacked_bytes: the most a zip may unpack to, in bytes.
+
+    Raises:
+        ServiceError: 415 unsupported kind, 413 a zip that unpacks too large, 422 content
+            medlens cannot read (the reader's one-line reason, without the server's path).
+    """
+    from medlens.data.dicom_series import read_dicom_series
+    from medlens.data.readers import read_image
+
+    kind = sniff_kind(raw)
+    named = raw.with_name("image" + KIND_SUFFIX[kind])
+    raw.rename(named)  # the readers choose by suffix for NIfTI
+    series_dir = None
+    try:
+        if kind == "zip":
+            series_dir = extract_series(named, raw.parent / "series", max_unpacked_bytes)
+            image = read_dicom_series(series_dir)
+        else:
+            image = read_image(named)
+    except MedlensError as exc:
+        raise ServiceError(422, f"the {kind} upload cannot be used: {_reason(exc)}") from None
+    except ServiceError:
+        raise
+    except Exception as exc:  # a reader's unexpected failure is still the upload's fault
+        raise ServiceError(
+            422, f"the {kind} upload cannot be read ({type(exc).__name__})"
+        ) from None
+    return Upload(image=image, kind=kind, series_dir=series_dir)
+
+
+def _reason(exc: MedlensError) -> str:
+    """The error's reason without the server-side path it names."""
+    return first_line(getattr(exc, "reason", None) or exc)
+
+
+def is_unsafe_member(name: str) -> bool:
+    """True for a zip member name that is absolute or leaves the extraction folder."""
+    if not name or "\x00" in name or name.startswith(("/", "\\")) or re.match(r"^[A-Za-z]:", name):
+        return True
+    return any(part == ".." for part in re.split(r"[\\/]", name))
+
+
+def extract_series(archive: Path, dest: Path, max_bytes: int) -> Path:
+    """Unpack the files of a zip into ``dest`` under server-chosen names.
+
+    Directories, hidden files, ``__MACOSX`` resource forks and ``DICOMDIR`` indexes are
+    skipped; every other member becomes ``dest/NNNNN.dcm``.
+
+    Raises:
+        ServiceError: 422 not a zip, an unsafe, linked or encrypted member, a corrupt member,
+            no files, or too many; 413 more than ``max_bytes`` unpacked.
+    """
+    try:
+        archive_file = zipfile.ZipFile(archive)
+    except (zipfile.BadZipFile, OSError, ValueError):
+        raise ServiceError(422, "the zip archive is corrupt or truncated") from None
+    with archive_file:
+        members = archive_file.infolist()
+        for info in members:
+            if is_unsafe_member(info.filename):
+                raise ServiceError(
+                    422, "the zip has a member with an absolute path or '..'; refused"
+                )
+            if stat.S_ISLNK(info.external_attr >> 16):
+                raise ServiceError(422, "the zip has a symbolic link; refused")
+            if info.flag_bits & 0x1:
+                raise ServiceError(422, "the zip has an encrypted member")
+        files = [info for info in members if _is_slice_member(info)]
+        if not files:
+            raise ServiceError(422, "the zip holds no files")
+        if len(files) > MAX_MEMBERS:
+            raise ServiceError(422, f"the zip holds more than {MAX_MEMBERS} files")
+        dest.mkdir(mode=0o700)
+        budget = max_bytes
+        for number, info in enumerate(files, start=1):
+            budget = _copy_member(archive_file, info, dest / f"{number:05d}.dcm", budget, max_bytes)
+    return dest
+
+
+def _is_slice_member(info: zipfile.ZipInfo) -> bool:
+    if info.is_dir():
+        return False
+    parts = re.split(r"[\\/]", info.filename)
+    hidden = any(p.startswith(".") for p in parts) or parts[0] == "__MACOSX"
+    return not hidden and parts[-1].lower() not in _SKIPPED_MEMBERS
+
+
+def _copy_member(
+    archive: zipfile.ZipFile, info: zipfile.ZipInfo, target: Path, budget: int, max_bytes: int
+) -> int:
+    """Copy one member, counting real bytes (the declared size can lie); the budget left."""
+    try:
+        with archive.open(info) as source, open(target, "xb") as sink:
+            while block := source.read(1 << 20):
+                budget -= len(block)
+                if budget < 0:
+                    raise ServiceError(
+                        413, f"the zip unpacks to more than {max_bytes / 2**20:.3g} MB"
+                    )
+                sink.write(block)
+    except (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError, OSError):
+        raise ServiceError(
+            422, "a member of the zip is corrupt or uses an unsupported compression"
+        ) from None
+    return budget
+
+
+def for_model_dims(image: Image, spatial_dims: int) -> Image:
+    """A one-slice volume (a series of one image) as a 2D image for a 2D model; any other
+    image unchanged (the model's own checks report what does not fit)."""
+    if spatial_dims == 2 and image.spatial_dims == 3 and image.spatial_shape[0] == 1:
+        return Image(
+            array=image.array[:, 0],
+            spacing=tuple(image.spacing[1:]),
+            source=image.source,
+            meta=dict(image.meta),
+        )
+    return image

@@ -1,0 +1,147 @@
+"""The models a service serves: loaded once at start-up, shared by every request.
+
+Each run folder becomes one model named after the folder. Predictions run on the chosen
+engine (PyTorch, or onnxruntime on the run's exported ``model.onnx``); Grad-CAM always runs
+on PyTorch, on a private copy of the network behind a lock, because its hooks would
+otherwise catch the activations of concurrent predictions.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import logging
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from medlens.errors import ConfigError
+from medlens.export import example_shape, export_onnx, onnx_metadata, weights_sha256
+from medlens.train.inference import LoadedRun, load_run
+
+log = logging.getLogger(__name__)
+ENGINES = ("torch", "onnx")
+
+
+@dataclass
+class ServedModel:
+    """One served run.
+
+    Attributes:
+        name: the run folder's name; requests choose the model by it.
+        run: the run with its PyTorch network (preprocessing, labels, threshold, config).
+        predictor: the same run whose ``model`` is the engine's network.
+        engine: ``torch`` or ``onnx``.
+        weights_sha256: SHA-256 of the run's ``model.pt``.
+        explainer: a private copy of the PyTorch network for Grad-CAM, used under
+            ``explain_lock``.
+    """
+
+    name: str
+    run: LoadedRun
+    predictor: LoadedRun
+    engine: str
+    weights_sha256: str
+    explainer: torch.nn.Module
+    explain_lock: threading.Lock = field(default_factory=threading.Lock)
+
+    @property
+    def task(self) -> str:
+        return self.run.config.task
+
+    @property
+    def spatial_dims(self) -> int:
+        shape = self.run.input_shape
+        return len(shape) - 1 if shape else 2
+
+    def describe(self) -> dict[str, Any]:
+        """What ``GET /v1/models`` says about the model."""
+        binary = self.task == "classification" and len(self.run.class_names) == 2
+        return {
+            "name": self.name,
+            "task": self.task,
+            "class_names": list(self.run.class_names),
+            "threshold": self.run.threshold if binary else None,
+            "input_shape": list(self.run.input_shape) if self.run.input_shape else None,
+            "spatial_dims": self.spatial_dims,
+            "engine": self.engine,
+            "weights_sha256": self.weights_sha256,
+            "model": self.run.config.model.name,
+        }
+
+
+def load_models(
+    run_dirs: list[Path], engine: str = "torch", onnx_cache: Path | None = None
+) -> dict[str, ServedModel]:
+    """Load every run (and warm its engine up with one forward pass).
+
+    Args:
+        run_dirs: finished run folders; their names must differ.
+        engine: ``torch`` or ``onnx``. With ``onnx`` the run's ``model.onnx`` is used when it
+            was exported from the current ``model.pt`` (its recorded SHA-256 matches);
+            otherwise the network is exported into ``onnx_cache`` and the reason logged.
+        onnx_cache: a private folder for exports made at start-up (required for ``onnx``).
+
+    Raises:
+        ConfigError: no runs, an unknown engine, or two runs with one name.
+        InputError: a run folder that cannot be loaded or exported.
+    """
+    if engine not in ENGINES:
+        raise ConfigError("--engine", f"must be one of {', '.join(ENGINES)}, not {engine!r}")
+    if not run_dirs:
+        raise ConfigError("run_dirs", "give at least one run folder to serve")
+    models: dict[str, ServedModel] = {}
+    for run_dir in map(Path, run_dirs):
+        name = run_dir.resolve().name
+        if name in models:
+            raise ConfigError("run_dirs", f"two run folders are named {name!r}; rename one")
+        models[name] = _load_one(run_dir, name, engine, onnx_cache)
+        log.info("loaded model %s (%s, %s engine)", name, models[name].task, engine)
+    return models
+
+
+def _load_one(run_dir: Path, name: str, engine: str, onnx_cache: Path | None) -> ServedModel:
+    sha = weights_sha256(run_dir)
+    run = load_run(run_dir, device="cpu" if engine == "onnx" else None)
+    predictor = run
+    if engine == "onnx":
+        from medlens.serve.onnx_engine import OnnxModule
+
+        path = _current_onnx(run_dir, name, sha, onnx_cache)
+        module = OnnxModule(path, like=run.model, threads=torch.get_num_threads())
+        predictor = dataclasses.replace(run, model=module)
+    with torch.no_grad():  # warm-up: a broken engine fails at start-up, not on a request
+        predictor.model(torch.zeros(1, *example_shape(run), device=run.device))
+    if run.config.task == "segmentation":  # predict_mask imports these (MONAI) on first use
+        import monai.inferers  # noqa: F401
+
+        import medlens.train.postprocess  # noqa: F401
+        import medlens.train.segmentation_run  # noqa: F401
+    return ServedModel(
+        name=name,
+        run=run,
+        predictor=predictor,
+        engine=engine,
+        weights_sha256=sha,
+        # Grad-CAM explains classifiers only; a segmenter needs no private copy
+        explainer=copy.deepcopy(run.model).eval()
+        if run.config.task == "classification"
+        else run.model,
+    )
+
+
+def _current_onnx(run_dir: Path, name: str, sha: str, onnx_cache: Path | None) -> Path:
+    existing = run_dir / "model.onnx"
+    if existing.is_file():
+        if onnx_metadata(existing).get("weights_sha256") == sha:
+            return existing
+        reason = "its model.onnx was exported from other weights"
+    else:
+        reason = "it has no model.onnx"
+    if onnx_cache is None:
+        raise ConfigError("onnx_cache", "the onnx engine needs a folder for start-up exports")
+    log.info("exporting %s to ONNX at start-up: %s", name, reason)
+    return export_onnx(run_dir, out=onnx_cache / f"{name}.onnx")

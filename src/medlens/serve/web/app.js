@@ -1,0 +1,203 @@
+"use strict";
+// The medlens web page: list the models, send one image, show what the service answers.
+// No framework and no build step; everything the page loads comes from the service itself.
+
+const state = { token: "", models: [], base: null, mask: null };
+const $ = (id) => document.getElementById(id);
+const PALETTE = [[0, 255, 0], [255, 0, 255], [0, 120, 255], [255, 200, 0], [200, 0, 255], [0, 220, 220]];
+
+function authHeaders() {
+  return state.token ? { Authorization: "Bearer " + state.token } : {};
+}
+
+async function errorText(response) {
+  try {
+    const body = await response.json();
+    return `${response.status}: ${typeof body.detail === "string" ? body.detail : JSON.stringify(body.detail)}`;
+  } catch (_) {
+    return `${response.status} ${response.statusText}`;
+  }
+}
+
+function showError(text) {
+  $("error").textContent = text || "";
+  $("error").hidden = !text;
+}
+
+function currentModel() {
+  return state.models.find((m) => m.name === $("model").value);
+}
+
+function describeModel() {
+  const m = currentModel();
+  $("model-info").textContent = m ? `${m.task}, ${m.model}, classes: ${m.class_names.join(", ")}` : "";
+}
+
+async function loadModels() {
+  const response = await fetch("/v1/models", { headers: authHeaders() });
+  if (response.status === 401) {
+    $("auth").hidden = false;
+    showError(state.token ? "The access token was not accepted." : "This service needs an access token.");
+    return;
+  }
+  if (!response.ok) {
+    showError(await errorText(response));
+    return;
+  }
+  showError("");
+  state.models = (await response.json()).models;
+  const select = $("model");
+  select.replaceChildren();
+  for (const m of state.models) {
+    const option = document.createElement("option");
+    option.value = m.name;
+    option.textContent = `${m.name} (${m.task})`;
+    select.append(option);
+  }
+  if (state.models.length === 0) showError("This token may use no model.");
+  describeModel();
+}
+
+async function post(path, file) {
+  const form = new FormData();
+  form.append("file", file);
+  return fetch(path, { method: "POST", headers: authHeaders(), body: form });
+}
+
+async function analyse(file) {
+  const model = currentModel();
+  if (!model || !file) return;
+  showError("");
+  $("classification").hidden = true;
+  $("segmentation").hidden = true;
+  $("status").textContent = `Analysing with ${model.name}…`;
+  try {
+    if (model.task === "classification") await classify(model, file);
+    else await segment(model, file);
+  } catch (err) {
+    showError(String(err));
+  } finally {
+    $("status").textContent = "";
+  }
+}
+
+async function classify(model, file) {
+  const response = await post(`/v1/predict?model=${encodeURIComponent(model.name)}`, file);
+  if (!response.ok) {
+    showError(await errorText(response));
+    return;
+  }
+  const result = await response.json();
+  $("decision").textContent = result.decision;
+  $("threshold").textContent = result.threshold === null
+    ? "(the most probable class)"
+    : `(${result.class_names[1]} when its probability ≥ ${result.threshold.toFixed(3)})`;
+  const rows = result.class_names.map((name, k) => {
+    const row = document.createElement("tr");
+    const p = result.probabilities[k];
+    const bar = document.createElement("meter");
+    bar.min = 0; bar.max = 1; bar.value = p;
+    for (const content of [name, p.toFixed(3), bar]) {
+      const cell = document.createElement("td");
+      cell.append(content);
+      row.append(cell);
+    }
+    return row;
+  });
+  $("probabilities").querySelector("tbody").replaceChildren(...rows);
+  if (result.heatmap_png_base64) {
+    await new Promise((resolve) => {
+      $("heatmap").onload = resolve;
+      $("heatmap").onerror = resolve;
+      $("heatmap").src = "data:image/png;base64," + result.heatmap_png_base64;
+    });
+  }
+  $("classification").hidden = false;
+}
+
+async function segment(model, file) {
+  const flat = model.spatial_dims === 2;
+  const query = `model=${encodeURIComponent(model.name)}&format=${flat ? "png" : "auto"}`;
+  const response = await post(`/v1/segment?${query}`, file);
+  if (!response.ok) {
+    showError(await errorText(response));
+    return;
+  }
+  const maskBlob = await response.blob();
+  const disposition = response.headers.get("content-disposition") || "";
+  const link = $("download");
+  if (link.href.startsWith("blob:")) URL.revokeObjectURL(link.href);
+  link.href = URL.createObjectURL(maskBlob);
+  link.download = (disposition.match(/filename="([^"]+)"/) || [null, "mask"])[1];
+  const voxels = response.headers.get("x-class-voxels") || "";
+  $("voxels").textContent = voxels ? `Pixels (voxels) per class: ${voxels.replaceAll(";", ", ")}` : "";
+  $("overlay-controls").hidden = !flat;
+  $("overlay").hidden = !flat;
+  if (flat) {
+    const preview = await post("/v1/preview", file);
+    if (!preview.ok) {
+      showError(await errorText(preview));
+      return;
+    }
+    state.base = await createImageBitmap(await preview.blob());
+    state.mask = await maskPixels(maskBlob);
+    drawOverlay();
+  }
+  $("segmentation").hidden = false;
+}
+
+async function maskPixels(blob) {
+  const bitmap = await createImageBitmap(blob);
+  const canvas = new OffscreenCanvas(bitmap.width, bitmap.height);
+  const ctx = canvas.getContext("2d");
+  ctx.drawImage(bitmap, 0, 0);
+  return ctx.getImageData(0, 0, bitmap.width, bitmap.height);
+}
+
+function drawOverlay() {
+  if (!state.base || !state.mask) return;
+  const canvas = $("overlay");
+  canvas.width = state.base.width;
+  canvas.height = state.base.height;
+  const ctx = canvas.getContext("2d");
+  ctx.drawImage(state.base, 0, 0);
+  const alpha = Math.round((Number($("opacity").value) / 100) * 255);
+  const { data, width, height } = state.mask;
+  const layer = new ImageData(width, height);
+  for (let i = 0; i < data.length; i += 4) {
+    const label = data[i];
+    if (label === 0) continue;
+    const colour = PALETTE[(label === 255 ? 0 : label - 1) % PALETTE.length];
+    layer.data.set([...colour, alpha], i);
+  }
+  const top = new OffscreenCanvas(width, height);
+  top.getContext("2d").putImageData(layer, 0, 0);
+  ctx.drawImage(top, 0, 0, canvas.width, canvas.height);
+}
+
+function init() {
+  $("connect").addEventListener("click", () => {
+    state.token = $("token").value.trim();
+    loadModels();
+  });
+  $("token").addEventListener("keydown", (event) => {
+    if (event.key === "Enter") $("connect").click();
+  });
+  $("model").addEventListener("change", describeModel);
+  $("file").addEventListener("change", () => analyse($("file").files[0]));
+  $("opacity").addEventListener("input", drawOverlay);
+  const drop = $("drop");
+  drop.addEventListener("dragover", (event) => {
+    event.preventDefault();
+    drop.classList.add("over");
+  });
+  drop.addEventListener("dragleave", () => drop.classList.remove("over"));
+  drop.addEventListener("drop", (event) => {
+    event.preventDefault();
+    drop.classList.remove("over");
+    if (event.dataTransfer.files.length) analyse(event.dataTransfer.files[0]);
+  });
+  loadModels();
+}
+
+init();

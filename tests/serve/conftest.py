@@ -1,0 +1,222 @@
+"""Tiny real run folders and real inputs for the export, service and web page tests.
+
+Runs: a small CNN trained 1 epoch on 5% of PneumoniaMNIST; a 2D U-Net on 3 DRIVE images;
+a 3D FCN on the real CT series and its liver SEG (plumbing, not accuracy).
+"""
+
+from __future__ import annotations
+
+import io
+import zipfile
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import PIL.Image
+import pydicom
+import pytest
+import torch
+from pydicom.dataset import FileMetaDataset
+from pydicom.uid import ExplicitVRLittleEndian, SecondaryCaptureImageStorage, generate_uid
+
+
+@pytest.fixture(autouse=True)
+def _one_thread() -> None:
+    torch.set_num_threads(1)
+
+
+def _train(config: dict, segmentation: bool) -> Path:
+    from medlens.config import parse_config
+    from medlens.train.run import train_from_config
+    from medlens.workflow import train_and_report
+
+    torch.set_num_threads(1)
+    cfg = parse_config(config)
+    return (
+        train_and_report(cfg, progress=False)
+        if segmentation
+        else train_from_config(cfg, progress=False)
+    )
+
+
+@pytest.fixture(scope="session")
+def classification_run(pneumonia_npz: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """small_cnn, 1 epoch on 5% of PneumoniaMNIST's training split; 28 x 28 grey inputs."""
+    return _train(
+        {
+            "name": "pneumonia",
+            "seed": 3,
+            "output_dir": str(tmp_path_factory.mktemp("runs")),
+            "data": {"format": "medmnist", "path": str(pneumonia_npz), "train_fraction_used": 0.05},
+            "preprocess": [{"name": "fixed_scale", "divisor": 255}],
+            "model": {"name": "small_cnn"},
+            "train": {"epochs": 1, "batch_size": 32, "lr": 3e-3, "warmup_epochs": 0},
+            "evaluate": {"n_bootstrap": 20},
+        },
+        segmentation=False,
+    )
+
+
+@pytest.fixture(scope="session")
+def drive_dir(shared_data: Path) -> Path:
+    return shared_data / "drive_retina_vessels"
+
+
+@pytest.fixture(scope="session")
+def drive_run(drive_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A 2D U-Net, 1 epoch on 3 DRIVE training images (RGB in, green channel used)."""
+    root = tmp_path_factory.mktemp("drive")
+    for split, ids, tag in (
+        ("training", ("21", "22", "23"), "training"),
+        ("test", ("01",), "test"),
+    ):
+        for sub in ("images", "1st_manual", "mask"):
+            (root / split / sub).mkdir(parents=True)
+        for n in ids:
+            for sub, name in (
+                ("images", f"{n}_{tag}.tif"),
+                ("1st_manual", f"{n}_manual1.gif"),
+                ("mask", f"{n}_{tag}_mask.gif"),
+            ):
+                (root / split / sub / name).symlink_to(drive_dir / split / sub / name)
+    return _train(
+        {
+            "name": "vessels",
+            "task": "segmentation",
+            "seed": 0,
+            "output_dir": str(tmp_path_factory.mktemp("runs")),
+            "data": {
+                "format": "segmentation",
+                "layout": "drive",
+                "path": str(root),
+                "val_fraction": 0.34,
+            },
+            "preprocess": [
+                {"name": "select_channels", "channels": [1]},
+                {"name": "fixed_scale", "divisor": 255},
+                {"name": "resize", "size": [96, 96]},
+            ],
+            "model": {"name": "unet"},
+            "segmentation": {"patch_size": [64, 64], "patches_per_image": 4, "save_masks": "none"},
+            "train": {"epochs": 1, "batch_size": 4, "warmup_epochs": 0},
+            "evaluate": {"n_bootstrap": 0},
+        },
+        segmentation=True,
+    )
+
+
+@pytest.fixture(scope="session")
+def ct_run(shared_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A 3D FCN, 1 epoch on the real 3-slice CT and its liver DICOM SEG."""
+    root = tmp_path_factory.mktemp("ct_seg")
+    ct = shared_data / "dicom_ct_liver_seg"
+    for split in ("train", "val", "test"):
+        (root / split / "images").mkdir(parents=True)
+        (root / split / "masks").mkdir()
+        (root / split / "images" / "ct").symlink_to(ct / "ct")
+        (root / split / "masks" / "ct.dcm").symlink_to(ct / "seg" / "liver.dcm")
+    return _train(
+        {
+            "name": "liver",
+            "task": "segmentation",
+            "output_dir": str(tmp_path_factory.mktemp("runs")),
+            "data": {
+                "format": "segmentation",
+                "layout": "folder",
+                "path": str(root),
+                "class_names": ["background", "liver"],
+            },
+            "preprocess": [{"name": "ct_window", "preset": "abdomen"}],
+            "model": {"name": "fcn"},
+            "segmentation": {
+                "patch_size": [3, 128, 128],
+                "patches_per_image": 4,
+                "save_masks": "none",
+            },
+            "train": {"epochs": 1, "batch_size": 4, "warmup_epochs": 0},
+            "evaluate": {"n_bootstrap": 0},
+        },
+        segmentation=True,
+    )
+
+
+@pytest.fixture(scope="session")
+def pneumonia_test_images(pneumonia_npz: Path) -> np.ndarray:
+    """The first 8 PneumoniaMNIST test images, uint8 (8, 28, 28)."""
+    with np.load(pneumonia_npz) as data:
+        return np.array(data["test_images"][:8])
+
+
+def _png_bytes(array: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    PIL.Image.fromarray(array).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+@pytest.fixture(scope="session")
+def png_bytes() -> Callable[[np.ndarray], bytes]:
+    """uint8 (H, W) or (H, W, 3) -> PNG file bytes."""
+    return _png_bytes
+
+
+def _secondary_capture(pixels: np.ndarray, patient_name: str = "Doe^Jane") -> bytes:
+    """A real image as a DICOM Secondary Capture (uint8 grey (H, W) or RGB (H, W, 3), one
+    frame), with a patient name and geometry (so it can also be a one-slice series)."""
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = SecondaryCaptureImageStorage
+    meta.MediaStorageSOPInstanceUID = generate_uid(entropy_srcs=[patient_name, "sop"])
+    meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds = pydicom.Dataset()
+    ds.file_meta = meta
+    ds.SOPClassUID = SecondaryCaptureImageStorage
+    ds.SOPInstanceUID = meta.MediaStorageSOPInstanceUID
+    ds.StudyInstanceUID = generate_uid(entropy_srcs=[patient_name, "study"])
+    ds.SeriesInstanceUID = generate_uid(entropy_srcs=[patient_name, "series"])
+    ds.FrameOfReferenceUID = generate_uid(entropy_srcs=[patient_name, "frame"])
+    ds.PatientName = patient_name
+    ds.PatientID = "MEDLENS-TEST-0001"
+    ds.PatientBirthDate = "19700101"
+    ds.PatientSex = "F"
+    ds.StudyDate, ds.StudyTime = "20240102", "101500"
+    ds.StudyID, ds.AccessionNumber, ds.ReferringPhysicianName = "1", "A0001", ""
+    ds.SeriesNumber = 1
+    ds.Modality = "OT"
+    ds.ConversionType = "WSD"
+    ds.InstanceNumber = 1
+    ds.ImagePositionPatient = [0.0, 0.0, 0.0]
+    ds.ImageOrientationPatient = [1.0, 0.0, 0.0, 0.0, 1.0, 0.0]
+    ds.PixelSpacing = [0.5, 0.5]
+    ds.SliceThickness = 1.0
+    colour = pixels.ndim == 3
+    ds.SamplesPerPixel = 3 if colour else 1
+    ds.PhotometricInterpretation = "RGB" if colour else "MONOCHROME2"
+    if colour:
+        ds.PlanarConfiguration = 0
+    ds.Rows, ds.Columns = pixels.shape[:2]
+    ds.BitsAllocated = ds.BitsStored = 8
+    ds.HighBit = 7
+    ds.PixelRepresentation = 0
+    ds.PixelData = np.ascontiguousarray(pixels, dtype=np.uint8).tobytes()
+    buffer = io.BytesIO()
+    ds.save_as(buffer, enforce_file_format=True)
+    return buffer.getvalue()
+
+
+@pytest.fixture(scope="session")
+def dicom_bytes() -> Callable[..., bytes]:
+    """uint8 (H, W) or (H, W, 3) -> a DICOM Secondary Capture file (bytes) with a patient name."""
+    return _secondary_capture
+
+
+def _zip_bytes(members: dict[str, bytes]) -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        for name, data in members.items():
+            archive.writestr(name, data)
+    return buffer.getvalue()
+
+
+@pytest.fixture(scope="session")
+def zip_bytes() -> Callable[[dict[str, bytes]], bytes]:
+    """{member name: bytes} -> a zip archive (bytes); names are written as given."""
+    return _zip_bytes
