@@ -49,3 +49,17 @@ def test_cell_balanced_weights_draw_every_group_and_class_cell_equally() -> None
     assert cells.min() > 0.2 and cells.max() < 0.3  # 0.25 each in expectation
     with pytest.raises(ValueError, match="3 weights for 1000 cases"):
         EpochSampler(labels.tolist(), seed=0, weights=[1.0, 1.0, 1.0])
+
+
+def test_the_budgeted_schedule_is_refitted_to_the_mean_epoch_time() -> None:
+    from types import SimpleNamespace
+
+    from medlens.config import TrainConfig
+    from medlens.train.trainer import Trainer
+
+    trainer = SimpleNamespace(config=TrainConfig(epochs=200, max_minutes=10))
+    plan = Trainer._epochs_in_budget
+    assert plan(trainer, 1, 3.0) == 194  # 3 s epochs: 582 s of budget hold 194
+    assert plan(trainer, 10, 300.0) == 19  # epochs slowed to 30 s: 9 more fit
+    assert plan(trainer, 30, 590.0) == 30  # out of time: never below the epochs done
+    assert plan(SimpleNamespace(config=TrainConfig(epochs=5, max_minutes=10)), 1, 1.0) == 5

@@ -136,6 +136,35 @@ class _TrainTransform:
         return self.augment(image, rng) if self.augment is not None else image
 
 
+def _cached_datasets(
+    config: RunConfig, data: PreparedData, preprocess: Any, augment: Any | None
+) -> dict[str, Any]:
+    """``data.cache``: the splits as ``CachedDataset`` (the same items; preprocessing once).
+
+    Disk caches live in ``<output_dir>/.cache/<key>``; a memory cache is filled here when
+    DataLoader workers are used, so that every worker inherits it.
+    """
+    from medlens.data.cache import CachedDataset, source_fingerprint
+
+    source_key = f"{config.data.format}:{config.data.layout}:{source_fingerprint(config.data.path)}"
+    datasets = {}
+    for name in SPLITS:
+        dataset = CachedDataset(
+            data.case_set,
+            data.splits[name],
+            preprocess,
+            augment if name == "train" else None,
+            seed=config.seed,
+            mode=config.data.cache,  # type: ignore[arg-type]
+            cache_dir=config.output_dir / ".cache",
+            source_key=source_key,
+        )
+        if config.data.cache == "memory" and config.train.num_workers > 0:
+            dataset.warm()
+        datasets[name] = dataset
+    return datasets
+
+
 def _collate(
     batch: list[tuple[torch.Tensor, int, int]],
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -241,6 +270,8 @@ def train_from_config(
             data.case_set, data.splits["test"], _TrainTransform(preprocess, None), seed=config.seed
         ),
     }
+    if config.data.cache != "none":
+        datasets = _cached_datasets(config, data, preprocess, augment)
     train_labels = [int(c.label) for c in data.splits["train"]]  # type: ignore[arg-type]
     sampler = EpochSampler(
         train_labels,

@@ -339,8 +339,12 @@ class Trainer:
                 result.best_state = copy.deepcopy(_unwrap(self.model).state_dict())
             else:
                 bad_epochs += 1
-            if epoch == start_epoch == 0 and cfg.max_minutes is not None:
-                planned = broadcast_object(self._epochs_in_budget(seconds), self.dist)
+            if cfg.max_minutes is not None:
+                # Re-fitted after every epoch from the mean epoch time so far, so the cosine
+                # still ends where the budget does when epochs slow down (a busy machine).
+                planned = broadcast_object(
+                    self._epochs_in_budget(epoch + 1, time.perf_counter() - t0), self.dist
+                )
                 result.planned_epochs = int(planned)  # type: ignore[call-overload]
                 self.scheduler.total_steps = result.planned_epochs * self.steps_per_epoch
             if self.progress:
@@ -362,9 +366,12 @@ class Trainer:
         result.train_seconds = time.perf_counter() - t0
         return result
 
-    def _epochs_in_budget(self, epoch_seconds: float) -> int:
-        """How many epochs fit the time budget, measured on the first epoch: the cosine
-        schedule is fitted to that length so it ends where the budget does."""
+    def _epochs_in_budget(self, epochs_done: int, elapsed: float) -> int:
+        """How many epochs fit the time budget at the mean epoch time so far (at least the
+        ones done; at most ``epochs``): the cosine schedule is fitted to that length so it
+        ends where the budget does."""
         budget = (self.config.max_minutes or 0.0) * 60
-        fit = max(1, int(budget * 0.97 // max(epoch_seconds, 1e-6)))
-        return min(self.config.epochs, fit)
+        mean_epoch = max(elapsed / max(epochs_done, 1), 1e-6)
+        remaining = max(budget * 0.97 - elapsed, 0.0)
+        fit = epochs_done + int(remaining // mean_epoch)
+        return max(epochs_done, min(self.config.epochs, max(fit, 1)))

@@ -1,0 +1,99 @@
+"""One batch of cases: decoding in a worker, and the model's rows for the writer.
+
+Both engines (local and Ray) call these same two functions, so they give the same rows.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+
+from medlens.errors import InputError
+
+DecodedCase = tuple[str, np.ndarray | None, str | None]
+"""``(case_id, preprocessed float32 array (C, *spatial) or None, error or None)``."""
+
+
+@dataclass(frozen=True)
+class CasePreparer:
+    """What a decoding worker needs of a run: its preprocessing and the model's input shape
+    (not the model), so a worker process stays small and is cheap to start.
+
+    Attributes:
+        preprocess: the run's deterministic pipeline (``preprocessing.json``).
+        input_shape: ``(C, *spatial)`` every preprocessed image must have, or None.
+    """
+
+    preprocess: Any
+    input_shape: tuple[int, ...] | None
+
+    def __call__(self, path: str) -> DecodedCase:
+        """Read and preprocess one file (or DICOM series folder); any failure becomes the
+        case's error message instead of an exception, so one bad file never stops a run."""
+        from medlens.data.readers import read_image
+        from medlens.train.inference import prepare_input
+
+        try:
+            # prepare_input reads only .preprocess and .input_shape of the run it is given.
+            return path, prepare_input(self, read_image(path)), None  # type: ignore[arg-type]
+        except InputError as exc:
+            return path, None, exc.reason
+        except Exception as exc:  # a reader's unforeseen failure on one file of thousands
+            return path, None, f"could not be read ({type(exc).__name__}: {exc})"
+
+
+def result_schema(class_names: list[str]) -> pa.Schema:
+    """Columns of the output: ``case_id``, ``prob_<class>``..., ``pred``, ``pred_label``,
+    ``error`` (null where the case was predicted; the other columns null where it failed)."""
+    return pa.schema(
+        [pa.field("case_id", pa.string(), nullable=False)]
+        + [pa.field(f"prob_{name}", pa.float64()) for name in class_names]
+        + [
+            pa.field("pred", pa.int64()),
+            pa.field("pred_label", pa.string()),
+            pa.field("error", pa.string()),
+        ]
+    )
+
+
+def predict_batch(run: Any, cases: list[DecodedCase]) -> pa.Table:
+    """The rows of ``cases`` in their order: probabilities and decision, or the error.
+
+    Args:
+        run: a ``LoadedRun`` (model, class names, decision threshold).
+        cases: decoded cases (see ``CasePreparer``).
+
+    Binary runs decide with the run's threshold on ``prob_<class 1>``, others by arg-max,
+    as ``medlens predict`` does.
+    """
+    from medlens.metrics.threshold import predict_labels
+    from medlens.train.inference import predict_arrays
+
+    k = len(run.class_names)
+    probs = np.full((len(cases), k), np.nan)
+    ok = np.array([array is not None for _, array, _ in cases], dtype=bool)
+    by_shape: dict[tuple[int, ...], list[int]] = {}
+    for i, (_, array, _) in enumerate(cases):
+        if array is not None:
+            by_shape.setdefault(tuple(array.shape), []).append(i)
+    for rows in by_shape.values():  # one shape unless the run recorded no input shape
+        arrays = [cases[i][1] for i in rows]
+        probs[rows] = predict_arrays(run, arrays, batch_size=len(rows))  # type: ignore[arg-type]
+    preds = np.zeros(len(cases), dtype=np.int64)
+    if ok.any():
+        preds[ok] = predict_labels(probs[ok], run.threshold)
+    columns: dict[str, pa.Array] = {
+        "case_id": pa.array([case_id for case_id, _, _ in cases], pa.string())
+    }
+    for c, name in enumerate(run.class_names):
+        columns[f"prob_{name}"] = pa.array(probs[:, c], pa.float64(), mask=~ok)
+    columns["pred"] = pa.array(preds, pa.int64(), mask=~ok)
+    columns["pred_label"] = pa.array(
+        [run.class_names[p] if good else None for p, good in zip(preds, ok, strict=True)],
+        pa.string(),
+    )
+    columns["error"] = pa.array([error for _, _, error in cases], pa.string())
+    return pa.table(columns, schema=result_schema(list(run.class_names)))
