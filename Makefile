@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 SHARED ?= ../shared/data
 DEMO_DATA := $(SHARED)/pneumoniamnist_subset/pneumoniamnist.npz
 
-.PHONY: venv demo test lint benchmark clean
+.PHONY: venv sysdeps demo test lint benchmark clean
 
 $(BIN)/medlens: pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -18,7 +18,11 @@ venv: $(BIN)/medlens
 demo: venv
 	$(BIN)/medlens demo --data $(DEMO_DATA)
 
-test: venv
+# Orthanc and Chromium from Debian (the PACS and web-page tests drive them for real)
+sysdeps:
+	scripts/install_system_deps.sh
+
+test: venv sysdeps
 	$(BIN)/python -m pytest -n 2 --dist loadfile -q
 
 lint: venv

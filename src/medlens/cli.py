@@ -155,6 +155,18 @@ def predict(
             "for 3D) | png | nifti | dicom-seg."
         ),
     ] = "auto",
+    engine: Annotated[
+        str | None,
+        typer.Option(
+            help="Stream over any number of files: local | ray (also when --out ends in "
+            ".parquet); results written as they come, re-runs resume."
+        ),
+    ] = None,
+    address: Annotated[
+        str | None, typer.Option(help="Ray cluster address (auto: the running cluster).")
+    ] = None,
+    workers: Annotated[int, typer.Option(min=1, help="Decoding processes / Ray actors.")] = 1,
+    quiet: Annotated[bool, typer.Option(help="No progress bar.")] = False,
 ) -> None:
     """Apply a run's model to images: one CSV row per image (classification), or one mask per
     image (segmentation)."""
@@ -175,6 +187,25 @@ def predict(
         typer.echo(
             f"{n_ok} masks written to {out_dir}"
             + (f"; {n_bad} files skipped (listed in segmentations.csv)" if n_bad else "")
+        )
+        return
+    if engine is not None or address is not None or (out is not None and out.suffix == ".parquet"):
+        from medlens.streaming import stream_predict
+
+        summary = stream_predict(
+            run_dir,
+            inputs,
+            out or Path("predictions.parquet"),
+            engine=engine or ("ray" if address else "local"),
+            workers=workers,
+            batch_size=batch_size,
+            ray_address=address,
+            progress=not quiet,
+        )
+        typer.echo(
+            f"{summary.predicted} predictions, {summary.errors} unreadable (rows with an error) "
+            f"-> {summary.out}"
+            + (f"; {summary.already_done} already there" if summary.already_done else "")
         )
         return
     from medlens.prediction import predict_files
@@ -435,6 +466,192 @@ def demo(
 
     run_dir = run_demo(data, output_dir=output_dir, minutes=minutes)
     typer.echo(f"report: {(run_dir / 'report.html').resolve()}")
+
+
+@app.command()
+def serve(
+    run_dirs: Annotated[list[Path], typer.Argument(help="Run folders to serve.")],
+    host: Annotated[
+        str, typer.Option(help="Bind address (loopback unless tokens are set).")
+    ] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=1, max=65535)] = 8000,
+    tokens: Annotated[
+        Path | None,
+        typer.Option(help="Bearer tokens file (token -> models); else $MEDLENS_TOKENS."),
+    ] = None,
+    engine: Annotated[str, typer.Option(help="torch | onnx")] = "torch",
+    max_upload_mb: Annotated[float, typer.Option(min=0.01)] = 100.0,
+    timeout_s: Annotated[float, typer.Option(min=0.1)] = 60.0,
+) -> None:
+    """Serve run folders over HTTP: /v1/predict, /v1/segment, /v1/models, a web page at /."""
+    from medlens.serve.app import serve as run_service
+
+    run_service(
+        run_dirs,
+        host=host,
+        port=port,
+        tokens_file=tokens,
+        engine=engine,
+        max_upload_mb=max_upload_mb,
+        timeout_s=timeout_s,
+    )
+
+
+@app.command()
+def export(
+    run_dir: Annotated[Path, typer.Argument(help="A finished run folder.")],
+    fmt: Annotated[str, typer.Option("--format", help="onnx")] = "onnx",
+    out: Annotated[Path | None, typer.Option(help="Default <run>/model.onnx.")] = None,
+    check: Annotated[
+        list[Path], typer.Option(help="Images to check ONNX against PyTorch on.")
+    ] = [],  # noqa: B006
+    opset: Annotated[int | None, typer.Option()] = None,
+) -> None:
+    """Export a run's model to ONNX and check it against PyTorch with onnxruntime."""
+    from medlens.export import export_run
+
+    report = export_run(run_dir, fmt=fmt, out=out, opset=opset, check_images=check)
+    typer.echo(
+        f"{report.path} ({report.exporter} exporter): max |ONNX - PyTorch| = "
+        f"{report.max_abs_diff:.2e} on {report.n_checked} {report.checked_on}"
+    )
+
+
+@app.command()
+def ensemble(
+    run_dirs: Annotated[list[Path], typer.Argument(help="Runs on the same data.")],
+    method: Annotated[str, typer.Option(help="soft | weighted | stacking")] = "soft",
+    out: Annotated[Path, typer.Option(help="The ensemble's run folder.")] = Path("runs/ensemble"),
+    overwrite: Annotated[bool, typer.Option()] = False,
+) -> None:
+    """Combine runs (weights or stacker fitted on validation only) into a new run folder."""
+    from medlens.ensemble import ensemble_runs
+
+    result = ensemble_runs(
+        run_dirs, method=method, out_dir=out.parent, name=out.name, overwrite=overwrite
+    )
+    typer.echo(f"ensemble run folder: {result}")
+    typer.echo(f"report:              {result / 'report.html'}")
+
+
+@app.command()
+def cv(
+    config: Annotated[Path, typer.Argument(help="Run config (YAML): deep, classical or hybrid.")],
+    folds: Annotated[int, typer.Option(min=2)] = 5,
+    out: Annotated[Path | None, typer.Option(help="Default <output_dir>/<name>-cv.")] = None,
+    overwrite: Annotated[bool, typer.Option()] = False,
+) -> None:
+    """Patient-aware stratified k-fold cross-validation of a config: mean ± sd of every metric."""
+    from medlens.cross_validation import cross_validate
+
+    result = cross_validate(config, folds, out, overwrite=overwrite)
+    typer.echo(f"cross-validation written to {result}")
+
+
+gan_app = typer.Typer(help="Class-conditional GAN: train, sample, mix into a training set.")
+app.add_typer(gan_app, name="gan")
+
+
+@gan_app.command("train")
+def gan_train_command(
+    config: Annotated[Path, typer.Argument(help="GAN config (YAML).")],
+    set_: Annotated[list[str], typer.Option("--set", help="Override a key: --set epochs=5")] = [],  # noqa: B006
+    overwrite: Annotated[bool, typer.Option()] = False,
+    quiet: Annotated[bool, typer.Option()] = False,
+) -> None:
+    """Train a class-conditional DCGAN; writes curves, sample grids, FID and C2ST."""
+    from medlens.gan_commands import gan_train
+
+    run_dir = gan_train(config, _parse_overrides(set_), overwrite=overwrite, progress=not quiet)
+    typer.echo(f"GAN run folder: {run_dir}")
+
+
+@gan_app.command("sample")
+def gan_sample_command(
+    run_dir: Annotated[Path, typer.Argument(help="A GAN run folder.")],
+    n: Annotated[int, typer.Option(min=1)] = 100,
+    class_: Annotated[
+        str | None, typer.Option("--class", help="Class name or index (default: balanced).")
+    ] = None,
+    out: Annotated[Path, typer.Option(help=".npz (MedMNIST layout) or a folder of PNGs.")] = Path(
+        "synthetic.npz"
+    ),
+    seed: Annotated[int, typer.Option()] = 0,
+    real: Annotated[
+        Path | None, typer.Option(help="Real .npz whose val/test splits to copy in.")
+    ] = None,
+    overwrite: Annotated[bool, typer.Option()] = False,
+) -> None:
+    """Draw synthetic images of a class from a trained GAN."""
+    from medlens.gan_commands import gan_sample
+
+    path = gan_sample(run_dir, n, class_, out, seed=seed, real_npz=real, overwrite=overwrite)
+    typer.echo(f"{n} synthetic images written to {path}")
+
+
+@gan_app.command("mix")
+def gan_mix_command(
+    real: Annotated[Path, typer.Argument(help="The real MedMNIST .npz.")],
+    synthetic: Annotated[Path, typer.Argument(help="Synthetic .npz from gan sample.")],
+    out: Annotated[Path, typer.Argument(help="The mixed .npz to write.")],
+    fraction: Annotated[float, typer.Option(min=0.0, max=1.0)] = 0.1,
+    seed: Annotated[int, typer.Option()] = 0,
+) -> None:
+    """A stratified fraction of the real training split plus the synthetic images."""
+    from medlens.gan_commands import gan_mix
+
+    typer.echo(f"mixed training set written to {gan_mix(real, synthetic, out, fraction, seed)}")
+
+
+pacs_app = typer.Typer(help="Round trips with a PACS (Orthanc REST / DICOMweb).")
+app.add_typer(pacs_app, name="pacs")
+
+
+@pacs_app.command("process")
+def pacs_process(
+    run_dir: Annotated[Path, typer.Argument(help="A finished run folder.")],
+    orthanc: Annotated[str, typer.Option(help="Orthanc URL, e.g. http://127.0.0.1:8042")],
+    study: Annotated[str, typer.Option(help="StudyInstanceUID to process.")],
+    user: Annotated[str | None, typer.Option(help="Else $MEDLENS_ORTHANC_USER.")] = None,
+    password: Annotated[str | None, typer.Option(help="Else $MEDLENS_ORTHANC_PASSWORD.")] = None,
+    dicomweb: Annotated[str, typer.Option(help="auto | on | off")] = "auto",
+) -> None:
+    """Pull a study, run the model, store DICOM SEG / SR + Secondary Capture back into it."""
+    from medlens.serve.pacs import pacs_process_command
+
+    result = pacs_process_command(orthanc, study, run_dir, user, password, dicomweb)
+    typer.echo(result.summary())
+    for skipped in result.skipped:
+        typer.echo(f"  skipped: {skipped}")
+
+
+@pacs_app.command("watch")
+def pacs_watch(
+    run_dir: Annotated[Path, typer.Argument(help="A finished run folder.")],
+    orthanc: Annotated[str, typer.Option(help="Orthanc URL.")],
+    state: Annotated[Path, typer.Option(help="Where the last processed change is kept.")] = Path(
+        "pacs_watch_state.json"
+    ),
+    poll_s: Annotated[float, typer.Option(min=0.1)] = 2.0,
+    once: Annotated[bool, typer.Option(help="Process what is there, then stop.")] = False,
+    user: Annotated[str | None, typer.Option()] = None,
+    password: Annotated[str | None, typer.Option()] = None,
+    dicomweb: Annotated[str, typer.Option(help="auto | on | off")] = "auto",
+) -> None:
+    """Follow Orthanc's change feed and process every new stable study (resumable)."""
+    from medlens.serve.pacs import pacs_watch_command
+
+    pacs_watch_command(
+        orthanc,
+        run_dir,
+        state,
+        poll_s=poll_s,
+        once=once,
+        user=user,
+        password=password,
+        dicomweb=dicomweb,
+        echo=typer.echo,
+    )
 
 
 def main() -> None:
