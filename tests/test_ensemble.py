@@ -216,3 +216,16 @@ def test_bad_arguments(member_runs: list[Path], tmp_path: Path) -> None:
     ensemble_runs(member_runs[:2], "soft", tmp_path, name="pair", n_bootstrap=0, documents=False)
     with pytest.raises(ConfigError, match="already exists"):
         ensemble_runs(member_runs[:2], "soft", tmp_path, name="pair")
+
+
+def test_cli_ensemble(member_runs: list[Path], tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from medlens.cli import app
+
+    out = tmp_path / "ens"
+    result = CliRunner().invoke(
+        app, ["ensemble", *map(str, member_runs), "--method", "soft", "--out", str(out)]
+    )
+    assert result.exit_code == 0, result.output
+    assert (out / "report.html").is_file() and (out / "metrics.json").is_file()

@@ -86,3 +86,21 @@ def test_bad_arguments_are_named(tiny_run: Path, png_folder: Path, tmp_path: Pat
     with pytest.raises(InputError, match="not found"):
         stream_predict(tiny_run, tmp_path / "absent", tmp_path / "r.csv", progress=False)
     assert not (tmp_path / "r.csv.partial").exists()
+
+
+def test_cli_predict_streams_to_parquet_and_records_the_bad_file(
+    tiny_run: Path, png_folder: Path, corrupt_png: Path, n_images: int, tmp_path: Path
+) -> None:
+    import pandas as pd
+    from typer.testing import CliRunner
+
+    from medlens.cli import app
+
+    out = tmp_path / "results.parquet"
+    result = CliRunner().invoke(
+        app, ["predict", str(tiny_run), str(png_folder), "--out", str(out), "--quiet"]
+    )
+    assert result.exit_code == 0, result.output
+    table = pd.read_parquet(out)
+    assert len(table) == n_images + 1
+    assert table["error"].fillna("").astype(bool).sum() == 1

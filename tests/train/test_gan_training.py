@@ -266,3 +266,15 @@ def test_rgb_images_resized_to_32_px(tmp_path: Path) -> None:
     sampled = load_medmnist_npz(out)
     assert sampled.images["train"].shape == (6, 28, 28, 3)
     assert sampled.labels["train"].tolist() == [0, 0, 1, 1, 2, 2]
+
+
+def test_cli_gan_sample(gan_run: Path, tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from medlens.cli import app
+
+    out = tmp_path / "syn.npz"
+    result = CliRunner().invoke(app, ["gan", "sample", str(gan_run), "--n", "6", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    with np.load(out) as data:
+        assert len(data["train_images"]) == 6
