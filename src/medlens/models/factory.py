@@ -112,9 +112,8 @@ def create_model(
         "input_size": input_size,
         "cifar_stem": opts.small_input_stem,
         "dropout": opts.dropout,
+        "channels": list(opts.channels) if opts.channels is not None else None,
     }
-    if opts.channels is not None:
-        model.config["channels"] = list(opts.channels)
     if init is not None:
         model.init_report = load_init_weights(model, init)
     return model
