@@ -192,11 +192,14 @@ def predict(
     if engine is not None or address is not None or (out is not None and out.suffix == ".parquet"):
         from medlens.streaming import stream_predict
 
+        chosen = engine or ("ray" if address else "local")
+        if chosen not in ("local", "ray"):
+            _fail(f"--engine {chosen!r}: expected local or ray")
         summary = stream_predict(
             run_dir,
             inputs,
             out or Path("predictions.parquet"),
-            engine=engine or ("ray" if address else "local"),
+            engine="ray" if chosen == "ray" else "local",
             workers=workers,
             batch_size=batch_size,
             ray_address=address,

@@ -51,7 +51,7 @@ class EpochSampler(Sampler[int]):
         balanced: bool = False,
         rank: int = 0,
         world_size: int = 1,
-        weights: Sequence[float] | None = None,
+        weights: Sequence[float] | np.ndarray | None = None,
     ) -> None:
         self.labels = np.asarray(labels, dtype=np.int64)
         self.weights = None if weights is None else np.asarray(weights, dtype=float)
