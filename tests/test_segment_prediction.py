@@ -54,25 +54,8 @@ def ct_run(shared_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def drive_run(shared_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("drive")
-    source = shared_data / "drive_retina_vessels"
-    for split, ids, tag in (
-        ("training", ("21", "22", "23"), "training"),
-        ("test", ("01",), "test"),
-    ):
-        for sub in ("images", "1st_manual", "mask"):
-            (root / split / sub).mkdir(parents=True)
-        for n in ids:
-            (root / split / "images" / f"{n}_{tag}.tif").symlink_to(
-                source / split / "images" / f"{n}_{tag}.tif"
-            )
-            (root / split / "1st_manual" / f"{n}_manual1.gif").symlink_to(
-                source / split / "1st_manual" / f"{n}_manual1.gif"
-            )
-            (root / split / "mask" / f"{n}_{tag}_mask.gif").symlink_to(
-                source / split / "mask" / f"{n}_{tag}_mask.gif"
-            )
+def drive_run(drive_subset, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = drive_subset(("21", "22", "23"), ("01",))
     cfg = {
         "name": "drive",
         "task": "segmentation",

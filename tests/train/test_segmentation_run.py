@@ -24,21 +24,9 @@ TEST_IDS = ("01", "02")
 
 
 @pytest.fixture(scope="module")
-def small_drive(shared_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The DRIVE layout with 4 training and 2 test images (links to the real files)."""
-    root = tmp_path_factory.mktemp("drive")
-    source = shared_data / "drive_retina_vessels"
-    for split, ids, tag in (("training", TRAIN_IDS, "training"), ("test", TEST_IDS, "test")):
-        for sub in ("images", "1st_manual", "mask"):
-            (root / split / sub).mkdir(parents=True)
-        for number in ids:
-            for sub, name in (
-                ("images", f"{number}_{tag}.tif"),
-                ("1st_manual", f"{number}_manual1.gif"),
-                ("mask", f"{number}_{tag}_mask.gif"),
-            ):
-                (root / split / sub / name).symlink_to(source / split / sub / name)
-    return root
+def small_drive(drive_subset) -> Path:
+    """The DRIVE layout with 4 training and 2 test images."""
+    return drive_subset(TRAIN_IDS, TEST_IDS)
 
 
 def _config(data: Path, out: Path, **changes) -> dict:
