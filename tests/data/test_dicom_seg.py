@@ -187,3 +187,16 @@ def test_write_refuses_bad_label_maps(ct_series: Image, ct_dir: Path, tmp_path: 
     with pytest.raises(InputError, match="different grid"):
         write_dicom_seg(flipped, ct_dir, ["a"], tmp_path / "x.dcm")
     assert not (tmp_path / "x.dcm").exists()
+
+
+def test_a_source_without_patient_attributes_is_one_input_error(
+    ct_series: Image, ct_dir: Path, seg_dir: Path, tmp_path: Path
+) -> None:
+    datasets = [pydicom.dcmread(f) for f in ct_series.meta["slice_files"]]
+    for ds in datasets:
+        del ds.PatientBirthDate
+    liver = as_label_map(read_dicom_seg(seg_dir / "liver.dcm", ct_series))
+    target = tmp_path / "liver.dcm"
+    with pytest.raises(InputError, match="lacks an attribute highdicom copies.*PatientBirthDate"):
+        write_dicom_seg(liver, datasets, ["liver"], target)
+    assert not list(tmp_path.iterdir())  # nothing half-written

@@ -282,6 +282,14 @@ def write_dicom_seg(
             )
         buffer = io.BytesIO()
         seg.save_as(buffer, enforce_file_format=True)
+    except AttributeError as exc:
+        # highdicom copies the patient and study modules from the source; a source series
+        # that lacks one of their attributes (e.g. PatientBirthDate) cannot be referenced
+        raise InputError(
+            path,
+            f"cannot be written as DICOM SEG: the source series lacks an attribute highdicom "
+            f"copies ({first_line(exc)})",
+        ) from None
     except (ValueError, TypeError) as exc:
         raise InputError(path, f"cannot be written as DICOM SEG ({first_line(exc)})") from None
     return write_atomic(path, buffer.getvalue())
