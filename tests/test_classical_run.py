@@ -111,7 +111,9 @@ def test_handcrafted_run_folder_is_complete_and_scored_honestly(
     np.testing.assert_allclose(probs, written.to_numpy(), atol=1e-6)
     recorded = json.loads((run / "features.json").read_text())
     assert recorded["feature_names"] == features.feature_names
-    assert "classical" in (run / "model_card.md").read_text()
+    card = (run / "model_card.md").read_text()
+    assert "handcrafted features -> feature selection: none -> logistic_regression" in card
+    assert "`model.joblib` (the model)" in card
 
 
 def test_hybrid_cnn_features_rfe_svm_with_grid_search(

@@ -229,3 +229,13 @@ def test_cli_ensemble(member_runs: list[Path], tmp_path: Path) -> None:
     )
     assert result.exit_code == 0, result.output
     assert (out / "report.html").is_file() and (out / "metrics.json").is_file()
+
+
+def test_the_model_card_names_the_members_and_their_weights(
+    member_runs: list[Path], tmp_path: Path
+) -> None:
+    run = ensemble_runs(member_runs, method="weighted", out_dir=tmp_path, name="w")
+    card = (run / "model_card.md").read_text()
+    assert "weighted ensemble of" in card
+    assert all(m.name in card for m in member_runs)
+    assert "(weight " in card and "`ensemble.json` (the model)" in card

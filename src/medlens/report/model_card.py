@@ -34,23 +34,60 @@ def _table(header: list[str], rows: list[list[Any]]) -> list[str]:
     return lines
 
 
-def _model_details(run: RunFolder) -> list[str]:
+def _architecture(run: RunFolder) -> str:
+    """What made the predictions: a network, a feature pipeline, or an ensemble of runs."""
     model = run.config.get("model") or {}
+    features = run.config.get("features")
+    ensemble = run.path / "ensemble.json"
+    if ensemble.is_file():
+        import json
+
+        try:
+            spec = json.loads(ensemble.read_text())
+        except (OSError, ValueError):
+            spec = {}
+        members = spec.get("members") or []
+        names = ", ".join(
+            f"{m.get('name', MISSING)}"
+            + (f" (weight {m['weight']:.3f})" if isinstance(m.get("weight"), float) else "")
+            if isinstance(m, dict)
+            else str(m)
+            for m in members
+        )
+        return f"- Architecture: {spec.get('method', 'an')} ensemble of {names or MISSING}."
+    if isinstance(features, dict):
+        selector = (features.get("selector") or {}).get("name", "none")
+        classifier = (features.get("classifier") or {}).get("name", MISSING)
+        source = features.get("source", MISSING)
+        backbone = f" of {features.get('backbone')}" if features.get("backbone") else ""
+        return (
+            f"- Architecture: {source} features{backbone} -> feature selection: {selector} "
+            f"-> {classifier} (scikit-learn pipeline, `model.joblib`)."
+        )
+    return (
+        f"- Architecture: {model.get('name', MISSING)}; initial weights: "
+        f"{model.get('pretrained') or 'random initialisation'}; "
+        f"fine-tuning strategy: {model.get('strategy', MISSING)}."
+    )
+
+
+def _model_details(run: RunFolder) -> list[str]:
     names = run.class_names
     task = "binary" if len(names) == 2 else f"{len(names)}-class"
+    weights = next(
+        (f for f in ("model.pt", "model.joblib") if (run.path / f).is_file()), "ensemble.json"
+    )
     return [
         "## Model details",
         "",
         f"- Task: {task} image classification: {', '.join(names)}.",
-        f"- Architecture: {model.get('name', MISSING)}; initial weights: "
-        f"{model.get('pretrained') or 'random initialisation'}; "
-        f"fine-tuning strategy: {model.get('strategy', MISSING)}.",
+        _architecture(run),
         f"- Trained with medlens {medlens.__version__}; run `{run.name}` "
         f"finished {run.finished:%Y-%m-%d}; "
         f"best epoch {run.metrics.get('best_epoch', MISSING)}; training time "
         f"{format_duration(run.metrics.get('train_seconds'))}.",
-        "- Files: `model.pt` (weights), `preprocessing.json` (inference transforms), `labels.json` "
-        "(class names and threshold), `config.yaml` (every setting).",
+        f"- Files: `{weights}` (the model), `preprocessing.json` (inference transforms), "
+        "`labels.json` (class names and threshold), `config.yaml` (every setting).",
     ]
 
 
