@@ -105,6 +105,7 @@ def test_masks_are_written_on_each_images_own_grid_and_match_the_csv(
         expected = evaluate_segmentation(pred.array[0], ref.array[0], fov_mask=fov)[1]["dice"]
         row = test_rows[test_rows["case_id"] == f"test/{number}"].iloc[0]
         assert row["dice"] == pytest.approx(expected, abs=1e-9)
+        assert not pred.array[0][~fov].any()  # nothing outside the field of view
 
 
 def test_the_report_names_the_segmentation_metrics(drive_run: Path):

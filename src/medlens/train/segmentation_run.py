@@ -280,6 +280,8 @@ def _write_segmentation_run(
                 spacing=case.original.spacing,
             )
             roi = None if case.original_roi is None else case.original_roi.array[0].astype(bool)
+            if roi is not None:
+                labels[~roi] = 0  # nothing is predicted outside the field of view
             results = evaluate_segmentation(
                 labels,
                 case.original_mask.array[0],
