@@ -57,6 +57,80 @@ def drive_subset(shared_data: Path, tmp_path_factory: pytest.TempPathFactory):
     return make
 
 
+def _train_segmentation(config: dict) -> Path:
+    import torch
+
+    from medlens.config import parse_config
+    from medlens.workflow import train_and_report
+
+    torch.set_num_threads(1)
+    return train_and_report(parse_config(config), progress=False)
+
+
+@pytest.fixture(scope="session")
+def drive_run(drive_subset, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A 2D U-Net run named ``vessels``: 1 epoch on 3 DRIVE training images (green channel,
+    resized to 96 px), for plumbing tests (predict, serve, export), not accuracy."""
+    return _train_segmentation(
+        {
+            "name": "vessels",
+            "task": "segmentation",
+            "seed": 0,
+            "output_dir": str(tmp_path_factory.mktemp("runs")),
+            "data": {
+                "format": "segmentation",
+                "layout": "drive",
+                "path": str(drive_subset(("21", "22", "23"), ("01",))),
+                "val_fraction": 0.34,
+            },
+            "preprocess": [
+                {"name": "select_channels", "channels": [1]},
+                {"name": "fixed_scale", "divisor": 255},
+                {"name": "resize", "size": [96, 96]},
+            ],
+            "model": {"name": "unet"},
+            "segmentation": {"patch_size": [64, 64], "patches_per_image": 4, "save_masks": "none"},
+            "train": {"epochs": 1, "batch_size": 4, "warmup_epochs": 0},
+            "evaluate": {"n_bootstrap": 0},
+        }
+    )
+
+
+@pytest.fixture(scope="session")
+def ct_run(shared_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A 3D FCN run named ``liver``: 1 epoch on the real 3-slice CT and its liver DICOM SEG
+    (the same case in every split), for plumbing tests (DICOM SEG out, PACS), not accuracy."""
+    root = tmp_path_factory.mktemp("ct_seg")
+    ct = shared_data / "dicom_ct_liver_seg"
+    for split in ("train", "val", "test"):
+        (root / split / "images").mkdir(parents=True)
+        (root / split / "masks").mkdir()
+        (root / split / "images" / "ct").symlink_to(ct / "ct")
+        (root / split / "masks" / "ct.dcm").symlink_to(ct / "seg" / "liver.dcm")
+    return _train_segmentation(
+        {
+            "name": "liver",
+            "task": "segmentation",
+            "output_dir": str(tmp_path_factory.mktemp("runs")),
+            "data": {
+                "format": "segmentation",
+                "layout": "folder",
+                "path": str(root),
+                "class_names": ["background", "liver"],
+            },
+            "preprocess": [{"name": "ct_window", "preset": "abdomen"}],
+            "model": {"name": "fcn"},
+            "segmentation": {
+                "patch_size": [3, 128, 128],
+                "patches_per_image": 4,
+                "save_masks": "none",
+            },
+            "train": {"epochs": 1, "batch_size": 4, "warmup_epochs": 0},
+            "evaluate": {"n_bootstrap": 0},
+        }
+    )
+
+
 @pytest.fixture
 def rng() -> np.random.Generator:
     return np.random.default_rng(0)

@@ -13,70 +13,13 @@ import torch
 from typer.testing import CliRunner
 
 from medlens.cli import app
-from medlens.config import parse_config
 from medlens.data.dicom_seg import read_dicom_seg
 from medlens.data.dicom_series import read_dicom_series
 from medlens.data.masks import read_mask
 from medlens.errors import InputError
 from medlens.segment_prediction import segment_files
-from medlens.workflow import train_and_report
 
 torch.set_num_threads(1)
-
-
-@pytest.fixture(scope="module")
-def ct_run(shared_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A tiny 3D run trained (for plumbing, not accuracy) on the real CT and its liver SEG."""
-    root = tmp_path_factory.mktemp("ct_seg")
-    ct = shared_data / "dicom_ct_liver_seg"
-    for split in ("train", "val", "test"):
-        (root / split / "images").mkdir(parents=True)
-        (root / split / "masks").mkdir()
-        (root / split / "images" / "ct").symlink_to(ct / "ct")
-        (root / split / "masks" / "ct.dcm").symlink_to(ct / "seg" / "liver.dcm")
-    cfg = {
-        "name": "ct",
-        "task": "segmentation",
-        "output_dir": str(tmp_path_factory.mktemp("runs")),
-        "data": {
-            "format": "segmentation",
-            "layout": "folder",
-            "path": str(root),
-            "class_names": ["background", "liver"],
-        },
-        "preprocess": [{"name": "ct_window", "preset": "abdomen"}],
-        "model": {"name": "fcn"},
-        "segmentation": {"patch_size": [3, 128, 128], "patches_per_image": 4, "save_masks": "none"},
-        "train": {"epochs": 1, "batch_size": 4, "warmup_epochs": 0},
-        "evaluate": {"n_bootstrap": 0},
-    }
-    return train_and_report(parse_config(cfg), progress=False)
-
-
-@pytest.fixture(scope="module")
-def drive_run(drive_subset, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = drive_subset(("21", "22", "23"), ("01",))
-    cfg = {
-        "name": "drive",
-        "task": "segmentation",
-        "output_dir": str(tmp_path_factory.mktemp("runs")),
-        "data": {
-            "format": "segmentation",
-            "layout": "drive",
-            "path": str(root),
-            "val_fraction": 0.34,
-        },
-        "preprocess": [
-            {"name": "select_channels", "channels": [1]},
-            {"name": "fixed_scale", "divisor": 255},
-            {"name": "resize", "size": [96, 96]},
-        ],
-        "model": {"name": "unet"},
-        "segmentation": {"patch_size": [64, 64], "patches_per_image": 4, "save_masks": "none"},
-        "train": {"epochs": 1, "batch_size": 4, "warmup_epochs": 0},
-        "evaluate": {"n_bootstrap": 0},
-    }
-    return train_and_report(parse_config(cfg), progress=False)
 
 
 def test_a_dicom_series_gives_a_dicom_seg_that_references_it(

@@ -25,18 +25,12 @@ def _one_thread() -> None:
     torch.set_num_threads(1)
 
 
-def _train(config: dict, segmentation: bool) -> Path:
+def _train(config: dict) -> Path:
     from medlens.config import parse_config
     from medlens.train.run import train_from_config
-    from medlens.workflow import train_and_report
 
     torch.set_num_threads(1)
-    cfg = parse_config(config)
-    return (
-        train_and_report(cfg, progress=False)
-        if segmentation
-        else train_from_config(cfg, progress=False)
-    )
+    return train_from_config(parse_config(config), progress=False)
 
 
 @pytest.fixture(scope="session")
@@ -52,79 +46,13 @@ def classification_run(pneumonia_npz: Path, tmp_path_factory: pytest.TempPathFac
             "model": {"name": "small_cnn"},
             "train": {"epochs": 1, "batch_size": 32, "lr": 3e-3, "warmup_epochs": 0},
             "evaluate": {"n_bootstrap": 20},
-        },
-        segmentation=False,
+        }
     )
 
 
 @pytest.fixture(scope="session")
 def drive_dir(shared_data: Path) -> Path:
     return shared_data / "drive_retina_vessels"
-
-
-@pytest.fixture(scope="session")
-def drive_run(drive_subset, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A 2D U-Net, 1 epoch on 3 DRIVE training images (RGB in, green channel used)."""
-    root = drive_subset(("21", "22", "23"), ("01",))
-    return _train(
-        {
-            "name": "vessels",
-            "task": "segmentation",
-            "seed": 0,
-            "output_dir": str(tmp_path_factory.mktemp("runs")),
-            "data": {
-                "format": "segmentation",
-                "layout": "drive",
-                "path": str(root),
-                "val_fraction": 0.34,
-            },
-            "preprocess": [
-                {"name": "select_channels", "channels": [1]},
-                {"name": "fixed_scale", "divisor": 255},
-                {"name": "resize", "size": [96, 96]},
-            ],
-            "model": {"name": "unet"},
-            "segmentation": {"patch_size": [64, 64], "patches_per_image": 4, "save_masks": "none"},
-            "train": {"epochs": 1, "batch_size": 4, "warmup_epochs": 0},
-            "evaluate": {"n_bootstrap": 0},
-        },
-        segmentation=True,
-    )
-
-
-@pytest.fixture(scope="session")
-def ct_run(shared_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A 3D FCN, 1 epoch on the real 3-slice CT and its liver DICOM SEG."""
-    root = tmp_path_factory.mktemp("ct_seg")
-    ct = shared_data / "dicom_ct_liver_seg"
-    for split in ("train", "val", "test"):
-        (root / split / "images").mkdir(parents=True)
-        (root / split / "masks").mkdir()
-        (root / split / "images" / "ct").symlink_to(ct / "ct")
-        (root / split / "masks" / "ct.dcm").symlink_to(ct / "seg" / "liver.dcm")
-    return _train(
-        {
-            "name": "liver",
-            "task": "segmentation",
-            "output_dir": str(tmp_path_factory.mktemp("runs")),
-            "data": {
-                "format": "segmentation",
-                "layout": "folder",
-                "path": str(root),
-                "class_names": ["background", "liver"],
-            },
-            "preprocess": [{"name": "ct_window", "preset": "abdomen"}],
-            "model": {"name": "fcn"},
-            "segmentation": {
-                "patch_size": [3, 128, 128],
-                "patches_per_image": 4,
-                "save_masks": "none",
-            },
-            "train": {"epochs": 1, "batch_size": 4, "warmup_epochs": 0},
-            "evaluate": {"n_bootstrap": 0},
-        },
-        segmentation=True,
-    )
 
 
 @pytest.fixture(scope="session")
