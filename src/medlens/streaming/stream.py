@@ -59,7 +59,9 @@ def _check_arguments(engine: str, workers: int, batch_size: int, out: Path) -> N
     if out.suffix.lower() not in (".parquet", ".csv"):
         raise ConfigError("out", f"must end in .parquet or .csv, got {out.name!r}")
     if engine == "ray" and importlib.util.find_spec("ray") is None:
-        raise ConfigError("engine", "the Ray engine needs Ray Data: pip install 'ray[data]'")
+        raise ConfigError(
+            "engine", "the Ray engine needs Ray Data: pip install 'medlens[ray]' (or 'ray[data]')"
+        )
 
 
 def stream_predict(
