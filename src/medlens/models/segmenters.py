@@ -32,12 +32,16 @@ def _check_dims(name: str, spatial_dims: int, allowed: tuple[int, ...] = (2, 3))
         raise ConfigError("model.spatial_dims", f"{name} is {supported}, not {spatial_dims}D")
 
 
-def _check_channels(name: str, channels: Sequence[int]) -> tuple[int, ...]:
+def _unet_levels(
+    name: str, spatial_dims: int, channels: Sequence[int]
+) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """Checked ``(channels, strides)`` of a MONAI U-Net: one stride-2 step between levels."""
+    _check_dims(name, spatial_dims)
     if len(channels) < 3:
         raise ConfigError(
             "model.channels", f"{name} needs at least 3 levels of channels, got {tuple(channels)}"
         )
-    return tuple(int(c) for c in channels)
+    return tuple(int(c) for c in channels), (2,) * (len(channels) - 1)
 
 
 class UNet(Segmenter):
@@ -66,9 +70,7 @@ class UNet(Segmenter):
     ) -> None:
         from monai.networks import nets
 
-        _check_dims("unet", spatial_dims)
-        channels = _check_channels("unet", channels)
-        strides = (2,) * (len(channels) - 1)
+        channels, strides = _unet_levels("unet", spatial_dims, channels)
         super().__init__(spatial_dims, in_channels, num_classes, size_divisor=2 ** len(strides))
         self.net: Any = nets.UNet(
             spatial_dims,
@@ -113,9 +115,7 @@ class AttentionUNet(Segmenter):
     ) -> None:
         from monai.networks import nets
 
-        _check_dims("attention_unet", spatial_dims)
-        channels = _check_channels("attention_unet", channels)
-        strides = (2,) * (len(channels) - 1)
+        channels, strides = _unet_levels("attention_unet", spatial_dims, channels)
         super().__init__(spatial_dims, in_channels, num_classes, size_divisor=2 ** len(strides))
         self.net: Any = nets.AttentionUnet(
             spatial_dims, in_channels, num_classes, channels, strides, dropout=dropout

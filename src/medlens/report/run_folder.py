@@ -8,7 +8,6 @@ Required: ``metrics.json`` (and ``predictions.csv`` for the figures). Optional, 
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass
 from datetime import datetime
@@ -17,48 +16,13 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import yaml
 
 from medlens.errors import InputError
 from medlens.metrics.inputs import ROW_SUM_TOLERANCE
+from medlens.report.run_files import read_config_yaml, read_json, read_json_object
 
 PREDICTION_COLUMNS = ("case_id", "split", "label", "pred")
 HISTORY_COLUMNS = ("epoch", "train_loss", "val_loss", "val_auc", "lr")
-
-
-def _read_json(path: Path, required: bool) -> Any:
-    if not path.is_file():
-        if required:
-            raise InputError(
-                path, f"{path.name} not found; the run folder is incomplete (did training finish?)"
-            )
-        return None
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise InputError(path, f"not valid JSON (line {exc.lineno}: {exc.msg})") from None
-    except UnicodeDecodeError:
-        raise InputError(path, "not a UTF-8 text file") from None
-
-
-def _read_object(path: Path) -> dict[str, Any] | None:
-    """An optional JSON file that must hold an object."""
-    data = _read_json(path, required=False)
-    if data is not None and not isinstance(data, dict):
-        raise InputError(path, "expected a JSON object")
-    return data
-
-
-def _read_yaml(path: Path) -> dict[str, Any]:
-    if not path.is_file():
-        return {}
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (yaml.YAMLError, UnicodeDecodeError):
-        raise InputError(path, "not valid YAML") from None
-    if not isinstance(data, dict):
-        raise InputError(path, "expected a YAML mapping (the resolved run config)")
-    return data
 
 
 def _check_metrics(path: Path, metrics: Any) -> None:
@@ -174,9 +138,9 @@ def read_run_folder(run_dir: str | Path) -> RunFolder:
     if not path.is_dir():
         raise InputError(path, "run folder not found")
     metrics_path = path / "metrics.json"
-    metrics = _read_json(metrics_path, required=True)
+    metrics = read_json(metrics_path, required=True)
     _check_metrics(metrics_path, metrics)
-    labels = _read_object(path / "labels.json")
+    labels = read_json_object(path / "labels.json")
     if labels is not None:
         if labels.get("class_names", metrics["class_names"]) != metrics["class_names"]:
             raise InputError(path / "labels.json", "class_names differ from those in metrics.json")
@@ -185,7 +149,7 @@ def read_run_folder(run_dir: str | Path) -> RunFolder:
             raise InputError(
                 path / "labels.json", f"threshold {a} differs from {b} in metrics.json"
             )
-    preprocessing = _read_json(path / "preprocessing.json", required=False)
+    preprocessing = read_json(path / "preprocessing.json", required=False)
     if isinstance(preprocessing, dict) and "transforms" in preprocessing:
         preprocessing = preprocessing["transforms"]  # the document save_pipeline writes
     if preprocessing is not None and not isinstance(preprocessing, list):
@@ -193,10 +157,10 @@ def read_run_folder(run_dir: str | Path) -> RunFolder:
     return RunFolder(
         path=path,
         metrics=metrics,
-        config=_read_yaml(path / "config.yaml"),
+        config=read_config_yaml(path / "config.yaml"),
         labels=labels,
-        data_summary=_read_object(path / "data_summary.json"),
+        data_summary=read_json_object(path / "data_summary.json"),
         preprocessing=preprocessing,
-        audit=_read_object(path / "audit.json"),
-        explanations=_read_object(path / "explanations.json"),
+        audit=read_json_object(path / "audit.json"),
+        explanations=read_json_object(path / "explanations.json"),
     )

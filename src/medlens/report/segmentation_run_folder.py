@@ -16,7 +16,7 @@ from typing import Any
 import pandas as pd
 
 from medlens.errors import InputError
-from medlens.report.run_folder import _read_json, _read_object, _read_yaml
+from medlens.report.run_files import read_config_yaml, read_json, read_json_object
 
 PER_CASE_COLUMNS = ("case_id", "split", "class")
 #: The summary fields every metric entry of metrics.json holds (``summarize``'s output).
@@ -141,15 +141,15 @@ def read_segmentation_run(run_dir: str | Path) -> SegmentationRun:
     if not path.is_dir():
         raise InputError(path, "run folder not found")
     metrics_path = path / "metrics.json"
-    metrics = _read_json(metrics_path, required=True)
+    metrics = read_json(metrics_path, required=True)
     _check_metrics(metrics_path, metrics)
-    labels = _read_object(path / "labels.json")
+    labels = read_json_object(path / "labels.json")
     if (
         labels is not None
         and labels.get("class_names", metrics["class_names"]) != metrics["class_names"]
     ):
         raise InputError(path / "labels.json", "class_names differ from those in metrics.json")
-    preprocessing = _read_json(path / "preprocessing.json", required=False)
+    preprocessing = read_json(path / "preprocessing.json", required=False)
     if isinstance(preprocessing, dict) and "transforms" in preprocessing:
         preprocessing = preprocessing["transforms"]  # the document save_pipeline writes
     if preprocessing is not None and not isinstance(preprocessing, list):
@@ -157,8 +157,8 @@ def read_segmentation_run(run_dir: str | Path) -> SegmentationRun:
     return SegmentationRun(
         path=path,
         metrics=metrics,
-        config=_read_yaml(path / "config.yaml"),
+        config=read_config_yaml(path / "config.yaml"),
         labels=labels,
-        data_summary=_read_object(path / "data_summary.json"),
+        data_summary=read_json_object(path / "data_summary.json"),
         preprocessing=preprocessing,
     )
