@@ -20,7 +20,8 @@ and DDP training with 1 vs 2 processes.
     cache (steady-state epoch, after the cache is built), and the time of a small_cnn
     forward/backward pass over the same epoch, which no cache changes.
 (c) DDP: ``torchrun --nproc_per_node 1`` vs ``2`` (gloo, one thread per process) training a
-    small_cnn on PneumoniaMNIST for a fixed number of epochs.
+    small_cnn on the whole PneumoniaMNIST training split, resized to 64 px, for a fixed number
+    of epochs (``--ddp-epochs``, ``--ddp-size``).
 
     python benchmarks/scale.py                 # the full run (about 30 minutes on 2 cores)
     python benchmarks/scale.py --quick         # tiny sizes, a smoke test (a few minutes)
@@ -56,6 +57,7 @@ FILES_PER_SERIES = 500
 ENGINES = {"local1": ("local", 1), "local2": ("local", 2), "ray": ("ray", 2)}
 # The memory check (1,000 vs 50,000 files) runs on the fastest local set-up; the others are
 # compared at 1,000 and 10,000 files, which keeps the whole benchmark near 30 minutes.
+PARTS = ("streaming", "cache", "ddp")
 DEFAULT_PLAN = "local2:1000,10000,50000;local1:1000,10000;ray:1000,10000"
 QUICK_PLAN = "local2:20,60;local1:20,60;ray:20,60"
 
@@ -540,7 +542,10 @@ def ddp_benchmark(args: argparse.Namespace, work: Path) -> dict:
                 "path": str(SHARED / "pneumoniamnist_subset" / "pneumoniamnist.npz"),
                 "train_fraction_used": args.ddp_fraction,
             },
-            "preprocess": [{"name": "fixed_scale", "divisor": 255}],
+            "preprocess": [
+                {"name": "fixed_scale", "divisor": 255},
+                {"name": "resize", "size": [args.ddp_size, args.ddp_size]},
+            ],
             "augment": [{"name": "random_flip", "axes": [-1], "p": 0.5}],
             "model": {"name": "small_cnn"},
             "train": {
@@ -579,7 +584,7 @@ def ddp_benchmark(args: argparse.Namespace, work: Path) -> dict:
             "wall_seconds": round(wall, 1),
             "train_seconds": round(metrics["train_seconds"], 1),
             "epochs": metrics["epochs_run"],
-            "test_auc": metrics["splits"]["test"].get("roc_auc"),
+            "test_auc": round(metrics["splits"]["test"]["metrics"]["auc"]["value"], 4),
         }
         print(
             f"(c) torchrun {nproc} process(es): train {out[str(nproc)]['train_seconds']} s "
@@ -598,7 +603,10 @@ def summarize(report: dict) -> dict:
     if streaming:
         ratios = streaming["rss_ratio_largest_vs_smallest"]
         rates = streaming["files_per_s_at_largest"]
-        summary["rss_ratio_50k_vs_1k"] = ratios  # largest vs smallest size of each engine
+        summary["rss_ratio_largest_vs_smallest"] = ratios
+        summary["sizes_compared"] = {
+            n: [min(map(int, rows)), max(map(int, rows))] for n, rows in streaming["runs"].items()
+        }
         summary["rss_target_met"] = all(r <= 1.10 for r in ratios.values()) if ratios else None
         summary["files_per_s_local"] = {n: v for n, v in rates.items() if n.startswith("local")}
         summary["files_per_s_ray"] = rates.get("ray")
@@ -624,7 +632,7 @@ def print_summary(report: dict) -> None:
             f"{'PSS MiB':>8s} {'RSS ratio':>10s}"
         )
         for name, rows in streaming["runs"].items():
-            ratio = s["rss_ratio_50k_vs_1k"].get(name)
+            ratio = s["rss_ratio_largest_vs_smallest"].get(name)
             for size, r in sorted(rows.items(), key=lambda kv: int(kv[0])):
                 last = int(size) == streaming["largest_size"][name]
                 print(
@@ -662,7 +670,8 @@ def print_summary(report: dict) -> None:
         d = report["ddp"]
         print(
             f"DDP: 1 process {d['1']['train_seconds']} s, 2 processes {d['2']['train_seconds']} s "
-            f"-> {s['ddp_speedup_2_vs_1']:.2f}x"
+            f"for {d['1']['epochs']} epochs -> {s['ddp_speedup_2_vs_1']:.2f}x "
+            f"(test AUC {d['1']['test_auc']} vs {d['2']['test_auc']})"
         )
         print(
             "  limits: 2 CPU cores for both processes (one thread each); a gloo all-reduce of "
@@ -687,8 +696,9 @@ def main() -> None:
     parser.add_argument("--train-fraction", type=float, default=0.05)
     parser.add_argument("--cache-cases", type=int, default=100_000, help="train cases per dataset")
     parser.add_argument("--cache-epochs", type=int, default=2)
-    parser.add_argument("--ddp-fraction", type=float, default=0.5)
-    parser.add_argument("--ddp-epochs", type=int, default=2)
+    parser.add_argument("--ddp-fraction", type=float, default=1.0)
+    parser.add_argument("--ddp-epochs", type=int, default=4)
+    parser.add_argument("--ddp-size", type=int, default=64, help="DDP input side, px")
     parser.add_argument("--threads", type=int, default=2, help="torch threads of the model process")
     parser.add_argument(
         "--workdir", type=Path, help="where the DICOM copies go (default: a temp dir)"
@@ -701,7 +711,7 @@ def main() -> None:
         stream_child(json.loads(args.child))
         return
     if args.quick:
-        args.cache_cases, args.ddp_fraction, args.ddp_epochs = 300, 0.03, 1
+        args.cache_cases, args.ddp_fraction, args.ddp_epochs, args.ddp_size = 300, 0.03, 1, 28
         if args.engine_sizes == DEFAULT_PLAN:
             args.engine_sizes = QUICK_PLAN
     try:
@@ -709,12 +719,25 @@ def main() -> None:
     except ValueError as exc:
         parser.error(f"--engine-sizes: {exc}")
     parts = set(args.parts.split(","))
+    if not parts <= set(PARTS):
+        parser.error(f"--parts: choose from {', '.join(PARTS)}")
     out = args.out or HERE / "results" / ("scale_quick.json" if args.quick else "scale.json")
     if not SHARED.is_dir():
         raise SystemExit(f"shared data not found at {SHARED} (set MEDLENS_SHARED_DATA)")
 
     started = time.perf_counter()
     report: dict[str, Any] = {"machine": machine_info(), "quick": args.quick}
+    # A run of some parts keeps the other parts of an existing result file, each part with
+    # the machine facts (and date) of the run that measured it.
+    kept = json.loads(out.read_text()) if out.is_file() and parts != set(PARTS) else {}
+    for part in PARTS:
+        if part not in parts and part in kept:
+            report[part] = kept[part]
+            report.setdefault("measured", {})[part] = kept.get("measured", {}).get(
+                part, kept.get("machine")
+            )
+    for part in parts:
+        report.setdefault("measured", {})[part] = report["machine"]
     work = Path(tempfile.mkdtemp(prefix="medlens-scale-", dir=args.workdir))
     try:
         if "streaming" in parts:
