@@ -25,7 +25,7 @@ and DDP training with 1 vs 2 processes.
 
     python benchmarks/scale.py                 # the full run (about 30 minutes on 2 cores)
     python benchmarks/scale.py --quick         # tiny sizes, a smoke test (a few minutes)
-    python benchmarks/scale.py --parts streaming --engine-sizes "local1:1000,50000;ray:1000"
+    python benchmarks/scale.py --parts streaming --engine-sizes "local1:1000,50000;ray2:1000"
 
 Writes benchmarks/results/scale.json (``--quick``: scale_quick.json). Needs ~65 KB to 600 KB
 of disk per DICOM copy (``--max-template-kb`` bounds it; the plan is printed and checked
@@ -54,16 +54,21 @@ from _machine import machine_info  # noqa: E402
 
 SHARED = Path(os.environ.get("MEDLENS_SHARED_DATA", REPO.parent / "shared" / "data"))
 FILES_PER_SERIES = 500
-ENGINES = {"local1": ("local", 1), "local2": ("local", 2), "ray": ("ray", 2)}
+ENGINES = {
+    "local1": ("local", 1),
+    "local2": ("local", 2),
+    "ray1": ("ray", 1),
+    "ray2": ("ray", 2),
+}
 # The memory check (1,000 vs 50,000 files) runs on the fastest local set-up; the others are
 # compared at 1,000 and 10,000 files, which keeps the whole benchmark near 30 minutes.
 PARTS = ("streaming", "cache", "ddp")
-DEFAULT_PLAN = "local2:1000,10000,50000;local1:1000,10000;ray:1000,10000"
-QUICK_PLAN = "local2:20,60;local1:20,60;ray:20,60"
+DEFAULT_PLAN = "local2:1000,10000,50000;local1:1000,10000;ray2:1000,10000;ray1:1000,10000"
+QUICK_PLAN = "local2:20,60;local1:20,60;ray2:20,60;ray1:20,60"
 
 
 def parse_plan(text: str) -> dict[str, list[int]]:
-    """``"local2:1000,50000;ray:1000"`` -> ``{"local2": [1000, 50000], "ray": [1000]}``."""
+    """``"local2:1000,50000;ray2:1000"`` -> ``{"local2": [1000, 50000], "ray2": [1000]}``."""
     plan = {}
     for item in filter(None, text.split(";")):
         name, _, sizes = item.partition(":")
@@ -635,7 +640,7 @@ def summarize(report: dict) -> dict:
         }
         summary["rss_target_met"] = all(r <= 1.10 for r in ratios.values()) if ratios else None
         summary["files_per_s_local"] = {n: v for n, v in rates.items() if n.startswith("local")}
-        summary["files_per_s_ray"] = rates.get("ray")
+        summary["files_per_s_ray"] = {n: v for n, v in rates.items() if n.startswith("ray")}
     if report.get("cache"):
         summary["cache_epoch_speedup"] = {
             n: r["loader_speedup"] for n, r in report["cache"].items()
@@ -783,6 +788,16 @@ def main() -> None:
             print(f"work folder kept: {work}")
         else:
             shutil.rmtree(work, ignore_errors=True)
+    if "streaming" in parts and "streaming" in kept:
+        # Engines measured earlier and not in this plan are kept, each row with its own date.
+        new = report["streaming"]
+        for engine in set(kept["streaming"]["runs"]) - set(new["runs"]):
+            for key, value in kept["streaming"].items():
+                if isinstance(value, dict) and engine in value:
+                    new.setdefault(key, {})[engine] = value[engine]
+            new.setdefault("engines_measured_earlier", {})[engine] = kept.get("measured", {}).get(
+                "streaming", kept["machine"]
+            )
     report["summary"] = summarize(report)
     report["total_seconds"] = round(time.perf_counter() - started, 1)
     out.parent.mkdir(parents=True, exist_ok=True)
