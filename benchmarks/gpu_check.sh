@@ -64,13 +64,13 @@ if [ -z "$PY" ]; then
     fi
   done
 fi
-if [ -z "$PY" ]; then
+if [ -z "$PY" ] || ! torch_sees_cuda "$PY"; then
   if [ "$ALLOW_CPU" = 1 ]; then
-    PY=$([ -x .venv/bin/python ] && echo .venv/bin/python || command -v python3)
+    PY=${PY:-$([ -x .venv/bin/python ] && echo .venv/bin/python || command -v python3)}
     echo "gpu_check: ALLOW_CPU=1 and no CUDA: a dry run on the CPU with $PY" >&2
   else
     command -v nvidia-smi >/dev/null && nvidia-smi -L >&2 || echo "gpu_check: nvidia-smi not found" >&2
-    die "no CUDA GPU visible to PyTorch (checked .venv/bin/python and python3; set
+    die "no CUDA GPU visible to PyTorch (checked ${PY:-.venv/bin/python and python3}; set
   MEDLENS_PYTHON to a Python whose torch is built with CUDA). This check needs a GPU."
   fi
 fi

@@ -57,6 +57,30 @@ def drive_subset(shared_data: Path, tmp_path_factory: pytest.TempPathFactory):
     return make
 
 
+@pytest.fixture(scope="session")
+def pneumonia_run(pneumonia_npz: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A classification run named ``pneumonia``: small_cnn, 1 epoch on 5% of PneumoniaMNIST's
+    training split (28 x 28 grey inputs), for plumbing tests (explain, stream, serve, export),
+    not accuracy."""
+    import torch
+
+    from medlens.config import parse_config
+    from medlens.train.run import train_from_config
+
+    torch.set_num_threads(1)
+    config = {
+        "name": "pneumonia",
+        "seed": 3,
+        "output_dir": str(tmp_path_factory.mktemp("runs")),
+        "data": {"format": "medmnist", "path": str(pneumonia_npz), "train_fraction_used": 0.05},
+        "preprocess": [{"name": "fixed_scale", "divisor": 255}],
+        "model": {"name": "small_cnn"},
+        "train": {"epochs": 1, "batch_size": 32, "lr": 3e-3, "warmup_epochs": 0},
+        "evaluate": {"n_bootstrap": 20},
+    }
+    return train_from_config(parse_config(config), progress=False)
+
+
 def _train_segmentation(config: dict) -> Path:
     import torch
 

@@ -23,7 +23,6 @@ from medlens.config import load_config, parse_config
 from medlens.errors import ConfigError
 from medlens.features import handcrafted_features_from_data
 from medlens.metrics import choose_threshold
-from medlens.train.run import train_from_config
 from medlens.workflow import train_and_report
 
 REPO = Path(__file__).resolve().parents[1]
@@ -56,23 +55,6 @@ def _config(npz: Path, out: Path, **features: Any) -> dict[str, Any]:
         "features": features,
         "evaluate": {"n_bootstrap": 50},
     }
-
-
-@pytest.fixture(scope="module")
-def backbone_run(pneumonia_npz: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A small CNN trained 1 epoch on 5% of the official training split."""
-    torch.set_num_threads(1)
-    raw = {
-        "name": "cnn",
-        "seed": 0,
-        "output_dir": str(tmp_path_factory.mktemp("backbone")),
-        "data": {"format": "medmnist", "path": str(pneumonia_npz), "train_fraction_used": 0.05},
-        "preprocess": [{"name": "fixed_scale", "divisor": 255}],
-        "model": {"name": "small_cnn"},
-        "train": {"epochs": 1, "batch_size": 32, "lr": 3e-3, "warmup_epochs": 0.5},
-        "evaluate": {"n_bootstrap": 0},
-    }
-    return train_from_config(parse_config(raw), progress=False)
 
 
 def test_handcrafted_run_folder_is_complete_and_scored_honestly(
@@ -117,13 +99,13 @@ def test_handcrafted_run_folder_is_complete_and_scored_honestly(
 
 
 def test_hybrid_cnn_features_rfe_svm_with_grid_search(
-    pneumonia_npz: Path, tmp_path: Path, backbone_run: Path
+    pneumonia_npz: Path, tmp_path: Path, pneumonia_run: Path
 ) -> None:
     raw = _config(
         pneumonia_npz,
         tmp_path,
         source="deep",
-        backbone=str(backbone_run),
+        backbone=str(pneumonia_run),
         selector={"name": "rfe", "k": 8, "step": 8},
         classifier={"name": "svm_linear"},
         grid={"classify__estimator__C": [0.1, 1.0]},
@@ -148,13 +130,13 @@ def test_hybrid_cnn_features_rfe_svm_with_grid_search(
 
 
 def test_backbone_that_trained_on_the_test_fold_is_refused(
-    pneumonia_npz: Path, tmp_path: Path, backbone_run: Path
+    pneumonia_npz: Path, tmp_path: Path, pneumonia_run: Path
 ) -> None:
-    raw = _config(pneumonia_npz, tmp_path, source="deep", backbone=str(backbone_run))
+    raw = _config(pneumonia_npz, tmp_path, source="deep", backbone=str(pneumonia_run))
     raw["data"].update(folds=3, fold=0)  # fold 0 holds official training cases
     with pytest.raises(ConfigError, match="may have used") as info:
         train_and_report(parse_config(raw), progress=False)
-    assert str(backbone_run) in str(info.value)
+    assert str(pneumonia_run) in str(info.value)
     assert not (tmp_path / "classical").exists()
 
 

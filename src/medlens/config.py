@@ -89,6 +89,11 @@ class ModelConfig(_Strict):
         min_length=3,
         description="U-Net-style segmenters: feature channels per level (None: 16, 32, 64, 128)",
     )
+    deep_supervision: bool = Field(
+        False,
+        description="unet_plus_plus: the loss is the mean over its four nested decoders' "
+        "outputs during training (Zhou et al. 2018); inference uses the final one",
+    )
 
 
 class TrainConfig(_Strict):

@@ -31,10 +31,10 @@ def png_folder(pneumonia_npz: Path, tmp_path: Path) -> Path:
 
 
 def test_explain_run_writes_an_overlay_per_file_and_a_summary(
-    tiny_run: Path, png_folder: Path, tmp_path: Path
+    pneumonia_run: Path, png_folder: Path, tmp_path: Path
 ) -> None:
     out = tmp_path / "explained"
-    results = explain_run(tiny_run, [png_folder], method="saliency", out_dir=out)
+    results = explain_run(pneumonia_run, [png_folder], method="saliency", out_dir=out)
     assert [Path(r.file).name for r in results] == ["chest_0.png", "chest_1.png", "chest_2.png"]
     summary = json.loads((out / "explanations.json").read_text())
     assert summary["method"] == "saliency" and len(summary["cases"]) == 3
@@ -44,26 +44,30 @@ def test_explain_run_writes_an_overlay_per_file_and_a_summary(
         assert result.heatmap.shape == (28, 28) and result.heatmap.max() == pytest.approx(1.0)
         assert result.target == result.predicted  # no target: the run's own decision
     # the same preprocessing as `medlens predict`: the same probabilities
-    predict_files(tiny_run, [png_folder], tmp_path / "pred.csv")
+    predict_files(pneumonia_run, [png_folder], tmp_path / "pred.csv")
     predicted = pd.read_csv(tmp_path / "pred.csv")
-    names = load_run(tiny_run).class_names
+    names = load_run(pneumonia_run).class_names
     for result, (_, row) in zip(results, predicted.iterrows(), strict=True):
         for name in names:
             assert result.probabilities[name] == pytest.approx(row[f"prob_{name}"], abs=1e-6)
         assert result.predicted == row["pred"]
 
 
-def test_a_class_name_sets_the_target(tiny_run: Path, png_folder: Path, tmp_path: Path) -> None:
-    names = load_run(tiny_run).class_names
-    results = explain_run(tiny_run, [png_folder / "chest_0.png"], "gradcam", tmp_path, names[0])
+def test_a_class_name_sets_the_target(
+    pneumonia_run: Path, png_folder: Path, tmp_path: Path
+) -> None:
+    names = load_run(pneumonia_run).class_names
+    results = explain_run(
+        pneumonia_run, [png_folder / "chest_0.png"], "gradcam", tmp_path, names[0]
+    )
     assert results[0].target == 0 and results[0].target_name == names[0]
     with pytest.raises(ConfigError, match="not a class of the run"):
-        explain_run(tiny_run, [png_folder], "gradcam", tmp_path / "x", target="tumour")
+        explain_run(pneumonia_run, [png_folder], "gradcam", tmp_path / "x", target="tumour")
 
 
 @pytest.mark.parametrize("bad", ["corrupt", "wrong_size", "missing"])
 def test_bad_input_file_raises_input_error_and_writes_nothing(
-    tiny_run: Path, png_folder: Path, tmp_path: Path, bad: str
+    pneumonia_run: Path, png_folder: Path, tmp_path: Path, bad: str
 ) -> None:
     path = png_folder / "zz_bad.png"
     if bad == "corrupt":
@@ -73,15 +77,17 @@ def test_bad_input_file_raises_input_error_and_writes_nothing(
     inputs = [png_folder] if bad != "missing" else [png_folder / "chest_0.png", path]
     out = tmp_path / "out"
     with pytest.raises(InputError) as info:
-        explain_run(tiny_run, inputs, out_dir=out)
+        explain_run(pneumonia_run, inputs, out_dir=out)
     assert info.value.path.endswith("zz_bad.png")
     assert not out.exists()
 
 
-def test_gallery_shows_the_most_confident_hits_and_misses(tiny_run: Path, tmp_path: Path) -> None:
-    run = load_run(tiny_run)
-    figures = explanation_gallery(tiny_run, tmp_path, method="gradcam", n_per_kind=2)
-    predictions = pd.read_csv(tiny_run / "predictions.csv")
+def test_gallery_shows_the_most_confident_hits_and_misses(
+    pneumonia_run: Path, tmp_path: Path
+) -> None:
+    run = load_run(pneumonia_run)
+    figures = explanation_gallery(pneumonia_run, tmp_path, method="gradcam", n_per_kind=2)
+    predictions = pd.read_csv(pneumonia_run / "predictions.csv")
     test = predictions[predictions["split"] == "test"]
     positive = f"prob_{run.class_names[1]}"
     expected = {
@@ -97,20 +103,20 @@ def test_gallery_shows_the_most_confident_hits_and_misses(tiny_run: Path, tmp_pa
         assert matplotlib.image.imread(figure.path).shape[0] > 200  # two rows of panels
 
 
-def test_faithfulness_report_explains_the_runs_decisions(tiny_run: Path) -> None:
-    report = faithfulness_report(tiny_run, cases=3, methods=["gradcam", "saliency"], seed=1)
+def test_faithfulness_report_explains_the_runs_decisions(pneumonia_run: Path) -> None:
+    report = faithfulness_report(pneumonia_run, cases=3, methods=["gradcam", "saliency"], seed=1)
     assert len(report) == 6 and set(report["method"]) == {"gradcam", "saliency"}
-    predictions = pd.read_csv(tiny_run / "predictions.csv").set_index("case_id")
+    predictions = pd.read_csv(pneumonia_run / "predictions.csv").set_index("case_id")
     for _, row in report.iterrows():
         assert predictions.loc[row["case_id"], "split"] == "test"
         assert row["target"] == predictions.loc[row["case_id"], "pred"]
         assert 0 <= row["deletion_auc"] <= 1 and 0 <= row["insertion_auc"] <= 1
-    again = faithfulness_report(tiny_run, cases=3, methods=["gradcam", "saliency"], seed=1)
+    again = faithfulness_report(pneumonia_run, cases=3, methods=["gradcam", "saliency"], seed=1)
     pd.testing.assert_frame_equal(report, again)
 
 
-def test_a_case_missing_from_the_runs_data_source_is_an_input_error(tiny_run: Path) -> None:
-    run = load_run(tiny_run)
+def test_a_case_missing_from_the_runs_data_source_is_an_input_error(pneumonia_run: Path) -> None:
+    run = load_run(pneumonia_run)
     assert load_run_cases(run, ["test/000000"])[0].shape == (1, 28, 28)
     with pytest.raises(InputError, match="test/999999"):
         load_run_cases(run, ["test/999999"])

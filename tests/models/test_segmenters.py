@@ -207,3 +207,15 @@ def test_channels_widen_a_unet_and_survive_a_rebuild() -> None:
     assert count(rebuilt) == count(wide)
     with pytest.raises(ConfigError, match="model.channels"):
         create_model("vnet", spatial_dims=3, channels=[8, 16, 32])
+
+
+def test_deep_supervision_is_set_through_the_factory_and_kept_in_the_config() -> None:
+    model = create_model("unet_plus_plus", spatial_dims=2, deep_supervision=True)
+    assert model.config["deep_supervision"] is True
+    x = _input("unet_plus_plus", 2)
+    assert isinstance(model.train()(x), list)
+    rebuilt = model_from_config(model.config)
+    assert isinstance(rebuilt.train()(x), list)
+    assert create_model("unet_plus_plus", spatial_dims=2).config["deep_supervision"] is False
+    with pytest.raises(ConfigError, match="model.deep_supervision.*unet_plus_plus"):
+        create_model("unet", spatial_dims=2, deep_supervision=True)

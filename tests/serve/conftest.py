@@ -1,7 +1,7 @@
 """Tiny real run folders and real inputs for the export, service and web page tests.
 
-Runs: a small CNN trained 1 epoch on 5% of PneumoniaMNIST; a 2D U-Net on 3 DRIVE images;
-a 3D FCN on the real CT series and its liver SEG (plumbing, not accuracy).
+The runs (``pneumonia_run``, ``drive_run``, ``ct_run``) are the session fixtures of
+tests/conftest.py.
 """
 
 from __future__ import annotations
@@ -23,31 +23,6 @@ from pydicom.uid import ExplicitVRLittleEndian, SecondaryCaptureImageStorage, ge
 @pytest.fixture(autouse=True)
 def _one_thread() -> None:
     torch.set_num_threads(1)
-
-
-def _train(config: dict) -> Path:
-    from medlens.config import parse_config
-    from medlens.train.run import train_from_config
-
-    torch.set_num_threads(1)
-    return train_from_config(parse_config(config), progress=False)
-
-
-@pytest.fixture(scope="session")
-def classification_run(pneumonia_npz: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """small_cnn, 1 epoch on 5% of PneumoniaMNIST's training split; 28 x 28 grey inputs."""
-    return _train(
-        {
-            "name": "pneumonia",
-            "seed": 3,
-            "output_dir": str(tmp_path_factory.mktemp("runs")),
-            "data": {"format": "medmnist", "path": str(pneumonia_npz), "train_fraction_used": 0.05},
-            "preprocess": [{"name": "fixed_scale", "divisor": 255}],
-            "model": {"name": "small_cnn"},
-            "train": {"epochs": 1, "batch_size": 32, "lr": 3e-3, "warmup_epochs": 0},
-            "evaluate": {"n_bootstrap": 20},
-        }
-    )
 
 
 @pytest.fixture(scope="session")

@@ -11,15 +11,15 @@ from typer.testing import CliRunner
 from medlens.cli import app
 
 
-def test_export_writes_onnx_and_reports_the_parity(classification_run: Path, tmp_path: Path):
+def test_export_writes_onnx_and_reports_the_parity(pneumonia_run: Path, tmp_path: Path):
     out = tmp_path / "model.onnx"
-    result = CliRunner().invoke(app, ["export", str(classification_run), "--out", str(out)])
+    result = CliRunner().invoke(app, ["export", str(pneumonia_run), "--out", str(out)])
     assert result.exit_code == 0, result.output
     assert out.is_file()
     assert "max |ONNX - PyTorch|" in result.output
 
 
-def test_pacs_process_with_orthanc_down_is_one_line_and_exit_2(classification_run: Path):
+def test_pacs_process_with_orthanc_down_is_one_line_and_exit_2(pneumonia_run: Path):
     proc = subprocess.run(
         [
             sys.executable,
@@ -27,7 +27,7 @@ def test_pacs_process_with_orthanc_down_is_one_line_and_exit_2(classification_ru
             "medlens.cli",
             "pacs",
             "process",
-            str(classification_run),
+            str(pneumonia_run),
             "--orthanc",
             "http://127.0.0.1:9",
             "--study",

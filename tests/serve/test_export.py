@@ -35,26 +35,26 @@ def _pneumonia_batch(run_dir: Path, images: np.ndarray) -> np.ndarray:
 
 
 def test_a_classifier_exports_with_a_dynamic_batch_and_matches_pytorch(
-    classification_run: Path, pneumonia_test_images: np.ndarray
+    pneumonia_run: Path, pneumonia_test_images: np.ndarray
 ):
-    path = export_onnx(classification_run)
-    assert path == classification_run / "model.onnx"
+    path = export_onnx(pneumonia_run)
+    assert path == pneumonia_run / "model.onnx"
     dims = _input_dims(path)
     assert isinstance(dims[0], str) and dims[1:] == [1, 28, 28]
 
-    batch = _pneumonia_batch(classification_run, pneumonia_test_images[:5])
-    assert verify_onnx(classification_run, path, batch[:1]) <= TOLERANCE
-    assert verify_onnx(classification_run, path, batch) <= TOLERANCE
+    batch = _pneumonia_batch(pneumonia_run, pneumonia_test_images[:5])
+    assert verify_onnx(pneumonia_run, path, batch[:1]) <= TOLERANCE
+    assert verify_onnx(pneumonia_run, path, batch) <= TOLERANCE
 
     # independently: onnxruntime's softmax equals medlens' own PyTorch prediction path
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     logits = session.run(None, {session.get_inputs()[0].name: batch})[0]
     onnx_probs = torch.softmax(torch.from_numpy(logits), dim=1).numpy()
-    torch_probs = predict_arrays(load_run(classification_run, device="cpu"), list(batch))
+    torch_probs = predict_arrays(load_run(pneumonia_run, device="cpu"), list(batch))
     np.testing.assert_allclose(onnx_probs, torch_probs, atol=1e-5)
 
     meta = onnx_metadata(path)
-    expected_sha = hashlib.sha256((classification_run / "model.pt").read_bytes()).hexdigest()
+    expected_sha = hashlib.sha256((pneumonia_run / "model.pt").read_bytes()).hexdigest()
     assert meta["weights_sha256"] == expected_sha
     assert json.loads(meta["class_names"]) == ["normal", "pneumonia"]
     assert meta["exporter"] == "dynamo" and json.loads(meta["fallback_reasons"]) == []
@@ -80,7 +80,7 @@ def test_a_segmenter_exports_with_dynamic_batch_and_spatial_axes(
 
 
 def test_a_failing_dynamo_export_falls_back_to_torchscript_and_says_why(
-    classification_run: Path,
+    pneumonia_run: Path,
     pneumonia_test_images: np.ndarray,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
@@ -95,27 +95,27 @@ def test_a_failing_dynamo_export_falls_back_to_torchscript_and_says_why(
 
     monkeypatch.setattr(export_module, "_export", dynamo_breaks)
     with caplog.at_level(logging.WARNING, logger="medlens.export"):
-        path = export_onnx(classification_run, out=tmp_path / "ts.onnx")
+        path = export_onnx(pneumonia_run, out=tmp_path / "ts.onnx")
     assert "aten::made_up" in caplog.text and "dynamo exporter" in caplog.text
     meta = onnx_metadata(path)
     assert meta["exporter"] == "torchscript"
     assert "aten::made_up" in json.loads(meta["fallback_reasons"])[0]
-    batch = _pneumonia_batch(classification_run, pneumonia_test_images[:5])
-    assert verify_onnx(classification_run, path, batch[:1]) <= TOLERANCE
-    assert verify_onnx(classification_run, path, batch) <= TOLERANCE
+    batch = _pneumonia_batch(pneumonia_run, pneumonia_test_images[:5])
+    assert verify_onnx(pneumonia_run, path, batch[:1]) <= TOLERANCE
+    assert verify_onnx(pneumonia_run, path, batch) <= TOLERANCE
 
 
 def test_export_run_checks_the_given_images(
-    classification_run: Path, pneumonia_test_images: np.ndarray, png_bytes, tmp_path: Path
+    pneumonia_run: Path, pneumonia_test_images: np.ndarray, png_bytes, tmp_path: Path
 ):
     files = []
     for k, image in enumerate(pneumonia_test_images[:3]):
         files.append(tmp_path / f"case{k}.png")
         files[-1].write_bytes(png_bytes(image))
-    report = export_run(classification_run, out=tmp_path / "m.onnx", check_images=files)
+    report = export_run(pneumonia_run, out=tmp_path / "m.onnx", check_images=files)
     assert (report.n_checked, report.checked_on) == (3, "images")
     assert report.max_abs_diff <= TOLERANCE and report.path.is_file()
     with pytest.raises(ConfigError, match="onnx"):
-        export_run(classification_run, fmt="tflite")
+        export_run(pneumonia_run, fmt="tflite")
     with pytest.raises(InputError, match="run folder not found"):
         export_onnx(tmp_path / "no_such_run")

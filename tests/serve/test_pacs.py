@@ -67,7 +67,7 @@ def plain_pacs() -> Iterator[LocalOrthanc]:
 
 
 # ``ct_run`` (a 3D FCN on the real CT), ``drive_run`` (a 2D U-Net on DRIVE),
-# ``classification_run`` (small_cnn on PneumoniaMNIST), ``drive_dir`` and
+# ``pneumonia_run`` (small_cnn on PneumoniaMNIST), ``drive_dir`` and
 # ``pneumonia_test_images`` come from tests/serve/conftest.py, shared with the service tests.
 
 
@@ -209,13 +209,13 @@ def test_a_ct_study_gets_a_dicom_seg_through_dicomweb(
 
 
 def test_a_radiograph_gets_a_basic_text_sr_and_a_gradcam_capture_through_rest(
-    pacs: LocalOrthanc, classification_run: Path, chest_images: np.ndarray
+    pacs: LocalOrthanc, pneumonia_run: Path, chest_images: np.ndarray
 ) -> None:
     study_id = upload(pacs, [chest_secondary_capture(chest_images[0], "P-1")])
     source = fetch_study(pacs, study_id)[0]
 
     result = process_study(
-        pacs.url, source.StudyInstanceUID, classification_run, auth=pacs.auth, dicomweb="off"
+        pacs.url, source.StudyInstanceUID, pneumonia_run, auth=pacs.auth, dicomweb="off"
     )
 
     assert result.transport == "rest"
@@ -225,7 +225,7 @@ def test_a_radiograph_gets_a_basic_text_sr_and_a_gradcam_capture_through_rest(
     sr, overlay = sorted(ours, key=lambda ds: ds.SOPClassUID != BASIC_TEXT_SR)
 
     # probabilities and decision: the model applied locally to the npz pixels
-    run = load_run(classification_run)
+    run = load_run(pneumonia_run)
     expected = predict_arrays(run, [chest_images[0][None].astype(np.float32) / 255])[0]
     reported = dict(text.split(": ") for text in sr_texts(sr, "Class probability"))
     assert list(reported) == run.class_names
@@ -234,7 +234,7 @@ def test_a_radiograph_gets_a_basic_text_sr_and_a_gradcam_capture_through_rest(
     decided = run.class_names[int(expected[1] >= run.threshold)]
     assert sr_texts(sr, "Finding") == [decided]
     assert float(sr_texts(sr, "Decision threshold")[0]) == pytest.approx(run.threshold, abs=1e-6)
-    weights = hashlib.sha256((classification_run / "model.pt").read_bytes()).hexdigest()
+    weights = hashlib.sha256((pneumonia_run / "model.pt").read_bytes()).hexdigest()
     assert sr_texts(sr, "Model weights SHA-256") == [weights]
     assert sr_texts(sr, "Algorithm Name") == [f"small_cnn (run {run.config.name})"]
 
@@ -285,23 +285,23 @@ def test_each_image_of_a_2d_segmentation_run_gets_its_own_seg(
 
 
 def test_a_study_that_is_not_there_is_one_clear_error(
-    pacs: LocalOrthanc, classification_run: Path
+    pacs: LocalOrthanc, pneumonia_run: Path
 ) -> None:
     with pytest.raises(InputError, match="study 1.2.3.4.5: not found in Orthanc"):
-        process_study(pacs.url, "1.2.3.4.5", classification_run, auth=pacs.auth)
+        process_study(pacs.url, "1.2.3.4.5", pneumonia_run, auth=pacs.auth)
     user, password = pacs.auth
     with pytest.raises(InputError, match="study 1.2.3.4.5: not found in Orthanc"):
-        pacs_process_command(pacs.url, "1.2.3.4.5", classification_run, user, password, "off")
+        pacs_process_command(pacs.url, "1.2.3.4.5", pneumonia_run, user, password, "off")
     with pytest.raises(ConfigError, match="--dicomweb"):
-        pacs_process_command(pacs.url, "1.2.3.4.5", classification_run, user, password, "yes")
+        pacs_process_command(pacs.url, "1.2.3.4.5", pneumonia_run, user, password, "yes")
     with pytest.raises(ConfigError, match="--poll"):
-        pacs_watch_command(pacs.url, classification_run, "state.json", poll_s=0)
+        pacs_watch_command(pacs.url, pneumonia_run, "state.json", poll_s=0)
 
 
 def test_a_study_without_a_usable_series_is_one_clear_error(
     pacs: LocalOrthanc,
     ct_run: Path,
-    classification_run: Path,
+    pneumonia_run: Path,
     chest_images: np.ndarray,
     ct_dir: Path,
 ) -> None:
@@ -314,41 +314,39 @@ def test_a_study_without_a_usable_series_is_one_clear_error(
     ct_uid = pydicom.dcmread(next(ct_dir.glob("*.dcm")), stop_before_pixels=True).StudyInstanceUID
     upload(pacs, [p.read_bytes() for p in sorted(ct_dir.glob("*.dcm"))])
     with pytest.raises(InputError, match="no series could be processed: .*512, 512"):
-        process_study(pacs.url, ct_uid, classification_run, auth=pacs.auth)
+        process_study(pacs.url, ct_uid, pneumonia_run, auth=pacs.auth)
 
 
 def test_orthanc_down_or_a_wrong_password_is_one_clear_error(
-    pacs: LocalOrthanc, classification_run: Path, tmp_path: Path
+    pacs: LocalOrthanc, pneumonia_run: Path, tmp_path: Path
 ) -> None:
     down = f"http://127.0.0.1:{free_loopback_port()}"
     with pytest.raises(PacsError, match="Orthanc does not answer") as info:
-        process_study(down, "1.2.3", classification_run)
+        process_study(down, "1.2.3", pneumonia_run)
     assert isinstance(info.value, MedlensError) and "\n" not in str(info.value)
     with pytest.raises(PacsError, match="rejected the user name or password"):
-        process_study(pacs.url, "1.2.3", classification_run, auth=(pacs.auth[0], "wrong"))
+        process_study(pacs.url, "1.2.3", pneumonia_run, auth=(pacs.auth[0], "wrong"))
     with pytest.raises(PacsError, match="does not answer"):
-        watch(down, classification_run, tmp_path / "state.json", once=True)
+        watch(down, pneumonia_run, tmp_path / "state.json", once=True)
 
 
-def test_dicomweb_on_needs_the_plugin(plain_pacs: LocalOrthanc, classification_run: Path) -> None:
+def test_dicomweb_on_needs_the_plugin(plain_pacs: LocalOrthanc, pneumonia_run: Path) -> None:
     with pytest.raises(PacsError, match="DICOMweb plugin is not loaded"):
-        process_study(
-            plain_pacs.url, "1.2.3", classification_run, auth=plain_pacs.auth, dicomweb="on"
-        )
+        process_study(plain_pacs.url, "1.2.3", pneumonia_run, auth=plain_pacs.auth, dicomweb="on")
 
 
 # -- watch ----------------------------------------------------------------------------------
 
 
 def test_watch_processes_each_new_study_once_and_resumes_from_its_state(
-    plain_pacs: LocalOrthanc, classification_run: Path, chest_images: np.ndarray, tmp_path: Path
+    plain_pacs: LocalOrthanc, pneumonia_run: Path, chest_images: np.ndarray, tmp_path: Path
 ) -> None:
     state = tmp_path / "watch.json"
     first = upload(plain_pacs, [chest_secondary_capture(chest_images[0], "W-1")])
     lines: list[str] = []
     report = watch(
         plain_pacs.url,
-        classification_run,
+        pneumonia_run,
         state,
         poll_s=0.2,
         stop_after=1,
@@ -367,7 +365,7 @@ def test_watch_processes_each_new_study_once_and_resumes_from_its_state(
     second = upload(plain_pacs, [chest_secondary_capture(chest_images[2], "W-2")])
     wait_for_stable_study(plain_pacs, second, after=first_seq)
 
-    again = watch(plain_pacs.url, classification_run, state, auth=plain_pacs.auth, once=True)
+    again = watch(plain_pacs.url, pneumonia_run, state, auth=plain_pacs.auth, once=True)
     assert [r.study_instance_uid for r in again.processed] == [
         fetch_study(plain_pacs, second)[0].StudyInstanceUID
     ]

@@ -34,15 +34,15 @@ VESSELS_ONLY = "vessels-only-token-0123456789"
 
 
 @pytest.fixture(scope="module")
-def client(classification_run: Path, drive_run: Path):
-    with TestClient(create_app([classification_run, drive_run])) as test_client:
+def client(pneumonia_run: Path, drive_run: Path):
+    with TestClient(create_app([pneumonia_run, drive_run])) as test_client:
         yield test_client
 
 
 @pytest.fixture(scope="module")
-def auth_client(classification_run: Path, drive_run: Path):
+def auth_client(pneumonia_run: Path, drive_run: Path):
     tokens = TokenConfig.from_mapping({FULL: "*", VESSELS_ONLY: ["vessels"]})
-    with TestClient(create_app([classification_run, drive_run], tokens)) as test_client:
+    with TestClient(create_app([pneumonia_run, drive_run], tokens)) as test_client:
         yield test_client
 
 
@@ -79,27 +79,25 @@ def test_health_readiness_openapi_and_the_page(client: TestClient):
     assert "script-src 'self'" in page.headers["content-security-policy"]
 
 
-def test_models_lists_each_run_with_its_weights_digest(
-    client: TestClient, classification_run: Path
-):
+def test_models_lists_each_run_with_its_weights_digest(client: TestClient, pneumonia_run: Path):
     models = {m["name"]: m for m in client.get("/v1/models").json()["models"]}
     assert set(models) == {"pneumonia", "vessels"}
-    digest = hashlib.sha256((classification_run / "model.pt").read_bytes()).hexdigest()
+    digest = hashlib.sha256((pneumonia_run / "model.pt").read_bytes()).hexdigest()
     assert models["pneumonia"]["weights_sha256"] == digest
     assert models["pneumonia"]["task"] == "classification"
     assert models["vessels"]["task"] == "segmentation"
 
 
 def test_predict_a_png_gives_the_runs_probabilities_decision_and_heatmap(
-    client: TestClient, classification_run: Path, chest_png: bytes, tmp_path: Path
+    client: TestClient, pneumonia_run: Path, chest_png: bytes, tmp_path: Path
 ):
     response = client.post("/v1/predict?model=pneumonia", files=_upload(chest_png))
     assert response.status_code == 200, response.text
     body = response.json()
     (tmp_path / "chest.png").write_bytes(chest_png)
-    expected = _expected_probabilities(classification_run, tmp_path / "chest.png")
+    expected = _expected_probabilities(pneumonia_run, tmp_path / "chest.png")
     np.testing.assert_allclose(body["probabilities"], expected, atol=1e-6)
-    labels = json.loads((classification_run / "labels.json").read_text())
+    labels = json.loads((pneumonia_run / "labels.json").read_text())
     assert body["threshold"] == pytest.approx(labels["threshold"])
     decided = labels["class_names"][int(expected[1] >= labels["threshold"])]
     assert body["decision"] == decided and body["class_names"] == labels["class_names"]
@@ -172,10 +170,10 @@ def test_tokens_come_from_a_yaml_file_or_the_environment(tmp_path: Path):
 
 
 def test_413_by_content_length_by_counting_a_chunked_body_and_for_a_zip_bomb(
-    classification_run: Path, retina_png: bytes, zip_bytes
+    pneumonia_run: Path, retina_png: bytes, zip_bytes
 ):
     assert len(retina_png) > 100_000
-    with TestClient(create_app([classification_run], max_upload_mb=0.05)) as small:
+    with TestClient(create_app([pneumonia_run], max_upload_mb=0.05)) as small:
         declared = small.post("/v1/predict", files=_upload(retina_png))
         assert declared.status_code == 413 and "0.05 MB" in declared.json()["detail"]
 
@@ -234,10 +232,8 @@ def test_422_for_unreadable_content_with_a_one_line_reason(
     assert no_file.status_code == 422 and "'file'" in no_file.json()["detail"]
 
 
-def test_504_when_a_request_takes_longer_than_the_timeout(
-    classification_run: Path, chest_png: bytes
-):
-    with TestClient(create_app([classification_run], timeout_s=1e-6)) as hurried:
+def test_504_when_a_request_takes_longer_than_the_timeout(pneumonia_run: Path, chest_png: bytes):
+    with TestClient(create_app([pneumonia_run], timeout_s=1e-6)) as hurried:
         response = hurried.post("/v1/predict", files=_upload(chest_png))
     assert response.status_code == 504 and "limit" in response.json()["detail"]
 
@@ -341,10 +337,10 @@ def test_preview_is_the_image_on_its_own_grid(client: TestClient, retina_png: by
 
 
 def test_the_onnx_engine_exports_at_startup_and_agrees_with_torch(
-    classification_run: Path, chest_png: bytes, tmp_path: Path, caplog: pytest.LogCaptureFixture
+    pneumonia_run: Path, chest_png: bytes, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ):
     run_copy = tmp_path / "pneumonia"
-    shutil.copytree(classification_run, run_copy, ignore=shutil.ignore_patterns("model.onnx"))
+    shutil.copytree(pneumonia_run, run_copy, ignore=shutil.ignore_patterns("model.onnx"))
     with caplog.at_level(logging.INFO, logger="medlens.serve"):
         app = create_app([run_copy], engine="onnx")
     assert "has no model.onnx" in caplog.text
@@ -359,11 +355,11 @@ def test_the_onnx_engine_exports_at_startup_and_agrees_with_torch(
 
 
 def test_without_tokens_serve_refuses_a_non_loopback_address(
-    classification_run: Path, monkeypatch: pytest.MonkeyPatch
+    pneumonia_run: Path, monkeypatch: pytest.MonkeyPatch
 ):
     monkeypatch.delenv("MEDLENS_TOKENS", raising=False)
     with pytest.raises(ConfigError, match="loopback"):
-        serve([classification_run], host="0.0.0.0")
+        serve([pneumonia_run], host="0.0.0.0")
     assert is_loopback("127.0.0.1") and is_loopback("::1") and is_loopback("localhost")
     assert not is_loopback("0.0.0.0") and not is_loopback("10.1.2.3")
 

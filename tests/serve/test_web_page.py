@@ -33,9 +33,9 @@ WAIT_S = 60
 
 
 @pytest.fixture(scope="module")
-def service_url(classification_run: Path, drive_run: Path) -> Iterator[str]:
+def service_url(pneumonia_run: Path, drive_run: Path) -> Iterator[str]:
     """The service with token auth on, served by uvicorn in a thread on a free loopback port."""
-    app = create_app([classification_run, drive_run], TokenConfig.from_mapping({TOKEN: "*"}))
+    app = create_app([pneumonia_run, drive_run], TokenConfig.from_mapping({TOKEN: "*"}))
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]

@@ -1,5 +1,5 @@
-"""A tiny real classification run and a folder of real PneumoniaMNIST images as PNG files,
-with one corrupt file in the middle."""
+"""A folder of real PneumoniaMNIST images as PNG files, with one corrupt file in the middle
+(the run that predicts them is ``pneumonia_run`` of tests/conftest.py)."""
 
 from __future__ import annotations
 
@@ -19,26 +19,6 @@ CORRUPT = "chest_019b.png"  # sorts between chest_019 and chest_020
 @pytest.fixture(autouse=True)
 def _one_thread() -> None:
     torch.set_num_threads(1)
-
-
-@pytest.fixture(scope="session")
-def tiny_run(pneumonia_npz: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A real run folder: small CNN, 1 epoch on 5% of PneumoniaMNIST's training split."""
-    from medlens.config import parse_config
-    from medlens.train.run import train_from_config
-
-    torch.set_num_threads(1)
-    config = {
-        "name": "tiny",
-        "seed": 3,
-        "output_dir": str(tmp_path_factory.mktemp("runs")),
-        "data": {"format": "medmnist", "path": str(pneumonia_npz), "train_fraction_used": 0.05},
-        "preprocess": [{"name": "fixed_scale", "divisor": 255}],
-        "model": {"name": "small_cnn"},
-        "train": {"epochs": 1, "batch_size": 32, "lr": 3e-3, "warmup_epochs": 0},
-        "evaluate": {"n_bootstrap": 20},
-    }
-    return train_from_config(parse_config(config), progress=False)
 
 
 @pytest.fixture(scope="session")

@@ -24,13 +24,13 @@ def ray_instance() -> Iterator[None]:
 
 
 def test_ray_finishes_a_local_run_with_the_local_engines_rows(
-    ray_instance: None, tiny_run: Path, png_folder: Path, corrupt_png: Path, tmp_path: Path
+    ray_instance: None, pneumonia_run: Path, png_folder: Path, corrupt_png: Path, tmp_path: Path
 ) -> None:
     # One Ray execution (actors start slowly): the local engine predicts the first 20
     # files and is stopped; Ray, with two actors, predicts the other 21, the corrupt file
     # among them; the whole must equal an uninterrupted local run.
     local = tmp_path / "local.parquet"
-    stream_predict(tiny_run, png_folder, local, workers=0, batch_size=8, progress=False)
+    stream_predict(pneumonia_run, png_folder, local, workers=0, batch_size=8, progress=False)
     mixed = tmp_path / "mixed.parquet"
 
     def stop(batches: int, rows: int) -> None:
@@ -38,9 +38,11 @@ def test_ray_finishes_a_local_run_with_the_local_engines_rows(
             raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        stream_predict(tiny_run, png_folder, mixed, batch_size=10, progress=False, on_batch=stop)
+        stream_predict(
+            pneumonia_run, png_folder, mixed, batch_size=10, progress=False, on_batch=stop
+        )
     summary = stream_predict(
-        tiny_run, png_folder, mixed, engine="ray", workers=2, batch_size=4, progress=False
+        pneumonia_run, png_folder, mixed, engine="ray", workers=2, batch_size=4, progress=False
     )
     assert ray.is_initialized()  # an instance the caller started is left running
     assert (summary.already_done, summary.predicted, summary.errors) == (20, 20, 1)

@@ -41,20 +41,20 @@ def _same_rows(a: pd.DataFrame, b: pd.DataFrame) -> None:
 
 
 @pytest.fixture(scope="module")
-def uninterrupted(tiny_run: Path, png_folder: Path, tmp_path_factory: pytest.TempPathFactory):
+def uninterrupted(pneumonia_run: Path, png_folder: Path, tmp_path_factory: pytest.TempPathFactory):
     out = tmp_path_factory.mktemp("whole") / "whole.parquet"
-    stream_predict(tiny_run, png_folder, out, workers=0, batch_size=6, progress=False)
+    stream_predict(pneumonia_run, png_folder, out, workers=0, batch_size=6, progress=False)
     return _read(out)
 
 
 @pytest.mark.parametrize("suffix", [".parquet", ".csv"])
 def test_a_killed_run_resumes_and_every_case_is_predicted_once(
-    tiny_run: Path, png_folder: Path, uninterrupted: pd.DataFrame, tmp_path: Path, suffix: str
+    pneumonia_run: Path, png_folder: Path, uninterrupted: pd.DataFrame, tmp_path: Path, suffix: str
 ) -> None:
     out = tmp_path / f"results{suffix}"
     with pytest.raises(Killed):
         stream_predict(
-            tiny_run,
+            pneumonia_run,
             png_folder,
             out,
             workers=1,
@@ -68,7 +68,9 @@ def test_a_killed_run_resumes_and_every_case_is_predicted_once(
     assert len(written) == 18
     _same_rows(written, uninterrupted.loc[written.index])
 
-    summary = stream_predict(tiny_run, png_folder, out, workers=1, batch_size=6, progress=False)
+    summary = stream_predict(
+        pneumonia_run, png_folder, out, workers=1, batch_size=6, progress=False
+    )
     assert summary.already_done == 18
     assert summary.predicted + summary.errors == len(uninterrupted) - 18
     _same_rows(_read(out), uninterrupted)
@@ -76,12 +78,12 @@ def test_a_killed_run_resumes_and_every_case_is_predicted_once(
 
 
 def test_a_csv_line_cut_by_the_kill_is_dropped_and_redone(
-    tiny_run: Path, png_folder: Path, uninterrupted: pd.DataFrame, tmp_path: Path
+    pneumonia_run: Path, png_folder: Path, uninterrupted: pd.DataFrame, tmp_path: Path
 ) -> None:
     out = tmp_path / "results.csv"
     with pytest.raises(Killed):
         stream_predict(
-            tiny_run,
+            pneumonia_run,
             png_folder,
             out,
             workers=0,
@@ -92,13 +94,15 @@ def test_a_csv_line_cut_by_the_kill_is_dropped_and_redone(
     partial = Path(f"{out}.partial")
     lines = partial.read_text().splitlines(keepends=True)
     partial.write_text("".join(lines[:-1]) + lines[-1][:20])  # the last row half written
-    summary = stream_predict(tiny_run, png_folder, out, workers=0, batch_size=6, progress=False)
+    summary = stream_predict(
+        pneumonia_run, png_folder, out, workers=0, batch_size=6, progress=False
+    )
     assert summary.already_done == 5
     _same_rows(_read(out), uninterrupted)
 
 
 def test_new_files_are_added_to_a_finished_output(
-    tiny_run: Path, png_folder: Path, uninterrupted: pd.DataFrame, tmp_path: Path
+    pneumonia_run: Path, png_folder: Path, uninterrupted: pd.DataFrame, tmp_path: Path
 ) -> None:
     folder = tmp_path / "pngs"
     folder.mkdir()
@@ -106,10 +110,10 @@ def test_new_files_are_added_to_a_finished_output(
     for name in names[:10]:
         shutil.copy(png_folder / name, folder / name)
     out = tmp_path / "results.parquet"
-    stream_predict(tiny_run, folder, out, batch_size=4, progress=False)
+    stream_predict(pneumonia_run, folder, out, batch_size=4, progress=False)
     for name in names[10:]:
         shutil.copy(png_folder / name, folder / name)
-    summary = stream_predict(tiny_run, folder, out, batch_size=4, progress=False)
+    summary = stream_predict(pneumonia_run, folder, out, batch_size=4, progress=False)
     assert (summary.already_done, summary.predicted + summary.errors) == (10, len(names) - 10)
     rows = _read(out)
     assert list(rows.index) == sorted(str(folder / n) for n in names)
@@ -118,18 +122,18 @@ def test_new_files_are_added_to_a_finished_output(
     )
     _same_rows(rows, expected.loc[rows.index])
 
-    nothing_new = stream_predict(tiny_run, folder, out, batch_size=4, progress=False)
+    nothing_new = stream_predict(pneumonia_run, folder, out, batch_size=4, progress=False)
     assert (nothing_new.already_done, nothing_new.predicted + nothing_new.errors) == (len(names), 0)
     _same_rows(_read(out), rows)
 
-    again = stream_predict(tiny_run, folder, out, batch_size=4, resume=False, progress=False)
+    again = stream_predict(pneumonia_run, folder, out, batch_size=4, resume=False, progress=False)
     assert (again.already_done, again.predicted + again.errors) == (0, len(names))
 
 
 def test_a_partial_output_of_another_run_is_refused(
-    tiny_run: Path, png_folder: Path, tmp_path: Path
+    pneumonia_run: Path, png_folder: Path, tmp_path: Path
 ) -> None:
     out = tmp_path / "results.csv"
     Path(f"{out}.partial").write_text("case_id,prob_benign,prob_malignant,pred,pred_label,error\n")
     with pytest.raises(InputError, match="other columns"):
-        stream_predict(tiny_run, png_folder, out, progress=False)
+        stream_predict(pneumonia_run, png_folder, out, progress=False)

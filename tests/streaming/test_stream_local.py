@@ -15,17 +15,17 @@ from medlens.train.inference import load_run
 
 
 @pytest.fixture(scope="module")
-def in_memory(tiny_run: Path, png_folder: Path, tmp_path_factory: pytest.TempPathFactory):
+def in_memory(pneumonia_run: Path, png_folder: Path, tmp_path_factory: pytest.TempPathFactory):
     """The independent computation: ``medlens predict``'s in-memory path on the same files."""
     out = tmp_path_factory.mktemp("mem") / "pred.csv"
-    predict_files(tiny_run, [png_folder], out, skip_bad=True)
+    predict_files(pneumonia_run, [png_folder], out, skip_bad=True)
     frame = pd.read_csv(out)
     frame["error"] = frame["error"].fillna("")
     return frame.set_index("case_id")
 
 
 def test_a_bad_file_in_the_middle_is_a_row_and_the_others_are_predicted(
-    tiny_run: Path,
+    pneumonia_run: Path,
     png_folder: Path,
     corrupt_png: Path,
     n_images: int,
@@ -33,9 +33,11 @@ def test_a_bad_file_in_the_middle_is_a_row_and_the_others_are_predicted(
     tmp_path: Path,
 ) -> None:
     out = tmp_path / "results.parquet"
-    summary = stream_predict(tiny_run, png_folder, out, workers=2, batch_size=8, progress=False)
+    summary = stream_predict(
+        pneumonia_run, png_folder, out, workers=2, batch_size=8, progress=False
+    )
     rows = pd.read_parquet(out)
-    names = load_run(tiny_run).class_names
+    names = load_run(pneumonia_run).class_names
     assert list(rows.columns) == [
         "case_id",
         *[f"prob_{n}" for n in names],
@@ -62,12 +64,12 @@ def test_a_bad_file_in_the_middle_is_a_row_and_the_others_are_predicted(
 
 
 def test_csv_and_in_process_decoding_give_the_same_rows(
-    tiny_run: Path, png_folder: Path, tmp_path: Path
+    pneumonia_run: Path, png_folder: Path, tmp_path: Path
 ) -> None:
     parquet = tmp_path / "a.parquet"
     csv = tmp_path / "b.csv"
-    stream_predict(tiny_run, png_folder, parquet, workers=1, batch_size=16, progress=False)
-    stream_predict(tiny_run, [png_folder], csv, workers=0, batch_size=5, progress=False)
+    stream_predict(pneumonia_run, png_folder, parquet, workers=1, batch_size=16, progress=False)
+    stream_predict(pneumonia_run, [png_folder], csv, workers=0, batch_size=5, progress=False)
     a = pd.read_parquet(parquet)
     b = pd.read_csv(csv)
     assert list(a.case_id) == list(b.case_id)
@@ -76,20 +78,22 @@ def test_csv_and_in_process_decoding_give_the_same_rows(
     assert (a.error.fillna("") == b.error.fillna("")).all()
 
 
-def test_bad_arguments_are_named(tiny_run: Path, png_folder: Path, tmp_path: Path) -> None:
+def test_bad_arguments_are_named(pneumonia_run: Path, png_folder: Path, tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as info:
-        stream_predict(tiny_run, png_folder, tmp_path / "r.json", progress=False)
+        stream_predict(pneumonia_run, png_folder, tmp_path / "r.json", progress=False)
     assert info.value.key == "out"
     with pytest.raises(ConfigError) as info:
-        stream_predict(tiny_run, png_folder, tmp_path / "r.csv", engine="spark", progress=False)  # type: ignore[arg-type]
+        stream_predict(
+            pneumonia_run, png_folder, tmp_path / "r.csv", engine="spark", progress=False
+        )  # type: ignore[arg-type]
     assert info.value.key == "engine"
     with pytest.raises(InputError, match="not found"):
-        stream_predict(tiny_run, tmp_path / "absent", tmp_path / "r.csv", progress=False)
+        stream_predict(pneumonia_run, tmp_path / "absent", tmp_path / "r.csv", progress=False)
     assert not (tmp_path / "r.csv.partial").exists()
 
 
 def test_cli_predict_streams_to_parquet_and_records_the_bad_file(
-    tiny_run: Path, png_folder: Path, corrupt_png: Path, n_images: int, tmp_path: Path
+    pneumonia_run: Path, png_folder: Path, corrupt_png: Path, n_images: int, tmp_path: Path
 ) -> None:
     import pandas as pd
     from typer.testing import CliRunner
@@ -98,7 +102,7 @@ def test_cli_predict_streams_to_parquet_and_records_the_bad_file(
 
     out = tmp_path / "results.parquet"
     result = CliRunner().invoke(
-        app, ["predict", str(tiny_run), str(png_folder), "--out", str(out), "--quiet"]
+        app, ["predict", str(pneumonia_run), str(png_folder), "--out", str(out), "--quiet"]
     )
     assert result.exit_code == 0, result.output
     table = pd.read_parquet(out)

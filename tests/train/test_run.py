@@ -114,3 +114,15 @@ def test_balanced_sampler_and_linear_probe_from_checkpoint(
     frozen = [k for k in start if not k.startswith(head + ".")]
     assert frozen and all(torch.equal(start[k], probed[k]) for k in frozen)
     assert not all(torch.equal(start[k], probed[k]) for k in start if k.startswith(head + "."))
+
+
+@pytest.mark.parametrize(("key", "value"), [("channels", [8, 16, 32]), ("deep_supervision", True)])
+def test_segmenter_only_model_settings_are_refused_for_a_classifier(
+    tiny_config: dict[str, Any], key: str, value: Any
+) -> None:
+    from medlens.errors import ConfigError
+
+    tiny_config["model"][key] = value
+    with pytest.raises(ConfigError, match=f"model.{key}"):
+        train_and_report(parse_config(tiny_config), progress=False)
+    assert not (Path(tiny_config["output_dir"]) / tiny_config["name"]).exists()

@@ -127,6 +127,32 @@ def test_a_classifier_name_is_refused_for_segmentation(small_drive: Path, tmp_pa
     assert not (tmp_path / "drive").exists()
 
 
+def test_unet_plus_plus_trains_with_deep_supervision(small_drive: Path, tmp_path: Path):
+    cfg = _config(
+        small_drive,
+        tmp_path,
+        model__name="unet_plus_plus",
+        model__deep_supervision=True,
+        train__epochs=1,
+        segmentation__patches_per_image=2,
+    )
+    cfg["segmentation"]["tta_flip"] = False
+    run = train_and_report(parse_config(cfg), progress=False)
+    state = torch.load(run / "model.pt", map_location="cpu", weights_only=False)
+    assert state["model_config"]["deep_supervision"] is True
+    # the four heads were trained: the auxiliary ones are kept, not replaced by identities
+    assert any(k.startswith("net.final_conv_0_1.") for k in state["model"])
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert np.isfinite(metrics["splits"]["test"]["vessel"]["dice"]["mean"])
+
+
+def test_imagenet_weights_are_refused_for_a_segmenter(small_drive: Path, tmp_path: Path):
+    cfg = parse_config(_config(small_drive, tmp_path, model__pretrained="imagenet"))
+    with pytest.raises(ConfigError, match="model.pretrained"):
+        train_and_report(cfg, progress=False)
+    assert not (tmp_path / "drive").exists()
+
+
 def test_a_patch_size_the_network_cannot_take_is_refused(small_drive: Path, tmp_path: Path):
     cfg = parse_config(_config(small_drive, tmp_path, segmentation__patch_size=[50, 50]))
     with pytest.raises(ConfigError, match="50"):

@@ -26,6 +26,7 @@ def create_model(
     cifar_stem: bool | None = None,
     dropout: float = 0.0,
     channels: list[int] | tuple[int, ...] | None = None,
+    deep_supervision: bool = False,
 ) -> Classifier:
     """Build the registered classifier ``name``.
 
@@ -45,6 +46,9 @@ def create_model(
         dropout: dropout probability before the last linear layer.
         channels: feature channels per level of a U-Net-style segmenter (``unet``,
             ``residual_unet``, ``attention_unet``); default (16, 32, 64, 128).
+        deep_supervision: ``unet_plus_plus`` returns, in training mode, the logits of its
+            four nested decoders (final first) for a deeply supervised loss; evaluation mode
+            still returns the final logits alone.
 
     Returns:
         The classifier; ``model.config`` holds these arguments (``cifar_stem`` resolved),
@@ -88,6 +92,12 @@ def create_model(
         )
     if channels is not None and not entry.takes_channels:
         raise ConfigError("model.channels", f"{name} has no per-level channels to set")
+    if deep_supervision and not entry.takes_deep_supervision:
+        takers = [n for n in MODELS.names() if MODELS.get(n).takes_deep_supervision]
+        raise ConfigError(
+            "model.deep_supervision",
+            f"{name} has no auxiliary decoders to supervise (models that have: {', '.join(takers)})",
+        )
     if cifar_stem is None:
         cifar_stem = input_size is not None and input_size < SMALL_INPUT_THRESHOLD
     opts = BuildOptions(
@@ -98,6 +108,7 @@ def create_model(
         small_input_stem=bool(cifar_stem),
         dropout=float(dropout),
         channels=tuple(int(c) for c in channels) if channels is not None else None,
+        deep_supervision=bool(deep_supervision),
     )
     # A segmentation entry builds a Segmenter, which answers the same weight-loading calls
     # (head, first_conv, config); callers of a segmentation name use it as one.
@@ -113,6 +124,7 @@ def create_model(
         "cifar_stem": opts.small_input_stem,
         "dropout": opts.dropout,
         "channels": list(opts.channels) if opts.channels is not None else None,
+        "deep_supervision": opts.deep_supervision,
     }
     if init is not None:
         model.init_report = load_init_weights(model, init)

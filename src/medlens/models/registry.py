@@ -27,6 +27,8 @@ class BuildOptions:
         dropout: probability of the dropout before the last linear layer.
         channels: feature channels per resolution level of a U-Net-style segmenter (None:
             the entry's default); entries without levels refuse it.
+        deep_supervision: in training mode, also return the logits of the auxiliary decoders
+            (a list, final first); entries without them refuse it.
     """
 
     in_channels: int
@@ -36,6 +38,7 @@ class BuildOptions:
     small_input_stem: bool
     dropout: float
     channels: tuple[int, ...] | None = None
+    deep_supervision: bool = False
 
 
 Builder = Callable[[BuildOptions], "Classifier | Segmenter"]
@@ -52,6 +55,8 @@ class ModelEntry:
         pretrained_dims: the dims for which ImageNet weights exist.
         task: ``"classification"`` (a ``Classifier``: image -> logits) or ``"segmentation"``
             (a ``Segmenter``: image -> per-voxel logits of the same spatial size).
+        takes_channels: accepts ``BuildOptions.channels``.
+        takes_deep_supervision: accepts ``BuildOptions.deep_supervision``.
     """
 
     name: str
@@ -60,6 +65,7 @@ class ModelEntry:
     pretrained_dims: tuple[int, ...] = ()
     task: str = "classification"
     takes_channels: bool = False
+    takes_deep_supervision: bool = False
 
 
 MODELS: Registry[ModelEntry] = Registry("model")
@@ -74,6 +80,7 @@ def register_model(
     pretrained_dims: tuple[int, ...] = (),
     task: str = "classification",
     takes_channels: bool = False,
+    takes_deep_supervision: bool = False,
 ) -> Callable[[Builder], Builder]:
     """Register a builder under ``name`` for ``task`` (one of ``TASKS``).
 
@@ -88,7 +95,13 @@ def register_model(
     def decorator(builder: Builder) -> Builder:
         MODELS.register(name)(
             ModelEntry(
-                name, builder, tuple(spatial_dims), tuple(pretrained_dims), task, takes_channels
+                name,
+                builder,
+                tuple(spatial_dims),
+                tuple(pretrained_dims),
+                task,
+                takes_channels,
+                takes_deep_supervision,
             )
         )
         return builder

@@ -329,9 +329,17 @@ def attention_unet(opts: BuildOptions) -> Segmenter:
     )
 
 
-@register_model("unet_plus_plus", spatial_dims=(2, 3), task="segmentation")
+@register_model(
+    "unet_plus_plus", spatial_dims=(2, 3), task="segmentation", takes_deep_supervision=True
+)
 def unet_plus_plus(opts: BuildOptions) -> Segmenter:
-    return UNetPlusPlus(opts.in_channels, opts.num_classes, opts.spatial_dims, opts.dropout)
+    return UNetPlusPlus(
+        opts.in_channels,
+        opts.num_classes,
+        opts.spatial_dims,
+        opts.dropout,
+        deep_supervision=opts.deep_supervision,
+    )
 
 
 @register_model("vnet", spatial_dims=(3,), task="segmentation")

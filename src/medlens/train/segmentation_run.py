@@ -183,9 +183,11 @@ def train_segmentation_from_config(
         in_channels=sample.num_channels,
         num_classes=num_classes,
         spatial_dims=sample.spatial_dims,
+        pretrained=config.model.pretrained,  # refused by the factory: no segmenter has them
         init=config.model.init,
         dropout=config.model.dropout,
         channels=config.model.channels,
+        deep_supervision=config.model.deep_supervision,
     )
     scfg = config.segmentation
     patch = _check_patch_size(config, prepared["train"], model)

@@ -79,7 +79,10 @@ class SegmentationTask:
         x = batch["image"].to(device, non_blocking=True)
         y = batch["mask"].to(device, non_blocking=True)
         roi = batch["roi"].to(device, non_blocking=True)
-        return self.loss_fn(model(x).float(), y, roi), int(x.shape[0])
+        logits = model(x)  # a list of heads, final first, under deep supervision
+        if isinstance(logits, (list, tuple)):
+            return self.loss_fn([head.float() for head in logits], y, roi), int(x.shape[0])
+        return self.loss_fn(logits.float(), y, roi), int(x.shape[0])
 
     def predict(
         self, model: nn.Module, case: PreparedCase, device: torch.device, tta_flip: bool = False
