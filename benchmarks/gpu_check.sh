@@ -94,6 +94,10 @@ print(" ".join(dist for mod, dist in needed.items() if importlib.util.find_spec(
 EOF
 }
 MISSING=$(missing_packages)
+case " $MISSING " in
+  *" torch "*) die "$PY has no torch: set MEDLENS_PYTHON to the Python whose torch sees the GPU
+  (this script never installs torch, whose CUDA build is several GB)" ;;
+esac
 if [ -n "$MISSING" ]; then
   echo "gpu_check: $PY lacks: $MISSING" >&2
   SITE=/tmp/medlens-gpu-site
