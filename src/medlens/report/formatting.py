@@ -78,3 +78,15 @@ def describe_threshold(method: str | None, threshold: float | None, class_names:
     else:
         how = f"chosen by method {method!r}"
     return f"{rule} The threshold was {how}; the test split played no part in choosing it."
+
+
+def transform_steps(preprocessing: list[Any] | None) -> list[dict[str, str]]:
+    """The recorded preprocessing as ``{"name", "params"}`` rows for a report's pipeline list."""
+    steps = []
+    for spec in preprocessing or []:
+        if isinstance(spec, dict):
+            params = ", ".join(f"{k}={v}" for k, v in spec.items() if k != "name")
+            steps.append({"name": str(spec.get("name", MISSING)), "params": params})
+        else:
+            steps.append({"name": str(spec), "params": ""})
+    return steps

@@ -24,6 +24,7 @@ from medlens.report.formatting import (
     format_level,
     format_value,
     metric_label,
+    transform_steps,
 )
 from medlens.report.limitations import limitations
 from medlens.report.run_folder import RunFolder, read_run_folder
@@ -129,17 +130,6 @@ def _data_summary(run: RunFolder) -> dict[str, Any]:
     }
 
 
-def _transforms(run: RunFolder) -> list[dict[str, str]]:
-    steps = []
-    for spec in run.preprocessing or []:
-        if isinstance(spec, dict):
-            params = ", ".join(f"{k}={v}" for k, v in spec.items() if k != "name")
-            steps.append({"name": str(spec.get("name", MISSING)), "params": params})
-        else:
-            steps.append({"name": str(spec), "params": ""})
-    return steps
-
-
 def _model(run: RunFolder) -> dict[str, str]:
     model = run.config.get("model", {}) if isinstance(run.config.get("model"), dict) else {}
     train = run.config.get("train", {}) if isinstance(run.config.get("train"), dict) else {}
@@ -203,7 +193,7 @@ def render_report(run: RunFolder, figures: list[RunFigure]) -> str:
         "metric_rows": _metric_rows(run, splits),
         "details": [_split_details(run, s) for s in reversed(splits)],
         "figures": _figures(figures),
-        "transforms": _transforms(run),
+        "transforms": transform_steps(run.preprocessing),
         "preprocessing_recorded": run.preprocessing is not None,
         "limitations": limitations(run),
         "audit_run": run.audit is not None,

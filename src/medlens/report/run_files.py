@@ -47,3 +47,22 @@ def read_config_yaml(path: Path) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise InputError(path, "expected a YAML mapping (the resolved run config)")
     return data
+
+
+def read_labels(path: Path, class_names: list[str]) -> dict[str, Any] | None:
+    """The optional ``labels.json``; its class names must be ``class_names`` (metrics.json's)."""
+    labels = read_json_object(path)
+    if labels is not None and labels.get("class_names", class_names) != class_names:
+        raise InputError(path, "class_names differ from those in metrics.json")
+    return labels
+
+
+def read_preprocessing(path: Path) -> list[Any] | None:
+    """The transform configs of ``preprocessing.json`` (the document ``save_pipeline`` writes,
+    or a bare list); ``None`` when it was not recorded."""
+    preprocessing = read_json(path, required=False)
+    if isinstance(preprocessing, dict) and "transforms" in preprocessing:
+        preprocessing = preprocessing["transforms"]
+    if preprocessing is not None and not isinstance(preprocessing, list):
+        raise InputError(path, "expected a JSON list of transform configs")
+    return preprocessing

@@ -19,7 +19,13 @@ import pandas as pd
 
 from medlens.errors import InputError
 from medlens.metrics.inputs import ROW_SUM_TOLERANCE
-from medlens.report.run_files import read_config_yaml, read_json, read_json_object
+from medlens.report.run_files import (
+    read_config_yaml,
+    read_json,
+    read_json_object,
+    read_labels,
+    read_preprocessing,
+)
 
 PREDICTION_COLUMNS = ("case_id", "split", "label", "pred")
 HISTORY_COLUMNS = ("epoch", "train_loss", "val_loss", "val_auc", "lr")
@@ -140,27 +146,20 @@ def read_run_folder(run_dir: str | Path) -> RunFolder:
     metrics_path = path / "metrics.json"
     metrics = read_json(metrics_path, required=True)
     _check_metrics(metrics_path, metrics)
-    labels = read_json_object(path / "labels.json")
+    labels = read_labels(path / "labels.json", metrics["class_names"])
     if labels is not None:
-        if labels.get("class_names", metrics["class_names"]) != metrics["class_names"]:
-            raise InputError(path / "labels.json", "class_names differ from those in metrics.json")
         a, b = labels.get("threshold"), metrics.get("threshold")
         if a is not None and b is not None and not math.isclose(float(a), float(b)):
             raise InputError(
                 path / "labels.json", f"threshold {a} differs from {b} in metrics.json"
             )
-    preprocessing = read_json(path / "preprocessing.json", required=False)
-    if isinstance(preprocessing, dict) and "transforms" in preprocessing:
-        preprocessing = preprocessing["transforms"]  # the document save_pipeline writes
-    if preprocessing is not None and not isinstance(preprocessing, list):
-        raise InputError(path / "preprocessing.json", "expected a JSON list of transform configs")
     return RunFolder(
         path=path,
         metrics=metrics,
         config=read_config_yaml(path / "config.yaml"),
         labels=labels,
         data_summary=read_json_object(path / "data_summary.json"),
-        preprocessing=preprocessing,
+        preprocessing=read_preprocessing(path / "preprocessing.json"),
         audit=read_json_object(path / "audit.json"),
         explanations=read_json_object(path / "explanations.json"),
     )

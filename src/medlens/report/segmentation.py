@@ -16,7 +16,7 @@ import pandas as pd
 
 import medlens
 from medlens.io_utils import write_atomic
-from medlens.report.formatting import MISSING
+from medlens.report.formatting import MISSING, transform_steps
 from medlens.report.html import _environment, _png_data_uri
 from medlens.report.segmentation_cases import GROUPS
 from medlens.report.segmentation_figures import SegmentationFigures, write_segmentation_figures
@@ -100,17 +100,6 @@ def _figure(figure: Any) -> dict[str, str] | None:
     }
 
 
-def _transforms(run: SegmentationRun) -> list[dict[str, str]]:
-    steps = []
-    for spec in run.preprocessing or []:
-        if isinstance(spec, dict):
-            params = ", ".join(f"{k}={v}" for k, v in spec.items() if k != "name")
-            steps.append({"name": str(spec.get("name", MISSING)), "params": params})
-        else:
-            steps.append({"name": str(spec), "params": ""})
-    return steps
-
-
 def render_segmentation_report(
     run: SegmentationRun, per_case: pd.DataFrame | None, figures: SegmentationFigures
 ) -> str:
@@ -138,7 +127,7 @@ def render_segmentation_report(
         "shown": shown,
         "overlays": _overlay_groups(figures),
         "notes": figures.notes,
-        "transforms": _transforms(run),
+        "transforms": transform_steps(run.preprocessing),
         "preprocessing_recorded": run.preprocessing is not None,
         "limitations": segmentation_limitations(run, figures.facts),
         "has_model_card": (run.path / "model_card.md").is_file(),

@@ -16,7 +16,13 @@ from typing import Any
 import pandas as pd
 
 from medlens.errors import InputError
-from medlens.report.run_files import read_config_yaml, read_json, read_json_object
+from medlens.report.run_files import (
+    read_config_yaml,
+    read_json,
+    read_json_object,
+    read_labels,
+    read_preprocessing,
+)
 
 PER_CASE_COLUMNS = ("case_id", "split", "class")
 #: The summary fields every metric entry of metrics.json holds (``summarize``'s output).
@@ -143,22 +149,11 @@ def read_segmentation_run(run_dir: str | Path) -> SegmentationRun:
     metrics_path = path / "metrics.json"
     metrics = read_json(metrics_path, required=True)
     _check_metrics(metrics_path, metrics)
-    labels = read_json_object(path / "labels.json")
-    if (
-        labels is not None
-        and labels.get("class_names", metrics["class_names"]) != metrics["class_names"]
-    ):
-        raise InputError(path / "labels.json", "class_names differ from those in metrics.json")
-    preprocessing = read_json(path / "preprocessing.json", required=False)
-    if isinstance(preprocessing, dict) and "transforms" in preprocessing:
-        preprocessing = preprocessing["transforms"]  # the document save_pipeline writes
-    if preprocessing is not None and not isinstance(preprocessing, list):
-        raise InputError(path / "preprocessing.json", "expected a list of transform configs")
     return SegmentationRun(
         path=path,
         metrics=metrics,
         config=read_config_yaml(path / "config.yaml"),
-        labels=labels,
+        labels=read_labels(path / "labels.json", metrics["class_names"]),
         data_summary=read_json_object(path / "data_summary.json"),
-        preprocessing=preprocessing,
+        preprocessing=read_preprocessing(path / "preprocessing.json"),
     )
