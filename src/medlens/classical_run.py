@@ -35,7 +35,7 @@ from medlens.data.case import Case
 from medlens.errors import ConfigError, InputError
 from medlens.features_run import CaseFeatures, run_features
 from medlens.io_utils import write_atomic, write_json_atomic
-from medlens.train.run import PreparedData, prepare_data
+from medlens.train.run import PreparedData, data_summary, prepare_data
 from medlens.train.seeding import seed_everything
 
 MODEL_FILE = "model.joblib"
@@ -301,7 +301,7 @@ def _write_run(
         },
     )
     pd.DataFrame(rows).to_csv(stage / "predictions.csv", index=False)
-    write_json_atomic(stage / "data_summary.json", _data_summary(config, data, class_names))
+    write_json_atomic(stage / "data_summary.json", data_summary(config, data, class_names))
     selected = _selected(pipeline, features.names)
     write_json_atomic(
         stage / FEATURES_FILE,
@@ -320,16 +320,3 @@ def _write_run(
         },
     )
     joblib.dump(pipeline, stage / MODEL_FILE)
-
-
-def _data_summary(config: RunConfig, data: PreparedData, class_names: list[str]) -> dict[str, Any]:
-    summary = {
-        name: {
-            "n": len(cases),
-            "class_counts": {
-                cn: sum(1 for c in cases if c.label == k) for k, cn in enumerate(class_names)
-            },
-        }
-        for name, cases in data.splits.items()
-    }
-    return {"splits": summary, "source": str(config.data.path), "skipped_files": data.skipped}

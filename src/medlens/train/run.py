@@ -356,6 +356,20 @@ def train_from_config(
     return final_dir
 
 
+def data_summary(config: RunConfig, data: PreparedData, class_names: list[str]) -> dict[str, Any]:
+    """``data_summary.json``: cases and class counts per split, the source, the skipped files."""
+    splits = {
+        name: {
+            "n": len(cases),
+            "class_counts": {
+                cn: sum(1 for c in cases if c.label == k) for k, cn in enumerate(class_names)
+            },
+        }
+        for name, cases in data.splits.items()
+    }
+    return {"splits": splits, "source": str(config.data.path), "skipped_files": data.skipped}
+
+
 def _write_run(
     config: RunConfig,
     stage: Path,
@@ -429,19 +443,7 @@ def _write_run(
     )
     pd.DataFrame(rows).to_csv(stage / "predictions.csv", index=False)
     pd.DataFrame(fit.history).to_csv(stage / "history.csv", index=False)
-    summary = {
-        name: {
-            "n": len(cases),
-            "class_counts": {
-                cn: sum(1 for c in cases if c.label == k) for k, cn in enumerate(class_names)
-            },
-        }
-        for name, cases in data.splits.items()
-    }
-    write_json_atomic(
-        stage / "data_summary.json",
-        {"splits": summary, "source": str(config.data.path), "skipped_files": data.skipped},
-    )
+    write_json_atomic(stage / "data_summary.json", data_summary(config, data, class_names))
     save_checkpoint(
         {
             "model": model.state_dict(),
