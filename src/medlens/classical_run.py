@@ -14,7 +14,6 @@ chosen on the validation split; the test split is scored once.
 
 from __future__ import annotations
 
-import os
 import shutil
 import time
 import warnings
@@ -34,7 +33,7 @@ from medlens.config import RunConfig
 from medlens.data.case import Case
 from medlens.errors import ConfigError, InputError
 from medlens.features_run import CaseFeatures, run_features
-from medlens.io_utils import write_atomic, write_json_atomic
+from medlens.io_utils import publish_run, write_atomic, write_json_atomic
 from medlens.train.run import PreparedData, data_summary, prepare_data
 from medlens.train.seeding import seed_everything
 
@@ -224,9 +223,7 @@ def train_classical(
     _write_run(config, stage, data, class_names, probs, features, pipeline, grid, times)
     if finalize is not None:
         finalize(stage)
-    if final_dir.exists():  # --overwrite: the old run goes only once the new one is whole
-        shutil.rmtree(final_dir)
-    os.replace(stage, final_dir)
+    publish_run(stage, final_dir)
     return final_dir
 
 

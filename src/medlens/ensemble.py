@@ -26,7 +26,6 @@ fitted: weights or coefficients), ``labels.json``, ``metrics.json``, ``predictio
 
 from __future__ import annotations
 
-import os
 import shutil
 import warnings
 from collections.abc import Sequence
@@ -42,7 +41,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import StratifiedGroupKFold
 
 from medlens.errors import ConfigError, InputError
-from medlens.io_utils import write_atomic, write_json_atomic
+from medlens.io_utils import publish_run, write_atomic, write_json_atomic
 from medlens.metrics.threshold import ThresholdMethod
 from medlens.report.run_folder import RunFolder, read_run_folder
 
@@ -448,7 +447,5 @@ def ensemble_runs(
         from medlens.workflow import write_documents
 
         write_documents(stage)
-    if final_dir.exists():
-        shutil.rmtree(final_dir)
-    os.replace(stage, final_dir)
+    publish_run(stage, final_dir)
     return final_dir

@@ -27,7 +27,6 @@ Example config (YAML)::
 
 from __future__ import annotations
 
-import os
 import shutil
 import time
 from pathlib import Path
@@ -39,7 +38,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from medlens.errors import ConfigError, InputError
-from medlens.io_utils import write_atomic, write_json_atomic
+from medlens.io_utils import publish_run, write_atomic, write_json_atomic
 from medlens.models.gan import GanSpec, build_gan, upsampling_plan
 from medlens.train.checkpoint import save_checkpoint
 from medlens.train.gan_data import load_gan_data
@@ -280,7 +279,5 @@ def train_gan(config: GanConfig, overwrite: bool = False, progress: bool = True)
     )
     write_json_atomic(stage / "quality.json", quality)
     write_gan_report(stage)
-    if final_dir.exists():
-        shutil.rmtree(final_dir)
-    os.replace(stage, final_dir)
+    publish_run(stage, final_dir)
     return final_dir

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import os
 import shutil
 import time
 from collections.abc import Callable, Sequence
@@ -27,7 +26,7 @@ from medlens.config import RunConfig, TransformSpec
 from medlens.data.case import Case, CaseSet
 from medlens.data.image import Image
 from medlens.errors import ConfigError, InputError
-from medlens.io_utils import write_atomic, write_json_atomic
+from medlens.io_utils import publish_run, write_atomic, write_json_atomic
 from medlens.train.checkpoint import save_checkpoint
 from medlens.train.distributed import DistContext, barrier, init_distributed
 from medlens.train.losses import classification_loss, inverse_frequency_weights
@@ -350,9 +349,7 @@ def train_from_config(
     )
     if finalize is not None:
         finalize(stage)
-    if final_dir.exists():  # --overwrite: the old run goes only once the new one is whole
-        shutil.rmtree(final_dir)
-    os.replace(stage, final_dir)
+    publish_run(stage, final_dir)
     return final_dir
 
 

@@ -10,7 +10,6 @@ scored there, inside the field of view when there is one.
 from __future__ import annotations
 
 import hashlib
-import os
 import shutil
 import time
 from collections.abc import Callable, Sequence
@@ -27,7 +26,7 @@ from medlens import __version__
 from medlens.config import RunConfig
 from medlens.data.case import Case
 from medlens.errors import ConfigError, InputError
-from medlens.io_utils import write_atomic, write_json_atomic
+from medlens.io_utils import publish_run, write_atomic, write_json_atomic
 from medlens.train.checkpoint import save_checkpoint
 from medlens.train.seeding import seed_everything
 from medlens.train.segmentation_task import PreparedCase, SegmentationTask
@@ -238,9 +237,7 @@ def train_segmentation_from_config(
     )
     if finalize is not None:
         finalize(stage)
-    if final_dir.exists():
-        shutil.rmtree(final_dir)
-    os.replace(stage, final_dir)
+    publish_run(stage, final_dir)
     return final_dir
 
 
