@@ -165,7 +165,14 @@ def predict(
     address: Annotated[
         str | None, typer.Option(help="Ray cluster address (auto: the running cluster).")
     ] = None,
-    workers: Annotated[int, typer.Option(min=1, help="Decoding processes / Ray actors.")] = 1,
+    workers: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            help="Decoding processes (local) / model actors (Ray); default: one per CPU core, "
+            "at most 8.",
+        ),
+    ] = None,
     quiet: Annotated[bool, typer.Option(help="No progress bar.")] = False,
 ) -> None:
     """Apply a run's model to images: one CSV row per image (classification), or one mask per

@@ -108,3 +108,15 @@ def test_cli_predict_streams_to_parquet_and_records_the_bad_file(
     table = pd.read_parquet(out)
     assert len(table) == n_images + 1
     assert table["error"].fillna("").astype(bool).sum() == 1
+
+
+@pytest.mark.parametrize(("cores", "expected"), [(None, 1), (1, 1), (2, 2), (6, 6), (64, 8)])
+def test_the_default_worker_count_is_one_per_core_up_to_eight(
+    monkeypatch: pytest.MonkeyPatch, cores: int | None, expected: int
+) -> None:
+    import os
+
+    from medlens.streaming.stream import default_workers
+
+    monkeypatch.setattr(os, "cpu_count", lambda: cores)
+    assert default_workers() == expected
