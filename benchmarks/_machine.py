@@ -1,4 +1,4 @@
-"""Machine facts every benchmark records beside its figures."""
+"""Machine facts every benchmark records beside its figures, and where the real data is."""
 
 from __future__ import annotations
 
@@ -6,6 +6,13 @@ import os
 import platform
 import resource
 import time
+from pathlib import Path
+
+#: The real datasets (../shared/data beside the repo; MEDLENS_SHARED_DATA overrides, as in
+#: the tests).
+SHARED_DATA = Path(
+    os.environ.get("MEDLENS_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data")
+)
 
 
 def machine_info() -> dict:

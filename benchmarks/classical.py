@@ -33,15 +33,14 @@ from typing import Any
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from _machine import machine_info, peak_rss_mb  # noqa: E402
+from _machine import SHARED_DATA, machine_info, peak_rss_mb  # noqa: E402
 
 from medlens.io_utils import write_atomic  # noqa: E402
 
 REPO = HERE.parent
-SHARED = REPO.parent / "shared" / "data"
 DATASETS = {
-    "pneumonia": SHARED / "pneumoniamnist_subset" / "pneumoniamnist.npz",
-    "adrenal": SHARED / "adrenalmnist3d" / "adrenalmnist3d.npz",
+    "pneumonia": SHARED_DATA / "pneumoniamnist_subset" / "pneumoniamnist.npz",
+    "adrenal": SHARED_DATA / "adrenalmnist3d" / "adrenalmnist3d.npz",
 }
 RECIPES = {
     "pneumonia": REPO / "configs" / "pneumoniamnist_resnet18.yaml",

@@ -32,11 +32,10 @@ from typing import Any
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from _machine import machine_info, peak_rss_mb  # noqa: E402
+from _machine import SHARED_DATA, machine_info, peak_rss_mb  # noqa: E402
 
 from medlens.io_utils import write_atomic  # noqa: E402
 
-SHARED = HERE.parent.parent / "shared" / "data"
 TEXT_VRS = {"PN", "LO", "SH", "LT", "ST", "UT", "DA", "DT", "TM", "UI", "CS", "AE", "UC"}
 
 
@@ -47,7 +46,7 @@ def real_dicom_files() -> list[Path]:
     files = sorted((Path(DATA_ROOT) / "test_files").rglob("*.dcm"))
     for source in external_data_sources().values():
         files += [Path(p) for p in source.get_paths("*", 0) if Path(p).is_file()]
-    files += sorted((SHARED / "dicom_ct_liver_seg").rglob("*.dcm"))
+    files += sorted((SHARED_DATA / "dicom_ct_liver_seg").rglob("*.dcm"))
     seen, unique = set(), []
     for path in files:
         if path.resolve() not in seen and path.stat().st_size > 0:

@@ -31,12 +31,12 @@ from typing import Any
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from _machine import machine_info, peak_rss_mb  # noqa: E402
+from _machine import SHARED_DATA, machine_info, peak_rss_mb  # noqa: E402
 
 from medlens.io_utils import write_json_atomic  # noqa: E402
 
 REPO = HERE.parent
-REAL_NPZ = REPO.parent / "shared" / "data" / "pneumoniamnist_subset" / "pneumoniamnist.npz"
+REAL_NPZ = SHARED_DATA / "pneumoniamnist_subset" / "pneumoniamnist.npz"
 RESNET_RECIPE = REPO / "configs" / "pneumoniamnist_resnet18.yaml"
 FRACTION = 0.1
 

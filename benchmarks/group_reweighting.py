@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
 import statistics
 import sys
@@ -37,10 +36,9 @@ from scipy import ndimage
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 sys.path.insert(0, str(HERE))
-from _machine import machine_info  # noqa: E402
+from _machine import SHARED_DATA, machine_info  # noqa: E402
 
-SHARED = Path(os.environ.get("MEDLENS_SHARED_DATA", REPO.parent / "shared" / "data"))
-NPZ = SHARED / "pneumoniamnist_subset" / "pneumoniamnist.npz"
+NPZ = SHARED_DATA / "pneumoniamnist_subset" / "pneumoniamnist.npz"
 
 
 def site_b(image: np.ndarray) -> np.ndarray:

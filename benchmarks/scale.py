@@ -50,9 +50,8 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 sys.path.insert(0, str(HERE))
-from _machine import machine_info  # noqa: E402
+from _machine import SHARED_DATA, machine_info  # noqa: E402
 
-SHARED = Path(os.environ.get("MEDLENS_SHARED_DATA", REPO.parent / "shared" / "data"))
 FILES_PER_SERIES = 500
 ENGINES = {
     "local1": ("local", 1),
@@ -179,7 +178,7 @@ def _template_files(max_kb: int) -> list[Path]:
     candidates = sorted((Path(DATA_ROOT) / "test_files").glob("*.dcm"))
     for source in external_data_sources().values():
         candidates += [Path(p) for p in source.get_paths("*.dcm", 0)]
-    candidates += sorted((SHARED / "dicom_ct_liver_seg" / "ct").glob("*.dcm"))
+    candidates += sorted((SHARED_DATA / "dicom_ct_liver_seg" / "ct").glob("*.dcm"))
     keep = []
     for path in sorted(candidates, key=lambda p: p.name):
         if path.stat().st_size > max_kb * 1024:
@@ -266,7 +265,7 @@ def train_tiny_run(work: Path, image_size: int, fraction: float) -> Path:
         "output_dir": str(work / "runs"),
         "data": {
             "format": "medmnist",
-            "path": str(SHARED / "pneumoniamnist_subset" / "pneumoniamnist.npz"),
+            "path": str(SHARED_DATA / "pneumoniamnist_subset" / "pneumoniamnist.npz"),
             "train_fraction_used": fraction,
         },
         "preprocess": [
@@ -488,7 +487,7 @@ def cache_benchmark(args: argparse.Namespace, work: Path) -> dict:
     torch.set_num_threads(args.threads)
     out = {}
     for name, (rel, pre_specs, aug_specs) in CACHE_DATASETS.items():
-        path = SHARED / rel
+        path = SHARED_DATA / rel
         case_set = load_medmnist_npz(path).as_source()
         cases = [c for c in case_set.cases if c.split == "train"][: args.cache_cases]
         preprocess, augment = build_pipeline(pre_specs), build_pipeline(aug_specs)
@@ -544,7 +543,7 @@ def _torchrun_train(args: argparse.Namespace, work: Path, nproc: int, repeat: in
         "output_dir": str(work / "ddp_runs"),
         "data": {
             "format": "medmnist",
-            "path": str(SHARED / "pneumoniamnist_subset" / "pneumoniamnist.npz"),
+            "path": str(SHARED_DATA / "pneumoniamnist_subset" / "pneumoniamnist.npz"),
             "train_fraction_used": args.ddp_fraction,
         },
         "preprocess": [
@@ -759,8 +758,8 @@ def main() -> None:
     if not parts <= set(PARTS):
         parser.error(f"--parts: choose from {', '.join(PARTS)}")
     out = args.out or HERE / "results" / ("scale_quick.json" if args.quick else "scale.json")
-    if not SHARED.is_dir():
-        raise SystemExit(f"shared data not found at {SHARED} (set MEDLENS_SHARED_DATA)")
+    if not SHARED_DATA.is_dir():
+        raise SystemExit(f"shared data not found at {SHARED_DATA} (set MEDLENS_SHARED_DATA)")
 
     started = time.perf_counter()
     report: dict[str, Any] = {"machine": machine_info(), "quick": args.quick}

@@ -27,12 +27,12 @@ from typing import Any
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from _machine import machine_info, peak_rss_mb  # noqa: E402
+from _machine import SHARED_DATA, machine_info, peak_rss_mb  # noqa: E402
 
 from medlens.io_utils import write_atomic  # noqa: E402
 
 REPO = HERE.parent
-DRIVE = REPO.parent / "shared" / "data" / "drive_retina_vessels"
+DRIVE = SHARED_DATA / "drive_retina_vessels"
 RECIPE = REPO / "configs" / "drive_unet.yaml"
 PUBLISHED = {  # ../shared/BENCHMARKS.md: DRIVE test, F1 (= Dice) / AUC
     "U-Net (Alom et al. 2018)": (0.8142, 0.9755),

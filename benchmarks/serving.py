@@ -43,12 +43,12 @@ import numpy as np
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from _machine import machine_info  # noqa: E402
+from _machine import SHARED_DATA, machine_info  # noqa: E402
 
 from medlens.io_utils import write_json_atomic  # noqa: E402
 
 REPO = HERE.parent
-PNEUMONIA = REPO.parent / "shared" / "data" / "pneumoniamnist_subset" / "pneumoniamnist.npz"
+PNEUMONIA = SHARED_DATA / "pneumoniamnist_subset" / "pneumoniamnist.npz"
 BAD_KINDS = ("wrong_type", "too_big", "corrupt")
 EXPECTED_STATUS = {"good": 200, "wrong_type": 415, "too_big": 413, "corrupt": 422}
 

@@ -15,7 +15,10 @@ from pathlib import Path
 import numpy as np
 
 HERE = Path(__file__).resolve().parent
-NPZ = HERE.parent.parent / "shared" / "data" / "pneumoniamnist_subset" / "pneumoniamnist.npz"
+sys.path.insert(0, str(HERE))
+from _machine import SHARED_DATA  # noqa: E402
+
+NPZ = SHARED_DATA / "pneumoniamnist_subset" / "pneumoniamnist.npz"
 FRACTION = 0.1
 PRETEXT_MINUTES = 5.0
 FINETUNE_EPOCHS = 30
