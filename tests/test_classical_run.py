@@ -19,10 +19,11 @@ import pytest
 import torch
 from sklearn.metrics import roc_auc_score
 
-from medlens.config import load_config, parse_config
+from medlens.config import parse_config
 from medlens.errors import ConfigError
 from medlens.features import handcrafted_features_from_data
 from medlens.metrics import choose_threshold
+from medlens.tasks import check_config, load_config
 from medlens.workflow import train_and_report
 
 REPO = Path(__file__).resolve().parents[1]
@@ -154,7 +155,7 @@ def test_backbone_that_trained_on_the_test_fold_is_refused(
 def test_bad_features_section_is_refused_at_load(extra: dict, message: str) -> None:
     raw = {"data": {"path": "x.npz"}, "features": {}, **extra}
     with pytest.raises(ConfigError, match=message):
-        parse_config(raw)
+        check_config(parse_config(raw))
 
 
 def test_unknown_backbone_names_the_key(pneumonia_npz: Path, tmp_path: Path) -> None:

@@ -7,8 +7,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from medlens.config import RunConfig, load_config, parse_config
+from medlens.config import RunConfig, parse_config
 from medlens.errors import ConfigError
+from medlens.tasks import load_config
 
 
 def _write(tmp_path: Path, raw: object) -> Path:

@@ -26,7 +26,7 @@ def test_demo_uses_the_recipe_of_configs(pneumonia_npz: Path, tmp_path: Path) ->
 
 
 def test_every_example_config_validates(monkeypatch) -> None:
-    from medlens.config import load_config
+    from medlens.tasks import load_config
 
     monkeypatch.chdir(REPO)
     for path in sorted((REPO / "configs").glob("*.yaml")):

@@ -51,7 +51,7 @@ def train(
     quiet: Annotated[bool, typer.Option(help="No progress bars.")] = False,
 ) -> None:
     """Train a model from CONFIG and write its run folder (runs/<name>/)."""
-    from medlens.config import load_config
+    from medlens.tasks import load_config
     from medlens.workflow import train_and_report
 
     overrides = _parse_overrides(set_)

@@ -1,7 +1,9 @@
 """The run config: YAML in, validated by pydantic, resolved YAML (every default) out.
 
 No string in a config is ever evaluated. Unknown keys are errors, so a typo cannot be
-silently ignored.
+silently ignored. This module stands at ground level: it imports nothing of medlens but its
+errors. The checks that need transforms or estimators (``medlens.tasks.check_config``) stand
+above them.
 """
 
 from __future__ import annotations
@@ -225,32 +227,7 @@ class FeaturesConfig(_Strict):
             raise ValueError("families belong to source: handcrafted")
         if self.grid is not None and any(not values for values in self.grid.values()):
             raise ValueError("every grid parameter needs a non-empty list of values")
-        _check_estimators(self)
         return self
-
-
-def _check_estimators(features: FeaturesConfig) -> None:
-    """Build the pipeline now, so a wrong name, parameter or grid key fails at load time."""
-    from medlens.errors import MedlensError
-    from medlens.features.classical import make_feature_pipeline
-    from medlens.features.handcrafted import FAMILIES
-
-    unknown = sorted(set(features.families or ()) - set(FAMILIES))
-    if unknown:
-        raise ValueError(f"unknown families {unknown}; choose from {', '.join(FAMILIES)}")
-    selector = features.selector.as_dict() if features.selector is not None else None
-    try:
-        pipeline = make_feature_pipeline(selector, features.classifier.as_dict(), features.scale)
-    except MedlensError as exc:
-        raise ValueError(str(exc)) from None
-    for key, values in (features.grid or {}).items():
-        try:
-            pipeline.set_params(**{key: values[0]})
-        except ValueError:
-            raise ValueError(
-                f"grid key {key!r} is not a parameter of the pipeline (step__parameter, "
-                "steps scale, select, classify)"
-            ) from None
 
 
 class EvaluateConfig(_Strict):
@@ -290,18 +267,6 @@ class RunConfig(_Strict):
                 f"{CLASSICAL_MODEL!r} (its network, if any, is features.backbone); "
                 f"model.name {CLASSICAL_MODEL!r} needs a features section"
             )
-        if self.features is not None and self.task != "classification":
-            raise ValueError("a features section (classical run) needs task: classification")
-        return self
-
-    @model_validator(mode="after")
-    def _task_matches_data(self) -> RunConfig:
-        is_seg_data = self.data.format == "segmentation"
-        if (self.task == "segmentation") != is_seg_data:
-            raise ValueError(
-                "task: segmentation needs data.format: segmentation (image + mask pairs), and "
-                "data.format: segmentation needs task: segmentation"
-            )
         return self
 
     @model_validator(mode="after")
@@ -335,7 +300,11 @@ def _format_location(loc: tuple[Any, ...]) -> str:
 def parse_config(
     raw: Any, source: str | Path | None = None, base_dir: Path | None = None
 ) -> RunConfig:
-    """Validate a config mapping. Relative data paths resolve against ``base_dir``.
+    """Validate a config mapping against the schema. Relative data paths resolve against
+    ``base_dir``.
+
+    The schema knows keys, types and ranges; whether the task, the transforms and the
+    estimators fit together is ``medlens.tasks.check_config``'s question.
 
     Raises:
         ConfigError: naming the first offending key and the reason.
@@ -347,20 +316,6 @@ def parse_config(
     except ValidationError as exc:
         err = exc.errors()[0]
         raise ConfigError(_format_location(tuple(err["loc"])), err["msg"], source) from None
-    from medlens.preprocess.pipeline import build_pipeline
-
-    # Building the pipelines checks every transform name and parameter now, not mid-run.
-    preprocess = build_pipeline(config.preprocess, section="preprocess", source=source)
-    if not preprocess.is_deterministic:
-        from medlens.preprocess.base import RandomTransform
-
-        i = next(k for k, t in enumerate(preprocess.transforms) if isinstance(t, RandomTransform))
-        raise ConfigError(
-            f"preprocess[{i}].name",
-            f"{config.preprocess[i].name} is random; random transforms belong under augment",
-            source,
-        )
-    build_pipeline(config.augment, section="augment", source=source)
     if base_dir is not None:
         for obj, attr in ((config.data, "path"), (config.model, "init")):
             value = getattr(obj, attr)
@@ -369,8 +324,9 @@ def parse_config(
     return config
 
 
-def load_config(path: str | Path, overrides: dict[str, Any] | None = None) -> RunConfig:
-    """Read, merge dotted overrides (``{"train.epochs": 2}``) into, and validate a YAML config.
+def read_config(path: str | Path, overrides: dict[str, Any] | None = None) -> RunConfig:
+    """Read, merge dotted overrides (``{"train.epochs": 2}``) into, and validate a YAML config
+    against the schema (``medlens.tasks.load_config`` also checks it in full).
 
     Relative paths inside the file (data.path, model.init) resolve against the working
     directory, as a user typing them on the command line would expect.

@@ -26,9 +26,10 @@ from typing import Any
 import pandas as pd
 from jinja2 import Environment, select_autoescape
 
-from medlens.config import RunConfig, load_config, parse_config
+from medlens.config import RunConfig, parse_config
 from medlens.errors import ConfigError, InputError
 from medlens.io_utils import write_atomic, write_json_atomic
+from medlens.tasks import load_config
 
 log = logging.getLogger(__name__)
 

@@ -89,7 +89,7 @@ def export_onnx(
     example = torch.rand(
         EXAMPLE_BATCH, *example_shape(run), generator=torch.Generator().manual_seed(0)
     )
-    segmentation = run.config.task == "segmentation"
+    segmentation = run.task.predicts_masks
     attempts = [ExportAttempt("dynamo", True)] if segmentation else []
     attempts += [ExportAttempt("dynamo", False), ExportAttempt("torchscript", segmentation)]
     failures: list[str] = []
@@ -123,7 +123,7 @@ def example_shape(run: Any) -> tuple[int, ...]:
     the run left variable, recorded as -1, becomes 64 voxels rounded to the size divisor)."""
     if run.input_shape is None:
         raise InputError(run.run_dir / "model.pt", "records no input shape; re-train to export it")
-    patch = run.config.segmentation.patch_size if run.config.task == "segmentation" else None
+    patch = run.config.segmentation.patch_size if run.task.predicts_masks else None
     channels, *spatial = run.input_shape
     divisor = int(getattr(run.model, "size_divisor", 1))
     sides = patch or [s if s > 0 else max(divisor, 64 // divisor * divisor) for s in spatial]
@@ -324,7 +324,7 @@ def check_batch(
     shape = example_shape(run)
     if not images:
         return np.random.default_rng(seed).random((n_random, *shape), dtype=np.float32)
-    if run.config.task != "segmentation":
+    if not run.task.predicts_masks:
         return np.stack([prepare_input(run, read_image(p)) for p in images])
     return np.stack([_fit(run.preprocess(read_image(p)).array, shape, p) for p in images])
 

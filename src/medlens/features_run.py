@@ -38,10 +38,6 @@ class CaseFeatures:
     meta: dict[str, Any] = field(default_factory=dict)
 
 
-def _specs(config: RunConfig) -> list[dict[str, Any]]:
-    return [{"name": s.name, **s.params} for s in config.preprocess]
-
-
 def _per_split(
     splits: Mapping[str, Sequence[Case]], extract: Callable[[list[Case]], np.ndarray]
 ) -> dict[str, np.ndarray]:
@@ -65,7 +61,7 @@ def _handcrafted(
     from medlens.features import FAMILIES, handcrafted_feature_matrix
     from medlens.preprocess.pipeline import build_pipeline
 
-    pipeline = build_pipeline(_specs(config))
+    pipeline = build_pipeline(config.preprocess)
     names: list[str] = []
 
     def extract(cases: list[Case]) -> np.ndarray:
@@ -96,10 +92,10 @@ def _model_backbone(
     from medlens.features.cases import PreparedCases
     from medlens.models import create_model
     from medlens.preprocess.pipeline import build_pipeline
-    from medlens.train.run import default_preprocess
+    from medlens.preprocess.specs import preprocess_specs
 
     first = case_set.load(next(c for cases in splits.values() for c in cases))
-    pipeline = build_pipeline(_specs(config) or default_preprocess(first))
+    pipeline = build_pipeline(preprocess_specs(config.preprocess, first))
     sample = pipeline(first)
 
     def prepare(image: Image) -> np.ndarray:

@@ -120,8 +120,8 @@ def segment_files(
     if mask_format not in MASK_FORMATS:
         raise ConfigError("--mask-format", f"must be one of {', '.join(MASK_FORMATS)}")
     run = load_run(run_dir)
-    if run.config.task != "segmentation":
-        raise InputError(run_dir, "is a classification run; use it without --mask-format")
+    if not run.task.predicts_masks:
+        raise InputError(run_dir, f"is a {run.task.name} run, which writes no masks")
     volumes = run.input_shape is not None and len(run.input_shape) == 4
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)

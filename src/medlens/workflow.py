@@ -39,15 +39,17 @@ def train_and_report(
 
     A config with a ``features`` section is a classical run (``medlens.classical_run``);
     ``resume`` and ``callbacks`` concern epochs and do not apply to it."""
+    from medlens.tasks import SEGMENTATION, check_config, task_of
     from medlens.train.run import train_from_config
 
+    check_config(config)
     if config.features is not None:  # a classical or hybrid run: features -> scikit-learn
         from medlens.classical_run import train_classical
 
         return train_classical(
             config, overwrite=overwrite, progress=progress, finalize=write_documents
         )
-    if config.task == "segmentation":
+    if task_of(config) is SEGMENTATION:
         from medlens.train.segmentation_run import train_segmentation_from_config
 
         return train_segmentation_from_config(

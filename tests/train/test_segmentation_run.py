@@ -15,6 +15,7 @@ from medlens.cli import app
 from medlens.config import parse_config
 from medlens.data.masks import read_mask
 from medlens.errors import ConfigError
+from medlens.tasks import check_config
 from medlens.workflow import train_and_report
 
 torch.set_num_threads(1)
@@ -162,8 +163,9 @@ def test_a_patch_size_the_network_cannot_take_is_refused(small_drive: Path, tmp_
 def test_segmentation_data_needs_the_segmentation_task(small_drive: Path, tmp_path: Path):
     cfg = _config(small_drive, tmp_path)
     cfg["task"] = "classification"
-    with pytest.raises(ConfigError, match="task: segmentation"):
-        parse_config(cfg)
+    with pytest.raises(ConfigError, match="task: segmentation") as info:
+        check_config(parse_config(cfg))
+    assert info.value.key == "data.format"
 
 
 def test_cli_trains_a_segmentation_config(small_drive: Path, tmp_path: Path):

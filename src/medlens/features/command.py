@@ -46,10 +46,10 @@ def extract_features_command(
         InputError: ``source`` is neither a run folder nor a model name, or bad data.
         ConfigError: a model name or ``handcrafted`` without ``data_config``, or a bad config.
     """
-    from medlens.config import load_config
     from medlens.features.deep import features_from_model, features_from_run
     from medlens.features.handcrafted_set import handcrafted_features_from_data
     from medlens.models import MODELS
+    from medlens.tasks import load_config
 
     config = load_config(data_config) if data_config is not None else None
     text = str(source)

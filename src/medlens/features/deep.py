@@ -204,7 +204,7 @@ def features_from_model(
         name: a registered classifier (``small_cnn``, ``resnet18``...).
         data: the data source.
         preprocess: deterministic transform specs (``[{"name": "fixed_scale", ...}]``);
-            default: the trainer's ``default_preprocess`` for the first image.
+            default: ``medlens.preprocess.specs.default_preprocess`` of the first image.
         pretrained: ``"imagenet"`` or None.
         init: a medlens checkpoint to load.
         seed: seeds the random initialisation.
@@ -216,11 +216,11 @@ def features_from_model(
     """
     from medlens.models import create_model
     from medlens.preprocess.pipeline import build_pipeline
-    from medlens.train.run import default_preprocess
+    from medlens.preprocess.specs import preprocess_specs
 
     case_set, cases, skipped = open_cases(data, splits)
     first = case_set.load(cases[0])
-    specs = [dict(s) for s in preprocess] if preprocess else default_preprocess(first)
+    specs = preprocess_specs(preprocess or [], first)
     pipeline = build_pipeline(specs)
     if not pipeline.is_deterministic:
         raise ConfigError("preprocess", "random transforms belong under augment, not preprocess")

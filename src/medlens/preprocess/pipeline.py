@@ -10,13 +10,13 @@ from typing import Any
 
 import numpy as np
 
-from medlens.config import TransformSpec
 from medlens.data.image import Image
 from medlens.errors import ConfigError, InputError
 from medlens.io_utils import write_atomic
 from medlens.preprocess.base import RandomTransform, Transform
 from medlens.preprocess.joint import apply_joint
 from medlens.preprocess.registry import TRANSFORMS
+from medlens.preprocess.specs import NamedSpec
 
 FILE_NAME = "preprocessing.json"
 FORMAT = "medlens-preprocessing"
@@ -92,7 +92,7 @@ class Compose:
 
 
 def _spec_parts(spec: Any, key: str) -> tuple[str, dict[str, Any]]:
-    if isinstance(spec, TransformSpec):
+    if not isinstance(spec, Mapping) and isinstance(spec, NamedSpec):
         return spec.name, spec.params
     if not isinstance(spec, Mapping):
         raise ConfigError(key, f"must be a mapping with a 'name' key, got {type(spec).__name__}")
@@ -102,10 +102,9 @@ def _spec_parts(spec: Any, key: str) -> tuple[str, dict[str, Any]]:
     return name, {k: v for k, v in spec.items() if k != "name"}
 
 
-def build_transform(
-    spec: Mapping[str, Any] | TransformSpec, key: str = "transform"
-) -> AnyTransform:
-    """One transform from ``{"name": ..., **params}`` or a ``TransformSpec``.
+def build_transform(spec: Mapping[str, Any] | NamedSpec, key: str = "transform") -> AnyTransform:
+    """One transform from ``{"name": ..., **params}`` or a ``NamedSpec`` (a config's
+    ``TransformSpec``).
 
     Raises:
         ConfigError: keyed ``<key>.name`` for an unknown name, ``<key>.<param>`` or ``<key>``
@@ -131,14 +130,15 @@ def build_transform(
 
 
 def build_pipeline(
-    specs: Iterable[Mapping[str, Any] | TransformSpec],
+    specs: Iterable[Mapping[str, Any] | NamedSpec],
     section: str = "preprocess",
     source: str | Path | None = None,
 ) -> Compose:
     """A ``Compose`` from config entries, in order.
 
     Args:
-        specs: ``{"name": ..., **params}`` mappings or ``TransformSpec`` objects.
+        specs: ``{"name": ..., **params}`` mappings or ``NamedSpec`` objects (a config's
+            ``TransformSpec``).
         section: the config list they come from, used in error keys (``preprocess[2].name``).
         source: the file they were read from, for error messages.
 

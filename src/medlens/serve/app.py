@@ -186,9 +186,12 @@ def _served(
     return models[model]
 
 
-def _require_task(served: ServedModel, task: str, other_endpoint: str) -> None:
-    if served.task != task:
-        raise ServiceError(400, f"{served.name!r} is a {served.task} model; use {other_endpoint}")
+def _require_route(served: ServedModel, route: str) -> None:
+    """Each task has its endpoint (``Task.route``); a model asked on another one is a 400."""
+    if served.task.route != route:
+        raise ServiceError(
+            400, f"{served.name!r} is a {served.task.name} model; use {served.task.route}"
+        )
 
 
 class _Job(Generic[T]):
@@ -299,7 +302,7 @@ def _add_routes(app: FastAPI) -> None:  # noqa: C901 - one place that lists ever
     ) -> dict[str, Any]:
         """Classify one image: probabilities, the decision at the run's threshold, Grad-CAM."""
         served = _served(request, credentials, model)
-        _require_task(served, "classification", "/v1/segment")
+        _require_route(served, "/v1/predict")
         return await _with_upload(
             request, lambda upload, work: classify(served, upload, work, heatmap)
         )
@@ -319,7 +322,7 @@ def _add_routes(app: FastAPI) -> None:  # noqa: C901 - one place that lists ever
     ) -> Response:
         """Segment one image; the response is the mask file."""
         served = _served(request, credentials, model)
-        _require_task(served, "segmentation", "/v1/predict")
+        _require_route(served, "/v1/segment")
         mask = await _with_upload(
             request, lambda upload, work: segment(served, upload, format, work)
         )

@@ -20,6 +20,7 @@ import torch
 
 from medlens.errors import ConfigError
 from medlens.export import example_shape, export_onnx, onnx_metadata, weights_sha256
+from medlens.tasks import Task
 from medlens.train.inference import LoadedRun, load_run
 
 log = logging.getLogger(__name__)
@@ -49,8 +50,8 @@ class ServedModel:
     explain_lock: threading.Lock = field(default_factory=threading.Lock)
 
     @property
-    def task(self) -> str:
-        return self.run.config.task
+    def task(self) -> Task:
+        return self.run.task
 
     @property
     def spatial_dims(self) -> int:
@@ -59,10 +60,10 @@ class ServedModel:
 
     def describe(self) -> dict[str, Any]:
         """What ``GET /v1/models`` says about the model."""
-        binary = self.task == "classification" and len(self.run.class_names) == 2
+        binary = not self.task.predicts_masks and len(self.run.class_names) == 2
         return {
             "name": self.name,
-            "task": self.task,
+            "task": self.task.name,
             "class_names": list(self.run.class_names),
             "threshold": self.run.threshold if binary else None,
             "input_shape": list(self.run.input_shape) if self.run.input_shape else None,
@@ -99,7 +100,7 @@ def load_models(
         if name in models:
             raise ConfigError("run_dirs", f"two run folders are named {name!r}; rename one")
         models[name] = _load_one(run_dir, name, engine, onnx_cache)
-        log.info("loaded model %s (%s, %s engine)", name, models[name].task, engine)
+        log.info("loaded model %s (%s, %s engine)", name, models[name].task.name, engine)
     return models
 
 
@@ -115,7 +116,7 @@ def _load_one(run_dir: Path, name: str, engine: str, onnx_cache: Path | None) ->
         predictor = dataclasses.replace(run, model=module)
     with torch.no_grad():  # warm-up: a broken engine fails at start-up, not on a request
         predictor.model(torch.zeros(1, *example_shape(run), device=run.device))
-    if run.config.task == "segmentation":  # predict_mask imports these (MONAI) on first use
+    if run.task.predicts_masks:  # predict_mask imports these (MONAI) on first use
         import monai.inferers  # noqa: F401
 
         import medlens.train.postprocess  # noqa: F401
@@ -127,9 +128,7 @@ def _load_one(run_dir: Path, name: str, engine: str, onnx_cache: Path | None) ->
         engine=engine,
         weights_sha256=sha,
         # Grad-CAM explains classifiers only; a segmenter needs no private copy
-        explainer=copy.deepcopy(run.model).eval()
-        if run.config.task == "classification"
-        else run.model,
+        explainer=copy.deepcopy(run.model).eval() if run.task.explainable else run.model,
     )
 
 

@@ -85,7 +85,7 @@ def results_for_volume(
     """
     image = read_dicom_series(folder)
     headers = sorted_series_datasets(folder)
-    if run.config.task == "segmentation":
+    if run.task.predicts_masks:
         return [_segmentation(run, model, image, folder, headers, work)]
     return _classification(run, model, image, headers, work, OutputSeries.new(), 1)
 
@@ -111,7 +111,7 @@ def results_for_images(
             if frames > 1:
                 raise InputError(file, f"holds {frames} frames; a 2D run takes single frames")
             image = read_dicom_file(file)
-            if run.config.task == "segmentation":
+            if run.task.predicts_masks:
                 objects.append(_segmentation(run, model, image, [header], [header], work))
             else:
                 number = len(objects) // 2 + 1

@@ -131,9 +131,11 @@ def stream_predict(
     _check_arguments(engine, workers, batch_size, out)
     paths = [str(inputs)] if isinstance(inputs, str | Path) else [str(p) for p in inputs]
     run = load_run(run_dir, device)
-    if run.config.task != "classification":
+    if not run.task.applies("engine"):
         raise ConfigError(
-            "task", "streaming prediction is for classification runs; use `medlens predict`"
+            "task",
+            f"streaming prediction does not apply to a {run.task.name} run; "
+            "use `medlens predict` without --engine",
         )
     volumes = run.input_shape is not None and len(run.input_shape) == 4
     iter_image_files(paths, volumes)  # a missing input fails before the output is touched

@@ -15,6 +15,7 @@ import yaml
 from medlens.config import RunConfig
 from medlens.data.image import Image
 from medlens.errors import ConfigError, InputError, MedlensError
+from medlens.tasks import Task, task_of
 from medlens.train.checkpoint import load_checkpoint
 
 
@@ -35,6 +36,11 @@ class LoadedRun:
     threshold: float
     input_shape: tuple[int, ...] | None
     device: torch.device
+
+    @property
+    def task(self) -> Task:
+        """The run's task kind (``medlens.tasks``), which answers every per-task question."""
+        return task_of(self.config)
 
 
 def _read_json(path: Path) -> Any:

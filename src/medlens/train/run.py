@@ -22,7 +22,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from medlens import __version__
-from medlens.config import RunConfig, TransformSpec
+from medlens.config import RunConfig
 from medlens.data.case import Case, CaseSet
 from medlens.data.image import Image
 from medlens.errors import ConfigError, InputError
@@ -42,20 +42,6 @@ from medlens.train.trainer import (
 
 log = logging.getLogger(__name__)
 SPLITS = ("train", "val", "test")
-
-
-def default_preprocess(sample: Image) -> list[dict[str, Any]]:
-    """The intensity scaling used when a config names none.
-
-    Images whose values are all whole numbers in 0..255 (MedMNIST, 8-bit PNG/JPEG) are
-    divided by 255, which keeps the relation between images; anything else (CT in HU,
-    16-bit radiographs, MR) is clipped to its 0.5-99.5 percentiles and scaled to [0, 1] per
-    image, which holds up on data of unknown range.
-    """
-    a = sample.array
-    if a.min() >= 0 and a.max() <= 255 and np.array_equal(a, np.round(a)):
-        return [{"name": "fixed_scale", "divisor": 255}]
-    return [{"name": "percentile_clip", "lower": 0.5, "upper": 99.5}]
 
 
 @dataclass
@@ -117,10 +103,6 @@ def _group_weights(
         )
     groups = [str(c.attributes.get(column, "(missing)")) for c in cases]
     return cell_balanced_weights(groups, labels)
-
-
-def _transform_specs(specs: Sequence[TransformSpec | dict[str, Any]]) -> list[dict[str, Any]]:
-    return [s if isinstance(s, dict) else {"name": s.name, **s.params} for s in specs]
 
 
 class _TrainTransform:
@@ -219,16 +201,11 @@ def train_from_config(
     Returns:
         The finished run folder ``<output_dir>/<name>``.
     """
-    if config.task == "segmentation":
-        from medlens.train.segmentation_run import train_segmentation_from_config
-
-        return train_segmentation_from_config(
-            config, resume, overwrite, callbacks, progress, finalize
-        )
     from medlens.data.dataset import CaseDataset
     from medlens.models import create_model
     from medlens.models.finetune import configure_finetuning, set_frozen_bn_eval
     from medlens.preprocess.pipeline import build_pipeline
+    from medlens.preprocess.specs import preprocess_specs
 
     dist = init_distributed()
     final_dir = config.run_dir()
@@ -247,9 +224,8 @@ def train_from_config(
     num_classes = len(class_names)
 
     first = data.case_set.load(data.splits["train"][0])
-    specs = _transform_specs(config.preprocess) or default_preprocess(first)
-    preprocess = build_pipeline(specs)
-    augment = build_pipeline(_transform_specs(config.augment)) if config.augment else None
+    preprocess = build_pipeline(preprocess_specs(config.preprocess, first))
+    augment = build_pipeline(config.augment, section="augment") if config.augment else None
     sample = preprocess(first)
     spatial_dims = sample.spatial_dims
     in_channels = sample.num_channels

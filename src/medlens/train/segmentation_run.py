@@ -133,8 +133,8 @@ def train_segmentation_from_config(
     from medlens.data.segmentation_dataset import SegmentationDataset
     from medlens.models import MODELS, create_model
     from medlens.preprocess.pipeline import build_pipeline
+    from medlens.preprocess.specs import preprocess_specs
     from medlens.train.distributed import init_distributed
-    from medlens.train.run import _transform_specs, default_preprocess
     from medlens.train.seg_losses import build_segmentation_loss
 
     dist = init_distributed()
@@ -165,9 +165,8 @@ def train_segmentation_from_config(
     num_classes = len(class_names)
 
     first = source.load(splits["train"][0])
-    specs = _transform_specs(config.preprocess) or default_preprocess(first)
-    preprocess = build_pipeline(specs)
-    augment = build_pipeline(_transform_specs(config.augment)) if config.augment else None
+    preprocess = build_pipeline(preprocess_specs(config.preprocess, first))
+    augment = build_pipeline(config.augment, section="augment") if config.augment else None
     prepared = {
         name: [
             prepare_case(source, case, preprocess)

@@ -1,0 +1,76 @@
+"""Task objects: one per ``task:`` value, each answering the same questions."""
+
+from __future__ import annotations
+
+import typing
+from pathlib import Path
+
+import pytest
+
+from medlens.config import DataConfig, RunConfig, parse_config
+from medlens.errors import ConfigError, UnknownNameError
+from medlens.tasks import CLASSIFICATION, SEGMENTATION, TASKS, check_config, task_named, task_of
+
+
+def test_every_config_task_value_has_one_task_object() -> None:
+    values = typing.get_args(RunConfig.model_fields["task"].annotation)
+    assert sorted(values) == TASKS.names()
+    for name in values:
+        assert task_named(name).name == name
+
+
+def test_every_data_format_belongs_to_exactly_one_task() -> None:
+    formats = typing.get_args(DataConfig.model_fields["format"].annotation)
+    for fmt in formats:
+        owners = [name for name in TASKS if fmt in TASKS.get(name).data_formats]
+        assert len(owners) == 1, (fmt, owners)
+
+
+def test_unknown_task_name_lists_the_known_ones() -> None:
+    with pytest.raises(UnknownNameError, match="classification"):
+        task_named("detection_of_everything")
+
+
+def test_task_of_reads_the_config(tmp_path: Path) -> None:
+    assert task_of(parse_config({"data": {"path": str(tmp_path)}})) is CLASSIFICATION
+    seg = parse_config(
+        {
+            "task": "segmentation",
+            "model": {"name": "unet"},
+            "data": {"format": "segmentation", "path": str(tmp_path)},
+        }
+    )
+    assert task_of(seg) is SEGMENTATION
+
+
+def test_predict_options_differ_by_task() -> None:
+    assert CLASSIFICATION.applies("engine") and not SEGMENTATION.applies("engine")
+    assert SEGMENTATION.applies("mask_format") and not CLASSIFICATION.applies("mask_format")
+    assert SEGMENTATION.predicts_masks and not CLASSIFICATION.predicts_masks
+
+
+def test_segmentation_data_with_the_classification_task_is_refused(tmp_path: Path) -> None:
+    config = parse_config({"data": {"format": "segmentation", "path": str(tmp_path)}})
+    with pytest.raises(ConfigError, match="needs task: segmentation") as info:
+        check_config(config, source="c.yaml")
+    assert info.value.key == "data.format" and info.value.source == "c.yaml"
+
+
+def test_features_section_is_refused_for_segmentation(tmp_path: Path) -> None:
+    config = parse_config(
+        {
+            "task": "segmentation",
+            "data": {"format": "segmentation", "path": str(tmp_path)},
+            "features": {},
+        }
+    )
+    with pytest.raises(ConfigError, match="needs task: classification") as info:
+        check_config(config)
+    assert info.value.key == "features"
+
+
+def test_a_valid_config_passes_unchanged(tmp_path: Path) -> None:
+    config = parse_config(
+        {"data": {"path": str(tmp_path)}, "preprocess": [{"name": "resize", "size": 8}]}
+    )
+    assert check_config(config) is config
