@@ -66,8 +66,8 @@ def _record(kind: str, run_dir: Path, seconds: float) -> dict[str, Any]:
 
 
 def _train(raw: dict[str, Any], kind: str) -> dict[str, Any]:
+    from medlens.commands.train import train_and_report
     from medlens.config import parse_config
-    from medlens.workflow import train_and_report
 
     t0 = time.perf_counter()
     run_dir = train_and_report(parse_config(raw), overwrite=True, progress=False)
@@ -124,7 +124,7 @@ def hybrid_config(dataset: str, backbone: Path, args: argparse.Namespace, work: 
 
 
 def _ensembles(singles: list[dict], dataset: str, args: argparse.Namespace, work: Path) -> list:
-    from medlens.ensemble import ensemble_runs
+    from medlens.commands.ensemble import ensemble_runs
 
     out = []
     members = [r["path"] for r in singles]

@@ -105,8 +105,8 @@ def child(args: argparse.Namespace) -> None:
 
         result = run_baseline(str(DATASETS[args.dataset]), args.minutes, seed=args.seed)
     else:
+        from medlens.commands.train import train_and_report
         from medlens.config import parse_config
-        from medlens.workflow import train_and_report
 
         extra = json.loads(args.extra) if args.extra else {}
         cfg = medlens_config(args.dataset, args.seed, args.minutes, Path(args.workdir), **extra)

@@ -74,8 +74,8 @@ def classifier_config(
 
 
 def train_classifier(cfg: dict[str, Any]) -> dict[str, Any]:
+    from medlens.commands.train import train_and_report
     from medlens.config import parse_config
-    from medlens.workflow import train_and_report
 
     run_dir = train_and_report(parse_config(cfg), overwrite=True, progress=False)
     metrics = json.loads((run_dir / "metrics.json").read_text())
@@ -91,9 +91,10 @@ def train_classifier(cfg: dict[str, Any]) -> dict[str, Any]:
 
 def one_seed(seed: int, args: argparse.Namespace, work: Path) -> dict[str, Any]:
     from medlens.data.medmnist import load_medmnist_npz
-    from medlens.train.gan_mixing import augment_with_synthetic
-    from medlens.train.gan_sampling import sample_gan
-    from medlens.train.gan_training import GanConfig, train_gan
+    from medlens.train.gan.config import GanConfig
+    from medlens.train.gan.mixing import augment_with_synthetic
+    from medlens.train.gan.sampling import sample_gan
+    from medlens.train.gan.training import train_gan
 
     t0 = time.perf_counter()
     gan_cfg = GanConfig(

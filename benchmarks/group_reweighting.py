@@ -77,8 +77,8 @@ def train_and_audit(
     import torch
 
     from medlens.audit.run_audit import audit_run
+    from medlens.commands.train import train_and_report
     from medlens.config import parse_config
-    from medlens.workflow import train_and_report
 
     torch.set_num_threads(2)
     name = f"{'reweighted' if reweight else 'plain'}-s{seed}"

@@ -256,7 +256,7 @@ def train_tiny_run(work: Path, image_size: int, fraction: float) -> Path:
     import torch
 
     from medlens.config import parse_config
-    from medlens.train.run import train_from_config
+    from medlens.train.deep.run import train_from_config
 
     torch.set_num_threads(2)
     config = {
@@ -337,8 +337,8 @@ def _seconds_per_file(pool: Path, prepare: Any, n: int = 60) -> float:
 
 
 def streaming_benchmark(args: argparse.Namespace, work: Path) -> dict:
+    from medlens.inference.loaded_run import load_run
     from medlens.streaming.batch import CasePreparer
-    from medlens.train.inference import load_run
 
     plan: dict[str, list[int]] = args.engine_sizes
     largest = max(max(sizes) for sizes in plan.values())

@@ -160,8 +160,8 @@ def child(args: argparse.Namespace) -> None:
 
         result: dict[str, Any] = run_drive_baseline(DRIVE, args.minutes, seed=args.seed)
     else:
+        from medlens.commands.train import train_and_report
         from medlens.config import parse_config
-        from medlens.workflow import train_and_report
 
         with tempfile.TemporaryDirectory(prefix="medlens-seg-bench-") as tmp:
             out = Path(args.keep) if args.keep else Path(tmp)

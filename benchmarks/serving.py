@@ -66,7 +66,7 @@ def train_run(out: Path, fraction: float) -> Path:
     import torch
 
     from medlens.config import parse_config
-    from medlens.train.run import train_from_config
+    from medlens.train.deep.run import train_from_config
 
     torch.set_num_threads(1)
     config = {

@@ -33,7 +33,7 @@ def pretrain_rotation(
     from torch import nn
 
     from medlens.models import create_model
-    from medlens.train.checkpoint import save_checkpoint
+    from medlens.run_folder.checkpoint import save_checkpoint
 
     torch.set_num_threads(threads)
     torch.manual_seed(seed)
@@ -102,8 +102,8 @@ def _config(seed: int, out: Path, init: Path | None, epochs: int = FINETUNE_EPOC
 def _child(config_json: str, threads: int) -> None:
     import torch
 
+    from medlens.commands.train import train_and_report
     from medlens.config import parse_config
-    from medlens.workflow import train_and_report
 
     torch.set_num_threads(threads)
     run = train_and_report(parse_config(json.loads(config_json)), overwrite=True, progress=False)

@@ -5,7 +5,7 @@ Usage:
     python scripts/start_orthanc.py -- CMD ARGS...  # runs CMD with the server up, then stops it
 
 The server's config, database and log live in a temporary folder (or ``--workdir``); see
-``medlens.serve.pacs_local_orthanc`` for the choices made (loopback only, a generated
+``medlens.pacs.local_orthanc`` for the choices made (loopback only, a generated
 password, the DICOMweb plugin when installed). ``CMD`` (and the printed lines) get
 ``MEDLENS_ORTHANC_URL``, ``MEDLENS_ORTHANC_USER`` and ``MEDLENS_ORTHANC_PASSWORD``; the
 ``medlens pacs`` commands read the last two.
@@ -25,7 +25,7 @@ import subprocess
 import sys
 
 from medlens.errors import MedlensError
-from medlens.serve.pacs_local_orthanc import LocalOrthanc
+from medlens.pacs.local_orthanc import LocalOrthanc
 
 
 def main(argv: list[str] | None = None) -> int:

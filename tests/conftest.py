@@ -65,7 +65,7 @@ def pneumonia_run(pneumonia_npz: Path, tmp_path_factory: pytest.TempPathFactory)
     import torch
 
     from medlens.config import parse_config
-    from medlens.train.run import train_from_config
+    from medlens.train.deep.run import train_from_config
 
     torch.set_num_threads(1)
     config = {
@@ -84,8 +84,8 @@ def pneumonia_run(pneumonia_npz: Path, tmp_path_factory: pytest.TempPathFactory)
 def _train_segmentation(config: dict) -> Path:
     import torch
 
+    from medlens.commands.train import train_and_report
     from medlens.config import parse_config
-    from medlens.workflow import train_and_report
 
     torch.set_num_threads(1)
     return train_and_report(parse_config(config), progress=False)

@@ -19,12 +19,12 @@ import pytest
 import torch
 from sklearn.metrics import roc_auc_score
 
+from medlens.commands.train import train_and_report
 from medlens.config import parse_config
 from medlens.errors import ConfigError
 from medlens.features import handcrafted_features_from_data
 from medlens.metrics import choose_threshold
 from medlens.tasks import check_config, load_config
-from medlens.workflow import train_and_report
 
 REPO = Path(__file__).resolve().parents[1]
 FAMILIES = ["firstorder", "glcm"]

@@ -15,8 +15,8 @@ import pandas as pd
 import pytest
 import torch
 
+from medlens.commands.cv import cross_validate
 from medlens.config import parse_config
-from medlens.cross_validation import cross_validate
 from medlens.errors import ConfigError
 
 

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import yaml
 
+from medlens.commands.demo import demo_config
 from medlens.config import parse_config
-from medlens.demo import demo_config
 
 REPO = Path(__file__).resolve().parents[1]
 

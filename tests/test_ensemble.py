@@ -14,11 +14,11 @@ import torch
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import roc_auc_score
 
+from medlens.commands.ensemble import ensemble_runs
 from medlens.config import parse_config
-from medlens.ensemble import ensemble_runs
 from medlens.errors import ConfigError, InputError
 from medlens.metrics import choose_threshold
-from medlens.train.run import train_from_config
+from medlens.train.deep.run import train_from_config
 
 PROBS = ["prob_normal", "prob_pneumonia"]
 
@@ -30,7 +30,7 @@ def _one_thread() -> None:
 
 @pytest.fixture(scope="module")
 def member_runs(pneumonia_npz: Path, tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
-    from medlens.classical_run import train_classical
+    from medlens.train.classical.run import train_classical
 
     torch.set_num_threads(1)
     out = tmp_path_factory.mktemp("members")

@@ -14,8 +14,8 @@ from scipy import ndimage
 from typer.testing import CliRunner
 
 from medlens.cli import app
+from medlens.commands.evaluate_masks import case_key, evaluate_mask_folders, pair_mask_files
 from medlens.errors import InputError
-from medlens.mask_evaluation import case_key, evaluate_mask_folders, pair_mask_files
 from medlens.metrics import evaluate_segmentation
 
 CASES = ("01", "02", "03")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from medlens.prediction import iter_input_cases
+from medlens.inference.discovery import iter_input_cases
 
 
 def test_folders_expand_to_files_and_a_dicom_folder_is_one_series_for_3d(

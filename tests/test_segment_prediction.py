@@ -17,7 +17,7 @@ from medlens.data.dicom_seg import read_dicom_seg
 from medlens.data.dicom_series import read_dicom_series
 from medlens.data.masks import read_mask
 from medlens.errors import InputError
-from medlens.segment_prediction import segment_files
+from medlens.inference.segment import segment_files
 
 torch.set_num_threads(1)
 

@@ -16,9 +16,9 @@ from PIL import Image as PILImage
 from typer.testing import CliRunner
 
 from medlens.cli import app
+from medlens.commands.train import train_and_report
 from medlens.config import parse_config
 from medlens.errors import ConfigError
-from medlens.workflow import train_and_report
 
 torch.set_num_threads(1)
 N_PER_SPLIT = {"train": 240, "val": 80, "test": 80}

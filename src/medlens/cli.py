@@ -51,8 +51,8 @@ def train(
     quiet: Annotated[bool, typer.Option(help="No progress bars.")] = False,
 ) -> None:
     """Train a model from CONFIG and write its run folder (runs/<name>/)."""
+    from medlens.commands.train import train_and_report
     from medlens.tasks import load_config
-    from medlens.workflow import train_and_report
 
     overrides = _parse_overrides(set_)
     if skip_bad:
@@ -106,7 +106,7 @@ def evaluate(
     if pred is not None or ref is not None:
         if pred is None or ref is None or run_dir is not None:
             _fail("mask evaluation takes --pred DIR and --ref DIR (and no run folder)")
-        from medlens.mask_evaluation import evaluate_mask_folders, format_summary
+        from medlens.commands.evaluate_masks import evaluate_mask_folders, format_summary
 
         voxel_mm = None
         if spacing:
@@ -124,7 +124,7 @@ def evaluate(
         return
     if run_dir is None:
         _fail("give a run folder, or --pred DIR and --ref DIR")
-    from medlens.evaluation import evaluate_run
+    from medlens.commands.evaluate import evaluate_run
 
     result_dir = evaluate_run(run_dir, data=data, data_format=data_format, split=split, out=out)  # type: ignore[arg-type]
     typer.echo(f"evaluation written to {result_dir}")
@@ -185,7 +185,7 @@ def predict(
         raw = yaml.safe_load(config_file.read_text()) or {}
         task = raw.get("task", "classification") if isinstance(raw, dict) else task
     if task == "segmentation":
-        from medlens.segment_prediction import segment_files
+        from medlens.inference.segment import segment_files
 
         out_dir = out or Path("masks")
         n_ok, n_bad = segment_files(
@@ -218,7 +218,7 @@ def predict(
             + (f"; {summary.already_done} already there" if summary.already_done else "")
         )
         return
-    from medlens.prediction import predict_files
+    from medlens.commands.predict import predict_files
 
     out_csv = out or Path("predictions.csv")
     n_ok, n_bad = predict_files(run_dir, inputs, out_csv, skip_bad=skip_bad, batch_size=batch_size)
@@ -271,8 +271,8 @@ def explain(
 
     With --gallery, --faithfulness or --randomization the findings are added to the run's
     report.html and model_card.md."""
-    from medlens.explain.command import explain_command
-    from medlens.workflow import add_report_section
+    from medlens.commands.explain import explain_command
+    from medlens.commands.train import add_report_section
 
     if not inputs and not (gallery or faithfulness or randomization):
         _fail("give images to explain, or --gallery / --faithfulness N / --randomization")
@@ -324,7 +324,7 @@ def audit(
     between groups with bootstrap intervals, flags, and optional mitigations."""
     from medlens.audit import audit_run
     from medlens.audit.section import audit_section_html, audit_section_markdown
-    from medlens.workflow import add_report_section
+    from medlens.commands.train import add_report_section
 
     bins = None
     if age_bins:
@@ -373,7 +373,7 @@ def features(
     batch_size: Annotated[int, typer.Option(min=1)] = 64,
 ) -> None:
     """Deep (pooled penultimate) or handcrafted (radiomics-style) features of every case."""
-    from medlens.features.command import extract_features_command
+    from medlens.commands.features import extract_features_command
 
     feature_set = extract_features_command(
         source,
@@ -472,7 +472,7 @@ def demo(
     minutes: Annotated[float, typer.Option(help="Training time budget (minutes).")] = 4.0,
 ) -> None:
     """Train and evaluate a ResNet-18 on PneumoniaMNIST and write its report."""
-    from medlens.demo import run_demo
+    from medlens.commands.demo import run_demo
 
     run_dir = run_demo(data, output_dir=output_dir, minutes=minutes)
     typer.echo(f"report: {(run_dir / 'report.html').resolve()}")
@@ -518,7 +518,7 @@ def export(
     opset: Annotated[int | None, typer.Option()] = None,
 ) -> None:
     """Export a run's model to ONNX and check it against PyTorch with onnxruntime."""
-    from medlens.export import export_run
+    from medlens.commands.export import export_run
 
     report = export_run(run_dir, fmt=fmt, out=out, opset=opset, check_images=check)
     typer.echo(
@@ -535,7 +535,7 @@ def ensemble(
     overwrite: Annotated[bool, typer.Option()] = False,
 ) -> None:
     """Combine runs (weights or stacker fitted on validation only) into a new run folder."""
-    from medlens.ensemble import ensemble_runs
+    from medlens.commands.ensemble import ensemble_runs
 
     result = ensemble_runs(
         run_dirs, method=method, out_dir=out.parent, name=out.name, overwrite=overwrite
@@ -552,7 +552,7 @@ def cv(
     overwrite: Annotated[bool, typer.Option()] = False,
 ) -> None:
     """Patient-aware stratified k-fold cross-validation of a config: mean ± sd of every metric."""
-    from medlens.cross_validation import cross_validate
+    from medlens.commands.cv import cross_validate
 
     result = cross_validate(config, folds, out, overwrite=overwrite)
     typer.echo(f"cross-validation written to {result}")
@@ -570,7 +570,7 @@ def gan_train_command(
     quiet: Annotated[bool, typer.Option()] = False,
 ) -> None:
     """Train a class-conditional DCGAN; writes curves, sample grids, FID and C2ST."""
-    from medlens.gan_commands import gan_train
+    from medlens.commands.gan import gan_train
 
     run_dir = gan_train(config, _parse_overrides(set_), overwrite=overwrite, progress=not quiet)
     typer.echo(f"GAN run folder: {run_dir}")
@@ -593,7 +593,7 @@ def gan_sample_command(
     overwrite: Annotated[bool, typer.Option()] = False,
 ) -> None:
     """Draw synthetic images of a class from a trained GAN."""
-    from medlens.gan_commands import gan_sample
+    from medlens.commands.gan import gan_sample
 
     path = gan_sample(run_dir, n, class_, out, seed=seed, real_npz=real, overwrite=overwrite)
     typer.echo(f"{n} synthetic images written to {path}")
@@ -608,7 +608,7 @@ def gan_mix_command(
     seed: Annotated[int, typer.Option()] = 0,
 ) -> None:
     """A stratified fraction of the real training split plus the synthetic images."""
-    from medlens.gan_commands import gan_mix
+    from medlens.commands.gan import gan_mix
 
     typer.echo(f"mixed training set written to {gan_mix(real, synthetic, out, fraction, seed)}")
 
@@ -627,7 +627,7 @@ def pacs_process(
     dicomweb: Annotated[str, typer.Option(help="auto | on | off")] = "auto",
 ) -> None:
     """Pull a study, run the model, store DICOM SEG / SR + Secondary Capture back into it."""
-    from medlens.serve.pacs import pacs_process_command
+    from medlens.pacs.commands import pacs_process_command
 
     result = pacs_process_command(orthanc, study, run_dir, user, password, dicomweb)
     typer.echo(result.summary())
@@ -649,7 +649,7 @@ def pacs_watch(
     dicomweb: Annotated[str, typer.Option(help="auto | on | off")] = "auto",
 ) -> None:
     """Follow Orthanc's change feed and process every new stable study (resumable)."""
-    from medlens.serve.pacs import pacs_watch_command
+    from medlens.pacs.commands import pacs_watch_command
 
     pacs_watch_command(
         orthanc,

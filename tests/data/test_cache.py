@@ -176,7 +176,7 @@ def test_a_run_trained_with_the_disk_cache_equals_one_without(
     import pandas as pd
 
     from medlens.config import parse_config
-    from medlens.train.run import train_from_config
+    from medlens.train.deep.run import train_from_config
 
     def train(cache: str) -> Path:
         config = {

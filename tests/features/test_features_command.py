@@ -10,9 +10,11 @@ import pytest
 import torch
 import yaml
 
+from medlens.commands.features import extract_features_command
 from medlens.config import parse_config
 from medlens.errors import ConfigError, InputError
-from medlens.features import FeatureSet, extract_features_command, features_from_run
+from medlens.features import FeatureSet
+from medlens.inference.features import features_from_run
 
 
 @pytest.fixture(scope="module")
@@ -31,7 +33,7 @@ def config_dict(small_npz: Path, tmp_path_factory: pytest.TempPathFactory) -> di
 
 @pytest.fixture(scope="module")
 def tiny_run(config_dict: dict) -> Path:
-    from medlens.train.run import train_from_config
+    from medlens.train.deep.run import train_from_config
 
     torch.set_num_threads(1)
     return train_from_config(parse_config(config_dict), progress=False)
@@ -45,7 +47,7 @@ def config_file(config_dict: dict, tmp_path: Path) -> Path:
 
 
 def test_run_features_through_the_head_reproduce_the_run_predictions(tiny_run: Path) -> None:
-    from medlens.train.inference import load_run
+    from medlens.inference.loaded_run import load_run
 
     fs = features_from_run(tiny_run, splits=["test"], device="cpu", progress=False)
     assert fs.features.shape == (20, 64) and set(fs.splits) == {"test"}

@@ -21,9 +21,12 @@ from medlens.data.masks import write_mask
 from medlens.data.readers import read_image
 from medlens.errors import InputError
 from medlens.metrics import evaluate_segmentation, summarize
-from medlens.report.segmentation import write_segmentation_model_card, write_segmentation_report
-from medlens.report.segmentation_cases import RankedCase, pick_cases, rank_by_dice
-from medlens.report.segmentation_overlays import (
+from medlens.report.segmentation.cases import RankedCase, pick_cases, rank_by_dice
+from medlens.report.segmentation.html import (
+    write_segmentation_model_card,
+    write_segmentation_report,
+)
+from medlens.report.segmentation.overlays import (
     FALSE_NEGATIVE_COLOUR,
     FALSE_POSITIVE_COLOUR,
     PREDICTION_COLOUR,

@@ -13,12 +13,13 @@ import onnxruntime as ort
 import pytest
 import torch
 
-import medlens.export as export_module
+import medlens.inference.onnx as export_module
+from medlens.commands.export import export_run
 from medlens.data.image import Image
 from medlens.data.readers import read_image
 from medlens.errors import ConfigError, InputError
-from medlens.export import export_onnx, export_run, onnx_metadata, verify_onnx
-from medlens.train.inference import load_run, predict_arrays, prepare_input
+from medlens.inference.loaded_run import load_run, predict_arrays, prepare_input
+from medlens.inference.onnx import export_onnx, onnx_metadata, verify_onnx
 
 TOLERANCE = 1e-4  # logits
 
@@ -94,7 +95,7 @@ def test_a_failing_dynamo_export_falls_back_to_torchscript_and_says_why(
         return real_export(model, example, attempt, opset)
 
     monkeypatch.setattr(export_module, "_export", dynamo_breaks)
-    with caplog.at_level(logging.WARNING, logger="medlens.export"):
+    with caplog.at_level(logging.WARNING, logger="medlens.inference.onnx"):
         path = export_onnx(pneumonia_run, out=tmp_path / "ts.onnx")
     assert "aten::made_up" in caplog.text and "dynamo exporter" in caplog.text
     meta = onnx_metadata(path)

@@ -28,8 +28,9 @@ from medlens.data.dicom import read_dicom_file
 from medlens.data.dicom_seg import read_dicom_seg
 from medlens.data.dicom_series import read_dicom_series
 from medlens.errors import ConfigError, InputError, MedlensError
-from medlens.segment_prediction import predict_mask
-from medlens.serve.pacs import (
+from medlens.inference.loaded_run import load_run, predict_arrays
+from medlens.inference.segment import predict_mask
+from medlens.pacs.commands import (
     PacsError,
     orthanc_auth,
     pacs_process_command,
@@ -37,11 +38,10 @@ from medlens.serve.pacs import (
     process_study,
     watch,
 )
-from medlens.serve.pacs_local_orthanc import LocalOrthanc, free_loopback_port
-from medlens.serve.pacs_multipart import decode_multipart_related, encode_multipart_related
-from medlens.serve.pacs_sr import BasicTextSR
-from medlens.serve.pacs_watch_state import WatchState, load_watch_state, save_watch_state
-from medlens.train.inference import load_run, predict_arrays
+from medlens.pacs.local_orthanc import LocalOrthanc, free_loopback_port
+from medlens.pacs.multipart import decode_multipart_related, encode_multipart_related
+from medlens.pacs.sr import BasicTextSR
+from medlens.pacs.watch_state import WatchState, load_watch_state, save_watch_state
 
 SEGMENTATION_STORAGE = "1.2.840.10008.5.1.4.1.1.66.4"
 BASIC_TEXT_SR = "1.2.840.10008.5.1.4.1.1.88.11"

@@ -22,11 +22,11 @@ from medlens.data import readers
 from medlens.data.masks import read_mask
 from medlens.data.readers import read_image
 from medlens.errors import ConfigError
-from medlens.segment_prediction import segment_files
+from medlens.inference.loaded_run import load_run, predict_arrays, prepare_input
+from medlens.inference.segment import segment_files
 from medlens.serve.access_log import JsonFormatter
 from medlens.serve.app import create_app, is_loopback, serve
 from medlens.serve.auth import TokenConfig, load_token_config
-from medlens.train.inference import load_run, predict_arrays, prepare_input
 
 PATIENT = "Doe^Jane"
 FULL = "full-access-token-0123456789"

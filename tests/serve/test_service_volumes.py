@@ -16,7 +16,7 @@ from fastapi.testclient import TestClient
 from medlens.data.dicom_seg import read_dicom_seg
 from medlens.data.dicom_series import read_dicom_series
 from medlens.data.masks import read_mask
-from medlens.segment_prediction import segment_files
+from medlens.inference.segment import segment_files
 from medlens.serve.app import create_app
 
 LPS_TO_RAS = np.diag([-1.0, -1.0, 1.0, 1.0])

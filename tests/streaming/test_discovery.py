@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from medlens.errors import InputError
-from medlens.streaming import iter_image_files
+from medlens.inference.discovery import iter_image_files
 
 
 def test_folders_are_walked_in_name_order_and_non_images_passed_over(tmp_path: Path) -> None:

@@ -8,10 +8,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from medlens.commands.predict import predict_files
 from medlens.errors import ConfigError, InputError
-from medlens.prediction import predict_files
+from medlens.inference.loaded_run import load_run
 from medlens.streaming import stream_predict
-from medlens.train.inference import load_run
 
 
 @pytest.fixture(scope="module")

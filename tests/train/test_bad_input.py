@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 from PIL import Image as PILImage
 
+from medlens.commands.train import train_and_report
 from medlens.config import parse_config
 from medlens.errors import InputError
-from medlens.workflow import train_and_report
 
 
 @pytest.fixture

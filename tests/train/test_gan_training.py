@@ -16,12 +16,13 @@ from medlens.data.medmnist import load_medmnist_npz
 from medlens.errors import ConfigError, InputError
 from medlens.metrics.fid import c2st_auc, frechet_distance
 from medlens.models.gan import GanSpec, build_gan
-from medlens.train.gan_data import GanData, load_gan_data, to_generator_scale, to_stored_pixels
-from medlens.train.gan_loop import fit_gan
-from medlens.train.gan_mixing import augment_with_synthetic
-from medlens.train.gan_quality import pooled_features, train_feature_net
-from medlens.train.gan_sampling import generate, load_generator, sample_gan
-from medlens.train.gan_training import GanConfig, load_gan_config, parse_gan_config, train_gan
+from medlens.train.gan.config import GanConfig, load_gan_config, parse_gan_config
+from medlens.train.gan.data import GanData, load_gan_data, to_generator_scale, to_stored_pixels
+from medlens.train.gan.loop import fit_gan
+from medlens.train.gan.mixing import augment_with_synthetic
+from medlens.train.gan.quality import pooled_features, train_feature_net
+from medlens.train.gan.sampling import generate, load_generator, sample_gan
+from medlens.train.gan.training import train_gan
 
 TINY = {
     "train_fraction_used": 0.02,  # 78 of the 3882 training images, both classes kept
@@ -151,7 +152,7 @@ def test_mixing_keeps_the_classification_runs_subset(
     gan_run: Path, pneumonia_npz: Path, tmp_path: Path
 ) -> None:
     from medlens.config import parse_config
-    from medlens.train.run import prepare_data
+    from medlens.train.deep.run import prepare_data
 
     synthetic = sample_gan(gan_run, 10, None, tmp_path / "s.npz", real_npz=pneumonia_npz)
     mixed = load_medmnist_npz(augment_with_synthetic(pneumonia_npz, synthetic, tmp_path / "m.npz", 0.1, seed=4))  # fmt: skip

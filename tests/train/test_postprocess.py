@@ -10,7 +10,7 @@ from scipy import ndimage
 from skimage.measure import label as skimage_label
 
 from medlens.errors import ConfigError, InputError
-from medlens.train.postprocess import PostprocessConfig, postprocess
+from medlens.inference.postprocess import PostprocessConfig, postprocess
 
 
 def _two_blobs() -> np.ndarray:

@@ -10,10 +10,10 @@ import pandas as pd
 import pytest
 import torch
 
+from medlens.commands.train import train_and_report
 from medlens.config import parse_config
 from medlens.metrics.threshold import choose_threshold
-from medlens.train.run import train_from_config
-from medlens.workflow import train_and_report
+from medlens.train.deep.run import train_from_config
 
 RUN_FILES = [
     "config.yaml",

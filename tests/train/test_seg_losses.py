@@ -7,7 +7,7 @@ import torch
 from monai.losses import DiceCELoss, DiceLoss, FocalLoss, TverskyLoss
 
 from medlens.errors import ConfigError, InputError
-from medlens.train.seg_losses import LOSS_NAMES, build_segmentation_loss
+from medlens.train.segmentation.losses import LOSS_NAMES, build_segmentation_loss
 
 K = 3
 

@@ -12,11 +12,11 @@ import torch
 from typer.testing import CliRunner
 
 from medlens.cli import app
+from medlens.commands.train import train_and_report
 from medlens.config import parse_config
 from medlens.data.masks import read_mask
 from medlens.errors import ConfigError
 from medlens.tasks import check_config
-from medlens.workflow import train_and_report
 
 torch.set_num_threads(1)
 

@@ -9,8 +9,8 @@ import torch
 from torch import nn
 
 from medlens.errors import ConfigError, InputError
+from medlens.inference.sliding_window import sliding_window_predict
 from medlens.models import create_model
-from medlens.train.sliding_window import sliding_window_predict
 
 
 def _conv(dims: int, kernel: int, seed: int = 0, in_channels: int = 2) -> nn.Module:

@@ -87,8 +87,8 @@ def explain_run(
             trained on (nothing is written then).
         ConfigError: an unknown target class or method parameter.
     """
-    from medlens.prediction import iter_input_cases
-    from medlens.train.inference import load_run, prepare_input
+    from medlens.inference.discovery import iter_input_cases
+    from medlens.inference.loaded_run import load_run, prepare_input
 
     run = load_run(run_dir)
     volumes = run.input_shape is not None and len(run.input_shape) == 4

@@ -12,7 +12,7 @@ import torch
 
 from medlens.explain.faithfulness import deletion_curve, insertion_curve, random_heatmaps
 from medlens.explain.heatmaps import explain, resolve_targets
-from medlens.train.inference import LoadedRun
+from medlens.inference.loaded_run import LoadedRun
 
 COLUMNS = [
     "case_id",
@@ -135,7 +135,7 @@ def faithfulness_report(
         InputError: a run folder, data source or case that cannot be read.
     """
     from medlens.explain.run_cases import decide, load_run_cases, sample_test_cases
-    from medlens.train.inference import load_run, predict_arrays
+    from medlens.inference.loaded_run import load_run, predict_arrays
 
     loaded = run if isinstance(run, LoadedRun) else load_run(run)
     ids = sample_test_cases(loaded, cases, seed) if isinstance(cases, int) else list(cases)

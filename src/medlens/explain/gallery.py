@@ -90,7 +90,7 @@ def explanation_gallery(
     Raises:
         InputError: a run folder without predictions.csv, or whose data source is gone.
     """
-    from medlens.train.inference import load_run
+    from medlens.inference.loaded_run import load_run
 
     run = load_run(run_dir)
     out = Path(out_dir) if out_dir is not None else Path(run_dir) / "plots"

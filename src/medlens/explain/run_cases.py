@@ -12,7 +12,7 @@ import torch
 
 from medlens.errors import ConfigError, InputError
 from medlens.explain.heatmaps import explain
-from medlens.train.inference import LoadedRun, predict_arrays, prepare_input
+from medlens.inference.loaded_run import LoadedRun, predict_arrays, prepare_input
 
 
 @dataclass

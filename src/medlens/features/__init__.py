@@ -9,8 +9,7 @@ from medlens.features.classical import (
     make_classifier,
     make_feature_pipeline,
 )
-from medlens.features.command import extract_features_command
-from medlens.features.deep import extract_deep_features, features_from_model, features_from_run
+from medlens.features.deep import extract_deep_features, features_from_model
 from medlens.features.feature_set import FeatureSet
 from medlens.features.handcrafted import FAMILIES, handcrafted_features
 from medlens.features.handcrafted_set import (
@@ -25,9 +24,7 @@ __all__ = [
     "SELECTORS",
     "FeatureSet",
     "extract_deep_features",
-    "extract_features_command",
     "features_from_model",
-    "features_from_run",
     "handcrafted_feature_matrix",
     "handcrafted_features",
     "handcrafted_features_from_data",

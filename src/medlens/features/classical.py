@@ -187,7 +187,7 @@ def hybrid_pipeline(
     **svm_params: Any,
 ) -> Pipeline:
     """The hybrid "CNN features -> RFE -> SVM" classifier, to fit on deep features
-    (``extract_deep_features`` / ``features_from_run``): standardise, keep ``n_features``
+    (``extract_deep_features`` / ``medlens.inference.features.features_from_run``): standardise, keep ``n_features``
     by recursive elimination with a linear SVM, classify with an SVM.
 
     Args:

@@ -135,53 +135,13 @@ def _batches(images: Any, batch_size: int) -> Iterator[torch.Tensor]:
         yield _stack(chunk)
 
 
-def _feature_set(
+def deep_feature_set(
     features: np.ndarray, cases: list, class_names: list[str], meta: dict[str, Any]
 ) -> FeatureSet:
+    """A ``FeatureSet`` of deep features (``deep_0000``...) for ``cases``, in their order."""
     case_ids, labels, splits = case_columns(cases)
     names = [f"deep_{i:04d}" for i in range(features.shape[1])]
     return FeatureSet(features, case_ids, labels, splits, names, list(class_names), meta)
-
-
-def features_from_run(
-    run_dir: str | Path,
-    data: DataConfig | None = None,
-    splits: Sequence[str] | None = None,
-    batch_size: int = 64,
-    device: str | None = None,
-    progress: bool = True,
-) -> FeatureSet:
-    """Deep features of every case of a run's data (or of ``data``), through the run's
-    own preprocessing (``preprocessing.json``) and trained weights.
-
-    Args:
-        run_dir: a finished run folder.
-        data: another data source; default the run's ``config.data``.
-        splits: only these splits (``("test",)``); default every case.
-        batch_size: images per forward pass.
-        device: ``"cpu"``, ``"cuda"``...; default CUDA when available.
-        progress: show the progress bar.
-
-    Raises:
-        InputError: an incomplete run folder, unreadable data, or an image whose
-            preprocessed shape differs from the training images'.
-    """
-    from medlens.train.inference import load_run, prepare_input
-
-    run = load_run(run_dir, device)
-    data_cfg = data if data is not None else run.config.data
-    case_set, cases, skipped = open_cases(data_cfg, splits)
-    dataset = PreparedCases(case_set, cases, lambda image: prepare_input(run, image))
-    features = extract_deep_features(run.model, dataset, batch_size, run.device, progress)
-    meta = {
-        "extractor": "deep",
-        "run": str(run_dir),
-        "model_config": dict(getattr(run.model, "config", {})),
-        "data": str(data_cfg.path),
-        "preprocess": run.preprocess.to_config(),
-        "skipped_files": skipped,
-    }
-    return _feature_set(features, cases, case_set.class_names, meta)
 
 
 def features_from_model(
@@ -252,4 +212,4 @@ def features_from_model(
         "preprocess": pipeline.to_config(),
         "skipped_files": skipped,
     }
-    return _feature_set(features, cases, case_set.class_names, meta)
+    return deep_feature_set(features, cases, case_set.class_names, meta)

@@ -5,7 +5,7 @@ features (FID, Heusel et al. 2017, when the features are Inception's); ``c2st_au
 classifier two-sample test (Lopez-Paz & Oquab 2017): the cross-validated ROC AUC of a
 logistic regression telling the sets apart, 0.5 when they are indistinguishable and 1.0 when
 they are separable. Both take features, not images: which network gives the features is the
-caller's choice (see ``medlens.train.gan_quality``).
+caller's choice (see ``medlens.train.gan.quality``).
 """
 
 from __future__ import annotations

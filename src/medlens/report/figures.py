@@ -15,7 +15,7 @@ from medlens.report.plots import (
     plot_reliability,
     plot_roc,
 )
-from medlens.report.run_folder import RunFolder
+from medlens.run_folder.classification import RunFolder
 
 SPLIT_TITLES = {"val": "validation", "test": "test", "train": "training"}
 SPLIT_FIGURES = {

@@ -27,7 +27,7 @@ from medlens.report.formatting import (
     transform_steps,
 )
 from medlens.report.limitations import limitations
-from medlens.report.run_folder import RunFolder, read_run_folder
+from medlens.run_folder.classification import RunFolder, read_run_folder
 
 
 def _environment() -> Environment:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from medlens.report.formatting import format_ci, format_level, format_value
-from medlens.report.run_folder import RunFolder
+from medlens.run_folder.classification import RunFolder
 
 #: Fewer test cases of a class than this make its per-class numbers unstable.
 SMALL_CLASS = 50

@@ -23,7 +23,7 @@ from medlens.report.formatting import (
     metric_label,
 )
 from medlens.report.limitations import limitations
-from medlens.report.run_folder import RunFolder, read_run_folder
+from medlens.run_folder.classification import RunFolder, read_run_folder
 
 
 def _table(header: list[str], rows: list[list[Any]]) -> list[str]:

@@ -20,11 +20,11 @@ from medlens.data.image import Image
 from medlens.data.masks import write_mask
 from medlens.explain import explain, save_overlay
 from medlens.explain.overlay import display_image
-from medlens.segment_prediction import predict_mask
+from medlens.inference.loaded_run import predict_arrays, prepare_input
+from medlens.inference.segment import predict_mask
 from medlens.serve.inputs import Upload, for_model_dims
 from medlens.serve.models_store import ServedModel
 from medlens.serve.service_errors import ServiceError
-from medlens.train.inference import predict_arrays, prepare_input
 
 MASK_FORMATS = ("auto", "png", "nifti", "dicom-seg")
 _MEDIA_TYPES = {"png": "image/png", "nifti": "application/gzip", "dicom-seg": "application/dicom"}

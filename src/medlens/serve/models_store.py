@@ -19,9 +19,9 @@ from typing import Any
 import torch
 
 from medlens.errors import ConfigError
-from medlens.export import example_shape, export_onnx, onnx_metadata, weights_sha256
+from medlens.inference.loaded_run import LoadedRun, load_run
+from medlens.inference.onnx import example_shape, export_onnx, onnx_metadata, weights_sha256
 from medlens.tasks import Task
-from medlens.train.inference import LoadedRun, load_run
 
 log = logging.getLogger(__name__)
 ENGINES = ("torch", "onnx")
@@ -119,8 +119,9 @@ def _load_one(run_dir: Path, name: str, engine: str, onnx_cache: Path | None) ->
     if run.task.predicts_masks:  # predict_mask imports these (MONAI) on first use
         import monai.inferers  # noqa: F401
 
-        import medlens.train.postprocess  # noqa: F401
-        import medlens.train.segmentation_run  # noqa: F401
+        import medlens.inference.postprocess  # noqa: F401
+        import medlens.inference.resample  # noqa: F401
+        import medlens.inference.sliding_window  # noqa: F401
     return ServedModel(
         name=name,
         run=run,

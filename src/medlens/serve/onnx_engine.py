@@ -13,7 +13,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from medlens.export import OUTPUT_NAME, onnx_session
+from medlens.inference.onnx import OUTPUT_NAME, onnx_session
 
 # What medlens' shape checks read from a network (``check_input_size``, sliding windows).
 _COPIED_ATTRIBUTES = ("spatial_dims", "in_channels", "num_classes", "size_divisor", "config")

@@ -34,7 +34,7 @@ class CasePreparer:
         """Read and preprocess one file (or DICOM series folder); any failure becomes the
         case's error message instead of an exception, so one bad file never stops a run."""
         from medlens.data.readers import read_image
-        from medlens.train.inference import prepare_input
+        from medlens.inference.loaded_run import prepare_input
 
         try:
             # prepare_input reads only .preprocess and .input_shape of the run it is given.
@@ -69,8 +69,8 @@ def predict_batch(run: Any, cases: list[DecodedCase]) -> pa.Table:
     Binary runs decide with the run's threshold on ``prob_<class 1>``, others by arg-max,
     as ``medlens predict`` does.
     """
+    from medlens.inference.loaded_run import predict_arrays
     from medlens.metrics.threshold import predict_labels
-    from medlens.train.inference import predict_arrays
 
     k = len(run.class_names)
     probs = np.full((len(cases), k), np.nan)

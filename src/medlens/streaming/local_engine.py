@@ -10,8 +10,8 @@ import pyarrow as pa
 import torch
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
+from medlens.inference.discovery import iter_image_files
 from medlens.streaming.batch import CasePreparer, DecodedCase, predict_batch
-from medlens.streaming.discovery import iter_image_files
 
 
 class DecodedCaseStream(IterableDataset):

@@ -24,7 +24,7 @@ class RunPredictor:
     def __init__(self, run_dir: str, device: str | None = None) -> None:
         import torch
 
-        from medlens.train.inference import load_run
+        from medlens.inference.loaded_run import load_run
 
         torch.set_num_threads(1)  # one actor per CPU
         self.run = load_run(run_dir, device)

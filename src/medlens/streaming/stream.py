@@ -15,8 +15,8 @@ import pyarrow as pa
 from tqdm.auto import tqdm
 
 from medlens.errors import ConfigError
+from medlens.inference.discovery import iter_image_files
 from medlens.streaming.batch import result_schema
-from medlens.streaming.discovery import iter_image_files
 from medlens.streaming.writers import open_result_writer
 
 BatchCallback = Callable[[int, int], None]
@@ -124,7 +124,7 @@ def stream_predict(
         InputError: a missing input, an unusable run folder, or a partial output with other
             columns.
     """
-    from medlens.train.inference import load_run
+    from medlens.inference.loaded_run import load_run
 
     out = Path(out)
     workers = default_workers() if workers is None else workers

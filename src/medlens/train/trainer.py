@@ -22,7 +22,7 @@ from tqdm.auto import tqdm
 
 from medlens.config import TrainConfig
 from medlens.errors import ConfigError
-from medlens.train.checkpoint import load_checkpoint, save_checkpoint
+from medlens.run_folder.checkpoint import load_checkpoint, save_checkpoint
 from medlens.train.distributed import DistContext, broadcast_object
 from medlens.train.sampler import EpochSampler
 from medlens.train.schedule import WarmupCosine

@@ -1,0 +1,451 @@
+"""Ensembles of finished classification runs, written as a run folder of their own.
+
+``ensemble_runs(run_dirs, method)`` combines the runs' predicted probabilities case by case.
+The runs must have been evaluated on the same validation and test cases with the same labels
+(checked). Anything fitted — weights or a stacking model — is fitted on VALIDATION
+predictions only; the test split is combined once, with the fitted combiner, and scored once.
+
+Methods:
+    soft: the mean of the runs' probabilities; nothing is fitted.
+    weighted: a weighted mean whose weights (non-negative, summing to 1) minimise the log loss
+        (cross-entropy) of the validation cases; the problem is convex, solved by SciPy's
+        SLSQP from equal weights.
+    stacking: a logistic regression on the runs' validation log-odds (binary) or log
+        probabilities (multi-class).
+
+For ``weighted`` and ``stacking`` the validation predictions written (and the decision
+threshold chosen on them) are cross-fitted: each validation case is predicted by a combiner
+fitted on the other folds (patient-aware, stratified), so the validation numbers are not
+scored on the cases the combiner learnt from. The combiner applied to test is fitted on all
+validation cases.
+
+The folder holds ``config.yaml`` (members and settings), ``ensemble.json`` (what was
+fitted: weights or coefficients), ``labels.json``, ``metrics.json``, ``predictions.csv``,
+``data_summary.json``, and ``report.html`` / ``model_card.md``.
+"""
+
+from __future__ import annotations
+
+import shutil
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, cast
+
+import numpy as np
+import pandas as pd
+import yaml
+from scipy.optimize import minimize
+from sklearn.linear_model import LogisticRegression
+from sklearn.model_selection import StratifiedGroupKFold
+
+from medlens.errors import ConfigError, InputError
+from medlens.io_utils import publish_run, write_atomic, write_json_atomic
+from medlens.metrics.threshold import ThresholdMethod
+from medlens.run_folder.classification import RunFolder, read_run_folder
+
+METHODS = ("soft", "weighted", "stacking")
+_EPS = 1e-6
+
+
+@dataclass
+class Member:
+    """One run of the ensemble with its predictions aligned to the reference case order."""
+
+    run: RunFolder
+    val: np.ndarray
+    test: np.ndarray
+
+
+def _key_table(run: RunFolder) -> pd.DataFrame:
+    table = run.predictions()
+    table = table[table["split"].isin(["val", "test"])]
+    dupes = table[table.duplicated(["split", "case_id"])]
+    if not dupes.empty:
+        row = dupes.iloc[0]
+        raise InputError(
+            run.path / "predictions.csv", f"case {row['case_id']} appears twice in {row['split']}"
+        )
+    return table.reset_index(drop=True)
+
+
+def _mismatch(reference: pd.DataFrame, other: pd.DataFrame, split: str) -> str | None:
+    a = reference[reference["split"] == split].set_index("case_id")["label"]
+    b = other[other["split"] == split].set_index("case_id")["label"]
+    if a.empty:
+        return f"it has no {split} cases"
+    missing, extra = a.index.difference(b.index), b.index.difference(a.index)
+    if len(missing) or len(extra):
+        example = (missing if len(missing) else extra)[0]
+        return (
+            f"{len(missing)} {split} case(s) missing and {len(extra)} extra (e.g. {example}); "
+            "ensemble runs on the same data, split and fold"
+        )
+    differ = a[a != b.reindex(a.index)]
+    if not differ.empty:
+        return f"{len(differ)} {split} label(s) differ (e.g. case {differ.index[0]})"
+    return None
+
+
+def load_members(run_dirs: Sequence[str | Path]) -> tuple[pd.DataFrame, list[Member]]:
+    """Read the runs and align their probabilities to the first run's val and test cases.
+
+    Returns:
+        ``(reference table of the first run, members)``.
+
+    Raises:
+        InputError: fewer than two runs, an incomplete run folder, or runs whose classes,
+            validation or test cases, or labels differ (naming both runs).
+    """
+    if len(run_dirs) < 2:
+        raise InputError(", ".join(map(str, run_dirs)) or "<none>", "an ensemble needs 2+ runs")
+    runs = [read_run_folder(d) for d in run_dirs]
+    tables = [_key_table(r) for r in runs]
+    first, reference = runs[0], tables[0]
+    members = []
+    for run, table in zip(runs, tables, strict=True):
+        if run.class_names != first.class_names:
+            raise InputError(
+                run.path,
+                f"classes {run.class_names} differ from {first.class_names} of {first.path}",
+            )
+        for split in ("val", "test"):
+            problem = _mismatch(reference, table, split)
+            if problem:
+                raise InputError(run.path, f"not evaluated on the cases of {first.path}: {problem}")
+        columns = [f"prob_{c}" for c in run.class_names]
+        indexed = table.set_index(["split", "case_id"])[columns]
+        probs = {}
+        for split in ("val", "test"):
+            keys = reference.loc[reference["split"] == split, "case_id"]
+            probs[split] = indexed.loc[[(split, c) for c in keys]].to_numpy(dtype=float)
+        members.append(Member(run, probs["val"], probs["test"]))
+    return reference, members
+
+
+class SoftMean:
+    """The plain mean of the members' probabilities."""
+
+    def fit(self, probs: Sequence[np.ndarray], y: np.ndarray) -> SoftMean:
+        self.weights_ = np.full(len(probs), 1.0 / len(probs))
+        return self
+
+    def predict(self, probs: Sequence[np.ndarray]) -> np.ndarray:
+        return np.tensordot(self.weights_, np.stack(probs), axes=1)
+
+    def describe(self) -> dict[str, Any]:
+        return {"weights": self.weights_.tolist()}
+
+
+class WeightedMean(SoftMean):
+    """Weights on the simplex minimising the log loss of ``sum_m w_m P_m`` (convex; SLSQP)."""
+
+    def fit(self, probs: Sequence[np.ndarray], y: np.ndarray) -> WeightedMean:
+        m = len(probs)
+        picked = np.stack(probs)[:, np.arange(len(y)), y]  # (M, N): p(true class) per member
+
+        def loss(w: np.ndarray) -> float:
+            return float(-np.log(np.clip(w @ picked, 1e-15, None)).mean())
+
+        def grad(w: np.ndarray) -> np.ndarray:
+            return -(picked / np.clip(w @ picked, 1e-15, None)).mean(axis=1)
+
+        result = minimize(
+            loss,
+            np.full(m, 1.0 / m),
+            jac=grad,
+            method="SLSQP",
+            bounds=[(0.0, 1.0)] * m,
+            constraints=[
+                {"type": "eq", "fun": lambda w: w.sum() - 1.0, "jac": lambda w: np.ones(m)}
+            ],
+        )
+        weights = np.clip(result.x, 0.0, None)
+        self.weights_ = weights / weights.sum()
+        self.val_log_loss_ = loss(self.weights_)
+        return self
+
+    def describe(self) -> dict[str, Any]:
+        return {"weights": self.weights_.tolist(), "val_log_loss": self.val_log_loss_}
+
+
+def stacking_features(probs: Sequence[np.ndarray]) -> np.ndarray:
+    """Log-odds of class 1 per member (binary), or log probabilities of every class."""
+    clipped = [np.clip(p, _EPS, 1 - _EPS) for p in probs]
+    if clipped[0].shape[1] == 2:
+        return np.column_stack([np.log(p[:, 1]) - np.log1p(-p[:, 1]) for p in clipped])
+    return np.column_stack([np.log(p) for p in clipped])
+
+
+class Stacker:
+    """A logistic regression (L2, C = 1) on ``stacking_features``."""
+
+    def __init__(self, seed: int = 0) -> None:
+        self.seed = seed
+
+    def fit(self, probs: Sequence[np.ndarray], y: np.ndarray) -> Stacker:
+        self.n_classes_ = probs[0].shape[1]
+        self.model_ = LogisticRegression(
+            C=1.0, solver="newton-cholesky", tol=1e-8, max_iter=200, random_state=self.seed
+        )
+        self.model_.fit(stacking_features(probs), y)
+        return self
+
+    def predict(self, probs: Sequence[np.ndarray]) -> np.ndarray:
+        out = np.zeros((len(probs[0]), self.n_classes_))
+        out[:, self.model_.classes_] = self.model_.predict_proba(stacking_features(probs))
+        return out
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "model": "LogisticRegression(C=1.0) on log-odds (binary) or log probabilities",
+            "coef": self.model_.coef_.tolist(),
+            "intercept": self.model_.intercept_.tolist(),
+        }
+
+
+def _combiner(method: str, seed: int) -> SoftMean | Stacker:
+    if method == "soft":
+        return SoftMean()
+    if method == "weighted":
+        return WeightedMean()
+    return Stacker(seed)
+
+
+def cross_fitted(
+    method: str,
+    probs: Sequence[np.ndarray],
+    y: np.ndarray,
+    groups: np.ndarray,
+    folds: int,
+    seed: int,
+) -> tuple[np.ndarray, int]:
+    """Out-of-fold predictions of the combiner on the validation cases.
+
+    Returns:
+        ``(probabilities (N, K), number of folds used)``.
+
+    Raises:
+        InputError: a validation split too small for two patient-disjoint folds per class.
+    """
+    smallest = int(np.bincount(y, minlength=probs[0].shape[1]).min())
+    n_folds = min(folds, smallest, len(set(groups.tolist())))
+    if n_folds < 2:
+        raise InputError(
+            "val",
+            f"cross-fitting needs 2+ validation cases of every class; the rarest has {smallest}",
+        )
+    splitter = StratifiedGroupKFold(n_splits=n_folds, shuffle=True, random_state=seed)
+    out = np.zeros_like(probs[0], dtype=float)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="The least populated class", category=UserWarning)
+        for train, held in splitter.split(np.zeros(len(y)), y, groups):
+            combiner = _combiner(method, seed).fit([p[train] for p in probs], y[train])
+            out[held] = combiner.predict([p[held] for p in probs])
+    return out, n_folds
+
+
+def _threshold_method(members: Sequence[Member], threshold: str | None) -> ThresholdMethod:
+    if threshold is None:  # the members' common method, else Youden
+        methods = {m.run.threshold_method for m in members}
+        threshold = methods.pop() if len(methods) == 1 else None
+        if threshold not in ("youden", "max_f1"):
+            threshold = "youden"
+    if threshold not in ("youden", "max_f1", "fixed"):
+        raise ConfigError(
+            "--threshold", f"unknown method {threshold!r}; use youden, max_f1 or fixed"
+        )
+    return cast(ThresholdMethod, threshold)
+
+
+def _data_summary(members: Sequence[Member], reference: pd.DataFrame) -> dict[str, Any]:
+    names = members[0].run.class_names
+    splits: dict[str, Any] = {}
+    trains = [(m.run.data_summary or {}).get("splits", {}).get("train") for m in members]
+    if trains[0] is not None and all(t == trains[0] for t in trains):
+        splits["train"] = trains[0]
+    for split in ("val", "test"):
+        labels = reference.loc[reference["split"] == split, "label"]
+        counts = {name: int((labels == k).sum()) for k, name in enumerate(names)}
+        splits[split] = {"n": int(len(labels)), "class_counts": counts}
+    sources = sorted({str((m.run.data_summary or {}).get("source")) for m in members})
+    skipped = [s for m in members for s in (m.run.data_summary or {}).get("skipped_files") or []]
+    return {
+        "splits": splits,
+        "source": sources[0] if len(sources) == 1 else "several: " + ", ".join(sources),
+        "skipped_files": [dict(t) for t in {tuple(sorted(s.items())) for s in skipped}],
+    }
+
+
+def _prediction_table(
+    reference: pd.DataFrame,
+    probs: dict[str, np.ndarray],
+    preds: dict[str, np.ndarray],
+    names: list[str],
+) -> pd.DataFrame:
+    """The reference run's rows (ids, labels, attributes) with the ensemble's probabilities."""
+    parts = []
+    for split in ("val", "test"):
+        rows = reference[reference["split"] == split].copy()
+        extra = [c for c in rows.columns if c not in ("case_id", "split", "label", "pred")]
+        extra = [c for c in extra if not c.startswith("prob_")]
+        table = rows[["case_id", "split", "label"]].copy()
+        for k, name in enumerate(names):
+            table[f"prob_{name}"] = probs[split][:, k]
+        table["pred"] = preds[split]
+        parts.append(pd.concat([table, rows[extra]], axis=1))
+    return pd.concat(parts, ignore_index=True)
+
+
+def _auc(run: RunFolder, split: str) -> float | None:
+    return run.metrics["splits"].get(split, {}).get("metrics", {}).get("auc", {}).get("value")
+
+
+def combine(
+    method: str,
+    members: Sequence[Member],
+    reference: pd.DataFrame,
+    folds: int = 5,
+    seed: int = 0,
+) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    """The ensemble's validation and test probabilities, and a record of what was fitted.
+
+    The combiner is fitted on the members' validation probabilities and labels only; the
+    validation probabilities returned are cross-fitted for ``weighted`` and ``stacking``.
+    """
+    y_val = reference.loc[reference["split"] == "val", "label"].to_numpy(dtype=int)
+    val_probs = [m.val for m in members]
+    combiner = _combiner(method, seed).fit(val_probs, y_val)
+    record: dict[str, Any] = {"combiner": combiner.describe(), "cross_fitted_val": False}
+    if method == "soft":
+        val = combiner.predict(val_probs)
+    else:
+        column = "patient_id" if "patient_id" in reference.columns else "case_id"
+        rows = reference[reference["split"] == "val"]
+        groups = rows[column].fillna(rows["case_id"]).astype(str).to_numpy()
+        val, used = cross_fitted(method, val_probs, y_val, groups, folds, seed)
+        record.update(cross_fitted_val=True, folds=used, grouped_by=column)
+    return {"val": val, "test": combiner.predict([m.test for m in members])}, record
+
+
+def ensemble_runs(
+    run_dirs: Sequence[str | Path],
+    method: str = "soft",
+    out_dir: str | Path = "runs",
+    name: str | None = None,
+    threshold: str | None = None,
+    fixed_threshold: float = 0.5,
+    folds: int = 5,
+    n_bootstrap: int = 1000,
+    ci_level: float = 0.95,
+    seed: int = 0,
+    overwrite: bool = False,
+    documents: bool = True,
+) -> Path:
+    """Combine finished runs into an ensemble and write it as a run folder.
+
+    Args:
+        run_dirs: two or more finished classification run folders (deep, classical, hybrid,
+            or ensembles) evaluated on the same validation and test cases.
+        method: ``soft``, ``weighted`` or ``stacking`` (see the module docstring).
+        out_dir: the folder that receives the ensemble's run folder.
+        name: the run folder's name; default ``ensemble-<method>``.
+        threshold: ``youden``, ``max_f1`` or ``fixed``; default the members' common method
+            (``youden`` when they differ). Chosen on the validation predictions.
+        fixed_threshold: the threshold of ``threshold="fixed"``.
+        folds: cross-fitting folds on the validation split (weighted, stacking).
+        n_bootstrap, ci_level: the confidence intervals of metrics.json.
+        seed: seeds the folds, the stacking model and the bootstrap.
+        overwrite: replace an existing folder of that name.
+        documents: write report.html and model_card.md.
+
+    Returns:
+        The ensemble's run folder ``out_dir/name``.
+
+    Raises:
+        InputError: an incomplete run folder, or runs that differ in classes, cases or labels
+            (naming both runs).
+        ConfigError: an unknown method or threshold, or an existing folder without
+            ``overwrite``.
+
+    Example:
+        >>> ensemble_runs(["runs/a", "runs/b", "runs/c"], "stacking", "runs")  # doctest: +SKIP
+        PosixPath('runs/ensemble-stacking')
+    """
+    from medlens.metrics import choose_threshold, evaluate_predictions, predict_labels
+
+    if method not in METHODS:
+        raise ConfigError("--method", f"unknown method {method!r}; use {', '.join(METHODS)}")
+    name = name or f"ensemble-{method}"
+    final_dir = Path(out_dir) / name
+    if final_dir.exists() and not overwrite:
+        raise ConfigError("--out", f"{final_dir} already exists (use --overwrite or another name)")
+    reference, members = load_members(run_dirs)
+    class_names = members[0].run.class_names
+    binary = len(class_names) == 2
+    rule = _threshold_method(members, threshold)
+    tmethod = rule if binary else "argmax"
+    probs, fitted = combine(method, members, reference, folds, seed)
+
+    y = {s: reference.loc[reference["split"] == s, "label"].to_numpy(dtype=int) for s in probs}
+    cut = 0.5
+    if binary:
+        cut = float(choose_threshold(y["val"], probs["val"][:, 1], rule, fixed_threshold))
+    evaluations = {
+        s: evaluate_predictions(y[s], probs[s], class_names, cut, n_bootstrap, ci_level, seed)
+        for s in ("val", "test")
+    }
+    preds = {s: predict_labels(probs[s], cut) for s in ("val", "test")}
+    weights = fitted["combiner"].get("weights")
+    paths = [str(m.run.path.resolve()) for m in members]
+    settings = {
+        "method": method,
+        "members": paths,
+        "threshold": tmethod,
+        "fixed_threshold": fixed_threshold,
+        "folds": folds,
+    }
+    fitted = {
+        **settings,
+        "members": [
+            {
+                "run": run,
+                "name": m.run.name,
+                "weight": None if weights is None else weights[i],
+                "val_auc": _auc(m.run, "val"),
+                "test_auc": _auc(m.run, "test"),
+            }
+            for i, (m, run) in enumerate(zip(members, paths, strict=True))
+        ],
+        **fitted,
+        "fitted_on": "validation predictions only; the test split was combined once, scored once",
+    }
+    config = {
+        "name": name,
+        "task": "classification",
+        "kind": "ensemble",
+        "seed": seed,
+        "model": {"name": f"{method} ensemble of {len(members)} runs", "strategy": method},
+        "ensemble": settings,
+        "evaluate": {"n_bootstrap": n_bootstrap, "ci_level": ci_level},
+    }
+    labels = {"class_names": class_names, "threshold": cut, "threshold_method": tmethod}
+    metrics = {"task": "classification", "kind": "ensemble", **labels, "splits": evaluations}
+    stage = final_dir.with_name(f"{name}.partial")
+    if stage.exists():
+        shutil.rmtree(stage)
+    stage.mkdir(parents=True)
+    write_atomic(stage / "config.yaml", yaml.safe_dump(config, sort_keys=False))
+    write_json_atomic(stage / "ensemble.json", fitted)
+    write_json_atomic(stage / "labels.json", labels)
+    write_json_atomic(stage / "metrics.json", metrics)
+    table = _prediction_table(reference, probs, preds, class_names)
+    table.to_csv(stage / "predictions.csv", index=False)
+    write_json_atomic(stage / "data_summary.json", _data_summary(members, reference))
+    if documents:
+        from medlens.commands.train import write_documents
+
+        write_documents(stage)
+    publish_run(stage, final_dir)
+    return final_dir

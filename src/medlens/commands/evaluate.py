@@ -1,0 +1,105 @@
+"""``medlens evaluate``: a finished run's model on a labelled split, at its own threshold."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from medlens.errors import ConfigError, InputError
+from medlens.io_utils import write_atomic, write_json_atomic
+
+
+def evaluate_run(
+    run_dir: Path,
+    data: Path | None = None,
+    data_format: str = "medmnist",
+    split: str | None = None,
+    out: Path | None = None,
+) -> Path:
+    """Predict the ``split`` cases of ``data`` (default: the run's own data) and write
+    ``metrics.json``, ``predictions.csv`` and plots to ``out``; print the metric table.
+
+    ``split=None`` means the test split of the run's own data or of a MedMNIST file, and
+    every case of other data (an external set has no reason to be split). The threshold is
+    the one the run chose on its validation split; nothing is re-tuned here.
+    """
+    from pydantic import ValidationError
+
+    from medlens.config import DataConfig
+    from medlens.data.sources import open_source
+    from medlens.inference.loaded_run import load_run, predict_images
+    from medlens.metrics import evaluate_predictions
+    from medlens.metrics.threshold import predict_labels
+    from medlens.report.plots import plot_confusion, plot_roc
+
+    run = load_run(run_dir)
+    data_cfg = run.config.data
+    if data is not None:
+        fields = {**data_cfg.model_dump(), "path": Path(data), "format": data_format}
+        fields.update(class_names=run.class_names, train_fraction_used=1.0)
+        try:
+            data_cfg = DataConfig.model_validate(fields)
+        except ValidationError as exc:
+            err = exc.errors()[0]
+            raise ConfigError(f"--{err['loc'][0]}", err["msg"]) from None
+    if split is None:
+        split = "test" if data is None or data_format == "medmnist" else "all"
+    case_set = open_source(data_cfg)
+    if list(case_set.class_names) != run.class_names:
+        raise InputError(
+            data_cfg.path, f"classes {case_set.class_names} differ from the run's {run.class_names}"
+        )
+    cases = [c for c in case_set.cases if split == "all" or c.split == split]
+    if not cases:
+        raise InputError(data_cfg.path, f"no cases in split {split!r}")
+    probs = predict_images(run, (case_set.load(c) for c in cases))
+    labels = np.array([c.label for c in cases], dtype=int)
+    result = evaluate_predictions(
+        labels,
+        probs,
+        run.class_names,
+        run.threshold,
+        n_bootstrap=run.config.evaluate.n_bootstrap,
+        ci_level=run.config.evaluate.ci_level,
+        seed=run.config.seed,
+    )
+    out = (
+        Path(out)
+        if out is not None
+        else Path(run_dir) / f"evaluation-{Path(data_cfg.path).stem}-{split}"
+    )
+    out.mkdir(parents=True, exist_ok=True)
+    write_json_atomic(
+        out / "metrics.json",
+        {"run": str(run_dir), "data": str(data_cfg.path), "split": split, **result},
+    )
+    preds = predict_labels(probs, run.threshold)
+    frame = pd.DataFrame({"case_id": [c.case_id for c in cases], "label": labels, "pred": preds})
+    for k, name in enumerate(run.class_names):
+        frame[f"prob_{name}"] = probs[:, k]
+    write_atomic(out / "predictions.csv", frame.to_csv(index=False))
+    (out / "plots").mkdir(exist_ok=True)
+    plot_roc(labels, probs, run.class_names, out / "plots" / "roc.png")
+    plot_confusion(labels, preds, run.class_names, out / "plots" / "confusion.png")
+    _print_table(result, f"{Path(data_cfg.path).name} [{split}] at threshold {run.threshold:.3f}")
+    return out
+
+
+def _print_table(result: dict, title: str) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=title)
+    for column in ("metric", "value", "95% CI"):
+        table.add_column(column)
+    for name, entry in result["metrics"].items():
+        value = entry.get("value")
+        if value is None:
+            table.add_row(name, "n/a", "")
+            continue
+        low, high = entry.get("ci_low"), entry.get("ci_high")
+        ci = f"{low:.3f} - {high:.3f}" if low is not None and high is not None else ""
+        table.add_row(name, f"{value:.4f}", ci)
+    Console().print(table)

@@ -1,0 +1,142 @@
+"""Loading a finished run folder and applying its model to new images."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import yaml
+
+from medlens.config import RunConfig
+from medlens.data.image import Image
+from medlens.errors import ConfigError, InputError, MedlensError
+from medlens.run_folder.checkpoint import load_checkpoint
+from medlens.tasks import Task, task_of
+
+
+@dataclass
+class LoadedRun:
+    """Everything inference needs from a run folder.
+
+    Attributes:
+        input_shape: ``(C, *spatial)`` of a preprocessed training image; every input must
+            have it after preprocessing.
+    """
+
+    run_dir: Path
+    config: RunConfig
+    model: torch.nn.Module
+    preprocess: Any
+    class_names: list[str]
+    threshold: float
+    input_shape: tuple[int, ...] | None
+    device: torch.device
+
+    @property
+    def task(self) -> Task:
+        """The run's task kind (``medlens.tasks``), which answers every per-task question."""
+        return task_of(self.config)
+
+
+def _read_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise InputError(path, f"unreadable ({type(exc).__name__})") from None
+
+
+def load_run(run_dir: str | Path, device: str | None = None) -> LoadedRun:
+    """Read ``config.yaml``, ``model.pt``, ``preprocessing.json`` and ``labels.json``.
+
+    Raises:
+        InputError: naming the missing, unreadable or inconsistent file of the run folder.
+    """
+    from medlens.config import parse_config
+    from medlens.models import model_from_config
+    from medlens.preprocess.pipeline import load_pipeline
+
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise InputError(run_dir, "run folder not found")
+    for required in ("config.yaml", "model.pt", "preprocessing.json", "labels.json"):
+        if not (run_dir / required).is_file():
+            raise InputError(
+                run_dir / required, "missing from the run folder (did training finish?)"
+            )
+    try:
+        config = parse_config(
+            yaml.safe_load((run_dir / "config.yaml").read_text()), run_dir / "config.yaml"
+        )
+    except yaml.YAMLError:
+        raise InputError(run_dir / "config.yaml", "not valid YAML") from None
+    except ConfigError as exc:
+        raise InputError(run_dir / "config.yaml", f"{exc.key}: {exc.reason}") from None
+    labels = _read_json(run_dir / "labels.json")
+    if not isinstance(labels, dict) or "class_names" not in labels or "threshold" not in labels:
+        raise InputError(run_dir / "labels.json", "needs 'class_names' and 'threshold'")
+    state = load_checkpoint(run_dir / "model.pt")
+    try:
+        model = model_from_config(dict(state.get("model_config") or {}))
+        model.load_state_dict(state["model"])
+    except MedlensError:
+        raise
+    except (RuntimeError, TypeError, ValueError) as exc:
+        raise InputError(
+            run_dir / "model.pt", f"weights do not fit the recorded model ({type(exc).__name__})"
+        ) from None
+    dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    model.to(dev).eval()
+    shape = state.get("input_shape")
+    return LoadedRun(
+        run_dir=run_dir,
+        config=config,
+        model=model,
+        preprocess=load_pipeline(run_dir / "preprocessing.json"),
+        class_names=list(labels["class_names"]),
+        threshold=float(labels["threshold"]),
+        input_shape=tuple(int(v) for v in shape) if shape else None,
+        device=dev,
+    )
+
+
+def prepare_input(run: LoadedRun, image: Image) -> np.ndarray:
+    """The run's preprocessing replayed on ``image``, checked for what the model can take.
+
+    Raises:
+        InputError: naming ``image.source`` when the result has NaN/inf values or a shape
+            other than the training images' ``run.input_shape``.
+    """
+    x = run.preprocess(image).array.astype(np.float32, copy=False)
+    if not np.all(np.isfinite(x)):
+        raise InputError(image.source, "image contains NaN or infinite values")
+    if run.input_shape is not None and tuple(x.shape) != run.input_shape:
+        raise InputError(
+            image.source,
+            f"after preprocessing the image is {tuple(x.shape)} (channels, *spatial), but the "
+            f"model was trained on {run.input_shape}; add a resize to the run's preprocessing",
+        )
+    return x
+
+
+@torch.no_grad()
+def predict_arrays(run: LoadedRun, arrays: list[np.ndarray], batch_size: int = 64) -> np.ndarray:
+    """Class probabilities ``(N, K)`` for preprocessed arrays (see ``prepare_input``)."""
+    out: list[np.ndarray] = []
+    for start in range(0, len(arrays), batch_size):
+        tensor = torch.from_numpy(np.stack(arrays[start : start + batch_size])).to(run.device)
+        probs = torch.softmax(run.model(tensor).float(), dim=1)
+        if run.config.train.tta_flip:
+            flipped = run.model(torch.flip(tensor, dims=(-1,)))
+            probs = 0.5 * (probs + torch.softmax(flipped.float(), dim=1))
+        out.append(probs.cpu().numpy())
+    return np.concatenate(out) if out else np.zeros((0, len(run.class_names)))
+
+
+def predict_images(run: LoadedRun, images: Iterable[Image], batch_size: int = 64) -> np.ndarray:
+    """Class probabilities ``(N, K)`` for raw images, with the run's preprocessing replayed."""
+    return predict_arrays(run, [prepare_input(run, image) for image in images], batch_size)

@@ -1,0 +1,220 @@
+"""One study through a run's model: pulled from Orthanc, processed, results stored back.
+
+Which series a run takes: a 3D run (``input_shape`` with three spatial axes) takes each
+CT, MR, PT or NM series as one volume; a 2D run takes every single-frame image of any image
+series. Never taken: non-image series (SEG, SR, KO, PR, RT*, ...) and medlens' own results
+(Manufacturer "medlens").
+"""
+
+from __future__ import annotations
+
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from medlens.errors import InputError
+from medlens.inference.loaded_run import LoadedRun, load_run
+from medlens.pacs.client import OrthancClient, SeriesInfo
+from medlens.pacs.results import (
+    ResultObject,
+    model_identity,
+    results_for_images,
+    results_for_volume,
+)
+from medlens.pacs.sr import MANUFACTURER, ModelIdentity
+
+VOLUME_MODALITIES = frozenset({"CT", "MR", "PT", "NM"})
+NON_IMAGE_MODALITIES = frozenset(
+    {"SEG", "SR", "KO", "PR", "DOC", "REG", "RTSTRUCT", "RTPLAN", "RTDOSE", "RTRECORD", "ECG"}
+)
+
+
+@dataclass
+class StoredObject:
+    """One result stored in Orthanc.
+
+    Attributes:
+        kind: ``"segmentation"``, ``"report"`` or ``"overlay"``.
+        sop_class_uid, series_instance_uid, sop_instance_uid: its UIDs.
+        source_series_uid: the series it was made from.
+        probabilities, decision: the classification it reports (empty / "" for a SEG).
+    """
+
+    kind: str
+    sop_class_uid: str
+    series_instance_uid: str
+    sop_instance_uid: str
+    source_series_uid: str
+    probabilities: dict[str, float] = field(default_factory=dict)
+    decision: str = ""
+
+
+@dataclass
+class ProcessResult:
+    """What ``process_study`` did with one study.
+
+    Attributes:
+        study_instance_uid: the study.
+        task: the run's task (``classification`` or ``segmentation``).
+        transport: ``"dicomweb"`` or ``"rest"``: how images travelled.
+        model: the model and the hash of its weights.
+        stored: the objects stored back into the study.
+        skipped: one ``"<what>: <reason>"`` line per series or image left out.
+    """
+
+    study_instance_uid: str
+    task: str
+    transport: str
+    model: ModelIdentity
+    stored: list[StoredObject] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+
+    def summary(self) -> str:
+        """One line for a person: what was stored where."""
+        kinds: dict[str, int] = {}
+        for obj in self.stored:
+            kinds[obj.kind] = kinds.get(obj.kind, 0) + 1
+        made = ", ".join(f"{n} {kind}" for kind, n in kinds.items()) or "nothing"
+        skipped = f"; {len(self.skipped)} left out" if self.skipped else ""
+        return (
+            f"study {self.study_instance_uid}: stored {made} by {self.model.algorithm_name} "
+            f"({self.transport}){skipped}"
+        )
+
+
+def is_medlens_output(series: SeriesInfo) -> bool:
+    """True for a series medlens stored (its Manufacturer is "medlens")."""
+    return series.manufacturer == MANUFACTURER
+
+
+def run_spatial_dims(run: LoadedRun) -> int:
+    """2 or 3: the spatial axes of the run's inputs (from the ``input_shape`` it recorded).
+
+    Raises:
+        InputError: the run recorded no input shape.
+    """
+    if not run.input_shape:
+        raise InputError(
+            run.run_dir / "model.pt",
+            "records no input shape, so which images the model takes is unknown; retrain it",
+        )
+    return len(run.input_shape) - 1
+
+
+def usable_series(series: list[SeriesInfo], spatial_dims: int) -> list[SeriesInfo]:
+    """The series a run with ``spatial_dims`` spatial axes can take (see the module doc)."""
+    out = []
+    for item in series:
+        if is_medlens_output(item) or item.modality in NON_IMAGE_MODALITIES:
+            continue
+        if spatial_dims == 3 and item.modality not in VOLUME_MODALITIES:
+            continue
+        out.append(item)
+    return out
+
+
+def process_study(
+    orthanc_url: str,
+    study_uid: str,
+    run_dir: str | Path,
+    auth: tuple[str, str] | None = None,
+    dicomweb: str = "auto",
+) -> ProcessResult:
+    """Pull a study from Orthanc, run a run folder's model on it, and store the results back
+    into the same study.
+
+    A segmentation run stores a DICOM SEG per series (or per image, for 2D runs) that
+    references its source; a classification run stores a Basic Text SR (probabilities per
+    class, decision, model name and weights SHA-256, references to the source instances)
+    and a Secondary Capture of the Grad-CAM overlay. See ``pacs_results``.
+
+    Args:
+        orthanc_url: e.g. ``http://127.0.0.1:8042``.
+        study_uid: the StudyInstanceUID.
+        run_dir: a finished run folder.
+        auth: ``(user, password)`` for Orthanc, or None.
+        dicomweb: ``"auto"``, ``"on"`` or ``"off"``: images through DICOMweb or REST.
+
+    Raises:
+        InputError: the run folder is unusable, the study is not on the server, or it
+            holds no series the run can take (the message lists what it holds and why each
+            candidate was left out).
+        PacsError: Orthanc is unreachable, refuses the credentials, or fails a request.
+    """
+    run = load_run(run_dir)
+    with OrthancClient(orthanc_url, auth=auth, dicomweb=dicomweb) as client:
+        return process_with_client(client, run, model_identity(run), study_uid)
+
+
+def process_with_client(
+    client: OrthancClient,
+    run: LoadedRun,
+    model: ModelIdentity,
+    study_uid: str,
+    study_id: str | None = None,
+) -> ProcessResult:
+    """``process_study`` with an open client and a loaded run (what ``watch`` reuses).
+
+    Args:
+        study_id: Orthanc's identifier of the study, when known (saves a lookup).
+    """
+    transport = "dicomweb" if client.uses_dicomweb else "rest"  # "on" without plugin: fail now
+    study_id = study_id or client.find_study(study_uid)
+    series = client.study_series(study_id)
+    dims = run_spatial_dims(run)
+    candidates = usable_series(series, dims)
+    where = f"study {study_uid}"
+    if not candidates:
+        raise InputError(
+            where,
+            f"holds no series a {dims}D {run.config.task} run can take; it holds: "
+            f"{_listing(series)}",
+        )
+    result = ProcessResult(
+        study_instance_uid=study_uid,
+        task=run.config.task,
+        transport=transport,
+        model=model,
+    )
+    objects: list[ResultObject] = []
+    with tempfile.TemporaryDirectory(prefix="medlens-pacs-") as tmp:
+        work = Path(tmp)
+        for index, item in enumerate(candidates):
+            folder = work / f"series_{index:03d}"
+            files = client.download_series(study_uid, item, folder)
+            try:
+                if dims == 3:
+                    objects += results_for_volume(run, model, folder, work)
+                else:
+                    made, skipped = results_for_images(run, model, files, work)
+                    objects += made
+                    result.skipped += [f"series {item.series_instance_uid} {s}" for s in skipped]
+            except InputError as exc:
+                result.skipped.append(f"series {item.series_instance_uid}: {exc.reason}")
+    if not objects:
+        raise InputError(where, "no series could be processed: " + "; ".join(result.skipped))
+    client.store([obj.data for obj in objects])
+    result.stored = [_stored(obj) for obj in objects]
+    return result
+
+
+def _stored(obj: ResultObject) -> StoredObject:
+    return StoredObject(
+        kind=obj.kind,
+        sop_class_uid=obj.sop_class_uid,
+        series_instance_uid=obj.series_instance_uid,
+        sop_instance_uid=obj.sop_instance_uid,
+        source_series_uid=obj.source_series_uid,
+        probabilities=dict(obj.finding.probabilities) if obj.finding else {},
+        decision=obj.finding.decision if obj.finding else "",
+    )
+
+
+def _listing(series: list[SeriesInfo]) -> str:
+    if not series:
+        return "no series"
+    return "; ".join(
+        f"{s.modality or '?'} ({len(s.instance_ids)} instances"
+        f"{', by medlens' if is_medlens_output(s) else ''})"
+        for s in series
+    )
