@@ -147,14 +147,16 @@ def predict(
     skip_bad: Annotated[
         bool, typer.Option("--skip-bad", help="Record unreadable files and go on.")
     ] = False,
-    batch_size: Annotated[int, typer.Option(min=1)] = 64,
+    batch_size: Annotated[
+        int | None, typer.Option(min=1, help="Images per forward pass (default 64).")
+    ] = None,
     mask_format: Annotated[
-        str,
+        str | None,
         typer.Option(
             help="Segmentation masks: auto (DICOM SEG for a DICOM series, PNG for 2D, NIfTI "
-            "for 3D) | png | nifti | dicom-seg."
+            "for 3D) | png | nifti | dicom-seg. Default auto."
         ),
-    ] = "auto",
+    ] = None,
     engine: Annotated[
         str | None,
         typer.Option(
@@ -176,56 +178,20 @@ def predict(
     quiet: Annotated[bool, typer.Option(help="No progress bar.")] = False,
 ) -> None:
     """Apply a run's model to images: one CSV row per image (classification), or one mask per
-    image (segmentation)."""
-    import yaml
+    image (segmentation). An option that does not apply to the run's task is refused."""
+    from medlens.commands.predict import PredictOptions, predict_command
 
-    config_file = run_dir / "config.yaml"
-    task = "classification"
-    if config_file.is_file():
-        raw = yaml.safe_load(config_file.read_text()) or {}
-        task = raw.get("task", "classification") if isinstance(raw, dict) else task
-    if task == "segmentation":
-        from medlens.inference.segment import segment_files
-
-        out_dir = out or Path("masks")
-        n_ok, n_bad = segment_files(
-            run_dir, inputs, out_dir, mask_format=mask_format, skip_bad=skip_bad
-        )
-        typer.echo(
-            f"{n_ok} masks written to {out_dir}"
-            + (f"; {n_bad} files skipped (listed in segmentations.csv)" if n_bad else "")
-        )
-        return
-    if engine is not None or address is not None or (out is not None and out.suffix == ".parquet"):
-        from medlens.streaming import stream_predict
-
-        chosen = engine or ("ray" if address else "local")
-        if chosen not in ("local", "ray"):
-            _fail(f"--engine {chosen!r}: expected local or ray")
-        summary = stream_predict(
-            run_dir,
-            inputs,
-            out or Path("predictions.parquet"),
-            engine="ray" if chosen == "ray" else "local",
-            workers=workers,
-            batch_size=batch_size,
-            ray_address=address,
-            progress=not quiet,
-        )
-        typer.echo(
-            f"{summary.predicted} predictions, {summary.errors} unreadable (rows with an error) "
-            f"-> {summary.out}"
-            + (f"; {summary.already_done} already there" if summary.already_done else "")
-        )
-        return
-    from medlens.commands.predict import predict_files
-
-    out_csv = out or Path("predictions.csv")
-    n_ok, n_bad = predict_files(run_dir, inputs, out_csv, skip_bad=skip_bad, batch_size=batch_size)
-    typer.echo(
-        f"{n_ok} predictions written to {out_csv}"
-        + (f"; {n_bad} files skipped (listed there)" if n_bad else "")
+    options = PredictOptions(
+        out=out,
+        skip_bad=skip_bad,
+        batch_size=batch_size,
+        mask_format=mask_format,
+        engine=engine,
+        address=address,
+        workers=workers,
+        quiet=quiet,
     )
+    typer.echo(predict_command(run_dir, inputs, options))
 
 
 def _split_list(text: str | None) -> list[str]:
@@ -272,7 +238,7 @@ def explain(
     With --gallery, --faithfulness or --randomization the findings are added to the run's
     report.html and model_card.md."""
     from medlens.commands.explain import explain_command
-    from medlens.commands.train import add_report_section
+    from medlens.report.documents import add_report_section
 
     if not inputs and not (gallery or faithfulness or randomization):
         _fail("give images to explain, or --gallery / --faithfulness N / --randomization")
@@ -324,7 +290,7 @@ def audit(
     between groups with bootstrap intervals, flags, and optional mitigations."""
     from medlens.audit import audit_run
     from medlens.audit.section import audit_section_html, audit_section_markdown
-    from medlens.commands.train import add_report_section
+    from medlens.report.documents import add_report_section
 
     bins = None
     if age_bins:

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import io
 import shutil
+import threading
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -13,6 +16,12 @@ import pytest
 from medlens.data.medmnist_catalog import MEDMNIST_CATALOG, medmnist_url
 from medlens.data.medmnist_download import download_medmnist, file_md5, official_md5
 from medlens.errors import InputError, UnknownNameError
+
+
+@pytest.fixture(autouse=True)
+def _official_base_url(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every test starts from the real Zenodo URL, whatever the caller's environment says."""
+    monkeypatch.delenv("MEDLENS_MEDMNIST_BASE_URL", raising=False)
 
 
 @pytest.fixture
@@ -26,6 +35,34 @@ def no_network(monkeypatch: pytest.MonkeyPatch) -> list[str]:
 
     monkeypatch.setattr(urllib.request, "urlopen", offline)
     return asked
+
+
+@pytest.fixture
+def cut_off_server(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
+    """A local server (the base URL points at it) announcing 1000 bytes, sending 10, closing."""
+    asked: list[str] = []
+
+    class CutOff(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            asked.append(self.path)
+            self.send_response(200)
+            self.send_header("Content-Length", "1000")
+            self.end_headers()
+            self.wfile.write(b"0123456789")
+
+        def log_message(self, format: str, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), CutOff)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    monkeypatch.setenv("MEDLENS_MEDMNIST_BASE_URL", f"http://127.0.0.1:{server.server_address[1]}")
+    try:
+        yield asked
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
 
 
 def test_official_md5s_of_the_real_files(adrenal_npz: Path) -> None:
@@ -48,6 +85,37 @@ def test_catalog_covers_every_size_of_the_18_datasets() -> None:
     assert medmnist_url("pneumoniamnist", 64) == (
         "https://zenodo.org/records/10519652/files/pneumoniamnist_64.npz?download=1"
     )
+
+
+def test_base_url_comes_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    official = "https://zenodo.org/records/10519652/files/pneumoniamnist.npz?download=1"
+    monkeypatch.delenv("MEDLENS_MEDMNIST_BASE_URL", raising=False)
+    assert medmnist_url("pneumoniamnist") == official
+    monkeypatch.setenv("MEDLENS_MEDMNIST_BASE_URL", "")
+    assert medmnist_url("pneumoniamnist") == official
+    monkeypatch.setenv("MEDLENS_MEDMNIST_BASE_URL", "http://mirror.local/medmnist/")
+    assert medmnist_url("pneumoniamnist", 64) == (
+        "http://mirror.local/medmnist/pneumoniamnist_64.npz?download=1"
+    )
+
+
+def test_cut_off_download_is_an_error_even_unverified(
+    tmp_path: Path, cut_off_server: list[str]
+) -> None:
+    with pytest.raises(InputError, match="closed after 10 of 1000 bytes") as info:
+        download_medmnist("pneumoniamnist", 28, tmp_path, verify=False)
+    assert str(tmp_path.resolve()) in str(info.value)
+    assert cut_off_server == ["/pneumoniamnist.npz?download=1"]
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_malformed_base_url_is_an_input_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MEDLENS_MEDMNIST_BASE_URL", "mirror.local/medmnist")
+    with pytest.raises(InputError, match="could not download mirror.local/medmnist/pneumoniamnist"):
+        download_medmnist("pneumoniamnist", 28, tmp_path)
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_offline_error_names_file_and_folder(tmp_path: Path, no_network: list[str]) -> None:

@@ -11,11 +11,11 @@ import pandas as pd
 import pytest
 from PIL import Image as PILImage
 
-from medlens.commands.predict import predict_files
 from medlens.data.medmnist import load_medmnist_npz
 from medlens.errors import ConfigError, InputError
 from medlens.explain import explain_run, explanation_gallery, faithfulness_report
 from medlens.explain.run_cases import load_run_cases
+from medlens.inference.classify import predict_files
 from medlens.inference.loaded_run import load_run
 
 

@@ -8,8 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from medlens.commands.predict import predict_files
 from medlens.errors import ConfigError, InputError
+from medlens.inference.classify import predict_files
 from medlens.inference.loaded_run import load_run
 from medlens.streaming import stream_predict
 

@@ -26,7 +26,6 @@ fitted: weights or coefficients), ``labels.json``, ``metrics.json``, ``predictio
 
 from __future__ import annotations
 
-import shutil
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -35,15 +34,17 @@ from typing import Any, cast
 
 import numpy as np
 import pandas as pd
-import yaml
 from scipy.optimize import minimize
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import StratifiedGroupKFold
 
 from medlens.errors import ConfigError, InputError
-from medlens.io_utils import publish_run, write_atomic, write_json_atomic
 from medlens.metrics.threshold import ThresholdMethod
+from medlens.run_folder import layout
 from medlens.run_folder.classification import RunFolder, read_run_folder
+from medlens.run_folder.staging import check_free, open_stage, publish_run
+from medlens.run_folder.writer import RunWriter
+from medlens.tasks import CLASSIFICATION
 
 METHODS = ("soft", "weighted", "stacking")
 _EPS = 1e-6
@@ -65,7 +66,7 @@ def _key_table(run: RunFolder) -> pd.DataFrame:
     if not dupes.empty:
         row = dupes.iloc[0]
         raise InputError(
-            run.path / "predictions.csv", f"case {row['case_id']} appears twice in {row['split']}"
+            run.path / layout.PREDICTIONS, f"case {row['case_id']} appears twice in {row['split']}"
         )
     return table.reset_index(drop=True)
 
@@ -379,8 +380,7 @@ def ensemble_runs(
         raise ConfigError("--method", f"unknown method {method!r}; use {', '.join(METHODS)}")
     name = name or f"ensemble-{method}"
     final_dir = Path(out_dir) / name
-    if final_dir.exists() and not overwrite:
-        raise ConfigError("--out", f"{final_dir} already exists (use --overwrite or another name)")
+    check_free(final_dir, overwrite, key="--out")
     reference, members = load_members(run_dirs)
     class_names = members[0].run.class_names
     binary = len(class_names) == 2
@@ -423,28 +423,32 @@ def ensemble_runs(
     }
     config = {
         "name": name,
-        "task": "classification",
+        "task": CLASSIFICATION.name,
         "kind": "ensemble",
         "seed": seed,
         "model": {"name": f"{method} ensemble of {len(members)} runs", "strategy": method},
         "ensemble": settings,
         "evaluate": {"n_bootstrap": n_bootstrap, "ci_level": ci_level},
     }
-    labels = {"class_names": class_names, "threshold": cut, "threshold_method": tmethod}
-    metrics = {"task": "classification", "kind": "ensemble", **labels, "splits": evaluations}
-    stage = final_dir.with_name(f"{name}.partial")
-    if stage.exists():
-        shutil.rmtree(stage)
-    stage.mkdir(parents=True)
-    write_atomic(stage / "config.yaml", yaml.safe_dump(config, sort_keys=False))
-    write_json_atomic(stage / "ensemble.json", fitted)
-    write_json_atomic(stage / "labels.json", labels)
-    write_json_atomic(stage / "metrics.json", metrics)
-    table = _prediction_table(reference, probs, preds, class_names)
-    table.to_csv(stage / "predictions.csv", index=False)
-    write_json_atomic(stage / "data_summary.json", _data_summary(members, reference))
+    decision = {"threshold": cut, "threshold_method": tmethod}
+    stage = open_stage(final_dir)
+    writer = RunWriter(stage)
+    writer.config(config)
+    writer.json(layout.ENSEMBLE, fitted)
+    writer.labels(class_names, **decision)
+    writer.metrics(
+        {
+            "task": CLASSIFICATION.name,
+            "kind": "ensemble",
+            "class_names": class_names,
+            **decision,
+            "splits": evaluations,
+        }
+    )
+    writer.table(layout.PREDICTIONS, _prediction_table(reference, probs, preds, class_names))
+    writer.json(layout.DATA_SUMMARY, _data_summary(members, reference))
     if documents:
-        from medlens.commands.train import write_documents
+        from medlens.report.documents import write_documents
 
         write_documents(stage)
     publish_run(stage, final_dir)

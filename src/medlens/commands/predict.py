@@ -1,62 +1,154 @@
-"""``medlens predict``: a run's model applied to files (DICOM, NIfTI, PNG/JPEG/TIFF, .npz)."""
+"""``medlens predict RUN INPUT...``: a finished run applied to images, by its task's
+predictor, with every option checked against the task.
+
+An option that does not apply to the run's task (``--mask-format`` for a classifier,
+``--engine`` for a segmenter) is refused with one error naming it, never ignored.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
-import pandas as pd
+from medlens.errors import ConfigError
+from medlens.run_folder.reader import read_run_task
+from medlens.tasks import CLASSIFICATION, SEGMENTATION, TASKS, Task
 
-from medlens.errors import InputError
-from medlens.inference.discovery import iter_input_cases
-from medlens.io_utils import write_atomic
+ENGINES = ("local", "ray")
+DEFAULT_BATCH_SIZE = 64
 
 
-def predict_files(
-    run_dir: Path, inputs: list[Path], out: Path, skip_bad: bool = False, batch_size: int = 64
-) -> tuple[int, int]:
-    """Write ``out`` (CSV): one row per image with probabilities, the decision and any error.
+@dataclass(frozen=True)
+class PredictOptions:
+    """The options of ``medlens predict``; ``None`` (or False) means not given.
 
-    Returns:
-        (number of predictions, number of skipped files).
+    Attributes:
+        out: the output (classification: the CSV, or .parquet when streaming; segmentation:
+            the folder of masks). Default: the task's ``predict_output``.
+        skip_bad: record unreadable files and go on.
+        batch_size: images per forward pass (classification; default 64).
+        mask_format: ``auto``, ``png``, ``nifti`` or ``dicom-seg`` (segmentation).
+        engine: ``local`` or ``ray``: stream over any number of files (classification).
+        address: a Ray cluster address (implies ``engine="ray"``).
+        workers: decoding processes / Ray actors when streaming.
+        quiet: no progress bar.
+    """
+
+    out: Path | None = None
+    skip_bad: bool = False
+    batch_size: int | None = None
+    mask_format: str | None = None
+    engine: str | None = None
+    address: str | None = None
+    workers: int | None = None
+    quiet: bool = False
+
+    def streams(self) -> bool:
+        """Whether the streaming engines run: an engine or a Ray address given, or a
+        ``.parquet`` output."""
+        parquet = self.out is not None and self.out.suffix == ".parquet"
+        return self.engine is not None or self.address is not None or parquet
+
+    def given(self) -> list[str]:
+        """The names of the options the user set (``out`` applies to every task)."""
+        return [
+            name
+            for name in ("skip_bad", "batch_size", "mask_format", "engine", "address", "workers")
+            if getattr(self, name) not in (None, False)
+        ] + (["quiet"] if self.quiet else [])
+
+
+def check_options(task: Task, options: PredictOptions, run_dir: Path) -> None:
+    """Refuse the first option that means nothing for ``task``'s runs.
 
     Raises:
-        InputError: on the first unreadable file unless ``skip_bad``.
+        ConfigError: keyed ``--<option>``, naming the run's task and the tasks it applies to.
     """
-    from medlens.inference.loaded_run import load_run, predict_arrays, prepare_input
+    for name in options.given():
+        if not task.applies(name):
+            owners = [t for t in TASKS if TASKS.get(t).applies(name)]
+            flag = "--" + name.replace("_", "-")
+            raise ConfigError(
+                flag,
+                f"does not apply to {run_dir}, a {task.name} run (it applies to "
+                f"{' and '.join(owners)} runs)",
+            )
+    if options.workers is not None and not options.streams():
+        raise ConfigError("--workers", "sets the streaming workers; add --engine local or ray")
+    if options.engine is not None and options.engine not in ENGINES:
+        raise ConfigError("--engine", f"expected {' or '.join(ENGINES)}, not {options.engine!r}")
 
-    run = load_run(run_dir)
-    ids: list[str] = []
-    files: list[str] = []
-    arrays: list[np.ndarray] = []
-    errors: list[dict[str, object]] = []
-    volumes = run.input_shape is not None and len(run.input_shape) == 4
-    for case_id, file, load in iter_input_cases(list(inputs), volumes=volumes):
-        try:
-            arrays.append(prepare_input(run, load()))
-        except InputError as exc:
-            if not skip_bad:
-                raise
-            errors.append({"case_id": case_id, "file": file, "error": exc.reason})
-            continue
-        ids.append(case_id)
-        files.append(file)
-    probs = predict_arrays(run, arrays, batch_size=batch_size)
-    rows: list[dict[str, object]] = []
-    for k, case_id in enumerate(ids):
-        row: dict[str, object] = {"case_id": case_id, "file": files[k]}
-        for c, name in enumerate(run.class_names):
-            row[f"prob_{name}"] = float(probs[k, c])
-        pred = (
-            int(probs[k, 1] >= run.threshold)
-            if len(run.class_names) == 2
-            else int(np.argmax(probs[k]))
+
+def _classify(run_dir: Path, inputs: Sequence[Path], options: PredictOptions) -> str:
+    out = options.out
+    batch_size = options.batch_size or DEFAULT_BATCH_SIZE
+    if options.streams():
+        from medlens.streaming import stream_predict
+
+        engine = options.engine or ("ray" if options.address else "local")
+        summary = stream_predict(
+            run_dir,
+            list(inputs),
+            out or Path("predictions.parquet"),
+            engine="ray" if engine == "ray" else "local",
+            workers=options.workers,
+            batch_size=batch_size,
+            ray_address=options.address,
+            progress=not options.quiet,
         )
-        row["pred"] = pred
-        row["pred_label"] = run.class_names[pred]
-        row["error"] = ""
-        rows.append(row)
-    rows.extend(errors)
-    frame = pd.DataFrame(rows)
-    write_atomic(out, frame.to_csv(index=False))
-    return len(ids), len(errors)
+        return (
+            f"{summary.predicted} predictions, {summary.errors} unreadable (rows with an error) "
+            f"-> {summary.out}"
+            + (f"; {summary.already_done} already there" if summary.already_done else "")
+        )
+    from medlens.inference.classify import predict_files
+
+    out_csv = out or CLASSIFICATION.predict_output
+    n_ok, n_bad = predict_files(
+        run_dir,
+        list(inputs),
+        out_csv,
+        skip_bad=options.skip_bad,
+        batch_size=batch_size,
+        progress=not options.quiet,
+    )
+    return f"{n_ok} predictions written to {out_csv}" + (
+        f"; {n_bad} files skipped (listed there)" if n_bad else ""
+    )
+
+
+def _segment(run_dir: Path, inputs: Sequence[Path], options: PredictOptions) -> str:
+    from medlens.inference.segment import segment_files
+
+    out_dir = options.out or SEGMENTATION.predict_output
+    n_ok, n_bad = segment_files(
+        run_dir,
+        list(inputs),
+        out_dir,
+        mask_format=options.mask_format or "auto",
+        skip_bad=options.skip_bad,
+        progress=not options.quiet,
+    )
+    return f"{n_ok} masks written to {out_dir}" + (
+        f"; {n_bad} files skipped (listed in segmentations.csv)" if n_bad else ""
+    )
+
+
+#: task name -> its predictor; every registered task has one.
+PREDICTORS: dict[str, Callable[[Path, Sequence[Path], PredictOptions], str]] = {
+    CLASSIFICATION.name: _classify,
+    SEGMENTATION.name: _segment,
+}
+
+
+def predict_command(run_dir: Path, inputs: Sequence[Path], options: PredictOptions) -> str:
+    """Apply the run in ``run_dir`` to ``inputs`` and return the one-line summary to print.
+
+    Raises:
+        ConfigError: an option that does not apply to the run's task, or a bad value.
+        InputError: an unusable run folder or input.
+    """
+    task = read_run_task(run_dir)
+    check_options(task, options, run_dir)
+    return PREDICTORS[task.name](run_dir, inputs, options)

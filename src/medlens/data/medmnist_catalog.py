@@ -6,9 +6,11 @@ Copied from MedMNIST/MedMNIST ``medmnist/info.py`` (version 3.0.2, commit
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 
 ZENODO_RECORD_URL = "https://zenodo.org/records/10519652/files"
+BASE_URL_ENV = "MEDLENS_MEDMNIST_BASE_URL"
 
 _ORGANS_2D = ("bladder", "femur-left", "femur-right", "heart", "kidney-left", "kidney-right",
               "liver", "lung-left", "lung-right", "pancreas", "spleen")  # fmt: skip
@@ -247,8 +249,15 @@ def medmnist_filename(flag: str, size: int = 28) -> str:
 
 
 def medmnist_url(flag: str, size: int = 28) -> str:
-    """Official Zenodo download URL of one MedMNIST file."""
-    return f"{ZENODO_RECORD_URL}/{medmnist_filename(flag, size)}?download=1"
+    """Download URL of one MedMNIST file: ``{base}/{file name}?download=1``.
+
+    ``base`` is the official Zenodo record (:data:`ZENODO_RECORD_URL`) unless the environment
+    variable ``MEDLENS_MEDMNIST_BASE_URL`` is set to something non-empty (a mirror, or a local
+    server in tests); it is read at each call and a trailing ``/`` is dropped. The MD5 checked
+    after a download is always the official one from :data:`MEDMNIST_CATALOG`, whatever the base.
+    """
+    base = os.environ.get(BASE_URL_ENV, "").strip().rstrip("/") or ZENODO_RECORD_URL
+    return f"{base}/{medmnist_filename(flag, size)}?download=1"
 
 
 def flag_from_filename(name: str) -> str | None:

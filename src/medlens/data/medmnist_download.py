@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import http.client
 import os
 import shutil
 import urllib.error
@@ -45,8 +46,10 @@ def download_medmnist(
 ) -> Path:
     """Return ``root/{flag}[_{size}].npz``, downloading it from Zenodo when it is not there.
 
-    The file is written to ``*.part`` and renamed only once complete (and verified), so an
-    interrupted download leaves nothing that looks finished.
+    The URL is :func:`~medlens.data.medmnist_catalog.medmnist_url` (Zenodo, or the base in
+    ``$MEDLENS_MEDMNIST_BASE_URL``); the MD5 is always the official one. The file is written
+    to ``*.part`` and renamed only once complete (and verified); a failed, cut-off,
+    interrupted or unverified download leaves neither ``*.part`` nor ``*.npz`` behind.
 
     Args:
         flag: MedMNIST dataset name, e.g. ``pneumoniamnist``, ``adrenalmnist3d``.
@@ -70,24 +73,35 @@ def download_medmnist(
     url = medmnist_url(flag, size)
     partial = target.with_name(target.name + ".part")
     try:
-        root.mkdir(parents=True, exist_ok=True)
-        with urllib.request.urlopen(url, timeout=timeout_s) as response, open(partial, "wb") as out:
-            shutil.copyfileobj(response, out, length=1 << 20)
-    except (urllib.error.URLError, OSError, TimeoutError) as exc:
-        partial.unlink(missing_ok=True)
-        reason = getattr(exc, "reason", exc)
-        raise InputError(
-            target,
-            f"could not download {url} ({reason}); download {target.name} by hand and put it "
-            f"in {root.resolve()}",
-        ) from None
-    if verify:
         try:
+            root.mkdir(parents=True, exist_ok=True)
+            with (
+                urllib.request.urlopen(url, timeout=timeout_s) as response,
+                open(partial, "wb") as out,
+            ):
+                shutil.copyfileobj(response, out, length=1 << 20)
+                # http.client hands a cut-off body over as a short read, without an error
+                headers = getattr(response, "headers", None)
+                announced = headers.get("Content-Length", "") if headers is not None else ""
+                if announced.isdigit() and out.tell() != int(announced):
+                    raise ConnectionError(
+                        f"connection closed after {out.tell()} of {announced} bytes"
+                    )
+        except (urllib.error.URLError, http.client.HTTPException, OSError, ValueError) as exc:
+            # URLError/HTTPError: unreachable host, HTTP status; HTTPException: a broken
+            # response (IncompleteRead of a chunked body, ...); OSError: resets, timeouts, a
+            # short body, disk; ValueError: a malformed URL (e.g. a base without http://).
+            reason = getattr(exc, "reason", exc)
+            raise InputError(
+                target,
+                f"could not download {url} ({reason}); download {target.name} by hand and put "
+                f"it in {root.resolve()}",
+            ) from exc  # the cause (offline, HTTP status, ...) stays inspectable
+        if verify:
             _check_md5(partial, expected)
-        except InputError:
-            partial.unlink(missing_ok=True)
-            raise
-    os.replace(partial, target)
+        os.replace(partial, target)
+    finally:  # any failure, Ctrl-C included: no half-written or unverified file stays
+        partial.unlink(missing_ok=True)
     return target
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -10,12 +9,13 @@ from typing import Any
 
 import numpy as np
 import torch
-import yaml
 
 from medlens.config import RunConfig
 from medlens.data.image import Image
-from medlens.errors import ConfigError, InputError, MedlensError
+from medlens.errors import InputError, MedlensError
+from medlens.run_folder import layout
 from medlens.run_folder.checkpoint import load_checkpoint
+from medlens.run_folder.reader import read_decision_labels, read_run_config, require_files
 from medlens.tasks import Task, task_of
 
 
@@ -43,43 +43,21 @@ class LoadedRun:
         return task_of(self.config)
 
 
-def _read_json(path: Path) -> Any:
-    try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError) as exc:
-        raise InputError(path, f"unreadable ({type(exc).__name__})") from None
-
-
 def load_run(run_dir: str | Path, device: str | None = None) -> LoadedRun:
-    """Read ``config.yaml``, ``model.pt``, ``preprocessing.json`` and ``labels.json``.
+    """Read ``config.yaml``, ``model.pt``, ``preprocessing.json`` and ``labels.json`` and
+    build the network on ``device`` (default CUDA when available), in eval mode.
 
     Raises:
         InputError: naming the missing, unreadable or inconsistent file of the run folder.
     """
-    from medlens.config import parse_config
     from medlens.models import model_from_config
     from medlens.preprocess.pipeline import load_pipeline
 
     run_dir = Path(run_dir)
-    if not run_dir.is_dir():
-        raise InputError(run_dir, "run folder not found")
-    for required in ("config.yaml", "model.pt", "preprocessing.json", "labels.json"):
-        if not (run_dir / required).is_file():
-            raise InputError(
-                run_dir / required, "missing from the run folder (did training finish?)"
-            )
-    try:
-        config = parse_config(
-            yaml.safe_load((run_dir / "config.yaml").read_text()), run_dir / "config.yaml"
-        )
-    except yaml.YAMLError:
-        raise InputError(run_dir / "config.yaml", "not valid YAML") from None
-    except ConfigError as exc:
-        raise InputError(run_dir / "config.yaml", f"{exc.key}: {exc.reason}") from None
-    labels = _read_json(run_dir / "labels.json")
-    if not isinstance(labels, dict) or "class_names" not in labels or "threshold" not in labels:
-        raise InputError(run_dir / "labels.json", "needs 'class_names' and 'threshold'")
-    state = load_checkpoint(run_dir / "model.pt")
+    require_files(run_dir, (layout.CONFIG, layout.MODEL, layout.PREPROCESSING, layout.LABELS))
+    config = read_run_config(run_dir)
+    labels = read_decision_labels(run_dir)
+    state = load_checkpoint(run_dir / layout.MODEL)
     try:
         model = model_from_config(dict(state.get("model_config") or {}))
         model.load_state_dict(state["model"])
@@ -87,7 +65,8 @@ def load_run(run_dir: str | Path, device: str | None = None) -> LoadedRun:
         raise
     except (RuntimeError, TypeError, ValueError) as exc:
         raise InputError(
-            run_dir / "model.pt", f"weights do not fit the recorded model ({type(exc).__name__})"
+            run_dir / layout.MODEL,
+            f"weights do not fit the recorded model ({type(exc).__name__})",
         ) from None
     dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     model.to(dev).eval()
@@ -96,7 +75,7 @@ def load_run(run_dir: str | Path, device: str | None = None) -> LoadedRun:
         run_dir=run_dir,
         config=config,
         model=model,
-        preprocess=load_pipeline(run_dir / "preprocessing.json"),
+        preprocess=load_pipeline(run_dir / layout.PREPROCESSING),
         class_names=list(labels["class_names"]),
         threshold=float(labels["threshold"]),
         input_shape=tuple(int(v) for v in shape) if shape else None,

@@ -96,6 +96,7 @@ def segment_files(
     out_dir: Path,
     mask_format: str = "auto",
     skip_bad: bool = False,
+    progress: bool = True,
 ) -> tuple[int, int]:
     """Write one mask per input into ``out_dir`` and ``out_dir/segmentations.csv``.
 
@@ -106,6 +107,7 @@ def segment_files(
         mask_format: ``auto`` (DICOM SEG for a DICOM series, PNG for 2D, NIfTI for 3D),
             ``png``, ``nifti`` or ``dicom-seg``.
         skip_bad: record unreadable inputs in the CSV and go on, instead of stopping.
+        progress: show a progress bar over the inputs.
 
     Returns:
         (masks written, inputs skipped).
@@ -128,7 +130,7 @@ def segment_files(
     rows: list[dict[str, Any]] = []
     n_ok = n_bad = 0
     cases = list(iter_input_cases(list(inputs), volumes=volumes))
-    for case_id, file, load in tqdm(cases, desc="segment", disable=len(cases) < 2):
+    for case_id, file, load in tqdm(cases, desc="segment", disable=not progress or len(cases) < 2):
         try:
             image = load()
             is_series = Path(file).is_dir()

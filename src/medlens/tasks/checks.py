@@ -37,6 +37,7 @@ def check_config(config: RunConfig, source: str | Path | None = None) -> RunConf
             source,
         )
     task.check_config(config, source)
+    _check_model_task(config, source)
     _check_transforms(config, source)
     if config.features is not None:
         try:
@@ -49,6 +50,24 @@ def check_config(config: RunConfig, source: str | Path | None = None) -> RunConf
 def load_config(path: str | Path, overrides: dict[str, Any] | None = None) -> RunConfig:
     """Read a YAML config (see ``medlens.config.read_config``) and check it in full."""
     return check_config(read_config(path, overrides), source=Path(path))
+
+
+def _check_model_task(config: RunConfig, source: str | Path | None) -> None:
+    """A registered network trained for another task is refused (an unknown name is the
+    model factory's error, with the list of names)."""
+    from medlens.models import MODELS
+    from medlens.models.registry import model_names
+
+    if config.features is not None or config.model.name not in MODELS:
+        return
+    entry = MODELS.get(config.model.name)
+    if entry.task != config.task:
+        raise ConfigError(
+            "model.name",
+            f"{config.model.name} is a {entry.task} model; task: {config.task} needs one of "
+            f"{', '.join(model_names(task=config.task))}",
+            source,
+        )
 
 
 def _check_transforms(config: RunConfig, source: str | Path | None) -> None:

@@ -14,16 +14,13 @@ chosen on the validation split; the test split is scored once.
 
 from __future__ import annotations
 
-import shutil
 import time
 import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-import joblib
 import numpy as np
-import pandas as pd
 import sklearn
 from sklearn.base import BaseEstimator
 from sklearn.model_selection import GridSearchCV, StratifiedGroupKFold
@@ -32,13 +29,16 @@ from medlens import __version__
 from medlens.config import RunConfig
 from medlens.data.case import Case
 from medlens.errors import ConfigError, InputError
-from medlens.io_utils import publish_run, write_atomic, write_json_atomic
+from medlens.run_folder import layout
+from medlens.run_folder.staging import check_free, open_stage, publish_run
+from medlens.run_folder.writer import RunWriter
 from medlens.train.classical.features import CaseFeatures, run_features
-from medlens.train.deep.run import PreparedData, data_summary, prepare_data
+from medlens.train.classification_results import score_classification, write_classification_run
+from medlens.train.data import PreparedData, prepare_data
 from medlens.train.seeding import seed_everything
 
-MODEL_FILE = "model.joblib"
-FEATURES_FILE = "features.json"
+MODEL_FILE = layout.ESTIMATOR
+FEATURES_FILE = layout.FEATURES
 
 
 def _labels(cases: Sequence[Case]) -> np.ndarray:
@@ -119,28 +119,6 @@ def _selected(pipeline: BaseEstimator, names: list[str]) -> list[str]:
     return [n for n, keep in zip(names, select.get_support(), strict=True) if keep]
 
 
-def prediction_rows(
-    cases: Sequence[Case],
-    split: str,
-    probs: np.ndarray,
-    preds: np.ndarray,
-    class_names: Sequence[str],
-) -> list[dict[str, Any]]:
-    """``predictions.csv`` rows as a deep run writes them: case_id, split, label,
-    prob_<class>..., pred, patient_id (when it differs from the case), attributes."""
-    rows = []
-    for k, case in enumerate(cases):
-        row: dict[str, Any] = {"case_id": case.case_id, "split": split, "label": int(case.label)}  # type: ignore[arg-type]
-        for c, name in enumerate(class_names):
-            row[f"prob_{name}"] = float(probs[k, c])
-        row["pred"] = int(preds[k])
-        if case.patient_id and case.patient_id != case.case_id:
-            row["patient_id"] = case.patient_id
-        row.update(dict(case.attributes))
-        rows.append(row)
-    return rows
-
-
 def _check_classes(config: RunConfig, cases: Sequence[Case], class_names: list[str]) -> None:
     present = set(_labels(cases).tolist())
     missing = [name for k, name in enumerate(class_names) if k not in present]
@@ -193,10 +171,7 @@ def train_classical(
         raise ConfigError("features", "a classical run needs a features section")
     config = _resolve_backbone(config)
     final_dir = config.run_dir()
-    if final_dir.exists() and not overwrite:
-        raise ConfigError(
-            "name", f"run folder {final_dir} already exists (use --overwrite or another name)"
-        )
+    check_free(final_dir, overwrite)
     seed_everything(config.seed)
     data = prepare_data(config)
     class_names = list(data.case_set.class_names)
@@ -210,10 +185,7 @@ def train_classical(
     pipeline, grid = fit_feature_pipeline(config, features.matrices["train"], data.splits["train"])
     fit_seconds = time.perf_counter() - t0
 
-    stage = config.output_dir / f"{config.name}.partial"
-    if stage.exists():
-        shutil.rmtree(stage)
-    stage.mkdir(parents=True)
+    stage = open_stage(final_dir)
     probs = {name: pipeline.predict_proba(features.matrices[name]) for name in ("val", "test")}  # type: ignore[attr-defined]
     times = {
         "feature_seconds": feature_seconds,
@@ -251,57 +223,14 @@ def _write_run(
     grid: dict[str, Any] | None,
     times: dict[str, float],
 ) -> None:
-    from medlens.metrics import evaluate_predictions
-    from medlens.metrics.threshold import choose_threshold, predict_labels
-    from medlens.preprocess.pipeline import save_pipeline
-
-    tcfg = config.train
-    splits = data.splits
-    binary = len(class_names) == 2
-    val_labels = _labels(splits["val"])
-    threshold = (
-        float(
-            choose_threshold(val_labels, probs["val"][:, 1], tcfg.threshold, tcfg.fixed_threshold)
-        )
-        if binary
-        else 0.5
+    results = score_classification(config, data.splits, probs, class_names)
+    writer = RunWriter(stage)
+    write_classification_run(
+        writer, config, data, results, features.preprocess, class_names, kind="classical", **times
     )
-    method = tcfg.threshold if binary else "argmax"
-    split_metrics, rows = {}, []
-    for name in ("val", "test"):
-        split_metrics[name] = evaluate_predictions(
-            _labels(splits[name]),
-            probs[name],
-            class_names,
-            threshold,
-            n_bootstrap=config.evaluate.n_bootstrap,
-            ci_level=config.evaluate.ci_level,
-            seed=config.seed,
-        )
-        preds = predict_labels(probs[name], threshold)
-        rows += prediction_rows(splits[name], name, probs[name], preds, class_names)
-
-    write_atomic(stage / "config.yaml", config.to_yaml())
-    save_pipeline(features.preprocess, stage / "preprocessing.json")
-    labels = {"class_names": class_names, "threshold": threshold, "threshold_method": method}
-    write_json_atomic(stage / "labels.json", labels)
-    write_json_atomic(
-        stage / "metrics.json",
-        {
-            "task": "classification",
-            "kind": "classical",
-            "class_names": class_names,
-            "threshold": threshold,
-            "threshold_method": method,
-            "splits": split_metrics,
-            **times,
-        },
-    )
-    pd.DataFrame(rows).to_csv(stage / "predictions.csv", index=False)
-    write_json_atomic(stage / "data_summary.json", data_summary(config, data, class_names))
     selected = _selected(pipeline, features.names)
-    write_json_atomic(
-        stage / FEATURES_FILE,
+    writer.json(
+        FEATURES_FILE,
         {
             **features.meta,
             "n_features": len(features.names),
@@ -316,4 +245,4 @@ def _write_run(
             "saved": time.strftime("%Y-%m-%dT%H:%M:%S"),
         },
     )
-    joblib.dump(pipeline, stage / MODEL_FILE)
+    writer.estimator(pipeline)

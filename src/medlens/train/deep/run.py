@@ -9,25 +9,25 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import shutil
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
 import torch
 from torch.utils.data import DataLoader
 
 from medlens import __version__
 from medlens.config import RunConfig
-from medlens.data.case import Case, CaseSet
+from medlens.data.case import Case
 from medlens.data.image import Image
 from medlens.errors import ConfigError, InputError
-from medlens.io_utils import publish_run, write_atomic, write_json_atomic
-from medlens.run_folder.checkpoint import save_checkpoint
+from medlens.run_folder import layout
+from medlens.run_folder.staging import check_free, open_stage, publish_run
+from medlens.run_folder.writer import RunWriter
+from medlens.train.classification_results import score_classification, write_classification_run
+from medlens.train.data import SPLITS, PreparedData, prepare_data
 from medlens.train.distributed import DistContext, barrier, init_distributed
 from medlens.train.losses import classification_loss, inverse_frequency_weights
 from medlens.train.sampler import EpochSampler
@@ -41,47 +41,6 @@ from medlens.train.trainer import (
 )
 
 log = logging.getLogger(__name__)
-SPLITS = ("train", "val", "test")
-
-
-@dataclass
-class PreparedData:
-    case_set: CaseSet
-    splits: dict[str, list[Case]]
-    skipped: list[dict[str, str]]
-
-
-def prepare_data(config: RunConfig) -> PreparedData:
-    """Open the source, drop (and list) bad files when ``skip_bad``, and split the cases."""
-    from medlens.data.sources import check_cases, open_source
-    from medlens.data.splits import subsample_train, with_kfold_split
-
-    case_set = open_source(config.data)
-    cases = list(case_set.cases)
-    skipped: list[dict[str, str]] = []
-    if config.data.format != "medmnist":
-        # Read every file once before training, so a bad file stops the run now (or, with
-        # skip_bad, is listed) rather than in the middle of epoch 7. MedMNIST arrays are
-        # validated when the .npz is opened.
-        good, bad = check_cases(case_set, fail_fast=not config.data.skip_bad)
-        cases = list(good)
-        skipped = [{"file": c.source or c.case_id, "reason": reason} for c, reason in bad]
-    if config.data.folds is not None:
-        cases = with_kfold_split(
-            cases, config.data.folds, config.data.fold, config.data.val_fraction, seed=0
-        )
-    splits = {name: [c for c in cases if c.split == name] for name in SPLITS}
-    for name in SPLITS:
-        if not splits[name]:
-            raise InputError(config.data.path, f"the {name} split is empty")
-    unlabelled = [c for c in cases if c.label is None]
-    if unlabelled:
-        raise InputError(unlabelled[0].source or config.data.path, "case has no label")
-    if config.data.train_fraction_used < 1.0:
-        splits["train"] = subsample_train(
-            splits["train"], config.data.train_fraction_used, config.seed
-        )
-    return PreparedData(case_set=case_set, splits=splits, skipped=skipped)
 
 
 def _group_weights(
@@ -181,10 +140,6 @@ def _device(dist: DistContext) -> torch.device:
     return torch.device("cpu")
 
 
-def _stage_dir(config: RunConfig) -> Path:
-    return config.output_dir / f"{config.name}.partial"
-
-
 def train_from_config(
     config: RunConfig,
     resume: bool = False,
@@ -209,17 +164,11 @@ def train_from_config(
 
     dist = init_distributed()
     final_dir = config.run_dir()
-    stage = _stage_dir(config)
-    if final_dir.exists() and not overwrite:
-        raise ConfigError(
-            "name", f"run folder {final_dir} already exists (use --overwrite or another name)"
-        )
+    check_free(final_dir, overwrite)
     seed_everything(config.seed)
     data = prepare_data(config)
-    if stage.exists() and not resume and dist.is_main:
-        shutil.rmtree(stage)
+    stage = open_stage(final_dir, resume=resume, clear=dist.is_main)
     barrier(dist)
-    stage.mkdir(parents=True, exist_ok=True)
     class_names = list(data.case_set.class_names)
     num_classes = len(class_names)
 
@@ -329,20 +278,6 @@ def train_from_config(
     return final_dir
 
 
-def data_summary(config: RunConfig, data: PreparedData, class_names: list[str]) -> dict[str, Any]:
-    """``data_summary.json``: cases and class counts per split, the source, the skipped files."""
-    splits = {
-        name: {
-            "n": len(cases),
-            "class_counts": {
-                cn: sum(1 for c in cases if c.label == k) for k, cn in enumerate(class_names)
-            },
-        }
-        for name, cases in data.splits.items()
-    }
-    return {"splits": splits, "source": str(config.data.path), "skipped_files": data.skipped}
-
-
 def _write_run(
     config: RunConfig,
     stage: Path,
@@ -354,79 +289,33 @@ def _write_run(
     class_names: list[str],
     input_shape: tuple[int, ...],
 ) -> None:
-    from medlens.metrics import evaluate_predictions
-    from medlens.metrics.threshold import choose_threshold, predict_labels
-    from medlens.preprocess.pipeline import save_pipeline
-
-    tcfg = config.train
-    val_probs, val_labels, _ = outputs["val"]
-    if len(class_names) == 2:
-        threshold = float(
-            choose_threshold(val_labels, val_probs[:, 1], tcfg.threshold, tcfg.fixed_threshold)
-        )
-    else:
-        threshold = 0.5
-    method = tcfg.threshold if len(class_names) == 2 else "argmax"
-
-    split_metrics = {}
-    rows = []
-    for name in ("val", "test"):
-        probs, labels, idx = outputs[name]
-        split_metrics[name] = evaluate_predictions(
-            labels,
-            probs,
-            class_names,
-            threshold,
-            n_bootstrap=config.evaluate.n_bootstrap,
-            ci_level=config.evaluate.ci_level,
-            seed=config.seed,
-        )
-        preds = predict_labels(probs, threshold)
-        cases = data.splits[name]
-        for k, i in enumerate(idx):
-            case = cases[int(i)]
-            row: dict[str, Any] = {"case_id": case.case_id, "split": name, "label": int(labels[k])}
-            for c, cname in enumerate(class_names):
-                row[f"prob_{cname}"] = float(probs[k, c])
-            row["pred"] = int(preds[k])
-            if case.patient_id and case.patient_id != case.case_id:
-                row["patient_id"] = case.patient_id
-            row.update(dict(case.attributes))
-            rows.append(row)
-
-    write_atomic(stage / "config.yaml", config.to_yaml())
-    save_pipeline(preprocess, stage / "preprocessing.json")
-    write_json_atomic(
-        stage / "labels.json",
-        {"class_names": class_names, "threshold": threshold, "threshold_method": method},
+    # The loaders give (probs, labels, case index) in their own order.
+    cases = {name: [data.splits[name][int(i)] for i in outputs[name][2]] for name in outputs}
+    probs = {name: outputs[name][0] for name in outputs}
+    results = score_classification(config, cases, probs, class_names)
+    writer = RunWriter(stage)
+    write_classification_run(
+        writer,
+        config,
+        data,
+        results,
+        preprocess,
+        class_names,
+        best_epoch=fit.best_epoch,
+        epochs_run=len(fit.history),
+        planned_epochs=fit.planned_epochs,
+        train_seconds=fit.train_seconds,
     )
-    write_json_atomic(
-        stage / "metrics.json",
-        {
-            "task": "classification",
-            "class_names": class_names,
-            "threshold": threshold,
-            "threshold_method": method,
-            "splits": split_metrics,
-            "best_epoch": fit.best_epoch,
-            "epochs_run": len(fit.history),
-            "planned_epochs": fit.planned_epochs,
-            "train_seconds": fit.train_seconds,
-        },
-    )
-    pd.DataFrame(rows).to_csv(stage / "predictions.csv", index=False)
-    pd.DataFrame(fit.history).to_csv(stage / "history.csv", index=False)
-    write_json_atomic(stage / "data_summary.json", data_summary(config, data, class_names))
-    save_checkpoint(
+    writer.table(layout.HISTORY, fit.history)
+    writer.checkpoint(
         {
             "model": model.state_dict(),
             "model_config": getattr(model, "config", {}),
             "class_names": class_names,
-            "threshold": threshold,
+            "threshold": results.threshold,
             "best_epoch": fit.best_epoch,
             "input_shape": list(input_shape),
             "medlens_version": __version__,
             "saved": time.strftime("%Y-%m-%dT%H:%M:%S"),
-        },
-        stage / "model.pt",
+        }
     )

@@ -10,7 +10,6 @@ scored there, inside the field of view when there is one.
 from __future__ import annotations
 
 import hashlib
-import shutil
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -27,8 +26,9 @@ from medlens.config import RunConfig
 from medlens.data.case import Case
 from medlens.errors import ConfigError, InputError
 from medlens.inference.resample import resample_probabilities
-from medlens.io_utils import publish_run, write_atomic, write_json_atomic
-from medlens.run_folder.checkpoint import save_checkpoint
+from medlens.run_folder import layout
+from medlens.run_folder.staging import check_free, open_stage, publish_run
+from medlens.run_folder.writer import RunWriter
 from medlens.train.seeding import seed_everything
 from medlens.train.segmentation.task import PreparedCase, SegmentationTask
 from medlens.train.trainer import EpochCallback, FitResult, Trainer
@@ -119,7 +119,7 @@ def train_segmentation_from_config(
     """
     from medlens.data.segmentation import open_segmentation_source
     from medlens.data.segmentation_dataset import SegmentationDataset
-    from medlens.models import MODELS, create_model
+    from medlens.models import create_model
     from medlens.preprocess.pipeline import build_pipeline
     from medlens.preprocess.specs import preprocess_specs
     from medlens.train.distributed import init_distributed
@@ -128,27 +128,14 @@ def train_segmentation_from_config(
     dist = init_distributed()
     if dist.enabled:
         raise ConfigError("task", "segmentation trains in one process; run it without torchrun")
-    entry = MODELS.get(config.model.name)
-    if entry.task != "segmentation":
-        raise ConfigError(
-            "model.name",
-            f"{config.model.name} is a classification model; task: segmentation needs one of "
-            "the segmentation models",
-        )
     final_dir = config.run_dir()
-    stage = config.output_dir / f"{config.name}.partial"
-    if final_dir.exists() and not overwrite:
-        raise ConfigError(
-            "name", f"run folder {final_dir} already exists (use --overwrite or another name)"
-        )
+    check_free(final_dir, overwrite)
     seed_everything(config.seed)
     source = open_segmentation_source(
         config.data.path, layout=config.data.layout, class_names=config.data.class_names
     )
     splits = split_segmentation_cases(config, source.cases)
-    if stage.exists() and not resume:
-        shutil.rmtree(stage)
-    stage.mkdir(parents=True, exist_ok=True)
+    stage = open_stage(final_dir, resume=resume)
     class_names = list(source.class_names)
     num_classes = len(class_names)
 
@@ -243,7 +230,6 @@ def _write_segmentation_run(
     from medlens.data.masks import write_mask
     from medlens.inference.postprocess import postprocess
     from medlens.metrics import evaluate_segmentation, summarize
-    from medlens.preprocess.pipeline import save_pipeline
 
     scfg = config.segmentation
     post = scfg.postprocess
@@ -290,7 +276,9 @@ def _write_segmentation_run(
             if suffix is not None and split == "test":
                 safe = case.case_id.replace("/", "_").replace("\\", "_")
                 mask_image = case.original.with_array(labels[None].astype(np.uint8))
-                write_mask(mask_image, stage / "masks" / f"{safe}{suffix}", reference=case.original)
+                write_mask(
+                    mask_image, stage / layout.MASKS / f"{safe}{suffix}", reference=case.original
+                )
     table = pd.DataFrame(rows)
     metric_names = [
         c
@@ -303,21 +291,13 @@ def _write_segmentation_run(
             str(cls): {m: _json_safe(summarize(g[m].to_numpy(dtype=float))) for m in metric_names}
             for cls, g in group.groupby("class")
         }
-    write_atomic(stage / "config.yaml", config.to_yaml())
-    save_pipeline(preprocess, stage / "preprocessing.json")
-    write_json_atomic(
-        stage / "labels.json",
+    writer = RunWriter(stage)
+    writer.config(config)
+    writer.preprocessing(preprocess)
+    writer.labels(class_names, post.threshold, task=config.task, postprocess=post.model_dump())
+    writer.metrics(
         {
-            "task": "segmentation",
-            "class_names": class_names,
-            "threshold": post.threshold,
-            "postprocess": post.model_dump(),
-        },
-    )
-    write_json_atomic(
-        stage / "metrics.json",
-        {
-            "task": "segmentation",
+            "task": config.task,
             "class_names": class_names,
             "splits": split_metrics,
             "best_epoch": fit.best_epoch,
@@ -325,12 +305,12 @@ def _write_segmentation_run(
             "planned_epochs": fit.planned_epochs,
             "train_seconds": fit.train_seconds,
             "distance_unit": "mm",
-        },
+        }
     )
-    write_atomic(stage / "segmentation_metrics.csv", table.to_csv(index=False))
-    pd.DataFrame(fit.history).to_csv(stage / "history.csv", index=False)
-    write_json_atomic(
-        stage / "data_summary.json",
+    writer.table(layout.SEGMENTATION_METRICS, table)
+    writer.table(layout.HISTORY, fit.history)
+    writer.json(
+        layout.DATA_SUMMARY,
         {
             "splits": {name: {"n": len(cases)} for name, cases in prepared.items()},
             "source": str(config.data.path),
@@ -339,7 +319,7 @@ def _write_segmentation_run(
         },
     )
     sample = prepared["train"][0].image
-    save_checkpoint(
+    writer.checkpoint(
         {
             "model": model.state_dict(),
             "model_config": getattr(model, "config", {}),
@@ -347,11 +327,10 @@ def _write_segmentation_run(
             "threshold": post.threshold,
             "best_epoch": fit.best_epoch,
             "input_shape": [sample.num_channels] + [-1] * sample.spatial_dims,
-            "task": "segmentation",
+            "task": config.task,
             "medlens_version": __version__,
             "saved": time.strftime("%Y-%m-%dT%H:%M:%S"),
-        },
-        stage / "model.pt",
+        }
     )
 
 

@@ -1,0 +1,44 @@
+"""The names of a run folder's files: one list, used by every writer and reader.
+
+runs/<name>/
+  config.yaml         the resolved config (every default written out)
+  model.pt            best weights (+ last.pt while training, for --resume)
+  model.joblib        a classical run's fitted scikit-learn pipeline
+  preprocessing.json  the deterministic transforms replayed at inference
+  labels.json         class names; the threshold chosen on validation
+  metrics.json        every metric with its CI, per split
+  predictions.csv     one row per validation and test case (classification)
+  segmentation_metrics.csv  one row per case, split and class (segmentation)
+  masks/              the predicted test masks (segmentation)
+  history.csv         one row per epoch
+  data_summary.json   cases per split and class; files skipped
+  plots/              figures of the report
+  sections/           later verbs' findings (fairness, explanations) as HTML + Markdown
+  report.html, model_card.md   what a person reads
+"""
+
+from __future__ import annotations
+
+CONFIG = "config.yaml"
+MODEL = "model.pt"
+LAST = "last.pt"
+ESTIMATOR = "model.joblib"
+PREPROCESSING = "preprocessing.json"
+LABELS = "labels.json"
+METRICS = "metrics.json"
+PREDICTIONS = "predictions.csv"
+SEGMENTATION_METRICS = "segmentation_metrics.csv"
+MASKS = "masks"
+HISTORY = "history.csv"
+DATA_SUMMARY = "data_summary.json"
+FEATURES = "features.json"
+ENSEMBLE = "ensemble.json"
+AUDIT = "audit.json"
+EXPLANATIONS = "explanations.json"
+PLOTS = "plots"
+SECTIONS = "sections"
+REPORT = "report.html"
+MODEL_CARD = "model_card.md"
+ONNX = "model.onnx"
+#: The suffix of the folder a run is built in before it is renamed into place.
+STAGING_SUFFIX = ".partial"
