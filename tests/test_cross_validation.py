@@ -84,6 +84,8 @@ def test_three_folds_partition_the_cases_and_the_summary_averages_them(
     assert table.loc[3, "auc"] == pytest.approx(summary["metrics"]["auc"]["mean"])
     html = (out / "cv_report.html").read_text()
     assert "data:image/png;base64," in html and "fold_2/report.html" in html
+    assert "<main>" in html and "--accent" in html  # report/templates/base.html's frame
+    assert "&lt;NA&gt;" not in html  # the blank n_test of the mean and sd rows is a dash
 
     # A second call keeps the finished folds; another config may not reuse the folder.
     stamp = (out / "fold_0" / "metrics.json").stat().st_mtime_ns

@@ -7,9 +7,26 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from typer.core import TyperGroup
+
+from medlens.errors import MedlensError
+
+
+class _Verbs(TyperGroup):
+    """Every verb's ``MedlensError`` becomes one line on stderr and its exit code (2), the
+    same whether the app runs from the console script or from a test's ``CliRunner``."""
+
+    def invoke(self, ctx: Any) -> Any:
+        try:
+            return super().invoke(ctx)
+        except MedlensError as exc:
+            typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
+            raise typer.Exit(exc.exit_code) from None
+
 
 app = typer.Typer(
     name="medlens",
+    cls=_Verbs,
     help="Deep-learning medical image analysis: train, evaluate, predict, report.",
     no_args_is_help=True,
     add_completion=False,
@@ -103,31 +120,22 @@ def evaluate(
     """Evaluate a run's model (at its validation-chosen threshold), or two folders of masks
     (--pred DIR --ref DIR): Dice, Jaccard, precision, sensitivity, specificity, HD, HD95,
     ASSD, NSD per case and class, written as metrics.csv + metrics.json + summary.txt."""
-    if pred is not None or ref is not None:
-        if pred is None or ref is None or run_dir is not None:
-            _fail("mask evaluation takes --pred DIR and --ref DIR (and no run folder)")
-        from medlens.commands.evaluate_masks import evaluate_mask_folders, format_summary
+    from medlens.commands.evaluate import evaluate_command
 
-        voxel_mm = None
-        if spacing:
-            try:
-                voxel_mm = [float(v) for v in spacing.split(",")]
-            except ValueError:
-                _fail(f"--spacing {spacing!r}: expected numbers separated by commas")
-        assert pred is not None and ref is not None  # checked above; tells mypy
-        out_dir = out or Path("mask_metrics")
-        summary = evaluate_mask_folders(
-            pred, ref, out_dir, spacing=voxel_mm, fov_dir=fov, tolerance_mm=tolerance_mm
+    typer.echo(
+        evaluate_command(
+            run_dir,
+            data=data,
+            data_format=data_format,
+            split=split,
+            out=out,
+            pred=pred,
+            ref=ref,
+            spacing=spacing,
+            fov=fov,
+            tolerance_mm=tolerance_mm,
         )
-        typer.echo(format_summary(summary), nl=False)
-        typer.echo(f"metrics written to {out_dir}")
-        return
-    if run_dir is None:
-        _fail("give a run folder, or --pred DIR and --ref DIR")
-    from medlens.commands.evaluate import evaluate_run
-
-    result_dir = evaluate_run(run_dir, data=data, data_format=data_format, split=split, out=out)  # type: ignore[arg-type]
-    typer.echo(f"evaluation written to {result_dir}")
+    )
 
 
 @app.command()
@@ -238,10 +246,7 @@ def explain(
     With --gallery, --faithfulness or --randomization the findings are added to the run's
     report.html and model_card.md."""
     from medlens.commands.explain import explain_command
-    from medlens.report.documents import add_report_section
 
-    if not inputs and not (gallery or faithfulness or randomization):
-        _fail("give images to explain, or --gallery / --faithfulness N / --randomization")
     outcome = explain_command(
         run_dir,
         list(inputs or []),
@@ -258,7 +263,6 @@ def explain(
     for path in outcome.overlays:
         typer.echo(f"overlay: {path}")
     if outcome.section_html:
-        add_report_section(run_dir, "explanations", outcome.section_html, outcome.section_markdown)
         typer.echo(outcome.summary)
         typer.echo(f"report:  {run_dir / 'report.html'}")
 
@@ -288,28 +292,17 @@ def audit(
 ) -> None:
     """Subgroup fairness audit of a run's test predictions: per-group metrics, the gaps
     between groups with bootstrap intervals, flags, and optional mitigations."""
-    from medlens.audit import audit_run
-    from medlens.audit.section import audit_section_html, audit_section_markdown
-    from medlens.report.documents import add_report_section
+    from medlens.commands.audit import audit_command
 
-    bins = None
-    if age_bins:
-        try:
-            bins = {"age": [float(v) for v in age_bins.split(",")]}
-        except ValueError:
-            _fail(f"--age-bins {age_bins!r}: expected numbers separated by commas")
-    result = audit_run(
+    result = audit_command(
         run_dir,
         _split_list(groups),
         positive_class=positive_class,
         mitigate=_split_list(mitigate),
-        bins=bins,
+        age_bins=age_bins,
         n_bootstrap=n_bootstrap,
         min_group_size=min_group_size,
         seed=seed,
-    )
-    add_report_section(
-        run_dir, "fairness", audit_section_html(result, run_dir), audit_section_markdown(result)
     )
     typer.echo(result.summary)
     for gap in result.flagged():
@@ -632,8 +625,6 @@ def pacs_watch(
 
 def main() -> None:
     """Console entry point: medlens errors become one line on stderr and exit code 2."""
-    from medlens.errors import MedlensError
-
     try:
         app()
     except MedlensError as exc:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import shutil
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -63,12 +62,3 @@ def _sanitize(obj: Any) -> Any:
     if isinstance(obj, list | tuple):
         return [_sanitize(v) for v in obj]
     return obj
-
-
-def publish_run(stage: Path, final_dir: Path) -> Path:
-    """Rename the complete staging folder ``stage`` to ``final_dir``; an existing
-    ``final_dir`` (``--overwrite``) is removed only now, once the new run is whole."""
-    if final_dir.exists():
-        shutil.rmtree(final_dir)
-    os.replace(stage, final_dir)
-    return final_dir

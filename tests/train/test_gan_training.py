@@ -16,6 +16,7 @@ from medlens.data.medmnist import load_medmnist_npz
 from medlens.errors import ConfigError, InputError
 from medlens.metrics.fid import c2st_auc, frechet_distance
 from medlens.models.gan import GanSpec, build_gan
+from medlens.report.gan import write_gan_report
 from medlens.train.gan.config import GanConfig, load_gan_config, parse_gan_config
 from medlens.train.gan.data import GanData, load_gan_data, to_generator_scale, to_stored_pixels
 from medlens.train.gan.loop import fit_gan
@@ -45,8 +46,14 @@ def tiny_config(npz: Path, out: Path, **changes: Any) -> GanConfig:
 
 @pytest.fixture(scope="module")
 def gan_run(pneumonia_npz: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny run trained through ``medlens gan train``'s entry (report included)."""
+    from medlens.commands.gan import gan_train
+
     torch.set_num_threads(1)
-    return train_gan(tiny_config(pneumonia_npz, tmp_path_factory.mktemp("runs")), progress=False)
+    config = tiny_config(pneumonia_npz, tmp_path_factory.mktemp("runs"))
+    path = config.output_dir / "gan.yaml"
+    path.write_text(config.to_yaml())
+    return gan_train(path, progress=False)
 
 
 def test_run_folder_is_complete(gan_run: Path) -> None:
@@ -72,6 +79,35 @@ def test_run_folder_is_complete(gan_run: Path) -> None:
     assert config["lr"] == 2e-4 and config["betas"] == [0.5, 0.999]
     labels = json.loads((gan_run / "labels.json").read_text())
     assert labels["class_names"] == ["normal", "pneumonia"]
+
+
+def test_the_config_is_written_as_resolved(gan_run: Path) -> None:
+    written = (gan_run / "config.yaml").read_text()
+    assert written == load_gan_config(gan_run.parent / "gan.yaml").to_yaml()
+
+
+def test_finalize_runs_on_the_complete_stage_and_a_failure_publishes_nothing(
+    pneumonia_npz: Path, tmp_path: Path
+) -> None:
+    seen: dict[str, Any] = {}
+
+    def finalize(stage: Path) -> None:
+        seen["stage"] = stage
+        seen["files"] = {p.name for p in stage.iterdir()}
+        seen["published"] = (tmp_path / "gan").exists()
+        seen["report"] = write_gan_report(stage).is_file()
+        raise RuntimeError("the report failed")
+
+    with pytest.raises(RuntimeError, match="the report failed"):
+        train_gan(tiny_config(pneumonia_npz, tmp_path, epochs=1), progress=False, finalize=finalize)
+    assert seen["stage"] == tmp_path / "gan.partial"
+    expected = {
+        "config.yaml", "generator.pt", "discriminator.pt", "feature_net.pt", "labels.json",
+        "history.csv", "quality.json", "plots",
+    }  # fmt: skip
+    assert expected <= seen["files"] and "report.html" not in seen["files"]
+    assert seen["report"]  # the report writer finds everything it reads in the stage
+    assert not seen["published"] and not (tmp_path / "gan").exists()
 
 
 def test_an_existing_run_is_not_overwritten_unasked(gan_run: Path, pneumonia_npz: Path) -> None:

@@ -31,6 +31,7 @@ from medlens.audit.subgroup_audit import DEFAULT_MIN_GROUP_SIZE, audit_predictio
 from medlens.audit.threshold_mitigation import CONSTRAINTS, mitigate_thresholds
 from medlens.errors import ConfigError, InputError, MedlensError
 from medlens.io_utils import write_atomic, write_json_atomic
+from medlens.run_folder import layout
 
 logger = logging.getLogger(__name__)
 
@@ -38,7 +39,7 @@ BIN_SUFFIX = "_bin"
 
 
 def _read_labels(run_dir: Path) -> tuple[list[str], float | None]:
-    path = run_dir / "labels.json"
+    path = run_dir / layout.LABELS
     if not path.is_file():
         raise InputError(path, "labels.json not found; the run folder is incomplete")
     try:
@@ -156,8 +157,8 @@ def audit_run(
     positive = class_names.index(positive_class)
     binary = len(class_names) == 2
     if binary and threshold is None:
-        raise InputError(run_dir / "labels.json", "a binary run needs its decision 'threshold'")
-    path = run_dir / "predictions.csv"
+        raise InputError(run_dir / layout.LABELS, "a binary run needs its decision 'threshold'")
+    path = run_dir / layout.PREDICTIONS
     df = _add_group_columns(_read_predictions(path), groups, bins or {}, path)
     options: dict[str, Any] = {
         "label_col": "label",
@@ -203,7 +204,7 @@ def audit_run(
             )
             result.plots[attribute] = [f"{stem}_rates.png", f"{stem}_roc.png"]
     write_atomic(out / "audit.csv", result.group_table().to_csv(index=False))
-    write_json_atomic(out / "audit.json", result.to_dict())
+    write_json_atomic(out / layout.AUDIT, result.to_dict())
     return result
 
 
@@ -211,7 +212,7 @@ def read_audit(path: str | Path) -> AuditResult:
     """An audit written by ``audit_run``: ``audit.json`` or the folder holding it."""
     path = Path(path)
     if path.is_dir():
-        path = path / "audit.json"
+        path = path / layout.AUDIT
     if not path.is_file():
         raise InputError(path, "audit.json not found; run `medlens audit` first")
     try:

@@ -9,14 +9,13 @@ and the folder above them holds:
     cv_summary.json           per-fold values, mean and sd of every test metric
     cv_summary.csv            one row per fold, then the mean and sd rows
     cv_report.html            the table and a bar plot of every metric per fold
+                              (``medlens.report.cross_validation``)
 
 A fold folder left by an earlier, interrupted call with the same config is kept.
 """
 
 from __future__ import annotations
 
-import base64
-import io
 import logging
 import math
 import statistics
@@ -24,7 +23,6 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-from jinja2 import Environment, select_autoescape
 
 from medlens.config import RunConfig, parse_config
 from medlens.errors import ConfigError, InputError
@@ -110,85 +108,6 @@ def _table(summary: dict[str, Any]) -> pd.DataFrame:
     return table
 
 
-def _bar_plot(summary: dict[str, Any]) -> str:
-    """Grouped bars (one per fold) of every metric, as a PNG data URI."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    import numpy as np
-
-    names = [n for n, m in summary["metrics"].items() if m["n_defined"] and "_at_0.5" not in n]
-    k = summary["folds"]
-    width = 0.8 / k
-    fig, ax = plt.subplots(figsize=(max(6.0, 0.9 * len(names)), 3.6), dpi=110)
-    x = np.arange(len(names))
-    for fold in range(k):
-        values = [summary["metrics"][n]["values"][fold] for n in names]
-        heights = [np.nan if v is None else v for v in values]
-        ax.bar(x - 0.4 + width * (fold + 0.5), heights, width, label=f"fold {fold}")
-    ax.set_xticks(x, names, rotation=30, ha="right")
-    ax.set_ylabel("test value")
-    ax.set_ylim(0, 1.05)
-    ax.legend(
-        ncols=min(k, 10),
-        fontsize="small",
-        loc="lower center",
-        bbox_to_anchor=(0.5, 1.0),
-        frameon=False,
-    )
-    fig.tight_layout()
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png")
-    plt.close(fig)
-    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
-
-
-_TEMPLATE = """<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>{{ title }}</title>
-<style>body{font-family:sans-serif;margin:2em;max-width:70em}table{border-collapse:collapse}
-td,th{border:1px solid #ccc;padding:.25em .6em;text-align:right}th:first-child,td:first-child
-{text-align:left}tr.stat{font-weight:bold;background:#f4f4f4}</style></head><body>
-<h1>{{ title }}</h1>
-<p>{{ folds }}-fold cross-validation: fold k is the test split of run <code>fold_k</code>
-(patient-aware, stratified); each run chose its threshold (and epoch, or grid) on its own
-validation split. Mean and sample standard deviation over the folds.</p>
-<table><tr>{% for c in columns %}<th>{{ c }}</th>{% endfor %}</tr>
-{% for row in rows %}<tr class="{{ row.cls }}">{% for v in row.cells %}<td>{{ v }}</td>
-{% endfor %}</tr>{% endfor %}</table>
-<h2>Test metrics per fold</h2><img alt="test metrics per fold" src="{{ plot }}">
-<p>Fold runs (each with its own report.html):
-{% for d in fold_dirs %}<a href="{{ d }}/report.html">{{ d }}</a> {% endfor %}</p>
-</body></html>
-"""
-
-
-def _html(summary: dict[str, Any], name: str) -> str:
-    table = _table(summary)
-
-    def cell(v: Any) -> str:
-        if v is None or (isinstance(v, float) and math.isnan(v)):
-            return "\u2014"
-        return f"{v:.3f}" if isinstance(v, float) else str(v)
-
-    rows = [
-        {
-            "cls": "stat" if rec["fold"] in ("mean", "sd") else "",
-            "cells": [cell(v) for v in rec.values()],
-        }
-        for rec in table.to_dict("records")
-    ]
-    env = Environment(autoescape=select_autoescape(default_for_string=True))
-    return env.from_string(_TEMPLATE).render(
-        title=f"medlens cross-validation: {name}",
-        folds=summary["folds"],
-        columns=list(table.columns),
-        rows=rows,
-        plot=_bar_plot(summary),
-        fold_dirs=[Path(d).name for d in summary["fold_dirs"]],
-    )
-
-
 def cross_validate(
     config: str | Path | RunConfig,
     folds: int = 5,
@@ -221,6 +140,7 @@ def cross_validate(
         PosixPath('runs/adrenalmnist3d-small-cnn-cv5')
     """
     from medlens.commands.train import train_and_report
+    from medlens.report.cross_validation import write_cv_report
 
     if folds < 2:
         raise ConfigError("--folds", f"cross-validation needs at least 2 folds, got {folds}")
@@ -243,6 +163,7 @@ def cross_validate(
         fold_dirs.append(run_dir)
     summary = {"config": config.name, **summarize_folds(fold_dirs)}
     write_json_atomic(out / "cv_summary.json", summary)
-    write_atomic(out / "cv_summary.csv", _table(summary).to_csv(index=False))
-    write_atomic(out / "cv_report.html", _html(summary, config.name))
+    table = _table(summary)
+    write_atomic(out / "cv_summary.csv", table.to_csv(index=False))
+    write_cv_report(out, summary, table, config.name)
     return out

@@ -9,6 +9,71 @@ import pandas as pd
 
 from medlens.errors import ConfigError, InputError
 from medlens.io_utils import write_atomic, write_json_atomic
+from medlens.run_folder.reader import read_run_task
+
+
+def parse_spacing(text: str | None) -> list[float] | None:
+    """``"0.8,0.8,1.25"`` -> ``[0.8, 0.8, 1.25]`` (mm per axis; one value for every axis).
+
+    Raises:
+        ConfigError: keyed ``--spacing`` when a value is not a number.
+    """
+    if not text:
+        return None
+    try:
+        return [float(v) for v in text.split(",")]
+    except ValueError:
+        raise ConfigError("--spacing", f"{text!r}: expected numbers separated by commas") from None
+
+
+def evaluate_command(
+    run_dir: Path | None = None,
+    data: Path | None = None,
+    data_format: str = "medmnist",
+    split: str | None = None,
+    out: Path | None = None,
+    pred: Path | None = None,
+    ref: Path | None = None,
+    spacing: str | None = None,
+    fov: Path | None = None,
+    tolerance_mm: float = 1.0,
+) -> str:
+    """``medlens evaluate``: a run (``run_dir``), or two folders of masks (``pred`` and
+    ``ref``); returns the text to print after the evaluation is written.
+
+    Raises:
+        ConfigError: a run and mask folders together, one mask folder alone, or neither; a
+            run whose task this verb cannot evaluate; a bad ``--spacing``.
+    """
+    if pred is not None or ref is not None:
+        if pred is None or ref is None or run_dir is not None:
+            raise ConfigError(
+                "--pred/--ref", "mask evaluation takes --pred DIR and --ref DIR (and no run folder)"
+            )
+        from medlens.commands.evaluate_masks import evaluate_mask_folders, format_summary
+
+        out_dir = out or Path("mask_metrics")
+        summary = evaluate_mask_folders(
+            pred,
+            ref,
+            out_dir,
+            spacing=parse_spacing(spacing),
+            fov_dir=fov,
+            tolerance_mm=tolerance_mm,
+        )
+        return format_summary(summary) + f"metrics written to {out_dir}"
+    if run_dir is None:
+        raise ConfigError("run_dir", "give a run folder, or --pred DIR and --ref DIR")
+    task = read_run_task(run_dir)
+    if task.predicts_masks:
+        raise ConfigError(
+            "run_dir",
+            f"{run_dir} is a {task.name} run: its metrics.json already scores its test split; "
+            "to score new images, `medlens predict` them and compare with "
+            "`medlens evaluate --pred MASKS --ref REFERENCE`",
+        )
+    result_dir = evaluate_run(run_dir, data=data, data_format=data_format, split=split, out=out)
+    return f"evaluation written to {result_dir}"
 
 
 def evaluate_run(

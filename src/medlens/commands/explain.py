@@ -14,7 +14,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from medlens.errors import ConfigError
 from medlens.io_utils import write_json_atomic
+from medlens.report.documents import add_report_section
+from medlens.run_folder import layout
+from medlens.run_folder.reader import read_run_task
 
 
 @dataclass
@@ -46,6 +50,12 @@ def explain_command(
 ) -> ExplainOutcome:
     """Explain ``inputs`` and/or analyse the run's test cases.
 
+    With a gallery, faithfulness or randomization analysis the findings are stored as the
+    run's ``explanations`` section and report.html and model_card.md are re-written.
+
+    Raises:
+        ConfigError: a run whose task has no explanations, or nothing to do.
+
     Args:
         run_dir: a classification run folder.
         inputs: image files to explain (overlay PNGs go to ``out``, default
@@ -73,6 +83,15 @@ def explain_command(
 
     params = dict(params or {})
     run_dir = Path(run_dir)
+    task = read_run_task(run_dir)
+    if not task.explainable:
+        raise ConfigError(
+            "run_dir", f"{run_dir} is a {task.name} run; explanations are for classifiers"
+        )
+    if not inputs and not (gallery or faithfulness_cases or randomization):
+        raise ConfigError(
+            "inputs", "give images to explain, or --gallery / --faithfulness N / --randomization"
+        )
     outcome = ExplainOutcome()
     chosen_target: int | str | None = target
     if isinstance(target, str) and target.isdigit():
@@ -108,7 +127,7 @@ def explain_command(
     outcome.section_html = _section_html(method, outcome)
     outcome.section_markdown = _section_markdown(method, outcome, run_dir)
     write_json_atomic(
-        run_dir / "explanations.json",
+        run_dir / layout.EXPLANATIONS,
         {
             "method": method,
             "summary": outcome.summary,
@@ -127,6 +146,8 @@ def explain_command(
             "randomization_ssim": outcome.randomization,
         },
     )
+    if outcome.section_html:
+        add_report_section(run_dir, "explanations", outcome.section_html, outcome.section_markdown)
     return outcome
 
 

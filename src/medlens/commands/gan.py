@@ -28,11 +28,18 @@ def gan_train(
         InputError: an unreadable config or data file.
         ConfigError: an invalid config value, or an existing run folder without ``overwrite``.
     """
+    from medlens.report.gan import write_gan_report
     from medlens.train.gan.config import load_gan_config
     from medlens.train.gan.training import train_gan
 
+    def write_report(stage: Path) -> None:
+        write_gan_report(stage)  # on the complete staging folder, before it is published
+
     return train_gan(
-        load_gan_config(config_path, overrides), overwrite=overwrite, progress=progress
+        load_gan_config(config_path, overrides),
+        overwrite=overwrite,
+        progress=progress,
+        finalize=write_report,
     )
 
 

@@ -13,6 +13,7 @@ from medlens.errors import InputError
 from medlens.explain.overlay import save_overlay
 from medlens.explain.run_cases import explain_prepared
 from medlens.io_utils import write_json_atomic
+from medlens.run_folder import layout
 
 
 @dataclass
@@ -131,7 +132,7 @@ def explain_run(
             )
         )
     write_json_atomic(
-        out / "explanations.json",
+        out / layout.EXPLANATIONS,
         {
             "run": str(run_dir),
             "method": method,

@@ -13,6 +13,7 @@ import torch
 from medlens.errors import ConfigError, InputError
 from medlens.explain.heatmaps import explain
 from medlens.inference.loaded_run import LoadedRun, predict_arrays, prepare_input
+from medlens.run_folder import layout
 
 
 @dataclass
@@ -101,7 +102,7 @@ def load_run_cases(run: LoadedRun, case_ids: Sequence[str]) -> list[np.ndarray]:
 
 def read_test_predictions(run: LoadedRun) -> pd.DataFrame:
     """The test rows of the run's predictions.csv (case_id, label, prob_<class>, pred)."""
-    path = run.run_dir / "predictions.csv"
+    path = run.run_dir / layout.PREDICTIONS
     try:
         frame = pd.read_csv(path, dtype={"case_id": str})
     except (OSError, ValueError) as exc:
@@ -116,7 +117,7 @@ def sample_test_cases(run: LoadedRun, n: int, seed: int = 0) -> list[str]:
     """``n`` test case ids drawn at random (seeded) from predictions.csv, in file order."""
     ids = read_test_predictions(run)["case_id"].tolist()
     if not ids:
-        raise InputError(run.run_dir / "predictions.csv", "has no test rows")
+        raise InputError(run.run_dir / layout.PREDICTIONS, "has no test rows")
     rng = np.random.default_rng(seed)
     chosen = sorted(rng.choice(len(ids), size=min(n, len(ids)), replace=False))
     return [ids[i] for i in chosen]

@@ -39,6 +39,7 @@ import torch
 from medlens.data.validation import first_line
 from medlens.errors import InputError
 from medlens.io_utils import write_atomic
+from medlens.run_folder import layout
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +60,7 @@ class ExportAttempt:
 def weights_sha256(run_dir: str | Path) -> str:
     """SHA-256 (hex) of the run's ``model.pt``: which weights a prediction or export used."""
     digest = hashlib.sha256()
-    with open(Path(run_dir) / "model.pt", "rb") as handle:
+    with open(Path(run_dir) / layout.MODEL, "rb") as handle:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
@@ -111,10 +112,10 @@ def export_onnx(
             "dynamic_axes": _axes(attempt),
             "fallback_reasons": json.dumps(failures),
         }
-        target = Path(out) if out is not None else run.run_dir / "model.onnx"
+        target = Path(out) if out is not None else run.run_dir / layout.ONNX
         return write_atomic(target, _with_metadata(proto_bytes, metadata))
     raise InputError(
-        run.run_dir / "model.pt",
+        run.run_dir / layout.MODEL,
         "no exporter could export the network to ONNX: " + "; ".join(failures),
     )
 
@@ -123,7 +124,9 @@ def example_shape(run: Any) -> tuple[int, ...]:
     """``(C, *spatial)`` of one example input: a training image, or a training patch (a side
     the run left variable, recorded as -1, becomes 64 voxels rounded to the size divisor)."""
     if run.input_shape is None:
-        raise InputError(run.run_dir / "model.pt", "records no input shape; re-train to export it")
+        raise InputError(
+            run.run_dir / layout.MODEL, "records no input shape; re-train to export it"
+        )
     patch = run.config.segmentation.patch_size if run.task.predicts_masks else None
     channels, *spatial = run.input_shape
     divisor = int(getattr(run.model, "size_divisor", 1))
@@ -161,7 +164,7 @@ def _export(
         if attempt.dynamic_spatial:
             axes.update({axis: f"spatial_{axis - 2}" for axis in spatial})
         with tempfile.TemporaryDirectory() as folder:
-            target = Path(folder) / "model.onnx"
+            target = Path(folder) / layout.ONNX
             torch.onnx.export(
                 model,
                 (example,),

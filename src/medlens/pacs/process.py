@@ -22,6 +22,7 @@ from medlens.pacs.results import (
     results_for_volume,
 )
 from medlens.pacs.sr import MANUFACTURER, ModelIdentity
+from medlens.run_folder import layout
 
 VOLUME_MODALITIES = frozenset({"CT", "MR", "PT", "NM"})
 NON_IMAGE_MODALITIES = frozenset(
@@ -95,7 +96,7 @@ def run_spatial_dims(run: LoadedRun) -> int:
     """
     if not run.input_shape:
         raise InputError(
-            run.run_dir / "model.pt",
+            run.run_dir / layout.MODEL,
             "records no input shape, so which images the model takes is unknown; retrain it",
         )
     return len(run.input_shape) - 1

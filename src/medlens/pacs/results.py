@@ -26,6 +26,7 @@ from medlens.errors import InputError
 from medlens.inference.loaded_run import LoadedRun
 from medlens.pacs.secondary_capture import overlay_secondary_capture, read_rgb
 from medlens.pacs.sr import ClassificationFinding, ModelIdentity, classification_report
+from medlens.run_folder import layout
 
 EXPLANATION_METHOD = "gradcam"
 
@@ -54,7 +55,7 @@ class ResultObject:
 def model_identity(run: LoadedRun) -> ModelIdentity:
     """The run's model name, run name and the SHA-256 of its ``model.pt``."""
     digest = hashlib.sha256()
-    with open(run.run_dir / "model.pt", "rb") as handle:
+    with open(run.run_dir / layout.MODEL, "rb") as handle:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
     return ModelIdentity(

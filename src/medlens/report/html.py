@@ -6,12 +6,9 @@ archived on its own and loads nothing from the network.
 
 from __future__ import annotations
 
-import base64
 from datetime import datetime
 from pathlib import Path
 from typing import Any
-
-from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 
 import medlens
 from medlens.io_utils import write_atomic
@@ -27,21 +24,8 @@ from medlens.report.formatting import (
     transform_steps,
 )
 from medlens.report.limitations import limitations
+from medlens.report.rendering import png_data_uri, template_environment
 from medlens.run_folder.classification import RunFolder, read_run_folder
-
-
-def _environment() -> Environment:
-    return Environment(
-        loader=PackageLoader("medlens.report", "templates"),
-        autoescape=select_autoescape(["html"]),
-        undefined=StrictUndefined,
-        trim_blocks=True,
-        lstrip_blocks=True,
-    )
-
-
-def _png_data_uri(path: Path) -> str:
-    return "data:image/png;base64," + base64.b64encode(path.read_bytes()).decode("ascii")
 
 
 def _metric_rows(run: RunFolder, splits: list[str]) -> list[dict[str, Any]]:
@@ -151,7 +135,7 @@ def _figures(figures: list[RunFigure]) -> list[dict[str, Any]]:
             "title": f.title,
             "split": f.split,
             "file": f"plots/{f.path.name}",
-            "src": _png_data_uri(f.path),
+            "src": png_data_uri(f.path),
         }
         for f in sorted(figures, key=lambda f: order.get(f.split, 2))
     ]
@@ -200,7 +184,7 @@ def render_report(run: RunFolder, figures: list[RunFigure]) -> str:
         "extra_sections": extra_sections(run.path),
         "has_model_card": (run.path / "model_card.md").is_file(),
     }
-    return _environment().get_template("report.html").render(**context)
+    return template_environment().get_template("report.html").render(**context)
 
 
 def write_report(run_dir: str | Path) -> Path:

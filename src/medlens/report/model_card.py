@@ -8,7 +8,6 @@ explanation analysis was run (``audit.json`` / ``explanations.json`` absent).
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import medlens
 from medlens.io_utils import write_atomic
@@ -23,15 +22,8 @@ from medlens.report.formatting import (
     metric_label,
 )
 from medlens.report.limitations import limitations
+from medlens.report.markdown import markdown_table
 from medlens.run_folder.classification import RunFolder, read_run_folder
-
-
-def _table(header: list[str], rows: list[list[Any]]) -> list[str]:
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += [
-        "| " + " | ".join(str(cell).replace("|", "\\|") for cell in row) + " |" for row in rows
-    ]
-    return lines
 
 
 def _architecture(run: RunFolder) -> str:
@@ -120,7 +112,7 @@ def _data(run: RunFolder) -> list[str]:
                 ]
             )
     lines = ["## Data", "", f"Source: {summary.get('source') or MISSING}.", ""]
-    lines += _table(["Split", "Cases", *names], rows)
+    lines += markdown_table(["Split", "Cases", *names], rows)
     skipped = summary.get("skipped_files") or []
     lines += ["", f"Skipped files: {len(skipped)}" + (" (see report.html)." if skipped else ".")]
     if run.data_summary is None:
@@ -155,7 +147,7 @@ def _metrics(run: RunFolder) -> list[str]:
         "Test numbers were computed once, on a split no choice looked at.",
         "",
     ]
-    lines += _table(
+    lines += markdown_table(
         [
             "Metric",
             *(f"{SPLIT_TITLES.get(s, s)} (n = {run.metrics['splits'][s]['n']})" for s in splits),

@@ -3,6 +3,8 @@
 Figures are built on ``matplotlib.figure.Figure`` with an Agg canvas, never through pyplot:
 nothing is left open, no window can appear, and plotting is thread-safe (the service draws
 too). Each function writes one PNG (atomically) and returns its path.
+``new_figure``, ``save_figure`` and ``show_message`` are the helpers every report figure
+(segmentation, cross-validation) is drawn with.
 """
 
 from __future__ import annotations
@@ -31,20 +33,32 @@ from medlens.report.formatting import format_ci, format_level
 DPI = 120
 
 
-def _figure(width: float = 5.0, height: float = 4.6, **subplots: Any) -> tuple[Figure, Any]:
+def new_figure(width: float = 5.0, height: float = 4.6, **subplots: Any) -> tuple[Figure, Any]:
+    """A figure of ``width`` x ``height`` inches on its own Agg canvas (no pyplot), with
+    constrained layout, and its axes from ``Figure.subplots(**subplots)`` (one ``Axes`` by
+    default; ``nrows``/``ncols`` give an array)."""
     fig = Figure(figsize=(width, height), layout="constrained")
     FigureCanvasAgg(fig)
     return fig, fig.subplots(**subplots)
 
 
-def _save(fig: Figure, path: str | Path) -> Path:
+def figure_png(fig: Figure, dpi: int = DPI) -> bytes:
+    """The figure drawn as PNG bytes; the figure is cleared afterwards."""
     buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=DPI)
+    fig.savefig(buffer, format="png", dpi=dpi)
     fig.clear()
-    return write_atomic(path, buffer.getvalue())
+    return buffer.getvalue()
 
 
-def _message(ax: Axes, text: str) -> None:
+def save_figure(fig: Figure, path: str | Path) -> Path:
+    """Write the figure as a PNG at ``path`` (atomically; the parent folder is created) and
+    clear it; returns ``path``."""
+    return write_atomic(path, figure_png(fig))
+
+
+def show_message(ax: Axes, text: str) -> None:
+    """Put ``text`` in the middle of an empty ``ax`` (no ticks), in place of a plot that
+    cannot be drawn."""
     ax.text(0.5, 0.5, text, ha="center", va="center", wrap=True, transform=ax.transAxes)
     ax.set_xticks([])
     ax.set_yticks([])
@@ -97,18 +111,18 @@ def plot_roc(
         auc_ci: the ``(low, high)`` bootstrap interval of the AUC from metrics.json.
     """
     truth, prob, _ = check_predictions(y_true, y_prob)
-    fig, ax = _figure()
+    fig, ax = new_figure()
     if _curves("roc", truth, prob, class_names, ax):
         ax.set_xlabel("1 - specificity (false-positive rate)")
         ax.set_ylabel("sensitivity (true-positive rate)")
         ax.legend(loc="lower right", fontsize="small")
     else:
-        _message(ax, "ROC curve undefined: the split holds a single class")
+        show_message(ax, "ROC curve undefined: the split holds a single class")
     auc = METRICS.get("auc")(truth, prob, prob.argmax(axis=1))
     ax.set_title(
         _headline(title, "AUC" if prob.shape[1] == 2 else "macro AUC", auc, auc_ci, ci_level)
     )
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_pr(
@@ -122,16 +136,16 @@ def plot_pr(
 ) -> Path:
     """Precision-recall curve(s) with the prevalence line; average precision (and CI) on top."""
     truth, prob, _ = check_predictions(y_true, y_prob)
-    fig, ax = _figure()
+    fig, ax = new_figure()
     if _curves("pr", truth, prob, class_names, ax):
         ax.set_xlabel("recall (sensitivity)")
         ax.set_ylabel("precision (PPV)")
         ax.legend(loc="lower left", fontsize="small")
     else:
-        _message(ax, "Precision-recall curve undefined: the split holds a single class")
+        show_message(ax, "Precision-recall curve undefined: the split holds a single class")
     ap = METRICS.get("average_precision")(truth, prob, prob.argmax(axis=1))
     ax.set_title(_headline(title, "AP" if prob.shape[1] == 2 else "macro AP", ap, ap_ci, ci_level))
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_confusion(
@@ -145,7 +159,7 @@ def plot_confusion(
     k = len(class_names)
     truth = as_labels(y_true, k, len(np.asarray(y_true)), "y_true")
     pred = as_labels(y_pred, k, len(truth), "y_pred")
-    fig, ax = _figure(4.2 + 0.4 * k, 3.8 + 0.4 * k)
+    fig, ax = new_figure(4.2 + 0.4 * k, 3.8 + 0.4 * k)
     ConfusionMatrixDisplay.from_predictions(
         truth,
         pred,
@@ -159,7 +173,7 @@ def plot_confusion(
     ax.set_xlabel("predicted class")
     ax.set_ylabel("true class")
     ax.set_title(title or "Confusion matrix")
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_reliability(
@@ -176,7 +190,7 @@ def plot_reliability(
     """
     truth, prob, _ = check_predictions(y_true, y_prob)
     confidence, outcome = reliability_target(truth, prob)
-    fig, (ax, hist) = _figure(5.0, 5.6, nrows=2, sharex=True, height_ratios=[3, 1])
+    fig, (ax, hist) = new_figure(5.0, 5.6, nrows=2, sharex=True, height_ratios=[3, 1])
     CalibrationDisplay.from_predictions(
         outcome.astype(int),
         confidence,
@@ -195,7 +209,7 @@ def plot_reliability(
     hist.hist(confidence, bins=np.linspace(0, 1, n_bins + 1), color="0.5")
     hist.set_xlabel("predicted p(class 1)" if binary else "confidence of the predicted class")
     hist.set_ylabel("cases")
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_learning_curves(
@@ -211,7 +225,7 @@ def plot_learning_curves(
     """
     if "epoch" not in history.columns:
         raise InputError("history", "missing column epoch")
-    fig, axes = _figure(11.0, 3.6, ncols=3)
+    fig, axes = new_figure(11.0, 3.6, ncols=3)
     epoch = history["epoch"].to_numpy()
     scores = [("val_auc", "validation AUC"), ("val_dice", "validation Dice")]
     recorded = [label for c, label in scores if c in history and history[c].notna().any()]
@@ -223,7 +237,7 @@ def plot_learning_curves(
     for ax, ylabel, series in panels:
         present = [(c, label) for c, label in series if c in history and history[c].notna().any()]
         if not present:
-            _message(ax, f"{ylabel}: not recorded")
+            show_message(ax, f"{ylabel}: not recorded")
             continue
         for column, label in present:
             ax.plot(
@@ -244,4 +258,4 @@ def plot_learning_curves(
         ax.legend(fontsize="small")
     if title:
         fig.suptitle(title)
-    return _save(fig, path)
+    return save_figure(fig, path)

@@ -19,6 +19,7 @@ import pandas as pd
 
 from medlens.errors import InputError
 from medlens.metrics.inputs import ROW_SUM_TOLERANCE
+from medlens.run_folder import layout
 from medlens.run_folder.files import (
     read_config_yaml,
     read_json,
@@ -82,7 +83,7 @@ class RunFolder:
     @property
     def finished(self) -> datetime:
         """When metrics.json was written: the end of the run."""
-        return datetime.fromtimestamp((self.path / "metrics.json").stat().st_mtime)
+        return datetime.fromtimestamp((self.path / layout.METRICS).stat().st_mtime)
 
     def split_names(self) -> list[str]:
         """The evaluated splits, validation first and test last."""
@@ -91,7 +92,7 @@ class RunFolder:
 
     def predictions(self) -> pd.DataFrame:
         """``predictions.csv`` checked: columns, class indices in range, probabilities in [0, 1]."""
-        path = self.path / "predictions.csv"
+        path = self.path / layout.PREDICTIONS
         if not path.is_file():
             raise InputError(path, "predictions.csv not found; the run folder is incomplete")
         try:
@@ -123,7 +124,7 @@ class RunFolder:
 
     def history(self) -> pd.DataFrame | None:
         """``history.csv`` (one row per epoch), or ``None`` when the run did not write one."""
-        path = self.path / "history.csv"
+        path = self.path / layout.HISTORY
         if not path.is_file():
             return None
         try:
@@ -143,23 +144,23 @@ def read_run_folder(run_dir: str | Path) -> RunFolder:
     path = Path(run_dir)
     if not path.is_dir():
         raise InputError(path, "run folder not found")
-    metrics_path = path / "metrics.json"
+    metrics_path = path / layout.METRICS
     metrics = read_json(metrics_path, required=True)
     _check_metrics(metrics_path, metrics)
-    labels = read_labels(path / "labels.json", metrics["class_names"])
+    labels = read_labels(path / layout.LABELS, metrics["class_names"])
     if labels is not None:
         a, b = labels.get("threshold"), metrics.get("threshold")
         if a is not None and b is not None and not math.isclose(float(a), float(b)):
             raise InputError(
-                path / "labels.json", f"threshold {a} differs from {b} in metrics.json"
+                path / layout.LABELS, f"threshold {a} differs from {b} in metrics.json"
             )
     return RunFolder(
         path=path,
         metrics=metrics,
-        config=read_config_yaml(path / "config.yaml"),
+        config=read_config_yaml(path / layout.CONFIG),
         labels=labels,
-        data_summary=read_json_object(path / "data_summary.json"),
-        preprocessing=read_preprocessing(path / "preprocessing.json"),
-        audit=read_json_object(path / "audit.json"),
-        explanations=read_json_object(path / "explanations.json"),
+        data_summary=read_json_object(path / layout.DATA_SUMMARY),
+        preprocessing=read_preprocessing(path / layout.PREPROCESSING),
+        audit=read_json_object(path / layout.AUDIT),
+        explanations=read_json_object(path / layout.EXPLANATIONS),
     )

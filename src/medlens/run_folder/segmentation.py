@@ -16,6 +16,7 @@ from typing import Any
 import pandas as pd
 
 from medlens.errors import InputError
+from medlens.run_folder import layout
 from medlens.run_folder.files import (
     read_config_yaml,
     read_json,
@@ -86,7 +87,7 @@ class SegmentationRun:
     @property
     def finished(self) -> datetime:
         """When metrics.json was written: the end of the run."""
-        return datetime.fromtimestamp((self.path / "metrics.json").stat().st_mtime)
+        return datetime.fromtimestamp((self.path / layout.METRICS).stat().st_mtime)
 
     def section(self, key: str) -> dict[str, Any]:
         """A mapping section of config.yaml (``data``, ``model``, ``segmentation``), or ``{}``."""
@@ -107,7 +108,7 @@ class SegmentationRun:
     def per_case(self) -> pd.DataFrame | None:
         """``segmentation_metrics.csv`` with numeric metric columns (``nan``/``inf`` kept), or
         ``None`` when the run did not write one."""
-        path = self.path / "segmentation_metrics.csv"
+        path = self.path / layout.SEGMENTATION_METRICS
         if not path.is_file():
             return None
         table = _read_table(path)
@@ -118,7 +119,7 @@ class SegmentationRun:
 
     def history(self) -> pd.DataFrame | None:
         """``history.csv`` (one row per epoch), or ``None`` when the run did not write one."""
-        path = self.path / "history.csv"
+        path = self.path / layout.HISTORY
         if not path.is_file():
             return None
         table = _read_table(path)
@@ -146,14 +147,14 @@ def read_segmentation_run(run_dir: str | Path) -> SegmentationRun:
     path = Path(run_dir)
     if not path.is_dir():
         raise InputError(path, "run folder not found")
-    metrics_path = path / "metrics.json"
+    metrics_path = path / layout.METRICS
     metrics = read_json(metrics_path, required=True)
     _check_metrics(metrics_path, metrics)
     return SegmentationRun(
         path=path,
         metrics=metrics,
-        config=read_config_yaml(path / "config.yaml"),
-        labels=read_labels(path / "labels.json", metrics["class_names"]),
-        data_summary=read_json_object(path / "data_summary.json"),
-        preprocessing=read_preprocessing(path / "preprocessing.json"),
+        config=read_config_yaml(path / layout.CONFIG),
+        labels=read_labels(path / layout.LABELS, metrics["class_names"]),
+        data_summary=read_json_object(path / layout.DATA_SUMMARY),
+        preprocessing=read_preprocessing(path / layout.PREPROCESSING),
     )

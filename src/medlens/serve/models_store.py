@@ -21,6 +21,7 @@ import torch
 from medlens.errors import ConfigError
 from medlens.inference.loaded_run import LoadedRun, load_run
 from medlens.inference.onnx import example_shape, export_onnx, onnx_metadata, weights_sha256
+from medlens.run_folder import layout
 from medlens.tasks import Task
 
 log = logging.getLogger(__name__)
@@ -134,7 +135,7 @@ def _load_one(run_dir: Path, name: str, engine: str, onnx_cache: Path | None) ->
 
 
 def _current_onnx(run_dir: Path, name: str, sha: str, onnx_cache: Path | None) -> Path:
-    existing = run_dir / "model.onnx"
+    existing = run_dir / layout.ONNX
     if existing.is_file():
         if onnx_metadata(existing).get("weights_sha256") == sha:
             return existing

@@ -22,6 +22,7 @@ from tqdm.auto import tqdm
 
 from medlens.config import TrainConfig
 from medlens.errors import ConfigError
+from medlens.run_folder import layout
 from medlens.run_folder.checkpoint import load_checkpoint, save_checkpoint
 from medlens.train.distributed import DistContext, broadcast_object
 from medlens.train.sampler import EpochSampler
@@ -207,7 +208,7 @@ class Trainer:
 
     # -- checkpoints -----------------------------------------------------------------------
     def _last_path(self) -> Path | None:
-        return self.checkpoint_dir / "last.pt" if self.checkpoint_dir else None
+        return self.checkpoint_dir / layout.LAST if self.checkpoint_dir else None
 
     def _save_last(
         self, epoch: int, result: FitResult, bad_epochs: int, elapsed: float, finished: bool

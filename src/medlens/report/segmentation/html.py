@@ -17,7 +17,7 @@ import pandas as pd
 import medlens
 from medlens.io_utils import write_atomic
 from medlens.report.formatting import MISSING, transform_steps
-from medlens.report.html import _environment, _png_data_uri
+from medlens.report.rendering import png_data_uri, template_environment
 from medlens.report.segmentation.cases import GROUPS
 from medlens.report.segmentation.figures import SegmentationFigures, write_segmentation_figures
 from medlens.report.segmentation.formatting import (
@@ -80,7 +80,7 @@ def _overlay_groups(figures: SegmentationFigures) -> list[dict[str, Any]]:
                 "case_id": o.case_id,
                 "dice": format_number(o.dice),
                 "file": f"plots/{o.path.name}",
-                "src": _png_data_uri(o.path),
+                "src": png_data_uri(o.path),
             }
             for o in figures.overlays
             if o.group == group
@@ -96,7 +96,7 @@ def _figure(figure: Any) -> dict[str, str] | None:
     return {
         "title": figure.title,
         "file": f"plots/{figure.path.name}",
-        "src": _png_data_uri(figure.path),
+        "src": png_data_uri(figure.path),
     }
 
 
@@ -132,7 +132,7 @@ def render_segmentation_report(
         "limitations": segmentation_limitations(run, figures.facts),
         "has_model_card": (run.path / "model_card.md").is_file(),
     }
-    return _environment().get_template("segmentation.html").render(**context)
+    return template_environment().get_template("segmentation.html").render(**context)
 
 
 def write_segmentation_report(run_dir: str | Path) -> Path:

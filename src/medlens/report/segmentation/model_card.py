@@ -9,7 +9,7 @@ from pathlib import Path
 import medlens
 from medlens.io_utils import write_atomic
 from medlens.report.formatting import MISSING
-from medlens.report.model_card import _table
+from medlens.report.markdown import markdown_table
 from medlens.report.segmentation.data import DataFacts, data_facts, open_run_data
 from medlens.report.segmentation.limitations import segmentation_limitations
 from medlens.report.segmentation.summary import metric_tables, run_settings, split_sizes
@@ -48,7 +48,7 @@ def _data(run: SegmentationRun) -> list[str]:
     lines = ["## Data", "", f"Source: {source}.", ""]
     sizes = split_sizes(run)
     if sizes:
-        lines += _table(["Split", "Images"], [list(row) for row in sizes])
+        lines += markdown_table(["Split", "Images"], [list(row) for row in sizes])
     else:
         lines.append("data_summary.json was not recorded; the split sizes are unknown.")
     return lines
@@ -71,7 +71,7 @@ def _metrics(run: SegmentationRun) -> list[str]:
             f"### {table['title'].capitalize()}: {table['class_name']} (n = {table['n']})",
             "",
         ]
-        lines += _table(
+        lines += markdown_table(
             ["Metric", "Mean \u00b1 sd", "Median", "Range", "Finite", "NaN", "\u221e"],
             [
                 [

@@ -18,7 +18,7 @@ from matplotlib.patches import Patch
 from scipy import ndimage
 
 from medlens.errors import InputError
-from medlens.report.plots import _figure, _save
+from medlens.report.plots import new_figure, save_figure
 
 #: Colour-blind-safe pairs (Okabe-Ito): reference vs prediction, missed vs extra pixels.
 REFERENCE_COLOUR = "#56B4E9"  # sky blue
@@ -171,7 +171,7 @@ def plot_segmentation_overlay(
     maps = error_counts(reference, prediction)
     views = _views(reference.shape, spacing, slice_centre(reference))
     three_d = len(views) == 3
-    fig, axes = _figure(
+    fig, axes = new_figure(
         11.0 if three_d else 10.0,
         7.4 if three_d else 5.6,
         nrows=2 if three_d else 1,
@@ -206,4 +206,4 @@ def plot_segmentation_overlay(
     )
     if title:
         fig.suptitle(title)
-    return _save(fig, path)
+    return save_figure(fig, path)

@@ -11,7 +11,7 @@ from matplotlib.axes import Axes
 
 from medlens.errors import InputError
 from medlens.report.figures import SPLIT_TITLES
-from medlens.report.plots import _figure, _message, _save
+from medlens.report.plots import new_figure, save_figure, show_message
 from medlens.report.segmentation.formatting import DISTANCE_METRICS, INFINITY, SHORT_LABELS
 
 #: The metrics drawn side by side: overlap, then boundary distance.
@@ -34,7 +34,7 @@ def _draw(ax: Axes, groups: list[tuple[str, np.ndarray]], ylabel: str, seed: int
     drawn = [(i, v[np.isfinite(v)]) for i, (_, v) in enumerate(groups)]
     boxes = [(i, v) for i, v in drawn if v.size]
     if not boxes:
-        _message(ax, f"{ylabel}: no finite value in any case")
+        show_message(ax, f"{ylabel}: no finite value in any case")
         return
     ax.boxplot(
         [v for _, v in boxes],
@@ -81,7 +81,7 @@ def plot_case_distribution(
     if missing:
         raise InputError("segmentation_metrics.csv", f"missing column(s) {', '.join(missing)}")
     several = len(class_names) > 1
-    fig, axes = _figure(5.0 + 1.6 * len(splits) * len(class_names), 4.8, ncols=2)
+    fig, axes = new_figure(5.0 + 1.6 * len(splits) * len(class_names), 4.8, ncols=2)
     for m, (ax, metric) in enumerate(zip(axes, DISTRIBUTION_METRICS, strict=True)):
         groups = []
         for split in splits:
@@ -95,4 +95,4 @@ def plot_case_distribution(
             ax.set_ylim(-0.03, 1.03)
     if title:
         fig.suptitle(title)
-    return _save(fig, path)
+    return save_figure(fig, path)

@@ -19,6 +19,7 @@ from medlens.config import FeaturesConfig, RunConfig
 from medlens.data.case import Case, CaseSet
 from medlens.data.image import Image
 from medlens.errors import ConfigError, InputError
+from medlens.run_folder import layout
 
 
 @dataclass
@@ -146,11 +147,11 @@ def check_backbone_unseen(
     """
     import yaml
 
-    raw = yaml.safe_load((backbone / "config.yaml").read_text(encoding="utf-8")) or {}
+    raw = yaml.safe_load((backbone / layout.CONFIG).read_text(encoding="utf-8")) or {}
     source = Path(str((raw.get("data") or {}).get("path", "")))
     if source.resolve() != Path(config.data.path).resolve():
         return f"not checked: the backbone was trained on another source ({source})"
-    path = backbone / "predictions.csv"
+    path = backbone / layout.PREDICTIONS
     if not path.is_file():
         raise InputError(path, "predictions.csv not found; the backbone run folder is incomplete")
     table = pd.read_csv(path, dtype={"case_id": str, "split": str})

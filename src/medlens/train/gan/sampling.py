@@ -22,6 +22,7 @@ from medlens.data.medmnist import MedMNISTArrays, load_medmnist_npz
 from medlens.errors import ConfigError, InputError
 from medlens.io_utils import write_atomic
 from medlens.models.gan import ConditionalGenerator, GanSpec
+from medlens.run_folder import layout
 from medlens.run_folder.checkpoint import load_checkpoint
 from medlens.train.gan.data import check_2d, to_stored_pixels
 
@@ -40,7 +41,7 @@ def load_generator(
     run = Path(run_dir)
     if not run.is_dir():
         raise InputError(run, "GAN run folder not found")
-    path = run / "generator.pt"
+    path = run / layout.GENERATOR
     if not path.is_file():
         raise InputError(path, "not found; is this a GAN run folder (medlens gan train)?")
     state = load_checkpoint(path)

@@ -14,7 +14,8 @@ every file is written, so a killed run never looks finished::
                              same measures of the real validation images as a reference
       plots/curves.png       the losses per epoch
       plots/samples_epoch_XXX.png   a grid per sampled epoch, one row per class
-      report.html            what a person reads
+      report.html            what a person reads (written by the ``finalize`` hook that
+                             ``medlens gan train`` passes: medlens.report.gan)
 
 Example config (YAML)::
 
@@ -27,21 +28,25 @@ Example config (YAML)::
 
 from __future__ import annotations
 
-import shutil
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pandas as pd
 import torch
 
-from medlens.errors import ConfigError
-from medlens.io_utils import publish_run, write_atomic, write_json_atomic
 from medlens.models.gan import GanSpec, build_gan, upsampling_plan
-from medlens.run_folder.checkpoint import save_checkpoint
+from medlens.run_folder import layout
+from medlens.run_folder.staging import check_free, open_stage, publish_run
+from medlens.run_folder.writer import RunWriter
 from medlens.train.gan.config import GanConfig
 from medlens.train.gan.data import load_gan_data
 from medlens.train.gan.loop import GanFit, fit_gan
 from medlens.train.seeding import seed_everything
+
+#: The GAN run's own files (named in ``run_folder.layout``).
+GENERATOR, DISCRIMINATOR = layout.GENERATOR, layout.DISCRIMINATOR
+FEATURE_NET, QUALITY = layout.FEATURE_NET, layout.QUALITY
 
 
 def _device(config: GanConfig) -> torch.device:
@@ -51,12 +56,12 @@ def _device(config: GanConfig) -> torch.device:
 
 
 def _write_weights(
-    stage: Path, generator: torch.nn.Module, discriminator: torch.nn.Module, spec: GanSpec,
-    class_names: list[str], fit: GanFit,
+    writer: RunWriter, generator: torch.nn.Module, discriminator: torch.nn.Module,
+    spec: GanSpec, class_names: list[str], fit: GanFit,
 ) -> None:  # fmt: skip
     meta = {"spec": spec.as_dict(), "class_names": class_names, "epochs_run": fit.epochs_run}
-    save_checkpoint({"model": cpu_state(generator), **meta}, stage / "generator.pt")
-    save_checkpoint({"model": cpu_state(discriminator), **meta}, stage / "discriminator.pt")
+    writer.checkpoint({"model": cpu_state(generator), **meta}, GENERATOR)
+    writer.checkpoint({"model": cpu_state(discriminator), **meta}, DISCRIMINATOR)
 
 
 def cpu_state(module: torch.nn.Module) -> dict[str, torch.Tensor]:
@@ -64,13 +69,23 @@ def cpu_state(module: torch.nn.Module) -> dict[str, torch.Tensor]:
     return {k: v.detach().cpu() for k, v in module.state_dict().items()}
 
 
-def train_gan(config: GanConfig, overwrite: bool = False, progress: bool = True) -> Path:
+def train_gan(
+    config: GanConfig,
+    overwrite: bool = False,
+    progress: bool = True,
+    finalize: Callable[[Path], None] | None = None,
+) -> Path:
     """Train the class-conditional GAN of ``config`` and write its run folder.
+
+    The folder is built in ``<output_dir>/<name>.partial/`` and renamed when complete;
+    ``finalize(stage_dir)`` runs just before (``medlens gan train`` writes report.html there).
 
     Args:
         config: the run's settings.
         overwrite: replace an existing run folder of the same name (once the new one is whole).
         progress: print one line per sampled epoch.
+        finalize: called on the complete staging folder before it is published; if it
+            raises, nothing is published.
 
     Returns:
         The finished run folder ``<output_dir>/<name>``.
@@ -81,13 +96,9 @@ def train_gan(config: GanConfig, overwrite: bool = False, progress: bool = True)
     """
     from medlens.train.gan.plots import save_loss_curves, save_sample_grid
     from medlens.train.gan.quality import evaluate_sample_quality
-    from medlens.train.gan.report import write_gan_report
 
-    final_dir, stage = config.run_dir(), config.output_dir / f"{config.name}.partial"
-    if final_dir.exists() and not overwrite:
-        raise ConfigError(
-            "name", f"run folder {final_dir} already exists (use --overwrite or another name)"
-        )
+    final_dir = config.run_dir()
+    check_free(final_dir, overwrite)
     upsampling_plan(config.image_size)
     seed_everything(config.seed)
     data = load_gan_data(
@@ -106,9 +117,9 @@ def train_gan(config: GanConfig, overwrite: bool = False, progress: bool = True)
     torch.manual_seed(config.seed)
     generator, discriminator = build_gan(spec)
     device = _device(config)
-    if stage.exists():
-        shutil.rmtree(stage)
-    (stage / "plots").mkdir(parents=True)
+    stage = open_stage(final_dir)
+    writer = RunWriter(stage)
+    writer.path(layout.PLOTS).mkdir()
 
     # the same noise for every grid, so the grids show the generator changing, not the noise
     grid_noise = torch.Generator().manual_seed(config.seed + 1)
@@ -123,7 +134,7 @@ def train_gan(config: GanConfig, overwrite: bool = False, progress: bool = True)
         with torch.no_grad():
             images = generator(grid_z.to(device), grid_y.to(device))
         generator.train(was_training)
-        path = stage / "plots" / f"samples_epoch_{epoch:03d}.png"
+        path = writer.path(layout.PLOTS) / f"samples_epoch_{epoch:03d}.png"
         save_sample_grid(images, data.class_names, cols, path, f"epoch {epoch}")
         if progress:
             print(f"[gan] epoch {epoch} ({time.perf_counter() - started:.0f} s)", flush=True)
@@ -133,13 +144,13 @@ def train_gan(config: GanConfig, overwrite: bool = False, progress: bool = True)
             grid(epoch)
 
     fit = fit_gan(generator, discriminator, data, config, device, on_epoch_end)
-    _write_weights(stage, generator, discriminator, spec, data.class_names, fit)
-    write_atomic(stage / "config.yaml", config.to_yaml())
-    write_json_atomic(stage / "labels.json", {"class_names": data.class_names})
+    _write_weights(writer, generator, discriminator, spec, data.class_names, fit)
+    writer.config(config.model_dump(mode="json"))  # the same text as config.to_yaml()
+    writer.json(layout.LABELS, {"class_names": data.class_names})
     history = pd.DataFrame(fit.history)
-    history.to_csv(stage / "history.csv", index=False)
-    save_loss_curves(history, stage / "plots" / "curves.png")
-    quality = evaluate_sample_quality(generator, data, config, device, stage / "feature_net.pt")
+    writer.table(layout.HISTORY, history)
+    save_loss_curves(history, writer.path(layout.PLOTS) / "curves.png")
+    quality = evaluate_sample_quality(generator, data, config, device, writer.path(FEATURE_NET))
     quality.update(
         epochs_run=fit.epochs_run,
         planned_epochs=config.epochs,
@@ -147,7 +158,8 @@ def train_gan(config: GanConfig, overwrite: bool = False, progress: bool = True)
         stopped_by_budget=fit.stopped_by_budget,
         n_train_images=len(data.labels),
     )
-    write_json_atomic(stage / "quality.json", quality)
-    write_gan_report(stage)
+    writer.json(QUALITY, quality)
+    if finalize is not None:
+        finalize(stage)
     publish_run(stage, final_dir)
     return final_dir
