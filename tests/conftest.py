@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import io
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
+import PIL.Image
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
@@ -161,9 +164,51 @@ def rng() -> np.random.Generator:
 
 
 @pytest.fixture(autouse=True)
-def _seed_torch() -> None:
-    try:
-        import torch
-    except ImportError:  # pragma: no cover - torch is a hard dependency
-        return
+def _seeded_single_thread() -> None:
+    """Every test starts from torch seed 0 on one thread (two test processes share 2 cores)."""
+    import torch
+
     torch.manual_seed(0)
+    torch.set_num_threads(1)
+
+
+@pytest.fixture(scope="session")
+def drive_dir(shared_data: Path) -> Path:
+    return shared_data / "drive_retina_vessels"
+
+
+@pytest.fixture(scope="session")
+def pneumonia_test_images(pneumonia_npz: Path) -> np.ndarray:
+    """The first 8 PneumoniaMNIST test images, uint8 (8, 28, 28)."""
+    with np.load(pneumonia_npz) as data:
+        return np.array(data["test_images"][:8])
+
+
+def _png_bytes(array: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    PIL.Image.fromarray(array).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+@pytest.fixture(scope="session")
+def png_bytes() -> Callable[[np.ndarray], bytes]:
+    """uint8 (H, W) or (H, W, 3) -> PNG file bytes."""
+    return _png_bytes
+
+
+@pytest.fixture(scope="session")
+def small_npz(pneumonia_npz: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A MedMNIST file of real images, 40 train / 20 val / 20 test (half of each class)."""
+    rng = np.random.default_rng(1)
+    out = {}
+    with np.load(pneumonia_npz) as archive:
+        for split, n in (("train", 20), ("val", 10), ("test", 10)):
+            labels = archive[f"{split}_labels"].ravel()
+            rows = np.concatenate(
+                [rng.choice(np.flatnonzero(labels == c), n, replace=False) for c in (0, 1)]
+            )
+            out[f"{split}_images"] = archive[f"{split}_images"][rows]
+            out[f"{split}_labels"] = archive[f"{split}_labels"][rows]
+    path = tmp_path_factory.mktemp("small") / "pneumoniamnist.npz"
+    np.savez(path, **out)
+    return path

@@ -14,11 +14,6 @@ from medlens.data.medmnist import load_medmnist_npz
 from medlens.models import Classifier, create_model
 
 
-@pytest.fixture(autouse=True)
-def _one_thread() -> None:
-    torch.set_num_threads(1)
-
-
 class Masking(nn.Module):
     """Multiplies its input by a fixed 0/1 mask: nothing outside the mask reaches the head."""
 

@@ -17,11 +17,6 @@ from medlens.models import create_model
 PER_CLASS = 150
 
 
-@pytest.fixture(autouse=True)
-def _one_thread() -> None:
-    torch.set_num_threads(1)
-
-
 @dataclass
 class Sample:
     """``images`` uint8 (N, 28, 28); ``labels`` 0 normal / 1 pneumonia; a stratified
@@ -63,21 +58,3 @@ def handcrafted_matrix(pneumonia_sample: Sample) -> tuple[np.ndarray, list[str]]
     return handcrafted_feature_matrix(
         images, progress=False, families=("firstorder", "glcm", "glrlm", "glszm")
     )
-
-
-@pytest.fixture(scope="session")
-def small_npz(pneumonia_npz: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A MedMNIST file of real images, 40 train / 20 val / 20 test (half of each class)."""
-    rng = np.random.default_rng(1)
-    out = {}
-    with np.load(pneumonia_npz) as archive:
-        for split, n in (("train", 20), ("val", 10), ("test", 10)):
-            labels = archive[f"{split}_labels"].ravel()
-            rows = np.concatenate(
-                [rng.choice(np.flatnonzero(labels == c), n, replace=False) for c in (0, 1)]
-            )
-            out[f"{split}_images"] = archive[f"{split}_images"][rows]
-            out[f"{split}_labels"] = archive[f"{split}_labels"][rows]
-    path = tmp_path_factory.mktemp("small") / "pneumoniamnist.npz"
-    np.savez(path, **out)
-    return path

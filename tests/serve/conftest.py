@@ -9,44 +9,12 @@ from __future__ import annotations
 import io
 import zipfile
 from collections.abc import Callable
-from pathlib import Path
 
 import numpy as np
-import PIL.Image
 import pydicom
 import pytest
-import torch
 from pydicom.dataset import FileMetaDataset
 from pydicom.uid import ExplicitVRLittleEndian, SecondaryCaptureImageStorage, generate_uid
-
-
-@pytest.fixture(autouse=True)
-def _one_thread() -> None:
-    torch.set_num_threads(1)
-
-
-@pytest.fixture(scope="session")
-def drive_dir(shared_data: Path) -> Path:
-    return shared_data / "drive_retina_vessels"
-
-
-@pytest.fixture(scope="session")
-def pneumonia_test_images(pneumonia_npz: Path) -> np.ndarray:
-    """The first 8 PneumoniaMNIST test images, uint8 (8, 28, 28)."""
-    with np.load(pneumonia_npz) as data:
-        return np.array(data["test_images"][:8])
-
-
-def _png_bytes(array: np.ndarray) -> bytes:
-    buffer = io.BytesIO()
-    PIL.Image.fromarray(array).save(buffer, format="PNG")
-    return buffer.getvalue()
-
-
-@pytest.fixture(scope="session")
-def png_bytes() -> Callable[[np.ndarray], bytes]:
-    """uint8 (H, W) or (H, W, 3) -> PNG file bytes."""
-    return _png_bytes
 
 
 def _secondary_capture(pixels: np.ndarray, patient_name: str = "Doe^Jane") -> bytes:

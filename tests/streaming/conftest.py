@@ -7,18 +7,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 from PIL import Image as PILImage
 
 from medlens.data.medmnist import load_medmnist_npz
 
 N_IMAGES = 40
 CORRUPT = "chest_019b.png"  # sorts between chest_019 and chest_020
-
-
-@pytest.fixture(autouse=True)
-def _one_thread() -> None:
-    torch.set_num_threads(1)
 
 
 @pytest.fixture(scope="session")

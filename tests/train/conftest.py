@@ -6,12 +6,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import torch
-
-
-@pytest.fixture(autouse=True)
-def _one_thread() -> None:
-    torch.set_num_threads(1)
 
 
 @pytest.fixture

@@ -24,6 +24,7 @@ from medlens.run_folder.files import (
     read_labels,
     read_preprocessing,
 )
+from medlens.tasks import SEGMENTATION
 
 PER_CASE_COLUMNS = ("case_id", "split", "class")
 #: The summary fields every metric entry of metrics.json holds (``summarize``'s output).
@@ -34,8 +35,8 @@ MASK_SUFFIXES = (".png", ".nii.gz")
 def _check_metrics(path: Path, metrics: Any) -> None:
     if not isinstance(metrics, dict):
         raise InputError(path, "expected a JSON object")
-    if metrics.get("task") != "segmentation":
-        raise InputError(path, f"task is {metrics.get('task')!r}, not 'segmentation'")
+    if metrics.get("task") != SEGMENTATION.name:
+        raise InputError(path, f"task is {metrics.get('task')!r}, not {SEGMENTATION.name!r}")
     names = metrics.get("class_names")
     if not (isinstance(names, list) and len(names) >= 2 and all(isinstance(n, str) for n in names)):
         raise InputError(path, "'class_names' must list the background and at least one class")

@@ -26,7 +26,7 @@ from medlens.features import handcrafted_features_from_data
 from medlens.metrics import choose_threshold
 from medlens.tasks import check_config, load_config
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[3]
 FAMILIES = ["firstorder", "glcm"]
 RUN_FILES = [
     "config.yaml",

@@ -9,7 +9,7 @@ import yaml
 from medlens.commands.demo import demo_config
 from medlens.config import parse_config
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 def test_demo_uses_the_recipe_of_configs(pneumonia_npz: Path, tmp_path: Path) -> None:
