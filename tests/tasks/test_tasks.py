@@ -74,3 +74,23 @@ def test_a_valid_config_passes_unchanged(tmp_path: Path) -> None:
         {"data": {"path": str(tmp_path)}, "preprocess": [{"name": "resize", "size": 8}]}
     )
     assert check_config(config) is config
+
+
+def test_every_task_has_a_run_module_a_predictor_and_document_writers() -> None:
+    """A new task kind (detection, registration...) fails here until every layer that
+    behaves per task knows it."""
+    from medlens.commands.predict import PREDICTORS
+    from medlens.commands.train import RUN_MODULES
+    from medlens.models.registry import TASKS as MODEL_TASKS
+    from medlens.report.documents import DOCUMENT_WRITERS
+
+    for table in (RUN_MODULES, PREDICTORS, DOCUMENT_WRITERS):
+        assert sorted(table) == TASKS.names()
+    assert sorted(MODEL_TASKS) == TASKS.names()
+
+
+def test_a_network_of_another_task_is_refused_at_load(tmp_path: Path) -> None:
+    config = parse_config({"model": {"name": "unet"}, "data": {"path": str(tmp_path)}})
+    with pytest.raises(ConfigError, match="unet is a segmentation model") as info:
+        check_config(config)
+    assert info.value.key == "model.name" and "resnet18" in info.value.reason
