@@ -68,14 +68,16 @@ def train(
     quiet: Annotated[bool, typer.Option(help="No progress bars.")] = False,
 ) -> None:
     """Train a model from CONFIG and write its run folder (runs/<name>/)."""
-    from medlens.commands.train import train_and_report
-    from medlens.tasks import load_config
+    from medlens.commands.train import train_command
 
-    overrides = _parse_overrides(set_)
-    if skip_bad:
-        overrides["data.skip_bad"] = True
-    cfg = load_config(config, overrides)
-    run_dir = train_and_report(cfg, resume=resume, overwrite=overwrite, progress=not quiet)
+    run_dir = train_command(
+        config,
+        _parse_overrides(set_),
+        skip_bad=skip_bad,
+        resume=resume,
+        overwrite=overwrite,
+        progress=not quiet,
+    )
     typer.echo(f"run folder: {run_dir}")
     typer.echo(f"report:     {run_dir / 'report.html'}")
 

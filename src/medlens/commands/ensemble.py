@@ -435,7 +435,7 @@ def ensemble_runs(
     writer = RunWriter(stage)
     writer.config(config)
     writer.json(layout.ENSEMBLE, fitted)
-    writer.labels(class_names, **decision)
+    writer.labels(class_names, cut, threshold_method=tmethod)
     writer.metrics(
         {
             "task": CLASSIFICATION.name,

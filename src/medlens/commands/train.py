@@ -53,6 +53,29 @@ def run_module(config: RunConfig) -> RunModule:
     return RUN_MODULES[task_of(config).name]()
 
 
+def train_command(
+    config_path: Path,
+    overrides: dict[str, Any] | None = None,
+    skip_bad: bool = False,
+    resume: bool = False,
+    overwrite: bool = False,
+    progress: bool = True,
+) -> Path:
+    """``medlens train CONFIG [--set key=value] [--skip-bad] [--resume] [--overwrite]``: read
+    and check the YAML config, then ``train_and_report`` it.
+
+    Returns:
+        The finished run folder.
+    """
+    from medlens.tasks import load_config
+
+    overrides = dict(overrides or {})
+    if skip_bad:
+        overrides["data.skip_bad"] = True
+    config = load_config(config_path, overrides)
+    return train_and_report(config, resume=resume, overwrite=overwrite, progress=progress)
+
+
 def train_and_report(
     config: RunConfig,
     resume: bool = False,

@@ -112,7 +112,7 @@ def write_classification_run(
     decision = {"threshold": results.threshold, "threshold_method": results.threshold_method}
     writer.config(config)
     writer.preprocessing(preprocess)
-    writer.labels(class_names, **decision)
+    writer.labels(class_names, results.threshold, threshold_method=results.threshold_method)
     writer.metrics(
         {"task": config.task, "class_names": class_names, **decision, "splits": results.splits}
         | metrics
