@@ -78,15 +78,7 @@ def predict_mask(run: Any, image: Image) -> tuple[np.ndarray, np.ndarray]:
         .numpy()
     )
     probs = resample_probabilities(probs, image.spatial_shape)
-    post = scfg.postprocess
-    labels = postprocess(
-        probs,
-        threshold=post.threshold,
-        keep_largest=post.keep_largest,
-        fill_holes=post.fill_holes,
-        min_size_mm=post.min_size_mm,
-        spacing=image.spacing,
-    )
+    labels = postprocess(probs, **scfg.postprocess.model_dump(), spacing=image.spacing)
     return labels, probs
 
 

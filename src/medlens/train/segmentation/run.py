@@ -243,14 +243,7 @@ def _write_segmentation_run(
                 task.predict(model, case, device, tta_flip=scfg.tta_flip),
                 case.original.spatial_shape,
             )
-            labels = postprocess(
-                probs,
-                threshold=post.threshold,
-                keep_largest=post.keep_largest,
-                fill_holes=post.fill_holes,
-                min_size_mm=post.min_size_mm,
-                spacing=case.original.spacing,
-            )
+            labels = postprocess(probs, **post.model_dump(), spacing=case.original.spacing)
             roi = None if case.original_roi is None else case.original_roi.array[0].astype(bool)
             if roi is not None:
                 labels[~roi] = 0  # nothing is predicted outside the field of view
