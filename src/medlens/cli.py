@@ -376,9 +376,17 @@ def anonymize(
     key_file: Annotated[
         Path | None, typer.Option(help="Secret key file (else $MEDLENS_DEID_KEY).")
     ] = None,
+    quarantine_documents: Annotated[
+        bool,
+        typer.Option(
+            help="Write encapsulated PDF/CDA/STL/OBJ/MTL documents, content unchanged, to "
+            "OUT/quarantine for review instead of refusing them."
+        ),
+    ] = False,
 ) -> None:
     """De-identify DICOM files: Basic Application Level Confidentiality Profile, consistent
-    keyed pseudonyms and UIDs, a CSV log without patient data."""
+    keyed pseudonyms and UIDs, a CSV log without patient data. Flagged files (possible
+    burned-in text, kept documents) go to OUT/quarantine, never beside the clean ones."""
     from medlens.privacy import AnonymizationOptions, PixelRegion, anonymize_tree
 
     regions = [_parse_region(text) for text in blank]
@@ -388,10 +396,13 @@ def anonymize(
         retain_patient_characteristics=retain_patient_characteristics,
         clean_descriptors=clean_descriptors,
         blank_regions=tuple(PixelRegion(*r[:4], modality=r[4]) for r in regions),
+        quarantine_documents=quarantine_documents,
         key_file=key_file,
     )
     report = anonymize_tree(input_path, out_dir, options)
     typer.echo(report.summary())
+    if report.count("flagged"):
+        typer.echo(f"flagged files, to review before release: {report.quarantine_dir}")
     typer.echo(f"log: {report.log_path}")
 
 

@@ -47,7 +47,8 @@ def test_every_file_is_written_or_refused_for_a_stated_reason(
     }
     names = {o.input_path.name: o.status for o in outcomes}
     assert names["MR_truncated.dcm"] == names["rtplan_truncated.dcm"] == "refused"
-    assert names["CT_small.dcm"] == names["rtplan.dcm"] == names["MR_small.dcm"] == "ok"
+    assert names["CT_small.dcm"] == names["rtplan.dcm"] == "ok"
+    assert names["MR_small.dcm"] == "flagged"  # its Image Type holds SECONDARY (issue 13)
     assert len(outcomes) - len(refused) > 170
 
 

@@ -1,4 +1,20 @@
-"""``anonymize_tree``: a DICOM file or folder in, a de-identified folder and a CSV log out."""
+"""``anonymize_tree``: a DICOM file or folder in, a de-identified folder and a CSV log out.
+
+Where each file goes:
+
+- ``ok``: de-identified, written to ``OUT/<patient>/<study>/<series>/<instance>.dcm``;
+- ``flagged``: de-identified as far as the header goes, but something in it cannot be
+  cleaned by medlens: pixels that may show burned-in text (``medlens.privacy.burned_in``)
+  or, when the user opts in with ``quarantine_documents``, an encapsulated document
+  (``medlens.privacy.documents``). Written to ``OUT/quarantine/<patient>/...`` only, never
+  beside the clean files, so that copying the clean tree never carries them along;
+- ``refused``: left out: not DICOM, truncated, malformed, a DICOMDIR, or an encapsulated
+  document (PDF, CDA, STL, OBJ, MTL) without the opt-in.
+
+Every output has its 128-byte preamble zeroed (it may hold text) and loses its overlay
+groups (60xx) whole. The log's ``reason`` column says why each file was flagged or refused,
+in fixed words that quote no value of the file.
+"""
 
 from __future__ import annotations
 
@@ -15,13 +31,21 @@ from pydicom.dataset import Dataset
 from pydicom.uid import ExplicitVRBigEndian, ExplicitVRLittleEndian, ImplicitVRLittleEndian
 
 from medlens.errors import InputError
-from medlens.privacy.burned_in import blank_regions, burned_in_reason, regions_for
+from medlens.privacy.burned_in import blank_regions, burned_in_reasons, regions_for
 from medlens.privacy.deidentify import DatasetDeidentifier
+from medlens.privacy.documents import document_kind, flag_reason, refusal_reason
 from medlens.privacy.keys import Pseudonymizer, load_key
 from medlens.privacy.method import mark_deidentified
 from medlens.privacy.options import AnonymizationOptions
 from medlens.privacy.reading import RefusedFile, read_for_deidentification
-from medlens.privacy.report import LOG_NAME, AnonymizationReport, FileOutcome, write_log
+from medlens.privacy.report import (
+    LOG_NAME,
+    QUARANTINE_NAME,
+    AnonymizationReport,
+    FileOutcome,
+    Status,
+    write_log,
+)
 
 
 @contextlib.contextmanager
@@ -60,8 +84,10 @@ def _file_meta_for_writing(ds: Dataset, instance_uid: str) -> bool:
     """Complete the file meta; True when the file can be written as a conformant Part 10 file.
 
     A dataset without SOP Instance UID gets ``instance_uid``; one without a SOP Class keeps
-    its form but still gets the preamble, so that it reads back like any DICOM file.
+    its form but still gets the preamble, so that it reads back like any DICOM file. The
+    preamble is always 128 zero bytes: the input's may hold text (PS3.10 7.1 leaves it free).
     """
+    ds.preamble = b"\x00" * 128
     meta = ds.file_meta
     if getattr(meta, "TransferSyntaxUID", None) is None:
         implicit, little = ds.original_encoding
@@ -75,7 +101,6 @@ def _file_meta_for_writing(ds: Dataset, instance_uid: str) -> bool:
         ds.SOPClassUID = meta.MediaStorageSOPClassUID
     meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
     if not ds.get("SOPClassUID"):
-        ds.preamble = b"\x00" * 128
         return False
     meta.MediaStorageSOPClassUID = ds.SOPClassUID
     return True
@@ -128,8 +153,14 @@ def _anonymize_file(
     sha = hashlib.sha256(data).hexdigest()
     try:
         ds = read_for_deidentification(data)
-        flag = burned_in_reason(ds)
+        document = document_kind(ds)
+        if document is not None and not options.quarantine_documents:
+            raise RefusedFile(refusal_reason(document))
         regions = regions_for(ds, options.blank_regions)
+        flags = [flag_reason(document)] if document is not None else []
+        pixel_flags = burned_in_reasons(ds, blanked=bool(regions))
+        if pixel_flags:
+            flags.append("possible burned-in text: " + ", ".join(pixel_flags))
         deidentifier.deidentify(ds)
         if regions:
             try:
@@ -139,7 +170,8 @@ def _anonymize_file(
                     f"the pixel regions cannot be blanked ({type(exc).__name__})"
                 ) from None
         mark_deidentified(ds, options, pixels_cleaned=bool(regions))
-        target = _output_path(ds, out_dir, sha, taken, deidentifier.pseudonymizer)
+        folder = out_dir / QUARANTINE_NAME if flags else out_dir
+        target = _output_path(ds, folder, sha, taken, deidentifier.pseudonymizer)
         _write(ds, target, deidentifier.pseudonymizer.file_token(sha))
     except RefusedFile as refused:
         return FileOutcome(path, sha, None, "refused", refused.reason)
@@ -147,12 +179,9 @@ def _anonymize_file(
         return FileOutcome(
             path, sha, None, "refused", f"de-identification failed ({type(exc).__name__})"
         )
-    if flag is None:
-        return FileOutcome(
-            path, sha, target, "ok", f"{len(regions)} pixel regions blanked" if regions else ""
-        )
-    blanked = f"; {len(regions)} pixel regions blanked" if regions else ""
-    return FileOutcome(path, sha, target, "flagged", f"possible burned-in text: {flag}{blanked}")
+    blanked = [f"{len(regions)} pixel regions blanked"] if regions else []
+    status: Status = "flagged" if flags else "ok"
+    return FileOutcome(path, sha, target, status, "; ".join([*flags, *blanked]))
 
 
 def anonymize_tree(
@@ -161,8 +190,10 @@ def anonymize_tree(
     """De-identify a DICOM file or every file under a folder (PS3.15 Annex E, basic profile).
 
     Each output is written to a temporary name and renamed when complete, under
-    ``OUT/<pseudonymous patient>/<study UID>/<series UID>/<instance UID>.dcm``. A file that is
-    not DICOM, truncated or malformed is refused and left out; the run goes on. The CSV log
+    ``OUT/<pseudonymous patient>/<study UID>/<series UID>/<instance UID>.dcm``; a flagged
+    file goes under ``OUT/quarantine/`` instead (see the module docstring). A file that is
+    not DICOM, truncated or malformed, or an encapsulated document without
+    ``options.quarantine_documents``, is refused and left out; the run goes on. The CSV log
     ``OUT/deidentification_log.csv`` maps the SHA-256 of each input to its output, status and
     reason, without any patient information.
 

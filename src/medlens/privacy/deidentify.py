@@ -5,6 +5,12 @@ Beyond Table E.1-1 three safety nets close gaps of the table that leak in practi
 retained), a person name (PN) it does not list is emptied, and an instance UID it does not
 list is replaced like ``U``. Free text (PN, LT, ST, UT, UC) inside a sequence whose action is
 D (Content Sequence of an SR, for instance) gets a dummy value.
+
+Two more rules go beyond the table's letter. An overlay group (every element of the even
+groups 6000-601E: Overlay Description, Overlay Label, rows, origin..., not only Overlay Data
+and Overlay Comments) is removed whole, with or without Overlay Data: its text names what was
+drawn, and its bitmap may be text. Document Title (0042,0010), free text the table does not
+list, is removed or emptied like ``X/Z``.
 """
 
 from __future__ import annotations
@@ -51,6 +57,10 @@ _META_REMOVED = (
     0x00020102,
 )
 _IDENTIFIER_VRS = frozenset({"PN", "LO", "SH", "DA", "DT", "LT", "ST", "UT", "UC", "AE"})
+_OVERLAY_GROUPS = range(0x6000, 0x6020, 2)  # the repeating overlay groups 6000-601E
+_EXTRA_ROWS = {  # free text that Table E.1-1 does not list, handled as if it did
+    0x00420010: ProfileRow("00420010", "Document Title", "X/Z", None, None, None),
+}
 
 
 @dataclass(frozen=True)
@@ -138,13 +148,17 @@ class DatasetDeidentifier:
         for tag in list(ds.keys()):
             if tag not in ds:  # removed with its overlay group
                 continue
-            if tag.is_private or (tag.element == 0 and tag.group != 2):
-                del ds[tag]  # private elements (Table E.1-1: X) and group lengths
+            if (
+                tag.is_private
+                or (tag.element == 0 and tag.group != 2)
+                or tag.group in _OVERLAY_GROUPS
+            ):
+                del ds[tag]  # private elements (Table E.1-1: X), group lengths, overlays
                 continue
             elem = ds[tag]
             if not path and tag in (_PATIENT_ID, _PATIENT_NAME):
                 continue  # replaced by the pseudonym afterwards
-            row = profile_row(tag)
+            row = profile_row(tag) or _EXTRA_ROWS.get(int(tag))
             if row is None:
                 self._unlisted(ds, elem, path, ctx, in_dummy_sequence)
             else:

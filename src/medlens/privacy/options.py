@@ -52,6 +52,9 @@ class AnonymizationOptions:
             they contain an identifying value of the same file (Clean Descriptors Option).
         blank_regions: pixel boxes to blank (Clean Pixel Data Option); files that get one
             are decompressed and written uncompressed.
+        quarantine_documents: write encapsulated documents (PDF, CDA, STL, OBJ, MTL) to the
+            quarantine folder, their content unchanged, for a person to review; when False
+            (the default) they are refused (see ``medlens.privacy.documents``).
         key_file: file holding the secret of the keyed hash; when None the secret comes
             from the environment variable ``key_env``.
         key_env: name of that environment variable.
@@ -62,6 +65,7 @@ class AnonymizationOptions:
     retain_patient_characteristics: bool = False
     clean_descriptors: bool = False
     blank_regions: tuple[PixelRegion, ...] = field(default_factory=tuple)
+    quarantine_documents: bool = False
     key_file: Path | None = None
     key_env: str = KEY_ENV_VAR
 

@@ -12,6 +12,7 @@ from medlens.io_utils import write_atomic
 
 Status = Literal["ok", "flagged", "refused"]
 LOG_NAME = "deidentification_log.csv"
+QUARANTINE_NAME = "quarantine"  # OUT/quarantine/...: flagged files, to review before release
 LOG_COLUMNS = ("input_sha256", "output_path", "status", "reason")
 
 
@@ -23,8 +24,9 @@ class FileOutcome:
         input_path: the file read (kept in memory for the caller; never written to the log).
         input_sha256: SHA-256 of the input bytes, the only link from the log back to the input.
         output_path: the de-identified file, or None when refused.
-        status: ``ok``; ``flagged`` (written, but the pixels may show burned-in text);
-            ``refused`` (left out).
+        status: ``ok``; ``flagged`` (written under ``OUT/quarantine/``, never beside the
+            clean files: the pixels may show burned-in text, or it is an encapsulated
+            document kept for review); ``refused`` (left out).
         reason: why it was flagged or refused, in words that quote no value of the file.
     """
 
@@ -50,6 +52,11 @@ class AnonymizationReport:
     output_dir: Path = Path()
     log_path: Path = Path()
     seconds: float = 0.0
+
+    @property
+    def quarantine_dir(self) -> Path:
+        """Where flagged files go: ``OUT/quarantine`` (it exists only when one was written)."""
+        return self.output_dir / QUARANTINE_NAME
 
     def count(self, status: Status) -> int:
         return sum(1 for o in self.outcomes if o.status == status)
