@@ -53,7 +53,9 @@ def test_every_case_matches_evaluate_segmentation_and_the_summary_counts(shared_
             assert row[metric] == pytest.approx(expected[metric], rel=1e-9)
     dices = table["dice"].to_numpy()
     assert summary["classes"]["1"]["dice"]["mean"] == pytest.approx(dices.mean())
-    assert summary["distance_unit"] == "voxels"  # PNGs carry no spacing
+    assert summary["distance_unit"] == "px"  # PNGs carry no spacing
+    assert summary["spacing_source"] == "assumed"
+    assert set(table["distance_unit"]) == {"px"}
     written = json.loads((out / "metrics.json").read_text())
     assert written["n_cases"] == 3
     assert "dice" in (out / "summary.txt").read_text()
@@ -67,6 +69,10 @@ def test_spacing_option_scales_distances_but_not_overlap(shared_data, tmp_path):
     assert b["dice"]["mean"] == pytest.approx(a["dice"]["mean"])
     assert b["hausdorff_distance"]["mean"] == pytest.approx(0.5 * a["hausdorff_distance"]["mean"])
     assert scaled["distance_unit"] == "mm"
+    assert scaled["spacing_source"] == "--spacing" and scaled["spacing_mm"] == [0.5]
+    text = (tmp_path / "b" / "summary.txt").read_text()
+    assert text.startswith("3 cases; distances in mm (spacing 0.5 mm per axis, from --spacing)")
+    assert "normalised surface Dice tolerance: 1 mm" in text
 
 
 def test_nifti_masks_use_their_header_spacing(tmp_path):
@@ -122,8 +128,49 @@ def test_cli_evaluates_two_folders_and_refuses_half_the_options(shared_data, tmp
         ],
     )
     assert result.exit_code == 0, result.output
-    assert "3 cases; distances in mm" in result.output
+    assert "3 cases; distances in mm (spacing 0.02 mm per axis, from --spacing)" in result.output
     assert (out / "metrics.csv").is_file()
     half = runner.invoke(app, ["evaluate", "--pred", str(pred_dir)])
     assert half.exit_code == 2
     assert "--ref" in half.output
+
+
+def _square(size: int, lo: int, hi: int) -> np.ndarray:
+    mask = np.zeros((size, size), np.uint8)
+    mask[lo:hi, lo:hi] = 1
+    return mask
+
+
+def test_png_masks_are_measured_in_px_and_say_so(tmp_path):
+    """PNG masks carry no spacing: the summary says px (1 px per axis assumed), not voxels."""
+    for folder, hi in (("ref", 20), ("pred", 23)):
+        (tmp_path / folder).mkdir()
+        PILImage.fromarray(_square(32, 8, hi) * 255).save(tmp_path / folder / "a.png")
+    summary = evaluate_mask_folders(
+        tmp_path / "pred", tmp_path / "ref", tmp_path / "out", progress=False
+    )
+    assert summary["distance_unit"] == "px"
+    assert summary["classes"]["1"]["hausdorff_distance"]["mean"] == pytest.approx(3 * 2**0.5)
+    text = (tmp_path / "out" / "summary.txt").read_text()
+    assert text.startswith("1 cases; distances in px (the masks carry no spacing, so 1 px per")
+    assert "normalised surface Dice tolerance: 1 px" in text
+    assert "voxels" not in text
+
+
+def test_png_and_nifti_masks_together_are_marked_mixed(tmp_path):
+    for folder, hi in (("ref", 20), ("pred", 23)):
+        (tmp_path / folder).mkdir()
+        PILImage.fromarray(_square(32, 8, hi) * 255).save(tmp_path / folder / "a.png")
+        affine = np.diag([0.5, 0.5, 1.0, 1.0])
+        nib.save(
+            nib.Nifti1Image(_square(32, 8, hi)[..., None], affine), tmp_path / folder / "b.nii"
+        )
+    summary = evaluate_mask_folders(
+        tmp_path / "pred", tmp_path / "ref", tmp_path / "out", progress=False
+    )
+    assert summary["distance_unit"] == "mixed" and summary["cases_in_px"] == ["a"]
+    table = pd.read_csv(tmp_path / "out" / "metrics.csv")
+    assert dict(zip(table["case"], table["distance_unit"], strict=True)) == {"a": "px", "b": "mm"}
+    assert (
+        "in px for 1 whose masks carry no spacing" in (tmp_path / "out" / "summary.txt").read_text()
+    )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 
@@ -61,3 +62,49 @@ def test_folders_expand_to_files_and_a_dicom_folder_is_one_series_for_3d(
     volume = volumes[0][2]()
     assert volume.array.shape[:2] == (1, 3) and volume.spatial_dims == 3
     assert abs(volume.spacing[0] - 1.0) < 1e-6  # mm between slices
+
+
+def test_a_symlink_loop_is_walked_once_and_does_not_fail(tmp_path: Path) -> None:
+    """``a/b/up -> a`` and ``a/self -> .``: each folder is walked once, nothing repeats."""
+    root = tmp_path / "a"
+    (root / "b").mkdir(parents=True)
+    (root / "x.png").write_bytes(b"")
+    (root / "b" / "y.png").write_bytes(b"")
+    (root / "b" / "up").symlink_to(root, target_is_directory=True)
+    (root / "self").symlink_to(".", target_is_directory=True)
+
+    found = [Path(p).relative_to(root).as_posix() for p in iter_image_files([root])]
+    assert found == ["b/y.png", "x.png"]
+    assert len(list(iter_image_files([root], volumes=True))) == 2
+
+
+def test_a_symlink_to_another_folder_is_followed_once(tmp_path: Path) -> None:
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "z.png").write_bytes(b"")
+    root = tmp_path / "root"
+    root.mkdir()
+    (root / "link").symlink_to(outside, target_is_directory=True)
+    (root / "link2").symlink_to(outside, target_is_directory=True)
+    found = [Path(p).relative_to(root).as_posix() for p in iter_image_files([root])]
+    assert found == ["link/z.png"]
+
+
+def test_an_unreadable_folder_is_an_input_error_naming_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "ok.png").write_bytes(b"")
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    real_scandir = os.scandir
+
+    def scandir(path):  # root may read any folder, so the refusal is simulated
+        if os.fspath(path) == str(locked):
+            raise PermissionError(13, "Permission denied", os.fspath(path))
+        return real_scandir(path)
+
+    monkeypatch.setattr(os, "scandir", scandir)
+    found = iter_image_files([tmp_path])
+    with pytest.raises(InputError, match="cannot be listed") as info:
+        list(found)
+    assert info.value.path == str(locked)

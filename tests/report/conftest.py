@@ -120,3 +120,23 @@ def multiclass_run(tmp_path: Path) -> Path:
     return write_run_folder(
         tmp_path, ["benign", "malignant", "normal"], {"train": 300, "val": 90, "test": 90}
     )
+
+
+#: Names a run folder from elsewhere could hold: raw HTML, a Markdown link, a heading.
+HTML_CLASS = "<img src=x onerror=alert(1)>"
+LINK_MODEL = "[resnet](javascript:alert(1))"
+HEADING_RUN = "run`\n# Injected heading"
+
+
+@pytest.fixture
+def crafted_run(tmp_path: Path) -> Path:
+    """A run folder whose class, model and run names and data source are markup."""
+    run = write_run_folder(tmp_path, ["normal", HTML_CLASS], {"train": 60, "val": 40, "test": 40})
+    config = yaml.safe_load((run / "config.yaml").read_text())
+    config["name"] = HEADING_RUN
+    config["model"]["name"] = LINK_MODEL
+    (run / "config.yaml").write_text(yaml.safe_dump(config))
+    summary = json.loads((run / "data_summary.json").read_text())
+    summary["source"] = "/data/*x*\n## Injected source <b>bold</b>"
+    (run / "data_summary.json").write_text(json.dumps(summary))
+    return run

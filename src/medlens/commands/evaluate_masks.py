@@ -4,8 +4,9 @@ Masks are paired by file name (``case01.png`` with ``case01.png``; ``.nii.gz`` a
 count as one suffix), read as label maps (PNG/TIFF/GIF, NIfTI, ``.npy``, DICOM SEG), and
 compared class by class with :func:`medlens.metrics.evaluate_segmentation`. Distances are in mm
 from the reference's voxel spacing (NIfTI header, DICOM SEG), or from ``--spacing``; plain
-images have no spacing, so their distances are in pixels unless ``--spacing`` is given — the
-summary says which.
+images (PNG, TIFF, GIF, ``.npy``) carry no spacing, so 1 px per axis is assumed and their
+distances (and the surface Dice tolerance) are in px unless ``--spacing`` is given. The summary
+says which, and states the spacing ``--spacing`` gave.
 """
 
 from __future__ import annotations
@@ -22,6 +23,10 @@ from medlens.errors import InputError
 from medlens.io_utils import write_atomic, write_json_atomic
 
 MASK_SUFFIXES = (".png", ".gif", ".tif", ".tiff", ".bmp", ".nii", ".nii.gz", ".npy", ".dcm")
+#: ``Image.meta["format"]`` of the mask readers that take the spacing (mm) from the file.
+_FORMATS_WITH_SPACING = {"nifti", "dicom", "dicom_seg"}
+#: Where a case's spacing came from: its file, ``--spacing``, or nowhere (1.0 px assumed).
+FROM_FILE, FROM_OPTION, ASSUMED = "file", "--spacing", "assumed"
 METRIC_COLUMNS = (
     "dice",
     "jaccard",
@@ -78,7 +83,20 @@ def pair_mask_files(pred_dir: Path, ref_dir: Path) -> list[tuple[str, Path, Path
     return [(key, preds[key], refs[key]) for key in sorted(preds)]
 
 
+def _spacing_from_file(mask: Any) -> bool:
+    """Whether the mask's spacing was read from its file (NIfTI, DICOM SEG) rather than
+    assumed (1.0 per axis for PNG/TIFF/GIF/BMP, ``.npy``, a DICOM without a pixel spacing)."""
+    meta = mask.meta
+    return (
+        meta.get("spacing_source") != "assumed"
+        and meta.get("spacing_known") is not False
+        and str(meta.get("format", "")).lower() in _FORMATS_WITH_SPACING
+    )
+
+
 def _spacing_of(ref: Any, override: Sequence[float] | None) -> tuple[tuple[float, ...], str]:
+    """The voxel spacing to measure distances with, and where it came from (``FROM_FILE``,
+    ``FROM_OPTION`` or ``ASSUMED``)."""
     ndim = ref.spatial_dims if ref.array.shape[0] == 1 else ref.array.ndim - 1
     if override:
         spacing = tuple(float(s) for s in override)
@@ -88,9 +106,8 @@ def _spacing_of(ref: Any, override: Sequence[float] | None) -> tuple[tuple[float
             raise InputError(
                 ref.source, f"--spacing gives {len(spacing)} values for a {ndim}D mask"
             )
-        return spacing, "mm"
-    has_geometry = ref.affine is not None or any(s != 1.0 for s in ref.spacing)
-    return tuple(float(s) for s in ref.spacing), "mm" if has_geometry else "voxels"
+        return spacing, FROM_OPTION
+    return tuple(float(s) for s in ref.spacing), FROM_FILE if _spacing_from_file(ref) else ASSUMED
 
 
 def evaluate_case(
@@ -101,7 +118,8 @@ def evaluate_case(
     labels: Sequence[int] | None = None,
     tolerance_mm: float = 1.0,
 ) -> tuple[list[dict[str, Any]], str]:
-    """Metric rows (one per class) for one pair of mask files, and the distance unit."""
+    """Metric rows (one per class) for one pair of mask files, and the distance unit:
+    ``"mm"`` (spacing from the file or ``spacing``) or ``"px"`` (none: 1 px per axis)."""
     from medlens.data.masks import read_mask
     from medlens.metrics import evaluate_segmentation
 
@@ -112,7 +130,8 @@ def evaluate_case(
             pred_path,
             f"mask shape {pred.spatial_shape} differs from {ref_path} {ref.spatial_shape}",
         )
-    voxel_mm, unit = _spacing_of(ref, spacing)
+    voxel_mm, source = _spacing_of(ref, spacing)
+    unit = "px" if source == ASSUMED else "mm"
     fov = None
     if fov_path is not None:
         fov = read_mask(fov_path, reference=ref).array[0] > 0
@@ -132,6 +151,7 @@ def evaluate_case(
                 **{k: metrics[k] for k in METRIC_COLUMNS if k in metrics},
                 "pred_voxels": metrics["pred_voxels"],
                 "ref_voxels": metrics["ref_voxels"],
+                "distance_unit": unit,
             }
         )
     return rows, unit
@@ -159,7 +179,8 @@ def evaluate_mask_folders(
             reference files' own spacing.
         fov_dir: optional field-of-view masks (same file names): voxels outside are ignored.
         labels: classes to evaluate; default every non-zero label present.
-        tolerance_mm: normalised surface Dice tolerance, in mm.
+        tolerance_mm: normalised surface Dice tolerance, in mm (in px for masks whose spacing
+            is assumed).
 
     Returns:
         The JSON summary.
@@ -175,12 +196,11 @@ def evaluate_mask_folders(
         if missing:
             raise InputError(fov_dir, f"no field-of-view mask for case {missing[0]!r}")
     rows: list[dict[str, Any]] = []
-    units = set()
+    units: dict[str, str] = {}
     for key, pred_path, ref_path in tqdm(pairs, desc="evaluate", disable=not progress):
-        case_rows, unit = evaluate_case(
+        case_rows, units[key] = evaluate_case(
             pred_path, ref_path, spacing, fovs.get(key), labels, tolerance_mm
         )
-        units.add(unit)
         rows.extend({"case": key, **row} for row in case_rows)
     table = pd.DataFrame(rows)
     per_class: dict[str, Any] = {}
@@ -190,12 +210,12 @@ def evaluate_mask_folders(
             for metric in METRIC_COLUMNS
             if metric in group
         }
-    unit = "mm" if units == {"mm"} else "voxels"
+    in_px = sorted(key for key, unit in units.items() if unit == "px")
     summary = {
         "pred_dir": str(pred_dir),
         "ref_dir": str(ref_dir),
         "n_cases": len(pairs),
-        "distance_unit": unit,
+        **_distance_facts(spacing, len(pairs), in_px),
         "tolerance_mm": tolerance_mm,
         "classes": per_class,
     }
@@ -205,6 +225,50 @@ def evaluate_mask_folders(
     write_json_atomic(out / "metrics.json", _finite_or_none(summary))
     write_atomic(out / "summary.txt", format_summary(summary))
     return summary
+
+
+def _distance_facts(
+    spacing: Sequence[float] | None, n_cases: int, in_px: list[str]
+) -> dict[str, Any]:
+    """``distance_unit`` (``mm``, ``px``, or ``mixed``), where the spacing came from, and
+    the ``--spacing`` given or the cases measured in px."""
+    if spacing:
+        return {
+            "distance_unit": "mm",
+            "spacing_source": FROM_OPTION,
+            "spacing_mm": [float(s) for s in spacing],
+        }
+    if not in_px:
+        return {"distance_unit": "mm", "spacing_source": FROM_FILE}
+    if len(in_px) == n_cases:
+        return {"distance_unit": "px", "spacing_source": ASSUMED}
+    return {"distance_unit": "mixed", "spacing_source": "mixed", "cases_in_px": in_px}
+
+
+def _distance_line(summary: dict[str, Any]) -> str:
+    """Where the distances' unit came from, in words."""
+    unit, n = summary["distance_unit"], summary["n_cases"]
+    if summary.get("spacing_source") == FROM_OPTION:
+        given = summary["spacing_mm"]
+        spacing = (
+            f"{given[0]:g} mm per axis"
+            if len(given) == 1
+            else " \u00d7 ".join(f"{s:g}" for s in given) + " mm"
+        )
+        return f"{n} cases; distances in mm (spacing {spacing}, from --spacing)"
+    if unit == "mm":
+        return f"{n} cases; distances in mm (spacing from the mask files)"
+    if unit == "px":
+        return (
+            f"{n} cases; distances in px (the masks carry no spacing, so 1 px per axis was "
+            "assumed; give --spacing for mm)"
+        )
+    in_px = summary.get("cases_in_px") or []
+    return (
+        f"{n} cases; distances in mm for {n - len(in_px)} and in px for {len(in_px)} whose masks "
+        "carry no spacing (see the distance_unit column of metrics.csv): the means mix units; "
+        "give --spacing for mm"
+    )
 
 
 def _finite_or_none(value: Any) -> Any:
@@ -219,7 +283,8 @@ def _finite_or_none(value: Any) -> Any:
 def format_summary(summary: dict[str, Any]) -> str:
     """A plain-text table: per class, each metric's mean ± sd (n finite / n)."""
     unit = summary["distance_unit"]
-    lines = [f"{summary['n_cases']} cases; distances in {unit}"]
+    tolerance = f"{summary['tolerance_mm']:g} {unit if unit in ('mm', 'px') else 'mm or px'}"
+    lines = [_distance_line(summary), f"normalised surface Dice tolerance: {tolerance}"]
     for label, metrics in summary["classes"].items():
         lines.append(f"class {label}")
         for name, stats in metrics.items():

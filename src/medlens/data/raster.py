@@ -36,7 +36,11 @@ def read_raster(path: str | Path) -> Image:
         array, stored = _read_with_pil(path)
     image_array = as_float32(array, path)
     spacing = (1.0,) * (image_array.ndim - 1)
-    meta = {"stored_dtype": stored, "format": path.suffix.lower().lstrip(".")}
+    meta = {
+        "stored_dtype": stored,
+        "format": path.suffix.lower().lstrip("."),
+        "spacing_source": "assumed",  # not from the file: distances on it are in px, not mm
+    }
     return Image(array=image_array, spacing=spacing, source=str(path), meta=meta)
 
 

@@ -36,13 +36,23 @@ def is_candidate_image(name: str) -> bool:
     return not name.startswith(".") and _suffix(name) in _SUFFIXES | {""}
 
 
-def _scan(folder: str, volumes: bool) -> Iterator[str]:
+def _folder_id(path: str) -> tuple[int, int]:
+    """``(st_dev, st_ino)`` of a folder, through symlinks: the same folder reached by two
+    paths has one id."""
+    info = os.stat(path)
+    return info.st_dev, info.st_ino
+
+
+def _scan(folder: str, volumes: bool, seen: set[tuple[int, int]]) -> Iterator[str]:
     # One folder's names at a time: memory is bounded by the largest folder's listing
     # (50,000 names are a few MiB), never by the archive's size.
-    with os.scandir(folder) as it:
-        entries = sorted(
-            (entry.name, entry.is_dir()) for entry in it if not entry.name.startswith(".")
-        )
+    try:
+        with os.scandir(folder) as it:
+            entries = sorted(
+                (entry.name, entry.is_dir()) for entry in it if not entry.name.startswith(".")
+            )
+    except OSError as exc:
+        raise InputError(folder, f"folder cannot be listed ({exc.strerror or exc})") from None
     if (
         volumes
         and entries
@@ -53,7 +63,14 @@ def _scan(folder: str, volumes: bool) -> Iterator[str]:
     for name, is_dir in entries:
         path = os.path.join(folder, name)
         if is_dir:
-            yield from _scan(path, volumes)
+            try:
+                folder_id = _folder_id(path)
+            except OSError as exc:
+                raise InputError(path, f"folder cannot be read ({exc.strerror or exc})") from None
+            if folder_id in seen:
+                continue  # a symlink back to a folder already walked (a loop, or a second link)
+            seen.add(folder_id)
+            yield from _scan(path, volumes, seen)
         elif is_candidate_image(name):
             yield path
 
@@ -67,8 +84,15 @@ def iter_image_files(inputs: Iterable[str | Path], volumes: bool = False) -> Ite
     suffix is not an image's (``.txt``, ``.json``...) are passed over. With ``volumes`` (a 3D
     model) a folder holding only DICOM files is one case, a series.
 
+    Symlinks to folders are followed, but each folder (by device and inode) is walked once
+    per call: a link back to a folder above it (a loop) or a second link to a folder already
+    walked is passed over, so a loop neither repeats files nor fails.
+
     Raises:
-        InputError: (at the call, before any file is read) an input that does not exist.
+        InputError: (at the call, before any file is read) an input that does not exist;
+            (while iterating) a folder that cannot be listed, e.g. without read permission,
+            named in the error: the walk stops there rather than silently leaving out part
+            of an archive.
     """
     paths = [os.fspath(item) for item in inputs]
     for path in paths:
@@ -78,9 +102,17 @@ def iter_image_files(inputs: Iterable[str | Path], volumes: bool = False) -> Ite
 
 
 def _walk(paths: list[str], volumes: bool) -> Iterator[str]:
+    seen: set[tuple[int, int]] = set()
     for path in paths:
         if os.path.isdir(path):
-            yield from _scan(path, volumes)
+            try:
+                folder_id = _folder_id(path)
+            except OSError as exc:
+                raise InputError(path, f"folder cannot be read ({exc.strerror or exc})") from None
+            if folder_id in seen:
+                continue  # given twice, or inside a folder given before
+            seen.add(folder_id)
+            yield from _scan(path, volumes, seen)
         else:
             yield path
 

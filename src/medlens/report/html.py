@@ -26,6 +26,7 @@ from medlens.report.formatting import (
 from medlens.report.limitations import limitations
 from medlens.report.rendering import png_data_uri, template_environment
 from medlens.run_folder.classification import RunFolder, read_run_folder
+from medlens.run_folder.sections import HTML, read_sections, section_notice
 
 
 def _metric_rows(run: RunFolder, splits: list[str]) -> list[dict[str, Any]]:
@@ -143,14 +144,22 @@ def _figures(figures: list[RunFigure]) -> list[dict[str, Any]]:
 
 def extra_sections(run_dir: Path) -> list[dict[str, str]]:
     """HTML fragments that later verbs (``medlens audit``, ``medlens explain``) left in
-    ``sections/<id>.html``, embedded in the report as written (they are medlens' own output,
-    built with escaped values)."""
-    folder = Path(run_dir) / "sections"
-    if not folder.is_dir():
-        return []
+    ``sections/<id>.html``. A fragment is embedded as written only while it has the hash
+    medlens recorded when it wrote it (``run_folder.sections``); any other, from a folder
+    changed or made elsewhere, is replaced by a notice and its markup never reaches the page.
+
+    Returns:
+        ``{"id", "html", "notice"}`` per fragment: ``html`` (embedded unescaped) for a
+        verified fragment, else an empty ``html`` and a plain-text ``notice`` (escaped by the
+        template).
+    """
     return [
-        {"id": path.stem, "html": path.read_text(encoding="utf-8")}
-        for path in sorted(folder.glob("*.html"))
+        {
+            "id": f.section_id,
+            "html": f.text or "",
+            "notice": "" if f.verified else section_notice(f),
+        }
+        for f in read_sections(run_dir, HTML)
     ]
 
 

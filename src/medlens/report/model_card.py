@@ -22,8 +22,9 @@ from medlens.report.formatting import (
     metric_label,
 )
 from medlens.report.limitations import limitations
-from medlens.report.markdown import markdown_table
+from medlens.report.markdown import escape_markdown, markdown_code, markdown_table
 from medlens.run_folder.classification import RunFolder, read_run_folder
+from medlens.run_folder.sections import MARKDOWN, read_section, section_notice
 
 
 def _architecture(run: RunFolder) -> str:
@@ -40,26 +41,29 @@ def _architecture(run: RunFolder) -> str:
             spec = {}
         members = spec.get("members") or []
         names = ", ".join(
-            f"{m.get('name', MISSING)}"
+            escape_markdown(m.get("name", MISSING))
             + (f" (weight {m['weight']:.3f})" if isinstance(m.get("weight"), float) else "")
             if isinstance(m, dict)
-            else str(m)
+            else escape_markdown(m)
             for m in members
         )
-        return f"- Architecture: {spec.get('method', 'an')} ensemble of {names or MISSING}."
+        method = escape_markdown(spec.get("method", "an"))
+        return f"- Architecture: {method} ensemble of {names or MISSING}."
     if isinstance(features, dict):
-        selector = (features.get("selector") or {}).get("name", "none")
-        classifier = (features.get("classifier") or {}).get("name", MISSING)
-        source = features.get("source", MISSING)
-        backbone = f" of {features.get('backbone')}" if features.get("backbone") else ""
+        selector = escape_markdown((features.get("selector") or {}).get("name", "none"))
+        classifier = escape_markdown((features.get("classifier") or {}).get("name", MISSING))
+        source = escape_markdown(features.get("source", MISSING))
+        backbone = (
+            f" of {escape_markdown(features.get('backbone'))}" if features.get("backbone") else ""
+        )
         return (
             f"- Architecture: {source} features{backbone} -> feature selection: {selector} "
             f"-> {classifier} (scikit-learn pipeline, `model.joblib`)."
         )
     return (
-        f"- Architecture: {model.get('name', MISSING)}; initial weights: "
-        f"{model.get('pretrained') or 'random initialisation'}; "
-        f"fine-tuning strategy: {model.get('strategy', MISSING)}."
+        f"- Architecture: {escape_markdown(model.get('name', MISSING))}; initial weights: "
+        f"{escape_markdown(model.get('pretrained') or 'random initialisation')}; "
+        f"fine-tuning strategy: {escape_markdown(model.get('strategy', MISSING))}."
     )
 
 
@@ -72,9 +76,9 @@ def _model_details(run: RunFolder) -> list[str]:
     return [
         "## Model details",
         "",
-        f"- Task: {task} image classification: {', '.join(names)}.",
+        f"- Task: {task} image classification: {', '.join(map(escape_markdown, names))}.",
         _architecture(run),
-        f"- Trained with medlens {medlens.__version__}; run `{run.name}` "
+        f"- Trained with medlens {medlens.__version__}; run {markdown_code(run.name)} "
         f"finished {run.finished:%Y-%m-%d}; "
         f"best epoch {run.metrics.get('best_epoch', MISSING)}; training time "
         f"{format_duration(run.metrics.get('train_seconds'))}.",
@@ -88,7 +92,7 @@ def _intended_use(run: RunFolder) -> list[str]:
         "## Intended use",
         "",
         "- Research and education: studying how well this kind of model separates "
-        f"{' / '.join(run.class_names)} on data like the training data.",
+        f"{' / '.join(map(escape_markdown, run.class_names))} on data like the training data.",
         "- **Not a medical device.** Not validated for diagnosis, triage or any clinical decision; "
         "do not use it on patients.",
         "- Out of scope: data from other sources, modalities, resolutions or populations than "
@@ -111,7 +115,7 @@ def _data(run: RunFolder) -> list[str]:
                     *(counts.get(n, MISSING) for n in names),
                 ]
             )
-    lines = ["## Data", "", f"Source: {summary.get('source') or MISSING}.", ""]
+    lines = ["## Data", "", f"Source: {escape_markdown(summary.get('source') or MISSING)}.", ""]
     lines += markdown_table(["Split", "Cases", *names], rows)
     skipped = summary.get("skipped_files") or []
     lines += ["", f"Skipped files: {len(skipped)}" + (" (see report.html)." if skipped else ".")]
@@ -157,14 +161,15 @@ def _metrics(run: RunFolder) -> list[str]:
     test = run.metrics["splits"].get("test", {})
     if test.get("metrics_at_0.5"):
         at_half = ", ".join(
-            f"{metric_label(k)} {format_value(v)}" for k, v in test["metrics_at_0.5"].items()
+            f"{escape_markdown(metric_label(k))} {format_value(v)}"
+            for k, v in test["metrics_at_0.5"].items()
         )
         lines += ["", f"At the fixed threshold 0.5 (test): {at_half}."]
     lines += [
         "",
         "## Decision threshold",
         "",
-        describe_threshold(run.threshold_method, run.threshold, run.class_names),
+        escape_markdown(describe_threshold(run.threshold_method, run.threshold, run.class_names)),
     ]
     return lines
 
@@ -177,15 +182,17 @@ def _fairness(run: RunFolder) -> list[str]:
             "site, device); run `medlens audit` before drawing conclusions about any group."
         ]
     lines.append("A subgroup audit was run; full results are in `audit.json`.")
-    fragment = run.path / "sections" / "fairness.md"
-    if fragment.is_file():
-        return [fragment.read_text(encoding="utf-8").rstrip()]
+    fragment = read_section(run.path, "fairness", MARKDOWN)
+    if fragment is not None and fragment.text is not None:
+        return [fragment.text.rstrip()]
+    if fragment is not None:
+        lines += ["", escape_markdown(section_notice(fragment)) + "."]
     summary = run.audit.get("summary")
     if isinstance(summary, str):
-        lines += ["", summary]
+        lines += ["", escape_markdown(summary)]
     attributes = run.audit.get("attributes")
     if isinstance(attributes, list) and attributes:
-        lines += ["", f"Attributes audited: {', '.join(map(str, attributes))}."]
+        lines += ["", f"Attributes audited: {', '.join(map(escape_markdown, attributes))}."]
     return lines
 
 
@@ -198,24 +205,26 @@ def _explanations(run: RunFolder) -> list[str]:
             "rather than at markers or borders."
         ]
     lines.append("An explanation analysis was run; results are in `explanations.json`.")
-    fragment = run.path / "sections" / "explanations.md"
-    if fragment.is_file():
-        return [fragment.read_text(encoding="utf-8").rstrip()]
+    fragment = read_section(run.path, "explanations", MARKDOWN)
+    if fragment is not None and fragment.text is not None:
+        return [fragment.text.rstrip()]
+    if fragment is not None:
+        lines += ["", escape_markdown(section_notice(fragment)) + "."]
     summary = run.explanations.get("summary")
     if isinstance(summary, str):
-        lines += ["", summary]
+        lines += ["", escape_markdown(summary)]
     return lines
 
 
 def render_model_card(run: RunFolder) -> str:
     """The model card of ``run`` as Markdown text."""
     sections = [
-        [f"# Model card: {run.name}"],
+        [f"# Model card: {escape_markdown(run.name)}"],
         _model_details(run),
         _intended_use(run),
         _data(run),
         _metrics(run),
-        ["## Limitations", "", *(f"- {note}" for note in limitations(run))],
+        ["## Limitations", "", *(f"- {escape_markdown(note)}" for note in limitations(run))],
         _fairness(run),
         _explanations(run),
     ]

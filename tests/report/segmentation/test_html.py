@@ -253,7 +253,8 @@ def test_report_shows_the_metrics_json_values_and_nan_counts(drive_run, report) 
     assert rows["Dice"][1] == f"{dice['mean']:.3f} \u00b1 {dice['std']:.3f}"
     assert rows["Dice"][2] == f"{dice['median']:.3f}"
     hd95 = metrics["hausdorff_distance_95"]
-    label = "Hausdorff distance, 95th percentile (HD95), mm"
+    # DRIVE's TIFF images carry no spacing: px, though this (older) metrics.json says mm
+    label = "Hausdorff distance, 95th percentile (HD95), px"
     assert rows[label][2] == f"{hd95['median']:.2f}"
     # test/04's empty prediction: precision 0/0 is NaN and every distance is infinite.
     assert metrics["precision"]["n_nan"] == 1 and rows["Precision (PPV)"][5] == "1"
@@ -353,8 +354,57 @@ def test_model_card_has_the_tables_and_limitations(drive_run) -> None:
     assert "| Training | 2 |" in text
     assert f"trained on {TRAIN_CASES} images" in text
     assert "inside the field of view only" in text
-    assert "distances labelled mm are in pixels" in text  # DRIVE TIFFs carry no spacing
+    assert "are in pixels (px), not mm" in text  # DRIVE TIFFs carry no spacing
+    assert "distances in px (pixels" in text and "HD95), mm" not in text
+    assert "- Surface Dice tolerance: 1.0 px." in text
     assert "## Intended use" in text and "Not a medical device" in text
+
+
+def _moved_run(drive_run, tmp_path: Path, unit: str, **config_changes) -> Path:
+    """A copy of the run whose data folder is gone (so only metrics.json tells the unit)."""
+    run = tmp_path / f"moved-{unit}"
+    shutil.copytree(drive_run[0], run)
+    config = yaml.safe_load((run / "config.yaml").read_text())
+    config["data"]["path"] = str(tmp_path / "gone")
+    config.update(config_changes)
+    (run / "config.yaml").write_text(yaml.safe_dump(config))
+    metrics = json.loads((run / "metrics.json").read_text())
+    metrics["distance_unit"] = unit
+    (run / "metrics.json").write_text(json.dumps(metrics))
+    return run
+
+
+@pytest.mark.parametrize("unit", ["px", "mm"])
+def test_distances_are_labelled_with_the_recorded_unit(drive_run, tmp_path: Path, unit) -> None:
+    run = _moved_run(drive_run, tmp_path, unit)
+    html = write_segmentation_report(run).read_text(encoding="utf-8")
+    page = _parse(html)
+    assert f"Hausdorff distance, 95th percentile (HD95), {unit}" in _test_rows(page)
+    columns = next(cells for heading, cells in page.rows if heading.startswith("Per-case"))
+    assert f"HD95 ({unit})" in columns and f"ASSD ({unit})" in columns
+    assert f"<dt>Surface Dice tolerance</dt><dd>1.0 {unit}</dd>" in html
+    other = "mm" if unit == "px" else "px"
+    assert f"HD95), {other}" not in html and f"HD95 ({other})" not in html
+    card = write_segmentation_model_card(run).read_text(encoding="utf-8")
+    assert f"distances in {unit}" in card and f"(HD95), {unit} |" in card
+    assert ("are in pixels (px), not mm" in card) == (unit == "px")
+
+
+def test_segmentation_model_card_shows_names_as_text(drive_run, tmp_path: Path) -> None:
+    run = _moved_run(drive_run, tmp_path, "px", name="seg`\n# Injected")
+    config = yaml.safe_load((run / "config.yaml").read_text())
+    config["model"]["name"] = "<img src=x onerror=alert(1)>"
+    config["segmentation"]["loss"] = "[dice](javascript:alert(1))"
+    (run / "config.yaml").write_text(yaml.safe_dump(config))
+    summary = json.loads((run / "data_summary.json").read_text())
+    summary["source"] = "/data/<b>drive</b>"
+    (run / "data_summary.json").write_text(json.dumps(summary))
+    card = write_segmentation_model_card(run).read_text(encoding="utf-8")
+    markdown_it = pytest.importorskip("markdown_it")
+    page = markdown_it.MarkdownIt("commonmark", {"html": True}).enable("table").render(card)
+    assert "<img" not in page and "<a " not in page and "<b>" not in page
+    assert "<h1>Injected" not in page
+    assert "&lt;img src=x onerror=alert(1)&gt;" in page and "[dice](javascript:alert(1))" in page
 
 
 def test_bad_run_folder_raises_input_error(tmp_path: Path) -> None:

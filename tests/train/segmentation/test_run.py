@@ -115,6 +115,17 @@ def test_the_report_names_the_segmentation_metrics(drive_run: Path):
     assert "Dice" in html
 
 
+def test_distances_of_images_without_spacing_are_recorded_in_px(drive_run: Path):
+    """DRIVE's TIFF/GIF files carry no pixel size (1.0 per axis is assumed): not mm."""
+    metrics = json.loads((drive_run / "metrics.json").read_text())
+    assert metrics["distance_unit"] == "px"
+    html = (drive_run / "report.html").read_text()
+    assert "Hausdorff distance, 95th percentile (HD95), px" in html
+    assert "HD95), mm" not in html and "HD95 (mm)" not in html
+    card = (drive_run / "model_card.md").read_text()
+    assert "distances in px" in card and "- Surface Dice tolerance: 1.0 px." in card
+
+
 def test_training_learns_vessels_better_than_chance(drive_run: Path):
     """Vessels are ~12% of the FOV: a model that learned nothing scores Dice ~0.2 or 0."""
     table = pd.read_csv(drive_run / "segmentation_metrics.csv")

@@ -16,8 +16,21 @@ import numpy as np
 from medlens.errors import MedlensError
 from medlens.run_folder.segmentation import SegmentationRun
 
-#: ``Image.meta["format"]`` of the readers whose files carry no pixel spacing (1.0 is assumed).
-FORMATS_WITHOUT_SPACING = {"png", "jpg", "jpeg", "gif", "bmp", "tif", "tiff"}
+#: ``Image.meta["format"]`` of the readers that take the spacing from the file (mm).
+FORMATS_WITH_SPACING = {"nifti", "dicom", "dicom_seg"}
+
+
+def spacing_from_file(image: Any) -> bool:
+    """Whether ``image.spacing`` was read from its file (NIfTI header, DICOM pixel spacing)
+    rather than assumed (1.0 per axis for PNG, JPEG, TIFF, ``.npy``, a DICOM without
+    ``PixelSpacing``). The same rule as ``train/segmentation/run.py``, which records the run's
+    ``distance_unit`` with it."""
+    meta = getattr(image, "meta", None) or {}
+    return (
+        meta.get("spacing_source") != "assumed"
+        and meta.get("spacing_known") is not False
+        and str(meta.get("format", "")).lower() in FORMATS_WITH_SPACING
+    )
 
 
 @dataclass
@@ -133,5 +146,4 @@ def data_facts(data: RunData, case_id: str | None) -> DataFacts:
         roi = data.source.load_roi(case, image)
     except (MedlensError, OSError, ValueError):
         return DataFacts(None, None)
-    fmt = str(image.meta.get("format", "")).lower()
-    return DataFacts(roi is not None, fmt not in FORMATS_WITHOUT_SPACING)
+    return DataFacts(roi is not None, spacing_from_file(image))

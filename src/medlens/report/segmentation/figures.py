@@ -23,7 +23,7 @@ from medlens.report.segmentation.data import (
     load_case_arrays,
     open_run_data,
 )
-from medlens.report.segmentation.formatting import format_number
+from medlens.report.segmentation.formatting import distance_unit, format_number
 from medlens.report.segmentation.overlays import plot_segmentation_overlay
 from medlens.report.segmentation.plots import plot_case_distribution
 from medlens.run_folder.segmentation import SegmentationRun
@@ -116,24 +116,23 @@ def write_segmentation_figures(
             "or overlay."
         )
         return out
+    ranked, unranked = rank_by_dice(per_case, "test")
+    data = open_run_data(run)
+    out.facts = data_facts(data, ranked[0].case_id if ranked else None)
     splits = [s for s in run.split_names() if (per_case["split"] == s).any()]
     classes = [c for c in run.class_names if (per_case["class"] == c).any()]
-    unit = str(run.metrics.get("distance_unit", "mm"))
+    unit = distance_unit(run.metrics, out.facts.physical_spacing)
     title = "Per-case Dice and HD95 (each dot is one case)"
     path = plot_case_distribution(
         per_case, plots / "case_distribution.png", splits, classes, unit, title
     )
     out.distribution = RunFigure(None, "case_distribution", title, path)
-    ranked, unranked = rank_by_dice(per_case, "test")
     if unranked:
         out.notes.append(
             f"{len(unranked)} test case(s) have no defined Dice (empty reference and prediction) "
             f"and are not ranked: {', '.join(unranked)}."
         )
     out.shown = pick_cases(ranked)
-    data = open_run_data(run)
-    first = ranked[0].case_id if ranked else None
-    out.facts = data_facts(data, first)
     if not ranked:
         out.notes.append("The test split has no ranked case, so there are no overlays.")
         return out

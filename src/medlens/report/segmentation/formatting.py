@@ -21,7 +21,7 @@ SEGMENTATION_METRIC_LABELS = {
     "normalized_surface_dice": "Normalised surface Dice (NSD)",
 }
 
-#: Metrics measured in ``distance_unit`` (mm); lower is better for these.
+#: Metrics measured in ``distance_unit`` (mm, or px); lower is better for these.
 DISTANCE_METRICS = {
     "hausdorff_distance",
     "hausdorff_distance_95",
@@ -46,6 +46,27 @@ SHORT_LABELS = {
 
 INFINITY = "\u221e"
 
+MILLIMETRE = "mm"
+#: The unit of distances on images whose files carry no spacing (1.0 per axis assumed).
+PIXEL = "px"
+
+
+def distance_unit(metrics: dict[str, Any], physical_spacing: bool | None = None) -> str:
+    """The unit of the run's distances (HD, HD95, ASSD, the NSD tolerance): ``"mm"`` or
+    ``"px"``.
+
+    Args:
+        metrics: the run's metrics.json; its ``distance_unit`` says where the spacing of the
+            scored images came from (``"px"``: assumed for at least one image).
+        physical_spacing: whether the re-opened data carry a spacing in their files
+            (``None``: unknown). ``False`` gives ``"px"`` whatever metrics.json says, since
+            runs before medlens recorded the unit wrote ``"mm"`` for every image.
+    """
+    recorded = str(metrics.get("distance_unit") or MILLIMETRE)
+    if physical_spacing is False or recorded != MILLIMETRE:
+        return PIXEL
+    return MILLIMETRE
+
 
 def ordered_metrics(names: list[str]) -> list[str]:
     """``names`` in the order of ``SEGMENTATION_METRIC_LABELS``, unknown ones after."""
@@ -60,7 +81,7 @@ def segmentation_metric_label(name: str, unit: str = "mm") -> str:
 
 
 def digits_for(name: str) -> int:
-    """Distances get two decimals (mm), ratios three."""
+    """Distances get two decimals (mm or px), ratios three."""
     return 2 if name in DISTANCE_METRICS else 3
 
 

@@ -23,6 +23,7 @@ from medlens.report.segmentation.figures import SegmentationFigures, write_segme
 from medlens.report.segmentation.formatting import (
     SHORT_LABELS,
     digits_for,
+    distance_unit,
     format_number,
     ordered_metrics,
 )
@@ -40,13 +41,12 @@ _NOT_METRICS = (*PER_CASE_COLUMNS, "label")
 
 
 def _per_case(
-    run: SegmentationRun, table: pd.DataFrame | None, figures: SegmentationFigures
+    table: pd.DataFrame | None, figures: SegmentationFigures, unit: str
 ) -> dict[str, Any]:
     """The test split's per-case table: one row per case and class, shown cases marked."""
     if table is None:
         return {"columns": [], "rows": []}
     rows = table[table["split"] == "test"]
-    unit = str(run.metrics.get("distance_unit", "mm"))
     names = ordered_metrics([c for c in table.columns if c not in _NOT_METRICS])
     columns = [SHORT_LABELS.get(n, n) + (f" ({unit})" if digits_for(n) == 2 else "") for n in names]
     groups = {r.case_id: g for g, ranked in figures.shown.items() for r in ranked}
@@ -109,6 +109,7 @@ def render_segmentation_report(
         for g, ranked in figures.shown.items()
         if ranked
     ]
+    unit = distance_unit(run.metrics, figures.facts.physical_spacing)
     context = {
         "title": f"medlens report: {run.name}",
         "run_name": run.name,
@@ -116,12 +117,12 @@ def render_segmentation_report(
         "generated": datetime.now().strftime("%Y-%m-%d %H:%M"),
         "version": medlens.__version__,
         "classes": ", ".join(run.class_names[1:]),
-        "settings": run_settings(run),
+        "settings": run_settings(run, unit),
         "source": (run.data_summary or {}).get("source") or MISSING,
         "sizes": split_sizes(run),
-        "distance_unit": str(run.metrics.get("distance_unit", "mm")),
-        "metric_tables": metric_tables(run),
-        "per_case": _per_case(run, per_case, figures),
+        "distance_unit": unit,
+        "metric_tables": metric_tables(run, unit),
+        "per_case": _per_case(per_case, figures, unit),
         "curves": _figure(figures.curves),
         "distribution": _figure(figures.distribution),
         "shown": shown,

@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 from medlens.report.segmentation.data import DataFacts
-from medlens.report.segmentation.formatting import SEGMENTATION_METRIC_LABELS
+from medlens.report.segmentation.formatting import (
+    PIXEL,
+    SEGMENTATION_METRIC_LABELS,
+    distance_unit,
+)
 from medlens.run_folder.segmentation import SegmentationRun
 
 #: Fewer test cases than this make a mean over cases an unstable estimate.
@@ -66,10 +70,11 @@ def segmentation_limitations(run: SegmentationRun, facts: DataFacts) -> list[str
             text += "; a mean over so few cases is uncertain, read it with the per-case spread"
         notes.append(text + ".")
     notes.append(_field_of_view(facts))
-    if facts.physical_spacing is False:
+    if distance_unit(run.metrics, facts.physical_spacing) == PIXEL:
         notes.append(
-            "The images carry no pixel spacing: distances labelled mm are in pixels "
-            "(1 pixel = 1 mm was assumed)."
+            "The images carry no pixel spacing in their files (1.0 per axis was assumed): "
+            "HD, HD95, ASSD and the surface Dice tolerance are in pixels (px), not mm, and "
+            "cannot be compared with distances measured in mm."
         )
     undefined = _undefined(run, "test")
     if undefined:

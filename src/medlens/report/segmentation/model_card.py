@@ -9,18 +9,22 @@ from pathlib import Path
 import medlens
 from medlens.io_utils import write_atomic
 from medlens.report.formatting import MISSING
-from medlens.report.markdown import markdown_table
+from medlens.report.markdown import escape_markdown, markdown_code, markdown_table
 from medlens.report.segmentation.data import DataFacts, data_facts, open_run_data
+from medlens.report.segmentation.formatting import PIXEL, distance_unit
 from medlens.report.segmentation.limitations import segmentation_limitations
 from medlens.report.segmentation.summary import metric_tables, run_settings, split_sizes
 from medlens.run_folder.segmentation import SegmentationRun, read_segmentation_run
 
 
-def _model_details(run: SegmentationRun) -> list[str]:
+def _model_details(run: SegmentationRun, unit: str) -> list[str]:
     lines = ["## Model details", ""]
-    lines += [f"- {label}: {value}." for label, value in run_settings(run)]
     lines += [
-        f"- Trained with medlens {medlens.__version__}; run `{run.name}` finished "
+        f"- {escape_markdown(label)}: {escape_markdown(value)}."
+        for label, value in run_settings(run, unit)
+    ]
+    lines += [
+        f"- Trained with medlens {medlens.__version__}; run {markdown_code(run.name)} finished "
         f"{run.finished:%Y-%m-%d}.",
         "- Files: `model.pt` (weights), `preprocessing.json` (inference transforms), "
         "`labels.json` (class names, threshold, post-processing), `config.yaml` (every "
@@ -35,7 +39,8 @@ def _intended_use(run: SegmentationRun) -> list[str]:
         "## Intended use",
         "",
         f"- Research and education: studying how well this kind of model delineates "
-        f"{' / '.join(run.class_names[1:])} on images like the training images.",
+        f"{' / '.join(map(escape_markdown, run.class_names[1:]))} on images like the training "
+        "images.",
         "- **Not a medical device.** Not validated for diagnosis, measurement, treatment "
         "planning or any clinical decision; do not use it on patients.",
         "- Out of scope: images from other sources, devices, modalities, resolutions or "
@@ -45,7 +50,7 @@ def _intended_use(run: SegmentationRun) -> list[str]:
 
 def _data(run: SegmentationRun) -> list[str]:
     source = (run.data_summary or {}).get("source") or run.section("data").get("path") or MISSING
-    lines = ["## Data", "", f"Source: {source}.", ""]
+    lines = ["## Data", "", f"Source: {escape_markdown(source)}.", ""]
     sizes = split_sizes(run)
     if sizes:
         lines += markdown_table(["Split", "Images"], [list(row) for row in sizes])
@@ -54,21 +59,26 @@ def _data(run: SegmentationRun) -> list[str]:
     return lines
 
 
-def _metrics(run: SegmentationRun) -> list[str]:
-    unit = str(run.metrics.get("distance_unit", "mm"))
+def _metrics(run: SegmentationRun, unit: str) -> list[str]:
+    where = (
+        " (pixels: the images carry no spacing in their files, so 1 px per axis was assumed)"
+        if unit == PIXEL
+        else ""
+    )
     lines = [
         "## Metrics",
         "",
-        f"Per-image metrics summarised over the images of each split; distances in {unit}. "
+        f"Per-image metrics summarised over the images of each split; distances in {unit}{where}. "
         "Mean \u00b1 sd, median and range are over the images where the metric is defined; the "
         "NaN and \u221e columns count the images where it is not (an empty reference or "
         "prediction). Test numbers were computed once, after every choice was made on the "
         "validation split.",
     ]
-    for table in metric_tables(run):
+    for table in metric_tables(run, unit):
+        title = f"{table['title'].capitalize()}: {table['class_name']} (n = {table['n']})"
         lines += [
             "",
-            f"### {table['title'].capitalize()}: {table['class_name']} (n = {table['n']})",
+            f"### {escape_markdown(title)}",
             "",
         ]
         lines += markdown_table(
@@ -96,13 +106,15 @@ def render_segmentation_model_card(run: SegmentationRun, facts: DataFacts) -> st
         facts: what the data say about the field of view and the pixel spacing (for the
             limitations).
     """
+    unit = distance_unit(run.metrics, facts.physical_spacing)
+    notes = segmentation_limitations(run, facts)
     sections = [
-        [f"# Model card: {run.name}"],
-        _model_details(run),
+        [f"# Model card: {escape_markdown(run.name)}"],
+        _model_details(run, unit),
         _intended_use(run),
         _data(run),
-        _metrics(run),
-        ["## Limitations", "", *(f"- {note}" for note in segmentation_limitations(run, facts))],
+        _metrics(run, unit),
+        ["## Limitations", "", *(f"- {escape_markdown(note)}" for note in notes)],
         [
             "## Fairness",
             "",

@@ -8,7 +8,9 @@ from typing import Any
 from medlens.report.figures import SPLIT_TITLES
 from medlens.report.formatting import MISSING, format_duration
 from medlens.report.segmentation.formatting import (
+    MILLIMETRE,
     digits_for,
+    distance_unit,
     format_summary,
     ordered_metrics,
     segmentation_metric_label,
@@ -16,13 +18,14 @@ from medlens.report.segmentation.formatting import (
 from medlens.run_folder.segmentation import SegmentationRun
 
 
-def describe_postprocess(post: dict[str, Any], n_classes: int = 2) -> str:
+def describe_postprocess(post: dict[str, Any], n_classes: int = 2, unit: str = MILLIMETRE) -> str:
     """``{"threshold": 0.5, "keep_largest": 1, ...} -> "foreground where its probability >= 0.5;
     keep the largest 1 connected component(s) per class"`` (sizes in mm² for 2D, mm³ for 3D).
 
     Args:
         n_classes: label count with the background; above 2 each voxel takes its most probable
             class and the threshold does not apply.
+        unit: the run's distance unit (``mm``, or ``px`` where the spacing was assumed).
     """
     if not post:
         return MISSING
@@ -36,7 +39,8 @@ def describe_postprocess(post: dict[str, Any], n_classes: int = 2) -> str:
     if post.get("fill_holes"):
         steps.append("fill enclosed holes")
     if post.get("min_size_mm"):
-        steps.append(f"remove objects smaller than {post['min_size_mm']} mm² (2D) / mm³ (3D)")
+        size = post["min_size_mm"]
+        steps.append(f"remove objects smaller than {size} {unit}² (2D) / {unit}³ (3D)")
     if len(steps) == 1:
         steps.append("no further post-processing")
     return "; ".join(steps)
@@ -51,8 +55,14 @@ def _epochs(run: SegmentationRun) -> str:
     return str(ran)
 
 
-def run_settings(run: SegmentationRun) -> list[tuple[str, str]]:
-    """(label, value) pairs: model, data, patch size, loss, inference, post-processing, training."""
+def run_settings(run: SegmentationRun, unit: str | None = None) -> list[tuple[str, str]]:
+    """(label, value) pairs: model, data, patch size, loss, inference, post-processing, training.
+
+    Args:
+        unit: the distance unit of the surface Dice tolerance and object sizes (default: the
+            one metrics.json records, see ``distance_unit``).
+    """
+    unit = unit or distance_unit(run.metrics)
     model, data, seg = run.section("model"), run.section("data"), run.section("segmentation")
     patch = seg.get("patch_size")
     tolerance = seg.get("surface_tolerance_mm")
@@ -72,9 +82,9 @@ def run_settings(run: SegmentationRun) -> list[tuple[str, str]]:
         ),
         (
             "Post-processing",
-            describe_postprocess(seg.get("postprocess") or {}, len(run.class_names)),
+            describe_postprocess(seg.get("postprocess") or {}, len(run.class_names), unit),
         ),
-        ("Surface Dice tolerance", MISSING if tolerance is None else f"{tolerance} mm"),
+        ("Surface Dice tolerance", MISSING if tolerance is None else f"{tolerance} {unit}"),
         ("Epochs", _epochs(run)),
         ("Best epoch (weights kept)", str(run.metrics.get("best_epoch", MISSING))),
         ("Training time", format_duration(run.metrics.get("train_seconds"))),
@@ -91,10 +101,14 @@ def split_sizes(run: SegmentationRun) -> list[tuple[str, str]]:
     ]
 
 
-def metric_tables(run: SegmentationRun) -> list[dict[str, Any]]:
+def metric_tables(run: SegmentationRun, unit: str | None = None) -> list[dict[str, Any]]:
     """One table per split (test first, the headline) and class: a row per metric with
-    mean ± sd, median, range over cases and the counts of finite, NaN and infinite values."""
-    unit = str(run.metrics.get("distance_unit", "mm"))
+    mean ± sd, median, range over cases and the counts of finite, NaN and infinite values.
+
+    Args:
+        unit: the label of the distances (default: as ``run_settings``).
+    """
+    unit = unit or distance_unit(run.metrics)
     tables = []
     for split in reversed(run.split_names()):
         for class_name in run.evaluated_classes(split):

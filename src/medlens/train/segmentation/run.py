@@ -24,6 +24,7 @@ from tqdm.auto import tqdm
 from medlens import __version__
 from medlens.config import RunConfig
 from medlens.data.case import Case
+from medlens.data.image import Image
 from medlens.errors import ConfigError, InputError
 from medlens.inference.resample import resample_probabilities
 from medlens.run_folder import layout
@@ -297,7 +298,9 @@ def _write_segmentation_run(
             "epochs_run": len(fit.history),
             "planned_epochs": fit.planned_epochs,
             "train_seconds": fit.train_seconds,
-            "distance_unit": "mm",
+            "distance_unit": distance_unit(
+                [c.original for split in ("val", "test") for c in prepared[split]]
+            ),
         }
     )
     writer.table(layout.SEGMENTATION_METRICS, table)
@@ -325,6 +328,28 @@ def _write_segmentation_run(
             "saved": time.strftime("%Y-%m-%dT%H:%M:%S"),
         }
     )
+
+
+#: ``Image.meta["format"]`` of the readers that take the spacing (mm) from the file.
+_FORMATS_WITH_SPACING = {"nifti", "dicom", "dicom_seg"}
+
+
+def spacing_from_file(image: Image) -> bool:
+    """Whether ``image.spacing`` was read from its file (NIfTI header, DICOM pixel spacing)
+    rather than assumed: 1.0 per axis for PNG, JPEG, TIFF, BMP, GIF (``meta["spacing_source"]
+    == "assumed"``), ``.npy``, or a DICOM without ``PixelSpacing``."""
+    meta = image.meta
+    return (
+        meta.get("spacing_source") != "assumed"
+        and meta.get("spacing_known") is not False
+        and str(meta.get("format", "")).lower() in _FORMATS_WITH_SPACING
+    )
+
+
+def distance_unit(images: Sequence[Image]) -> str:
+    """``"mm"`` when every scored image's spacing came from its file, else ``"px"``: the unit
+    of HD, HD95, ASSD and the surface Dice tolerance in metrics.json."""
+    return "mm" if images and all(spacing_from_file(i) for i in images) else "px"
 
 
 def _json_safe(stats: dict[str, Any]) -> dict[str, Any]:
