@@ -597,11 +597,16 @@ def pacs_process(
     user: Annotated[str | None, typer.Option(help="Else $MEDLENS_ORTHANC_USER.")] = None,
     password: Annotated[str | None, typer.Option(help="Else $MEDLENS_ORTHANC_PASSWORD.")] = None,
     dicomweb: Annotated[str, typer.Option(help="auto | on | off")] = "auto",
+    ca_bundle: Annotated[
+        Path | None, typer.Option(help="PEM file of the CAs to trust for an HTTPS Orthanc.")
+    ] = None,
 ) -> None:
     """Pull a study, run the model, store DICOM SEG / SR + Secondary Capture back into it."""
     from medlens.pacs.commands import pacs_process_command
 
-    result = pacs_process_command(orthanc, study, run_dir, user, password, dicomweb)
+    result = pacs_process_command(
+        orthanc, study, run_dir, user, password, dicomweb, ca_bundle=ca_bundle
+    )
     typer.echo(result.summary())
     for skipped in result.skipped:
         typer.echo(f"  skipped: {skipped}")
@@ -619,6 +624,9 @@ def pacs_watch(
     user: Annotated[str | None, typer.Option()] = None,
     password: Annotated[str | None, typer.Option()] = None,
     dicomweb: Annotated[str, typer.Option(help="auto | on | off")] = "auto",
+    ca_bundle: Annotated[
+        Path | None, typer.Option(help="PEM file of the CAs to trust for an HTTPS Orthanc.")
+    ] = None,
 ) -> None:
     """Follow Orthanc's change feed and process every new stable study (resumable)."""
     from medlens.pacs.commands import pacs_watch_command
@@ -633,6 +641,7 @@ def pacs_watch(
         password=password,
         dicomweb=dicomweb,
         echo=typer.echo,
+        ca_bundle=ca_bundle,
     )
 
 

@@ -32,6 +32,7 @@ from medlens.inference.loaded_run import load_run, predict_arrays
 from medlens.inference.segment import predict_mask
 from medlens.pacs.commands import (
     PacsError,
+    RetryPolicy,
     orthanc_auth,
     pacs_process_command,
     pacs_watch_command,
@@ -321,13 +322,14 @@ def test_orthanc_down_or_a_wrong_password_is_one_clear_error(
     pacs: LocalOrthanc, pneumonia_run: Path, tmp_path: Path
 ) -> None:
     down = f"http://127.0.0.1:{free_loopback_port()}"
+    quick = RetryPolicy(attempts=2, first_wait_s=0.01)  # the default waits 3.5 s in all
     with pytest.raises(PacsError, match="Orthanc does not answer") as info:
-        process_study(down, "1.2.3", pneumonia_run)
+        process_study(down, "1.2.3", pneumonia_run, retry=quick)
     assert isinstance(info.value, MedlensError) and "\n" not in str(info.value)
     with pytest.raises(PacsError, match="rejected the user name or password"):
         process_study(pacs.url, "1.2.3", pneumonia_run, auth=(pacs.auth[0], "wrong"))
     with pytest.raises(PacsError, match="does not answer"):
-        watch(down, pneumonia_run, tmp_path / "state.json", once=True)
+        watch(down, pneumonia_run, tmp_path / "state.json", once=True, retry=quick)
 
 
 def test_dicomweb_on_needs_the_plugin(plain_pacs: LocalOrthanc, pneumonia_run: Path) -> None:

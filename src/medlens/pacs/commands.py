@@ -7,7 +7,10 @@ for segmentation runs; a Basic Text SR and a Grad-CAM Secondary Capture for clas
 runs. ``watch`` does this for each study that becomes stable, once.
 
 Credentials come from the arguments or from ``MEDLENS_ORTHANC_USER`` and
-``MEDLENS_ORTHANC_PASSWORD`` (so that a password need not appear in a command line).
+``MEDLENS_ORTHANC_PASSWORD`` (so that a password need not appear in a command line). An
+HTTPS Orthanc signed by a private CA is trusted with ``--ca-bundle``; transient network
+failures are retried a few times (``RetryPolicy``); results carry UIDs derived from the
+model's weights and the source, so running a command again never stores a result twice.
 
 Example:
     >>> result = process_study("http://127.0.0.1:8042", "1.2.3", "runs/liver")  # doctest: +SKIP
@@ -21,7 +24,13 @@ from collections.abc import Callable
 from pathlib import Path
 
 from medlens.errors import ConfigError
-from medlens.pacs.client import DICOMWEB_MODES, OrthancClient, PacsError, SeriesInfo
+from medlens.pacs.client import (
+    DICOMWEB_MODES,
+    OrthancClient,
+    PacsError,
+    RetryPolicy,
+    SeriesInfo,
+)
 from medlens.pacs.process import ProcessResult, StoredObject, process_study
 from medlens.pacs.watch import WatchReport, watch
 
@@ -33,6 +42,7 @@ __all__ = [
     "OrthancClient",
     "PacsError",
     "ProcessResult",
+    "RetryPolicy",
     "SeriesInfo",
     "StoredObject",
     "WatchReport",
@@ -68,11 +78,18 @@ def pacs_process_command(
     user: str | None = None,
     password: str | None = None,
     dicomweb: str = "auto",
+    ca_bundle: str | Path | None = None,
+    retry: RetryPolicy | None = None,
 ) -> ProcessResult:
     """``medlens pacs process``: one study through the run's model, results stored back.
 
     Returns the ``ProcessResult``; ``result.summary()`` is the line to print and
-    ``result.skipped`` the series or images left out.
+    ``result.skipped`` the series or images left out. Running it again (after a kill, say)
+    stores only the results that are missing.
+
+    Args:
+        ca_bundle: PEM file of the CAs to trust for an HTTPS Orthanc (``--ca-bundle``).
+        retry: how transient HTTP failures are retried (default ``RetryPolicy()``).
 
     Raises:
         InputError, ConfigError, PacsError: see ``process_study`` and ``orthanc_auth``.
@@ -80,7 +97,13 @@ def pacs_process_command(
     if dicomweb not in DICOMWEB_MODES:
         raise ConfigError("--dicomweb", f"must be one of {', '.join(DICOMWEB_MODES)}")
     return process_study(
-        orthanc, study, run_dir, auth=orthanc_auth(user, password), dicomweb=dicomweb
+        orthanc,
+        study,
+        run_dir,
+        auth=orthanc_auth(user, password),
+        dicomweb=dicomweb,
+        retry=retry,
+        ca_bundle=ca_bundle,
     )
 
 
@@ -94,6 +117,8 @@ def pacs_watch_command(
     password: str | None = None,
     dicomweb: str = "auto",
     echo: Callable[[str], None] | None = print,
+    ca_bundle: str | Path | None = None,
+    retry: RetryPolicy | None = None,
 ) -> WatchReport:
     """``medlens pacs watch``: process each study that becomes stable, until stopped.
 
@@ -106,9 +131,12 @@ def pacs_watch_command(
         user, password: Orthanc credentials (see ``orthanc_auth``).
         dicomweb: ``"auto"``, ``"on"`` or ``"off"``.
         echo: called with one line per study processed or passed over.
+        ca_bundle: PEM file of the CAs to trust for an HTTPS Orthanc (``--ca-bundle``).
+        retry: how transient HTTP failures are retried (default ``RetryPolicy()``).
 
     Raises:
-        ConfigError: ``poll_s`` not positive, or an unknown ``dicomweb`` mode.
+        ConfigError: ``poll_s`` not positive, an unknown ``dicomweb`` mode, or an unusable
+            ``ca_bundle``.
         InputError, PacsError: see ``watch``.
     """
     if poll_s <= 0:
@@ -124,4 +152,6 @@ def pacs_watch_command(
         dicomweb=dicomweb,
         once=once,
         on_event=echo,
+        retry=retry,
+        ca_bundle=ca_bundle,
     )

@@ -3,19 +3,26 @@
 Segmentation runs give a DICOM SEG referencing the source series. Classification runs give
 a Basic Text SR (probabilities, decision, model and weights hash, references to the source
 instances) and a Secondary Capture of the Grad-CAM overlay. Every object keeps the source's
-patient and study, gets a new series, and carries Manufacturer "medlens" — the mark by which
-``medlens pacs watch`` recognises its own results.
+patient and study and goes into a series of its own kind per source series.
+
+The UIDs of a result are derived from the model's weights hash, the result kind and the
+source's UIDs (``medlens.pacs.uids``): the same model on the same source always makes the
+same UIDs. That is how ``medlens pacs`` recognises its own results (not by Manufacturer,
+which anyone can write) and how a re-run after a kill stores only what is missing.
+
+UIDs read from the downloaded files are checked against the DICOM UI grammar before use, and
+every scratch file is named by a counter, never by a UID.
 """
 
 from __future__ import annotations
 
-import hashlib
 import io
-from dataclasses import dataclass
+from collections.abc import Iterable
+from dataclasses import dataclass, field
 from pathlib import Path
 
-import highdicom as hd
 import numpy as np
+import pydicom
 from pydicom.dataset import Dataset
 
 from medlens.data.dicom import read_dicom_dataset, read_dicom_file
@@ -24,11 +31,17 @@ from medlens.data.dicom_series import read_dicom_series
 from medlens.data.image import Image
 from medlens.errors import InputError
 from medlens.inference.loaded_run import LoadedRun
+from medlens.inference.onnx import weights_sha256
 from medlens.pacs.secondary_capture import overlay_secondary_capture, read_rgb
 from medlens.pacs.sr import ClassificationFinding, ModelIdentity, classification_report
-from medlens.run_folder import layout
+from medlens.pacs.uids import check_uid, result_instance_uid, result_series_uid
 
 EXPLANATION_METHOD = "gradcam"
+SEGMENTATION = "segmentation"
+REPORT = "report"
+OVERLAY = "overlay"
+RESULT_KINDS = (SEGMENTATION, REPORT, OVERLAY)
+_CHECKED_UIDS = ("StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID", "SOPClassUID")
 
 
 @dataclass
@@ -52,74 +65,148 @@ class ResultObject:
     finding: ClassificationFinding | None = None
 
 
-def model_identity(run: LoadedRun) -> ModelIdentity:
-    """The run's model name, run name and the SHA-256 of its ``model.pt``."""
-    digest = hashlib.sha256()
-    with open(run.run_dir / layout.MODEL, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return ModelIdentity(
-        name=run.config.model.name, run_name=run.config.name, weights_sha256=digest.hexdigest()
-    )
+@dataclass
+class Scratch:
+    """A folder for intermediate files, named ``result_00001.dcm``, ... by a counter."""
+
+    folder: Path
+    count: int = 0
+
+    def path(self, suffix: str) -> Path:
+        self.count += 1
+        return self.folder / f"result_{self.count:05d}{suffix}"
 
 
 @dataclass
-class OutputSeries:
-    """The series the results made from one source series go into (SR and SC: one series
-    each, one instance per classified image; a SEG makes its own series)."""
+class ImageResults:
+    """What ``results_for_images`` made of one series.
 
-    report_uid: str
-    overlay_uid: str
+    Attributes:
+        objects: the results made.
+        skipped: one ``"instance <SOPInstanceUID>: <reason>"`` line per image left out.
+        present: SOPInstanceUIDs of results that were in Orthanc already (not made again).
+    """
 
-    @classmethod
-    def new(cls) -> OutputSeries:
-        return cls(report_uid=str(hd.UID()), overlay_uid=str(hd.UID()))
+    objects: list[ResultObject] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+    present: list[str] = field(default_factory=list)
+
+
+def model_identity(run: LoadedRun) -> ModelIdentity:
+    """The run's model name, run name and the SHA-256 of its ``model.pt``."""
+    return ModelIdentity(
+        name=run.config.model.name,
+        run_name=run.config.name,
+        weights_sha256=weights_sha256(run.run_dir),
+    )
+
+
+def result_kinds(run: LoadedRun) -> tuple[str, ...]:
+    """The kinds of result the run makes per source: a SEG, or an SR and an overlay."""
+    return (SEGMENTATION,) if run.task.predicts_masks else (REPORT, OVERLAY)
+
+
+def expected_instance_uids(
+    model: ModelIdentity, kinds: Iterable[str], source_series_uid: str, source_sop_uid: str = ""
+) -> list[str]:
+    """The SOPInstanceUIDs of the results the model makes from one source image (or, with
+    ``source_sop_uid`` "", from one series read as a volume)."""
+    return [
+        result_instance_uid(model.weights_sha256, kind, source_series_uid, source_sop_uid)
+        for kind in kinds
+    ]
+
+
+def medlens_series_uids(model: ModelIdentity, source_series_uids: Iterable[str]) -> set[str]:
+    """The SeriesInstanceUIDs the model's results made from these series would have."""
+    return {
+        result_series_uid(model.weights_sha256, kind, uid)
+        for uid in source_series_uids
+        for kind in RESULT_KINDS
+    }
+
+
+def checked_header(header: Dataset, where: str | Path) -> Dataset:
+    """``header`` when its Study, Series, SOP Instance and SOP Class UIDs are DICOM UIDs.
+
+    Raises:
+        InvalidUidError: one of them is not.
+    """
+    for keyword in _CHECKED_UIDS:
+        check_uid(header.get(keyword), keyword, str(where))
+    return header
 
 
 def results_for_volume(
-    run: LoadedRun, model: ModelIdentity, folder: Path, work: Path
+    run: LoadedRun, model: ModelIdentity, folder: Path, scratch: Scratch
 ) -> list[ResultObject]:
     """Results for the one series in ``folder`` read as a volume (a 3D run).
 
     Raises:
-        InputError: the series is no regular volume, or does not fit the run.
+        InputError: the series is no regular volume, does not fit the run, or carries a UID
+            that is not one.
     """
+    headers = [checked_header(h, folder) for h in sorted_series_datasets(folder)]
     image = read_dicom_series(folder)
-    headers = sorted_series_datasets(folder)
     if run.task.predicts_masks:
-        return [_segmentation(run, model, image, folder, headers, work)]
-    return _classification(run, model, image, headers, work, OutputSeries.new(), 1)
+        return [_segmentation(run, model, image, folder, headers, scratch, "", 1)]
+    return _classification(run, model, image, headers, scratch, "", 1)
 
 
 def results_for_images(
-    run: LoadedRun, model: ModelIdentity, files: list[Path], work: Path
-) -> tuple[list[ResultObject], list[str]]:
+    run: LoadedRun,
+    model: ModelIdentity,
+    files: list[Path],
+    scratch: Scratch,
+    present: frozenset[str] | set[str] = frozenset(),
+) -> ImageResults:
     """Results for each single-frame image of one series (a 2D run).
 
+    Args:
+        present: SOPInstanceUIDs already in Orthanc: an image whose results are all there is
+            not processed again.
+
     Returns:
-        The objects, and one ``"instance <SOPInstanceUID>: <reason>"`` line per image left out
-        (a multi-frame file, a non-image, one that does not fit the run).
+        The objects made, a line per image left out (a multi-frame file, a non-image, a bad
+        UID, one that does not fit the run), and the results found present.
     """
-    series = OutputSeries.new()
-    objects: list[ResultObject] = []
-    skipped: list[str] = []
-    for file in files:
-        name = file.name
+    out = ImageResults()
+    kinds = result_kinds(run)
+    for index, file in enumerate(files):
+        name = f"image {index + 1}"
         try:
             header = read_dicom_dataset(file, header_only=True)
-            name = f"instance {header.get('SOPInstanceUID', file.name)}"
+            checked_header(header, name)
+            name = f"instance {header.SOPInstanceUID}"
+            expected = expected_instance_uids(
+                model, kinds, str(header.SeriesInstanceUID), str(header.SOPInstanceUID)
+            )
+            if all(uid in present for uid in expected):
+                out.present += expected
+                continue
             frames = int(header.get("NumberOfFrames", 1) or 1)
             if frames > 1:
                 raise InputError(file, f"holds {frames} frames; a 2D run takes single frames")
             image = read_dicom_file(file)
+            number = _instance_number(header, index + 1)
+            sop = str(header.SOPInstanceUID)
             if run.task.predicts_masks:
-                objects.append(_segmentation(run, model, image, [header], [header], work))
+                out.objects.append(
+                    _segmentation(run, model, image, [header], [header], scratch, sop, number)
+                )
             else:
-                number = len(objects) // 2 + 1
-                objects += _classification(run, model, image, [header], work, series, number)
+                out.objects += _classification(run, model, image, [header], scratch, sop, number)
         except InputError as exc:
-            skipped.append(f"{name}: {exc.reason}")
-    return objects, skipped
+            out.skipped.append(f"{name}: {exc.reason}")
+    return out
+
+
+def _instance_number(header: Dataset, default: int) -> int:
+    try:
+        number = int(header.get("InstanceNumber", default))
+    except (TypeError, ValueError):
+        return default
+    return number if 0 < number < 2**31 else default
 
 
 def _segmentation(
@@ -128,7 +215,9 @@ def _segmentation(
     image: Image,
     source: Path | list[Dataset],
     headers: list[Dataset],
-    work: Path,
+    scratch: Scratch,
+    source_sop_uid: str,
+    instance_number: int,
 ) -> ResultObject:
     from medlens.inference.segment import predict_mask
 
@@ -137,18 +226,25 @@ def _segmentation(
         image.with_array(labels[None].astype(np.uint8)),
         source,
         list(run.class_names[1:]),
-        work / f"seg_{headers[0].SeriesInstanceUID}_{headers[0].SOPInstanceUID}.dcm",
+        scratch.path(".dcm"),
         algorithm_name=model.algorithm_name,
     )
-    data = path.read_bytes()
-    ds = read_dicom_dataset(path, header_only=True)
+    # write_dicom_seg gives new random UIDs: the result's own, derived ones replace them
+    source_series = str(headers[0].SeriesInstanceUID)
+    ds = pydicom.dcmread(path)
+    ds.SeriesInstanceUID = result_series_uid(model.weights_sha256, SEGMENTATION, source_series)
+    ds.SOPInstanceUID = result_instance_uid(
+        model.weights_sha256, SEGMENTATION, source_series, source_sop_uid
+    )
+    ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
+    ds.InstanceNumber = instance_number
     return ResultObject(
-        kind="segmentation",
-        data=data,
+        kind=SEGMENTATION,
+        data=_part10(ds),
         sop_class_uid=str(ds.SOPClassUID),
         series_instance_uid=str(ds.SeriesInstanceUID),
         sop_instance_uid=str(ds.SOPInstanceUID),
-        source_series_uid=str(headers[0].SeriesInstanceUID),
+        source_series_uid=source_series,
     )
 
 
@@ -157,8 +253,8 @@ def _classification(
     model: ModelIdentity,
     image: Image,
     headers: list[Dataset],
-    work: Path,
-    series: OutputSeries,
+    scratch: Scratch,
+    source_sop_uid: str,
     instance_number: int,
 ) -> list[ResultObject]:
     from medlens.explain.overlay import save_overlay
@@ -178,15 +274,18 @@ def _classification(
     png = save_overlay(
         x,
         explained.heatmaps[0],
-        work / f"overlay_{headers[0].SOPInstanceUID}.png",
+        scratch.path(".png"),
         title=f"{model.algorithm_name}: Grad-CAM for {names[decided]} "
         f"(p = {probabilities[decided]:.2f})",
     )
+    source_series = str(headers[0].SeriesInstanceUID)
+    weights = model.weights_sha256
     report = classification_report(
         headers,
         finding,
         model,
-        series_instance_uid=series.report_uid,
+        series_instance_uid=result_series_uid(weights, REPORT, source_series),
+        sop_instance_uid=result_instance_uid(weights, REPORT, source_series, source_sop_uid),
         instance_number=instance_number,
     )
     overlay = overlay_secondary_capture(
@@ -194,10 +293,10 @@ def _classification(
         read_rgb(png),
         model,
         "Grad-CAM overlay",
-        series_instance_uid=series.overlay_uid,
+        series_instance_uid=result_series_uid(weights, OVERLAY, source_series),
+        sop_instance_uid=result_instance_uid(weights, OVERLAY, source_series, source_sop_uid),
         instance_number=instance_number,
     )
-    source_series = str(headers[0].SeriesInstanceUID)
     return [
         ResultObject(
             kind=kind,
@@ -208,7 +307,7 @@ def _classification(
             source_series_uid=source_series,
             finding=finding,
         )
-        for kind, ds in (("report", report), ("overlay", overlay))
+        for kind, ds in ((REPORT, report), (OVERLAY, overlay))
     ]
 
 

@@ -41,6 +41,7 @@ def overlay_secondary_capture(
     series_instance_uid: str | None = None,
     series_number: int = 902,
     instance_number: int = 1,
+    sop_instance_uid: str | None = None,
 ) -> hd.sc.SCImage:
     """A Secondary Capture of a rendered overlay, filed with ``source``'s patient and study.
 
@@ -57,6 +58,7 @@ def overlay_secondary_capture(
         series_instance_uid: the image's series; default a new one.
         series_number: SeriesNumber of the series.
         instance_number: InstanceNumber of the image in its series.
+        sop_instance_uid: the image's SOPInstanceUID; default a new one.
     """
     if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
         raise ValueError(f"rgb must be (rows, columns, 3) uint8, got {rgb.shape} {rgb.dtype}")
@@ -73,7 +75,7 @@ def overlay_secondary_capture(
             patient_orientation=("L", "P"),
             series_instance_uid=series_instance_uid or hd.UID(),
             series_number=series_number,
-            sop_instance_uid=hd.UID(),
+            sop_instance_uid=sop_instance_uid or hd.UID(),
             instance_number=instance_number,
             manufacturer=MANUFACTURER,
             series_description=f"{SERIES_DESCRIPTION_PREFIX} {description}"[:64],

@@ -150,6 +150,7 @@ def classification_report(
     series_instance_uid: str | None = None,
     series_number: int = 901,
     instance_number: int = 1,
+    sop_instance_uid: str | None = None,
 ) -> BasicTextSR:
     """A Basic Text SR of ``finding`` on ``sources`` (their headers), in their study.
 
@@ -161,6 +162,7 @@ def classification_report(
         series_instance_uid: the SR's series; default a new one.
         series_number: SeriesNumber of the SR series.
         instance_number: InstanceNumber of the SR in its series.
+        sop_instance_uid: the SR's SOPInstanceUID; default a new one.
 
     Returns:
         The SR dataset (Manufacturer "medlens", SeriesDescription "medlens classification
@@ -201,7 +203,7 @@ def classification_report(
             content=root,
             series_instance_uid=series_instance_uid or hd.UID(),
             series_number=series_number,
-            sop_instance_uid=hd.UID(),
+            sop_instance_uid=sop_instance_uid or hd.UID(),
             instance_number=instance_number,
             manufacturer=MANUFACTURER,
             is_complete=True,

@@ -1,15 +1,21 @@
 """``medlens pacs watch``: process every study that becomes stable in Orthanc, once.
 
 The watcher follows Orthanc's change log (``GET /changes?since=N``). Each ``StableStudy``
-change (no new instance for ``StableAge`` seconds) is a study to process, unless the study
-already holds medlens results (Manufacturer "medlens"): storing our results makes the study
-stable again, and a study is never processed twice. The index of the last change handled is
-kept in a state file, replaced atomically, so a restarted watcher goes on where it stopped;
-without a state file it starts at the beginning of the change log.
+change (no new instance for ``StableAge`` seconds) is a study to process. Storing our
+results makes the study stable again; that second change finds every result already in
+Orthanc (recognised by the UIDs derived from the model's weights hash and the source, see
+``medlens.pacs.uids``) and the study is passed over, so a study is never processed twice.
+A Manufacturer "medlens" written by anyone else changes nothing.
 
-A study the run cannot take (no usable series, wrong shape) is reported and passed over;
-Orthanc becoming unreachable stops the watcher with a ``PacsError`` (the state file keeps
-its place for the restart).
+The index of the last change handled is kept in a state file, replaced atomically, and a
+``StableStudy`` change counts as handled only after all the study's results are stored: a
+watcher killed in the middle of an upload handles the change again when restarted, and
+stores only the results that are missing. Without a state file it starts at the beginning
+of the change log.
+
+A study the run cannot take (no usable series, wrong shape, a UID that is not one) is
+reported and passed over; Orthanc becoming unreachable (after the client's retries) stops
+the watcher with a ``PacsError`` (the state file keeps its place for the restart).
 """
 
 from __future__ import annotations
@@ -21,8 +27,8 @@ from pathlib import Path
 
 from medlens.errors import InputError
 from medlens.inference.loaded_run import LoadedRun, load_run
-from medlens.pacs.client import OrthancClient
-from medlens.pacs.process import ProcessResult, is_medlens_output, process_with_client
+from medlens.pacs.client import OrthancClient, RetryPolicy
+from medlens.pacs.process import ProcessResult, process_with_client
 from medlens.pacs.results import model_identity
 from medlens.pacs.watch_state import WatchState, load_watch_state, save_watch_state
 
@@ -56,6 +62,8 @@ def watch(
     once: bool = False,
     timeout_s: float | None = None,
     on_event: Callable[[str], None] | None = None,
+    retry: RetryPolicy | None = None,
+    ca_bundle: str | Path | None = None,
 ) -> WatchReport:
     """Process each study that becomes stable in Orthanc with the run's model.
 
@@ -70,6 +78,8 @@ def watch(
         once: read the change log to its current end, then return instead of polling.
         timeout_s: return after this many seconds (None: never).
         on_event: called with one line per study processed or passed over.
+        retry: how transient HTTP failures are retried (default ``RetryPolicy()``).
+        ca_bundle: PEM file of the CAs to trust for an HTTPS Orthanc.
 
     Raises:
         InputError: the run folder or the state file is unusable.
@@ -79,7 +89,9 @@ def watch(
     state = load_watch_state(state_file, orthanc_url)
     report = WatchReport(last_change=state.last_change)
     deadline = None if timeout_s is None else time.monotonic() + timeout_s
-    with OrthancClient(orthanc_url, auth=auth, dicomweb=dicomweb) as client:
+    with OrthancClient(
+        orthanc_url, auth=auth, dicomweb=dicomweb, retry=retry, ca_bundle=ca_bundle
+    ) as client:
         client.system()  # unreachable or refused: fail now with one line, not later
         watcher = _Watcher(client, run, state, Path(state_file), report, on_event)
         while True:
@@ -115,26 +127,32 @@ class _Watcher:
         self.report.last_change = self.state.last_change
 
     def handle_stable_study(self, study_id: str, seq: int) -> None:
-        """Process the study (or say why not), then record ``seq`` as handled."""
-        tags = self.client.get_json(f"/studies/{study_id}", missing_ok=True)
-        if tags is None:
-            self._pass_over(study_id, "was deleted from Orthanc before it could be processed")
+        """Process the study (or say why not), then record ``seq`` as handled.
+
+        Any failure other than the study's own (a ``PacsError``, a kill) leaves ``seq``
+        unrecorded, so a restart handles the change again.
+        """
+        try:
+            tags = self.client.study_tags(study_id)
+        except InputError as exc:  # a StudyInstanceUID that is no UID
+            self._pass_over(study_id, exc.reason)
+            tags = None
         else:
-            study_uid = str(tags["MainDicomTags"]["StudyInstanceUID"])
-            series = self.client.study_series(study_id)
-            if any(is_medlens_output(s) for s in series):
-                self._pass_over(study_uid, "holds medlens results already")
+            if tags is None:
+                self._pass_over(study_id, "was deleted from Orthanc before it could be processed")
+        if tags is not None:
+            study_uid = str(tags["StudyInstanceUID"])
+            try:
+                result = process_with_client(self.client, self.run, self.model, study_uid, study_id)
+            except InputError as exc:
+                self._pass_over(study_uid, exc.reason)
             else:
-                try:
-                    result = process_with_client(
-                        self.client, self.run, self.model, study_uid, study_id
-                    )
-                except InputError as exc:
-                    self._pass_over(study_uid, exc.reason)
-                else:
+                if result.stored:
                     self.report.processed.append(result)
                     self.state.studies_processed += 1
                     self._say(result.summary())
+                else:
+                    self._pass_over(study_uid, "holds medlens results already")
         self.state.last_change = seq
         self.save()
 
