@@ -464,6 +464,17 @@ def serve(
     engine: Annotated[str, typer.Option(help="torch | onnx")] = "torch",
     max_upload_mb: Annotated[float, typer.Option(min=0.01)] = 100.0,
     timeout_s: Annotated[float, typer.Option(min=0.1)] = 60.0,
+    max_voxels: Annotated[
+        int | None,
+        typer.Option(min=1, help="Refuse images declaring more voxels; else $MEDLENS_MAX_VOXELS."),
+    ] = None,
+    max_concurrent: Annotated[
+        int, typer.Option(min=1, help="Requests that read and infer at once.")
+    ] = 2,
+    allowed_hosts: Annotated[
+        list[str],
+        typer.Option(help="Host header names answered besides loopback (repeat or comma-list)."),
+    ] = [],  # noqa: B006
 ) -> None:
     """Serve run folders over HTTP: /v1/predict, /v1/segment, /v1/models, a web page at /."""
     from medlens.serve.app import serve as run_service
@@ -476,6 +487,9 @@ def serve(
         engine=engine,
         max_upload_mb=max_upload_mb,
         timeout_s=timeout_s,
+        max_voxels=max_voxels,
+        max_concurrent=max_concurrent,
+        allowed_hosts=[h.strip() for item in allowed_hosts for h in item.split(",") if h.strip()],
     )
 
 

@@ -126,3 +126,34 @@ def test_bad_patch_sizes_and_options_are_config_errors():
         sliding_window_predict(model, _image(3, 40, 40), 16)
     with pytest.raises(InputError, match="spatial axes"):
         sliding_window_predict(model, _image(40, 40), 16)
+
+
+@pytest.mark.parametrize(
+    ("shape", "roi", "overlap"),
+    [((1, 45, 61), (32, 32), 0.5), ((1, 21, 35, 18), (16, 16, 16), 0.25)],
+)
+def test_the_slab_stitching_equals_monai_sliding_window_inference(shape, roi, overlap):
+    from monai.inferers import sliding_window_inference
+
+    torch.manual_seed(0)
+    model = create_model("unet", in_channels=1, num_classes=3, spatial_dims=len(roi)).eval()
+    image = _image(*shape)
+    ours = sliding_window_predict(model, image, roi, overlap=overlap, sw_batch_size=3)
+    with torch.no_grad():
+        monai = sliding_window_inference(
+            image.unsqueeze(0), roi, 3, lambda x: torch.softmax(model(x), dim=1),
+            overlap=overlap, mode="gaussian",
+        )  # fmt: skip
+    torch.testing.assert_close(ours, monai, atol=1e-5, rtol=1e-4)
+
+
+def test_a_float16_result_holds_the_same_decisions():
+    torch.manual_seed(0)
+    model = create_model("unet", in_channels=1, num_classes=2, spatial_dims=3).eval()
+    image = _image(1, 40, 24, 24)
+    full = sliding_window_predict(model, image, 16)
+    half = sliding_window_predict(model, image, 16, out_dtype=torch.float16)
+    assert half.dtype == torch.float16
+    assert (half.float() - full).abs().max() < 1e-3
+    same = (half.argmax(1) == full.argmax(1)).float().mean()
+    assert same > 0.999

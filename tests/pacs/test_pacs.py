@@ -195,7 +195,7 @@ def test_a_ct_study_gets_a_dicom_seg_through_dicomweb(
     seg.save_as(local, enforce_file_format=True)
     series = read_dicom_series(ct_dir)
     mask = read_dicom_seg(local, series=series)
-    expected, _ = predict_mask(load_run(ct_run), series)
+    expected = predict_mask(load_run(ct_run), series)
     assert mask.array.shape == (1, 3, 512, 512)
     np.testing.assert_array_equal(mask.array[0], expected == 1)
     # each frame lies where the CT slice it derives from lies (LPS mm)
@@ -277,7 +277,7 @@ def test_each_image_of_a_2d_segmentation_run_gets_its_own_seg(
     assert seg.ReferencedSeriesSequence[0].SeriesInstanceUID == source.SeriesInstanceUID
     # one frame on the radiograph's own 584 x 565 grid: the mask the model gives locally
     (tmp_path / "source.dcm").write_bytes(data)
-    expected, _ = predict_mask(load_run(drive_run), read_dicom_file(tmp_path / "source.dcm"))
+    expected = predict_mask(load_run(drive_run), read_dicom_file(tmp_path / "source.dcm"))
     frames = hd.seg.Segmentation.from_dataset(seg).get_pixels_by_source_instance(
         [source.SOPInstanceUID], assert_missing_frames_are_empty=True
     )

@@ -24,7 +24,8 @@ LPS_TO_RAS = np.diag([-1.0, -1.0, 1.0, 1.0])
 
 @pytest.fixture(scope="module")
 def client(ct_run: Path):
-    with TestClient(create_app([ct_run])) as test_client:
+    # without tokens the service answers loopback Host headers only
+    with TestClient(create_app([ct_run]), base_url="http://localhost") as test_client:
         yield test_client
 
 

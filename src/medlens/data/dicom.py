@@ -19,7 +19,15 @@ from pydicom.multival import MultiValue
 from pydicom.pixels import apply_color_lut, apply_modality_lut
 from pydicom.uid import ExplicitVRBigEndian, ExplicitVRLittleEndian, ImplicitVRLittleEndian
 
+from medlens.data.budget import voxel_budget
 from medlens.data.dicom_geometry import irregular_spacing, lps_affine, slice_offsets
+from medlens.data.dicom_limits import (
+    check_codestreams,
+    check_dicom_budget,
+    is_deflated,
+    read_deflated,
+    transfer_syntax_of,
+)
 from medlens.data.image import Image
 from medlens.data.validation import first_line, require_finite
 from medlens.errors import InputError
@@ -37,19 +45,35 @@ def is_dicom_file(path: str | Path) -> bool:
         return False
 
 
-def read_dicom_dataset(path: str | Path, header_only: bool = False) -> Dataset:
+def read_dicom_dataset(
+    path: str | Path, header_only: bool = False, max_voxels: int | None = None
+) -> Dataset:
     """``pydicom.dcmread`` with its failures turned into ``InputError`` naming the file.
 
     Files without the 128-byte preamble and ``DICM`` marker (older ACR-NEMA style) are read
     too, provided they hold a SOP Class UID or an image (Rows, Columns); the transfer syntax
     pydicom detected is then recorded in the file meta.
 
+    A Deflated Explicit VR Little Endian file is inflated step by step (pydicom would
+    inflate all of it, even for the header): only up to the pixel data for ``header_only``,
+    and otherwise no further than the size its header declares, once that size has passed
+    the voxel budget (``medlens.data.dicom_limits``).
+
     Args:
         path: a DICOM file.
         header_only: stop before the pixel data (fast, for sorting and grouping).
+        max_voxels: the voxel budget for a deflated file's full read (None: the default).
+
+    Raises:
+        VoxelBudgetError: a deflated file declaring more voxels than the budget.
+        InputError: not DICOM, corrupt or truncated.
     """
     try:
+        if is_deflated(transfer_syntax_of(path)):
+            return read_deflated(Path(path), header_only, max_voxels)
         return pydicom.dcmread(path, stop_before_pixels=header_only)
+    except InputError:
+        raise
     except FileNotFoundError:
         raise InputError(path, "file not found") from None
     except InvalidDicomError:
@@ -76,7 +100,7 @@ def _read_without_preamble(path: str | Path, header_only: bool) -> Dataset:
     return ds
 
 
-def read_dicom_file(path: str | Path) -> Image:
+def read_dicom_file(path: str | Path, max_voxels: int | None = None) -> Image:
     """Read a DICOM image file.
 
     A single frame becomes ``(C, H, W)`` with spacing ``(dy, dx)`` from ``PixelSpacing``
@@ -88,13 +112,19 @@ def read_dicom_file(path: str | Path) -> Image:
     ``patient_id`` and the study/series UIDs. A single frame has no affine (the patient
     geometry of a stack comes from ``read_dicom_series``).
 
+    The declared size (Rows x Columns x NumberOfFrames x SamplesPerPixel) is checked against
+    the voxel budget before any pixel is decoded, for every transfer syntax (see
+    ``dicom_pixels``).
+
     Raises:
+        VoxelBudgetError: the header declares more voxels than the budget.
         InputError: not DICOM, corrupt or truncated, no pixel data, a transfer syntax the
             installed decoders cannot read, NaN pixels.
     """
     path = Path(path)
-    ds = read_dicom_dataset(path)
-    pixels = dicom_pixels(ds, path)  # (C, F, H, W)
+    limit = voxel_budget(max_voxels)
+    ds = read_dicom_dataset(path, max_voxels=limit)
+    pixels = dicom_pixels(ds, path, max_voxels=limit)  # (C, F, H, W)
     dy, dx, known = pixel_spacing(ds)
     meta = dicom_meta(ds, pixels)
     meta["spacing_known"] = known
@@ -104,12 +134,23 @@ def read_dicom_file(path: str | Path) -> Image:
     return Image(array=pixels, spacing=(dz, dy, dx), affine=affine, source=str(path), meta=meta)
 
 
-def dicom_pixels(ds: Dataset, path: str | Path) -> np.ndarray:
+def dicom_pixels(ds: Dataset, path: str | Path, max_voxels: int | None = None) -> np.ndarray:
     """Decoded pixels as float32 ``(C, F, H, W)``: Modality LUT applied to grey images,
-    MONOCHROME1 inverted, colour as RGB."""
+    MONOCHROME1 inverted, colour as RGB.
+
+    Before decoding, the declared size is checked against the voxel budget (``max_voxels``,
+    None for the default) and each compressed JPEG / JPEG-LS / JPEG 2000 frame's own size
+    against the header's.
+
+    Raises:
+        VoxelBudgetError: the header declares more voxels than the budget.
+        InputError: no pixel data, a frame larger than declared, undecodable pixel data.
+    """
     if not any(keyword in ds for keyword in _PIXEL_KEYWORDS):
         sop = getattr(ds.get("SOPClassUID"), "name", "no SOP class")
         raise InputError(path, f"has no pixel data ({sop}): not an image, or the file is cut short")
+    check_dicom_budget(ds, path, max_voxels)
+    check_codestreams(ds, path)
     try:
         array = ds.pixel_array
     except NotImplementedError:

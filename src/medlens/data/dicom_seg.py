@@ -23,6 +23,7 @@ from pydicom.uid import UID
 from medlens import __version__
 from medlens.data.dicom import is_dicom_file, pixel_spacing, read_dicom_dataset
 from medlens.data.dicom_geometry import lps_affine, slice_normal, slice_offsets
+from medlens.data.dicom_limits import check_codestreams, check_dicom_budget
 from medlens.data.dicom_series import series_files
 from medlens.data.image import Image
 from medlens.data.validation import first_line
@@ -80,7 +81,12 @@ def read_dicom_seg(path: str | Path, series: Image | None = None) -> Segmentatio
     plane positions, ordered like ``read_dicom_series`` (most negative along the normal
     first). FRACTIONAL segments are thresholded at 0.5.
 
+    The SEG's declared frames (Rows x Columns x NumberOfFrames) are checked against the
+    voxel budget (``$MEDLENS_MAX_VOXELS``, ``medlens.data.budget``) before highdicom decodes
+    them.
+
     Raises:
+        VoxelBudgetError: the SEG declares more voxels than the budget.
         InputError: unreadable or truncated file, not a SEG, a SEG of another series, frames
             whose spatial locations are not preserved, references to images missing from
             ``series``, or frames that form no regular volume when ``series`` is None.
@@ -301,6 +307,8 @@ def _open_seg(path: Path) -> hd.seg.Segmentation:
         name = getattr(ds.get("SOPClassUID"), "name", "no SOP class")
         raise InputError(path, f"is {name}, not a DICOM Segmentation")
     _check_pixel_data_length(ds, path)
+    check_dicom_budget(ds, path)  # frames are decoded by highdicom: refuse a bomb before
+    check_codestreams(ds, path)
     try:
         return hd.seg.Segmentation.from_dataset(ds, copy=False)
     except Exception as exc:  # highdicom validates the IOD: AttributeError, ValueError, ...

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 from pydicom.dataset import Dataset
 
+from medlens.data.budget import VoxelBudgetError, declared_voxels, voxel_budget
 from medlens.data.dicom import (
     dicom_meta,
     dicom_pixels,
@@ -16,6 +17,7 @@ from medlens.data.dicom import (
     read_dicom_file,
 )
 from medlens.data.dicom_geometry import irregular_spacing, lps_affine, slice_offsets
+from medlens.data.dicom_limits import declared_dims
 from medlens.data.image import Image
 from medlens.errors import InputError
 
@@ -32,7 +34,9 @@ def series_files(folder: str | Path) -> list[Path]:
     )
 
 
-def read_dicom_series(folder: str | Path, series_uid: str | None = None) -> Image:
+def read_dicom_series(
+    folder: str | Path, series_uid: str | None = None, max_voxels: int | None = None
+) -> Image:
     """Read the DICOM series in ``folder`` as a ``(C, Z, Y, X)`` volume (C = 1 for grey).
 
     Files are grouped by ``SeriesInstanceUID``; a folder with several series is an error unless
@@ -43,11 +47,18 @@ def read_dicom_series(folder: str | Path, series_uid: str | None = None) -> Imag
     or ``SliceThickness`` when positions are missing). ``affine`` maps ``(k, r, c)`` to LPS mm.
     ``meta["slice_files"]`` lists the files in slice order; other meta as ``read_dicom_file``.
 
+    The series' total declared size (the sum over its files of Rows x Columns x
+    NumberOfFrames x SamplesPerPixel) is checked against the voxel budget (``max_voxels``,
+    None for ``$MEDLENS_MAX_VOXELS`` or the default) from the headers alone, before any
+    slice is decoded.
+
     Raises:
+        VoxelBudgetError: the series declares more voxels than the budget.
         InputError: no files, a non-DICOM file, several series, mixed orientations or image
             sizes, duplicate or unevenly spaced slices, or any slice that cannot be decoded.
     """
     folder = Path(folder)
+    limit = voxel_budget(max_voxels)
     if not folder.is_dir():
         raise InputError(folder, "is not a folder")
     files = series_files(folder)
@@ -55,9 +66,16 @@ def read_dicom_series(folder: str | Path, series_uid: str | None = None) -> Imag
         raise InputError(folder, "holds no DICOM files")
     headers = [(path, read_dicom_dataset(path, header_only=True)) for path in files]
     members = _choose_series(folder, headers, series_uid)
+    _check_series_budget(folder, members, limit)
     if len(members) == 1:
-        return _single_file_series(members[0][0])
-    return _stack(folder, members)
+        return _single_file_series(members[0][0], limit)
+    return _stack(folder, members, limit)
+
+
+def _check_series_budget(folder: Path, members: list[tuple[Path, Dataset]], limit: int) -> None:
+    total = sum(declared_voxels(declared_dims(ds)) for _, ds in members)
+    if total > limit:
+        raise VoxelBudgetError(folder, total, limit, f"{len(members)} files of the series")
 
 
 def _choose_series(
@@ -87,8 +105,8 @@ def _choose_series(
     return next(iter(groups.values()))
 
 
-def _single_file_series(path: Path) -> Image:
-    image = read_dicom_file(path)
+def _single_file_series(path: Path, limit: int) -> Image:
+    image = read_dicom_file(path, max_voxels=limit)
     if image.spatial_dims == 3:
         return image
     ds = read_dicom_dataset(path, header_only=True)
@@ -102,7 +120,7 @@ def _single_file_series(path: Path) -> Image:
     )
 
 
-def _stack(folder: Path, members: list[tuple[Path, Dataset]]) -> Image:
+def _stack(folder: Path, members: list[tuple[Path, Dataset]], limit: int) -> Image:
     first_path, first = members[0]
     for path, ds in members:
         if int(ds.get("NumberOfFrames", 1) or 1) > 1:
@@ -118,8 +136,8 @@ def _stack(folder: Path, members: list[tuple[Path, Dataset]]) -> Image:
     ordered = [members[i][0] for i in order]
     slices = []
     for path in ordered:
-        ds = read_dicom_dataset(path)
-        slices.append(dicom_pixels(ds, path))  # (C, 1, H, W)
+        ds = read_dicom_dataset(path, max_voxels=limit)
+        slices.append(dicom_pixels(ds, path, max_voxels=limit))  # (C, 1, H, W)
     array = np.concatenate(slices, axis=1)
     meta = dicom_meta(first, array)
     meta.update(

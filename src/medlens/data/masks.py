@@ -16,6 +16,7 @@ import nibabel as nib
 import numpy as np
 import PIL.Image
 
+from medlens.data.budget import check_voxels
 from medlens.data.image import Image
 from medlens.data.nifti import is_nifti_path
 from medlens.data.raster import read_raster
@@ -189,6 +190,7 @@ def _palette_indices(path: Path) -> np.ndarray | None:
         with PIL.Image.open(path) as img:
             if img.mode != "P" or getattr(img, "n_frames", 1) > 1:
                 return None
+            check_voxels(path, (img.size[1], img.size[0]))  # over: read_raster refuses it
             indices = np.asarray(img)
             palette = np.asarray(img.getpalette() or [], dtype=np.int64).reshape(-1, 3)
     except Exception:  # read_raster reports unreadable files

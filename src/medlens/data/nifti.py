@@ -8,6 +8,7 @@ import nibabel as nib
 import numpy as np
 from nibabel.spatialimages import SpatialImage
 
+from medlens.data.budget import check_voxels, voxel_budget
 from medlens.data.image import Image
 from medlens.data.validation import as_float32, first_line
 from medlens.errors import InputError
@@ -20,7 +21,7 @@ def is_nifti_path(path: str | Path) -> bool:
     return str(path).lower().endswith(NIFTI_SUFFIXES)
 
 
-def read_nifti(path: str | Path) -> Image:
+def read_nifti(path: str | Path, max_voxels: int | None = None) -> Image:
     """Read a NIfTI image in the file's own voxel axes (i, j, k).
 
     A 3D file becomes ``(1, I, J, K)``; a 4D file puts its fourth axis first as channels,
@@ -28,14 +29,21 @@ def read_nifti(path: str | Path) -> Image:
     (``scl_slope``/``scl_inter`` applied) as float32. ``spacing`` is the header's voxel size
     in mm (``pixdim``) and ``affine`` the voxel-to-RAS+ world matrix (mm), kept unchanged.
 
+    Only the header is read before the voxel budget is checked (``medlens.data.budget``):
+    a gzipped file declaring more voxels than ``max_voxels`` is refused without inflating it.
+
     Raises:
+        VoxelBudgetError: the header declares more voxels than the budget.
         InputError: unreadable or truncated files, more than 4 dimensions, NaN voxels.
     """
     path = Path(path)
+    limit = voxel_budget(max_voxels)
     try:
-        img = nib.load(path)
+        img = nib.load(path)  # the header only; the voxels stay in the file
         if not isinstance(img, SpatialImage):
             raise InputError(path, "is not a NIfTI image")
+        shape = tuple(int(d) for d in img.header.get_data_shape())
+        check_voxels(path, shape, limit)
         data = np.asanyarray(img.dataobj)
         zooms = tuple(float(z) for z in img.header.get_zooms())
         affine = np.asarray(img.affine, dtype=np.float64)

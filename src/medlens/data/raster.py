@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import re
+import threading
 from pathlib import Path
 
 import numpy as np
 import PIL.Image
 import tifffile
 
+from medlens.data.budget import VoxelBudgetError, check_voxels, voxel_budget
 from medlens.data.image import Image
 from medlens.data.validation import as_float32, first_line
 from medlens.errors import InputError
@@ -15,9 +18,10 @@ from medlens.errors import InputError
 RASTER_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff"})
 _GREY_MODES = {"1", "L", "I", "I;16", "I;16L", "I;16B", "I;16N", "F"}
 _TIFF_SPATIAL_AXES = {"YX": 2, "ZYX": 3, "IYX": 3, "QYX": 3}
+_PIL_LIMIT_LOCK = threading.Lock()
 
 
-def read_raster(path: str | Path) -> Image:
+def read_raster(path: str | Path, max_voxels: int | None = None) -> Image:
     """Read a 2D raster image, or a multi-page greyscale TIFF as a volume.
 
     Grey images become ``(1, H, W)``, colour images ``(3, H, W)`` (an alpha channel is
@@ -26,14 +30,19 @@ def read_raster(path: str | Path) -> Image:
     float32; ``meta["stored_dtype"]`` names the stored type. Spacing is 1.0 pixel per axis:
     these formats carry no physical pixel size medlens trusts.
 
+    The header's size (width x height x channels, x pages for a TIFF stack) is checked
+    against the voxel budget (``medlens.data.budget``) before any pixel is decoded.
+
     Raises:
+        VoxelBudgetError: the header declares more values than the budget.
         InputError: unreadable, truncated or multi-frame (non-TIFF) files, NaN values.
     """
     path = Path(path)
+    limit = voxel_budget(max_voxels)
     if path.suffix.lower() in {".tif", ".tiff"} and _needs_tifffile(path):
-        array, stored = _read_tiff(path)
+        array, stored = _read_tiff(path, limit)
     else:
-        array, stored = _read_with_pil(path)
+        array, stored = _read_with_pil(path, limit)
     image_array = as_float32(array, path)
     spacing = (1.0,) * (image_array.ndim - 1)
     meta = {
@@ -44,9 +53,38 @@ def read_raster(path: str | Path) -> Image:
     return Image(array=image_array, spacing=spacing, source=str(path), meta=meta)
 
 
-def _read_with_pil(path: Path) -> tuple[np.ndarray, str]:
+def _allow_in_pil(limit: int) -> None:
+    """Keep PIL's own decompression-bomb limit (``PIL.Image.MAX_IMAGE_PIXELS``, checked by
+    ``PIL.Image.open``: a warning over it, an error over twice it) at least ``limit`` pixels,
+    so PIL never refuses an image the voxel budget allows; medlens' budget, counted over every
+    channel, does the refusing. PIL's limit is process-wide, so it is only ever raised."""
+    with _PIL_LIMIT_LOCK:
+        current = PIL.Image.MAX_IMAGE_PIXELS
+        if current is not None and current < limit:
+            PIL.Image.MAX_IMAGE_PIXELS = limit
+
+
+def _open_pil(path: Path, limit: int) -> PIL.Image.Image:
+    """``PIL.Image.open`` (the header only), PIL's bomb error turned into the budget's."""
+    _allow_in_pil(limit)
     try:
-        with PIL.Image.open(path) as img:
+        return PIL.Image.open(path)
+    except PIL.Image.DecompressionBombError as exc:
+        found = re.search(r"\((\d+) pixels\)", str(exc))
+        declared = int(found.group(1)) if found else 2 * limit + 1
+        raise VoxelBudgetError(path, declared, limit, "pixels in the image header") from None
+
+
+def _pil_channels(img: PIL.Image.Image) -> int:
+    """The channels ``_pil_to_channels_first`` makes of ``img`` at most (a palette expands)."""
+    return 4 if img.mode == "P" else len(img.getbands())
+
+
+def _read_with_pil(path: Path, limit: int) -> tuple[np.ndarray, str]:
+    try:
+        with _open_pil(path, limit) as img:
+            width, height = img.size
+            check_voxels(path, (_pil_channels(img), height, width), limit)
             frames = getattr(img, "n_frames", 1)
             if frames > 1:
                 raise InputError(path, f"holds {frames} frames; medlens reads single-frame images")
@@ -94,13 +132,16 @@ def _needs_tifffile(path: Path) -> bool:
         return False
 
 
-def _read_tiff(path: Path) -> tuple[np.ndarray, str]:
+def _read_tiff(path: Path, limit: int) -> tuple[np.ndarray, str]:
     try:
         with tifffile.TiffFile(path) as tif:
             series = tif.series[0]
             axes = series.axes
+            check_voxels(path, tuple(series.shape), limit)
             array = series.asarray()
             extra = tuple(tif.pages.first.extrasamples or ())
+    except InputError:
+        raise
     except Exception as exc:
         raise InputError(path, f"cannot be read as a TIFF image ({first_line(exc)})") from None
     stored = str(array.dtype)

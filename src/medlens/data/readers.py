@@ -24,7 +24,7 @@ _MAGIC = {
     b"BM": "raster",
     b"\x93NUMPY": "npy",
 }
-_READERS: dict[str, Callable[[Path], Image]] = {
+_READERS: dict[str, Callable[..., Image]] = {
     "dicom": read_dicom_file,
     "dicom_series": read_dicom_series,
     "nifti": read_nifti,
@@ -59,9 +59,12 @@ def image_format(path: str | Path) -> str | None:
     return None
 
 
-def read_image(path: str | Path) -> Image:
+def read_image(path: str | Path, max_voxels: int | None = None) -> Image:
     """Read any supported image: PNG/JPEG/BMP/GIF/TIFF, ``.npy``, NIfTI, a DICOM file, or a
     folder holding one DICOM series.
+
+    Every reader checks the size the file declares against the voxel budget before decoding
+    (``medlens.data.budget``): ``max_voxels``, else ``$MEDLENS_MAX_VOXELS``, else 256 Mi.
 
     Returns:
         A float32 channel-first ``Image`` with spacing in mm (1.0 per axis where the format
@@ -69,6 +72,7 @@ def read_image(path: str | Path) -> Image:
         ``read_dicom_series`` for each format's layout.
 
     Raises:
+        VoxelBudgetError: the file declares more voxels than the budget (an ``InputError``).
         InputError: missing file, unknown format, or the reader's own errors.
     """
     path = Path(path)
@@ -79,4 +83,4 @@ def read_image(path: str | Path) -> Image:
         if path.suffix.lower() == ".npz":
             raise InputError(path, "is an .npz archive; read it with format 'medmnist'")
         raise InputError(path, "is not a supported image (PNG, JPEG, TIFF, DICOM, NIfTI or .npy)")
-    return _READERS[kind](path)
+    return _READERS[kind](path, max_voxels=max_voxels)

@@ -44,11 +44,19 @@ def _resolved_format(mask_format: str, image: Image, is_series: bool) -> str:
     return mask_format
 
 
-def predict_mask(run: Any, image: Image) -> tuple[np.ndarray, np.ndarray]:
-    """``(label map (*spatial), probabilities (K, *spatial))`` on ``image``'s own grid."""
+def predict_mask(run: Any, image: Image) -> np.ndarray:
+    """The post-processed label map ``(*spatial)`` of ``image``, on its own grid.
+
+    When preprocessing keeps the image's grid, the label map is made slab by slab
+    (``sliding_window_labels``: one byte per voxel, no probability map of the volume);
+    otherwise float16 probabilities are resampled back onto the image's grid first.
+
+    Raises:
+        InputError: non-finite values, or an image the model cannot take.
+    """
     from medlens.inference.postprocess import postprocess
     from medlens.inference.resample import resample_probabilities
-    from medlens.inference.sliding_window import sliding_window_predict
+    from medlens.inference.sliding_window import sliding_window_labels, sliding_window_predict
 
     x = run.preprocess(image).array.astype(np.float32, copy=False)
     if not np.all(np.isfinite(x)):
@@ -62,24 +70,21 @@ def predict_mask(run: Any, image: Image) -> tuple[np.ndarray, np.ndarray]:
             "spatial axes",
         )
     scfg = run.config.segmentation
-    roi = scfg.patch_size or list(x.shape[1:])
-    probs = (
-        sliding_window_predict(
-            run.model,
-            torch.from_numpy(np.ascontiguousarray(x)),
-            roi_size=list(roi),
-            overlap=scfg.overlap,
-            sw_batch_size=scfg.sw_batch_size,
-            tta_flip=scfg.tta_flip,
-            device=run.device,
-        )[0]
-        .float()
-        .cpu()
-        .numpy()
-    )
-    probs = resample_probabilities(probs, image.spatial_shape)
-    labels = postprocess(probs, **scfg.postprocess.model_dump(), spacing=image.spacing)
-    return labels, probs
+    post = scfg.postprocess.model_dump()
+    window = {
+        "roi_size": list(scfg.patch_size or x.shape[1:]),
+        "overlap": scfg.overlap,
+        "sw_batch_size": scfg.sw_batch_size,
+        "tta_flip": scfg.tta_flip,
+        "device": run.device,
+    }
+    tensor = torch.from_numpy(np.ascontiguousarray(x))
+    if tuple(x.shape[1:]) == tuple(image.spatial_shape):
+        labels = sliding_window_labels(run.model, tensor, threshold=post["threshold"], **window)
+        return postprocess(labels[0].cpu().numpy(), **post, spacing=image.spacing)
+    probs = sliding_window_predict(run.model, tensor, out_dtype=torch.float16, **window)
+    probs = resample_probabilities(probs[0].cpu().numpy(), image.spatial_shape)
+    return postprocess(probs, **post, spacing=image.spacing)
 
 
 def segment_files(
@@ -127,7 +132,7 @@ def segment_files(
             image = load()
             is_series = Path(file).is_dir()
             fmt = _resolved_format(mask_format, image, is_series)
-            labels, _ = predict_mask(run, image)
+            labels = predict_mask(run, image)
             target = _mask_path(out_dir, case_id, fmt)
             if fmt == "dicom-seg":
                 write_dicom_seg(

@@ -221,7 +221,7 @@ def _segmentation(
 ) -> ResultObject:
     from medlens.inference.segment import predict_mask
 
-    labels, _ = predict_mask(run, image)
+    labels = predict_mask(run, image)
     path = write_dicom_seg(
         image.with_array(labels[None].astype(np.uint8)),
         source,

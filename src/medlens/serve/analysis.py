@@ -1,23 +1,31 @@
 """What the service computes for one upload: class probabilities with a Grad-CAM overlay, a
 mask file, or a preview PNG of the image. Plain functions, run in a worker thread.
 
+Each takes a ``checkpoint`` and calls it between its stages (inference, explanation,
+writing): it raises when the request has timed out, so abandoned work stops early.
+
 Everything they need is imported with this module (at start-up), not on the first request."""
 
 from __future__ import annotations
 
 import base64
 import io
+import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import numpy as np
 import PIL.Image
 import torch
+from pydicom.datadict import tag_for_keyword
 
 from medlens.data.dicom_seg import write_dicom_seg
 from medlens.data.image import Image
 from medlens.data.masks import write_mask
+from medlens.errors import InputError
 from medlens.explain import explain, save_overlay
 from medlens.explain.overlay import display_image
 from medlens.inference.loaded_run import predict_arrays, prepare_input
@@ -29,6 +37,11 @@ from medlens.serve.service_errors import ServiceError
 MASK_FORMATS = ("auto", "png", "nifti", "dicom-seg")
 _MEDIA_TYPES = {"png": "image/png", "nifti": "application/gzip", "dicom-seg": "application/dicom"}
 _FILE_NAMES = {"png": "mask.png", "nifti": "mask.nii.gz", "dicom-seg": "mask.dcm"}
+Checkpoint = Callable[[], None]
+
+
+def _no_checkpoint() -> None:
+    return None
 
 
 @dataclass
@@ -40,16 +53,41 @@ class MaskFile:
         media_type: its MIME type.
         filename: a server-chosen name (``mask.png``, ``mask.nii.gz``, ``mask.dcm``).
         voxels: non-background class name -> voxels (pixels) of that class.
+        mask_format: ``png``, ``nifti`` or ``dicom-seg``.
     """
 
     content: bytes
     media_type: str
     filename: str
     voxels: dict[str, int]
+    mask_format: str = "png"
+
+    def as_json(self, model: ServedModel) -> dict[str, Any]:
+        """The mask as ``/v1/segment`` answers for ``format=json`` or ``Accept:
+        application/json``: the voxel counts per class and the file, base64."""
+        return {
+            "model": model.name,
+            "weights_sha256": model.weights_sha256,
+            "engine": model.engine,
+            "class_voxels": dict(self.voxels),
+            "mask_format": self.mask_format,
+            "media_type": self.media_type,
+            "filename": self.filename,
+            "mask_base64": base64.b64encode(self.content).decode("ascii"),
+        }
+
+    def voxels_header(self) -> str:
+        """``name=count;...`` for the ``x-class-voxels`` header, each name percent-encoded
+        (UTF-8), so that the header is ASCII whatever the class names are."""
+        return ";".join(f"{quote(name, safe='')}={count}" for name, count in self.voxels.items())
 
 
 def classify(
-    model: ServedModel, upload: Upload, work: Path, heatmap: bool = True
+    model: ServedModel,
+    upload: Upload,
+    work: Path,
+    heatmap: bool = True,
+    checkpoint: Checkpoint = _no_checkpoint,
 ) -> dict[str, Any]:
     """Class probabilities, the decision at the run's threshold, and a Grad-CAM overlay.
 
@@ -63,7 +101,9 @@ def classify(
 
     run = model.run
     x = prepare_input(run, for_model_dims(upload.image, model.spatial_dims))
+    checkpoint()
     probs = predict_arrays(model.predictor, [x])[0]
+    checkpoint()
     binary = len(run.class_names) == 2
     index = int(probs[1] >= run.threshold) if binary else int(np.argmax(probs))
     result: dict[str, Any] = {
@@ -82,6 +122,7 @@ def classify(
             maps = explain(
                 model.explainer, torch.from_numpy(x[None]), target=index, method="gradcam"
             )
+        checkpoint()
         png = save_overlay(
             x, maps[0], work / "heatmap.png", title=f"Grad-CAM: {run.class_names[index]}"
         )
@@ -108,25 +149,37 @@ def resolve_mask_format(requested: str, upload: Upload, image: Image) -> str:
     return requested
 
 
-def segment(model: ServedModel, upload: Upload, mask_format: str, work: Path) -> MaskFile:
+def segment(
+    model: ServedModel,
+    upload: Upload,
+    mask_format: str,
+    work: Path,
+    checkpoint: Checkpoint = _no_checkpoint,
+) -> MaskFile:
     """The model's mask on the upload's own grid, as PNG, NIfTI or DICOM SEG.
 
     Raises:
-        ServiceError: 422 for a format the upload cannot have (``resolve_mask_format``).
+        ServiceError: 422 for a format the upload cannot have (``resolve_mask_format``), or a
+            series a DICOM SEG cannot be made from.
         InputError: the image does not fit the model after preprocessing.
     """
 
     image = for_model_dims(upload.image, model.spatial_dims)
     fmt = resolve_mask_format(mask_format, upload, image)
-    labels, _ = predict_mask(model.predictor, image)
+    labels = predict_mask(model.predictor, image)
+    checkpoint()
     label_map = image.with_array(labels[None].astype(np.uint8))
     target = work / _FILE_NAMES[fmt]
     if fmt == "dicom-seg":
         assert upload.series_dir is not None
         try:
             write_dicom_seg(label_map, upload.series_dir, list(model.run.class_names[1:]), target)
-        except AttributeError as exc:  # highdicom copies attributes a source may lack
-            missing = getattr(exc, "name", None) or "an attribute"
+        except (AttributeError, InputError) as exc:  # a source lacking what highdicom copies
+            missing = _missing_keyword(exc)
+            if missing is None:  # the reason may quote the series: it stays on the server
+                raise ServiceError(
+                    422, "a DICOM SEG cannot be made from this series; ask for format=nifti"
+                ) from None
             raise ServiceError(
                 422, f"the series lacks {missing}, which a DICOM SEG copies from its source"
             ) from None
@@ -136,7 +189,18 @@ def segment(model: ServedModel, upload: Upload, mask_format: str, work: Path) ->
         name: int(np.count_nonzero(labels == k))
         for k, name in enumerate(model.run.class_names[1:], start=1)
     }
-    return MaskFile(target.read_bytes(), _MEDIA_TYPES[fmt], _FILE_NAMES[fmt], voxels)
+    return MaskFile(target.read_bytes(), _MEDIA_TYPES[fmt], _FILE_NAMES[fmt], voxels, fmt)
+
+
+def _missing_keyword(exc: Exception) -> str | None:
+    """The attribute a DICOM SEG needed and the series lacks, when it is a DICOM keyword (a
+    fixed vocabulary, never a value from the upload); None otherwise."""
+    names = [getattr(exc, "name", None)]
+    names += re.findall(r"'([A-Za-z][A-Za-z0-9]*)'", getattr(exc, "reason", "") or "")
+    for name in names:
+        if isinstance(name, str) and tag_for_keyword(name) is not None:
+            return name
+    return None
 
 
 def preview_png(upload: Upload) -> bytes:

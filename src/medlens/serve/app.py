@@ -4,50 +4,68 @@ Endpoints (OpenAPI at ``/openapi.json``):
 
 - ``POST /v1/predict?model=NAME`` a classification: probabilities, the decision at the run's
   threshold, and a Grad-CAM overlay (``heatmap=false`` leaves it out).
-- ``POST /v1/segment?model=NAME&format=auto|png|nifti|dicom-seg`` the mask file (DICOM SEG for
-  a zipped series only).
+- ``POST /v1/segment?model=NAME&format=auto|png|nifti|dicom-seg|json`` the mask file (DICOM
+  SEG for a zipped series only). ``format=json``, or ``Accept: application/json`` with any
+  format, answers JSON instead: the voxels of each class (``class_voxels``) and the mask file
+  in base64 (``mask_base64``, ``mask_format``, ``media_type``, ``filename``). A file response
+  also carries ``x-class-voxels: name=count;...`` with each class name percent-encoded
+  (UTF-8), so the header stays ASCII whatever the class names.
 - ``POST /v1/preview`` the uploaded image as a PNG (for the web page).
 - ``GET /v1/models``; ``GET /healthz`` (the process is up); ``GET /readyz`` (models loaded).
 - ``GET /`` the web page (plain HTML and JS, served from this package).
 
 Uploads are one ``file`` field of a ``multipart/form-data`` body: PNG, JPEG, a DICOM file, a
-zip of one DICOM series, or NIfTI. Errors are JSON ``{"detail": reason, "request_id": id}``:
-400 malformed request, 401 no or unknown token, 403 token without access to the model,
-404 unknown model, 413 over the size limit, 415 unsupported type, 422 unreadable content or
-an image the model cannot take, 504 over the time limit.
+zip of one DICOM series, or NIfTI. Errors are JSON ``{"detail": reason, "request_id": id}``,
+the reason a fixed sentence that never repeats a value from the upload or a server path:
+400 malformed request or a Host the service does not answer to, 401 no or unknown token,
+403 token without access to the model, 404 unknown model (listing only the models the token
+may use), 413 over the size limit or an image declaring more voxels than the voxel budget,
+415 unsupported type, 422 unreadable content or an image the model cannot take, 503 every
+worker busy for the whole time limit (``Retry-After``), 504 over the time limit.
+
+Work: reading and inference run on ``max_concurrent`` worker threads (``serve.workers``). A
+request waits for a free worker within its time limit (503 when none frees); a request that
+times out (504) cancels its work at the next stage, and its worker stays counted until the
+work has stopped, so retries never stack up threads.
 
 Authentication: with a ``TokenConfig`` every ``/v1`` call needs ``Authorization: Bearer
 <token>``. Without one there is no authentication at all, and ``serve`` therefore binds
-only to a loopback address (127.0.0.1, ::1, localhost).
+only to a loopback address (127.0.0.1, ::1, localhost); requests must then name a loopback
+host or one of ``allowed_hosts`` in their ``Host`` header (DNS rebinding, ``serve.hosts``).
 """
 
 from __future__ import annotations
 
 import functools
-import ipaddress
 import logging
 import shutil
 import tempfile
-import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Annotated, Any, Generic, Literal, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
+from urllib.parse import quote
 
 import anyio
 from fastapi import Depends, FastAPI, Query, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from fastapi.staticfiles import StaticFiles
 
 from medlens import __version__
+from medlens.data.budget import VoxelBudgetError, voxel_budget
 from medlens.errors import ConfigError, MedlensError
 from medlens.serve.access_log import AccessLogMiddleware
-from medlens.serve.auth import TokenConfig, authorize
-from medlens.serve.inputs import Upload, read_upload
+from medlens.serve.auth import Grant, TokenConfig, authorize
+from medlens.serve.hosts import TrustedHostMiddleware, is_loopback, normalise_hosts
+from medlens.serve.inputs import Upload, read_upload, too_many_voxels
 from medlens.serve.models_store import ServedModel, load_models
 from medlens.serve.service_errors import ServiceError
 from medlens.serve.uploads import receive_upload
+from medlens.serve.workers import DEFAULT_CONCURRENT, Checkpoint, Job, WorkerPool
+
+__all__ = ["create_app", "is_loopback", "serve"]
 
 log = logging.getLogger(__name__)
 WEB_DIR = Path(__file__).resolve().parent / "web"
@@ -80,12 +98,17 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
         401: "no or unknown bearer token",
         403: "the token may not use this model",
         404: "unknown model",
-        413: "the upload is over the size limit",
+        413: "the upload is over the size limit, or the image over the voxel budget",
         415: "unsupported file type",
         422: "the content cannot be read or does not fit the model",
+        503: "every worker stayed busy for the whole time limit; retry later",
         504: "the request took longer than the time limit",
     }.items()
 }
+DOES_NOT_FIT = (
+    "the image cannot be used with this model: after the run's preprocessing its size, "
+    "channels or dimensions do not fit (GET /v1/models gives the model's input_shape)"
+)
 
 
 def create_app(
@@ -94,6 +117,9 @@ def create_app(
     max_upload_mb: float = 100.0,
     timeout_s: float = 60.0,
     engine: str = "torch",
+    max_voxels: int | None = None,
+    max_concurrent: int = DEFAULT_CONCURRENT,
+    allowed_hosts: Sequence[str] | None = None,
 ) -> FastAPI:
     """Load the runs and build the service.
 
@@ -107,24 +133,48 @@ def create_app(
             seconds; a request over it is answered 504.
         engine: ``torch`` or ``onnx`` (onnxruntime on the run's ``model.onnx``, exported at
             start-up into a private folder when missing or stale).
+        max_voxels: the voxel budget: an upload declaring more voxels (all channels) is
+            refused with 413 before it is decoded; None for ``$MEDLENS_MAX_VOXELS`` or the
+            default of ``medlens.data.budget`` (256 Mi).
+        max_concurrent: how many requests read and infer at once, on as many threads; more
+            wait for a free one within their time limit (503 when none frees).
+        allowed_hosts: host names or addresses, besides the loopback ones, that requests may
+            name in their ``Host`` header. Checked without tokens always, and with tokens
+            when given.
 
     Raises:
-        ConfigError: bad limits, engine or run names.
+        ConfigError: bad limits, engine, host names or run names.
         InputError: a run folder that cannot be loaded.
     """
     if not max_upload_mb > 0:
         raise ConfigError("--max-upload-mb", "must be positive")
     if not timeout_s > 0:
         raise ConfigError("--timeout-s", "must be positive")
+    if isinstance(max_concurrent, bool) or not isinstance(max_concurrent, int):
+        raise ConfigError("--max-concurrent", "must be a whole number")
+    if max_concurrent < 1:
+        raise ConfigError("--max-concurrent", "must be at least 1")
+    if max_voxels is not None and (
+        isinstance(max_voxels, bool) or not isinstance(max_voxels, int) or max_voxels < 1
+    ):
+        raise ConfigError("--max-voxels", "must be a positive whole number")
+    budget = voxel_budget(max_voxels)  # None: $MEDLENS_MAX_VOXELS (a bad value is its error)
+    hosts = normalise_hosts(allowed_hosts or ())
     workspace = tempfile.TemporaryDirectory(prefix="medlens-serve-")  # 0700, removed at exit
     root = Path(workspace.name)
     (root / "onnx").mkdir()
     models = load_models([Path(p) for p in run_dirs], engine=engine, onnx_cache=root / "onnx")
-    limits = {"max_bytes": int(max_upload_mb * 2**20), "timeout_s": float(timeout_s)}
+    limits = {
+        "max_bytes": int(max_upload_mb * 2**20),
+        "timeout_s": float(timeout_s),
+        "max_voxels": budget,
+    }
+    workers = WorkerPool(max_concurrent)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI):  # type: ignore[no-untyped-def]
         yield
+        workers.shutdown()
         workspace.cleanup()
 
     app = FastAPI(
@@ -139,8 +189,12 @@ def create_app(
     app.state.tokens = tokens
     app.state.workspace = root
     app.state.limits = limits
-    app.add_middleware(AccessLogMiddleware)
+    app.state.workers = workers
+    if tokens is None or allowed_hosts:
+        app.add_middleware(TrustedHostMiddleware, allowed=hosts)
+    app.add_middleware(AccessLogMiddleware)  # added last: the outermost, it logs every request
     app.add_exception_handler(ServiceError, _service_error_response)  # type: ignore[arg-type]
+    app.add_exception_handler(RequestValidationError, _invalid_request)  # type: ignore[arg-type]
     _add_routes(app)
     app.mount("/static", StaticFiles(directory=WEB_DIR), name="static")
     return app
@@ -154,6 +208,23 @@ def _service_error_response(request: Request, exc: ServiceError) -> JSONResponse
     )
 
 
+def _invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
+    """422 naming the invalid parameters, never the values sent (FastAPI's default repeats
+    them)."""
+    names = sorted(
+        {str(error["loc"][-1]) for error in exc.errors() if error.get("loc") and error["loc"]}
+    )
+    known = [name for name in names if name in _PARAMETERS]
+    listing = ", ".join(known) if known else "the request"
+    return JSONResponse(
+        {"detail": f"invalid parameter: {listing}", "request_id": _request_id(request)},
+        status_code=422,
+    )
+
+
+_PARAMETERS = {"model", "format", "heatmap", "file", "authorization"}
+
+
 def _request_id(request: Request) -> str:
     return str(request.scope.get("state", {}).get("request_id", ""))
 
@@ -161,8 +232,11 @@ def _request_id(request: Request) -> str:
 bearer_scheme = HTTPBearer(auto_error=False, description="a token from the service's token file")
 Credentials = Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_scheme)]
 MaskFormat = Annotated[
-    Literal["auto", "png", "nifti", "dicom-seg"],
-    Query(description="auto: DICOM SEG for a zipped series, PNG for 2D, NIfTI for volumes"),
+    Literal["auto", "png", "nifti", "dicom-seg", "json"],
+    Query(
+        description="auto: DICOM SEG for a zipped series, PNG for 2D, NIfTI for volumes; "
+        "json: the voxel counts and the auto mask (base64) as JSON"
+    ),
 ]
 ModelName = Annotated[
     str | None, Query(description="the model's name (optional when one is served)")
@@ -172,18 +246,26 @@ ModelName = Annotated[
 def _served(
     request: Request, credentials: HTTPAuthorizationCredentials | None, model: str | None
 ) -> ServedModel:
-    """Authorise the caller for ``model`` (or the only model) and return it."""
+    """Authorise the caller for ``model`` (or the only model) and return it. A 400 or 404
+    lists only the models the caller's token may use."""
     models: dict[str, ServedModel] = request.app.state.models
     token = credentials.credentials if credentials else None
     if model is None:
-        authorize(request.app.state.tokens, token, None)
+        grant = authorize(request.app.state.tokens, token, None)
         if len(models) != 1:
-            raise ServiceError(400, f"name the model: ?model= one of {', '.join(sorted(models))}")
+            raise ServiceError(400, f"name the model: ?model= one of {_listing(models, grant)}")
         model = next(iter(models))
-    authorize(request.app.state.tokens, token, model)
+    grant = authorize(request.app.state.tokens, token, model)
     if model not in models:
-        raise ServiceError(404, f"no model named {model!r}; GET /v1/models lists them")
+        raise ServiceError(
+            404, f"no model of that name; this token may use {_listing(models, grant)}"
+        )
     return models[model]
+
+
+def _listing(models: dict[str, ServedModel], grant: Grant) -> str:
+    names = sorted(name for name in models if grant.allows(name))
+    return ", ".join(names) if names else "no model"
 
 
 def _require_route(served: ServedModel, route: str) -> None:
@@ -194,70 +276,74 @@ def _require_route(served: ServedModel, route: str) -> None:
         )
 
 
-class _Job(Generic[T]):
-    """Work handed to a thread: it removes its folder when done, or, when the request gave
-    up before the thread started it, the request removes the folder and the job never runs."""
+async def _with_upload(request: Request, work_fn: Callable[[Upload, Path, Checkpoint], T]) -> T:
+    """Receive the upload into a private folder, then, on a worker thread, read it and run
+    ``work_fn(upload, folder, checkpoint)``, all within the time limit.
 
-    def __init__(self, work: Path, fn: Callable[[], T]) -> None:
-        self.work = work
-        self.fn = fn
-        self.lock = threading.Lock()
-        self.state = "pending"
-
-    def run(self) -> T | None:
-        with self.lock:
-            if self.state == "abandoned":
-                return None
-            self.state = "running"
-        try:
-            return self.fn()
-        finally:
-            shutil.rmtree(self.work, ignore_errors=True)
-
-    def abandon(self) -> bool:
-        """True when the job had not started (it never will); the caller cleans up."""
-        with self.lock:
-            if self.state == "pending":
-                self.state = "abandoned"
-                return True
-            return False
-
-
-async def _with_upload(request: Request, work_fn: Callable[[Upload, Path], T]) -> T:
-    """Receive the upload into a private folder, read it and run ``work_fn(upload, folder)`` in
-    a worker thread, all within the time limit. The folder is removed when the work ends (by
-    the worker itself when a timeout abandons it)."""
+    The request waits for a free worker (``WorkerPool``) within its time limit: 503 when
+    none frees in time. A request over the limit is answered 504 and its job cancelled: it
+    stops at its next checkpoint, holding its worker until then. The folder is removed when
+    the work ends (by the worker itself when it had started)."""
     limits = request.app.state.limits
+    workers: WorkerPool = request.app.state.workers
     work = Path(tempfile.mkdtemp(dir=request.app.state.workspace))
-    job: _Job[T] | None = None
+    job: Job[T] | None = None
+    stage = "upload"
     try:
         with anyio.fail_after(limits["timeout_s"]):
             raw = await receive_upload(request, work, limits["max_bytes"])
-            unpack_limit = limits["max_bytes"] * UNPACK_FACTOR
-            job = _Job(work, functools.partial(_process, raw, unpack_limit, work, work_fn))
-            result = await anyio.to_thread.run_sync(job.run, abandon_on_cancel=True)
+            job = Job(work, functools.partial(_process, raw, limits, work, work_fn))
+            stage = "waiting"
+            await workers.acquire()
+            stage = "working"
+            result = await workers.run(job)
     except TimeoutError:
+        if stage == "waiting":
+            raise ServiceError(
+                503, "every worker is busy; retry later", {"Retry-After": "5"}
+            ) from None
         raise ServiceError(
             504, f"the request took longer than the limit of {limits['timeout_s']:g} s"
         ) from None
     finally:
-        if job is None or job.abandon():
+        if job is None or job.cancel():  # cancel(): True when the job never started
             shutil.rmtree(work, ignore_errors=True)
     return result  # type: ignore[return-value]  # None only for an abandoned job
 
 
-def _process(raw: Path, max_unpacked: int, work: Path, work_fn: Callable[[Upload, Path], T]) -> T:
-    """Read the upload and run ``work_fn``; every failure becomes a one-line ServiceError."""
+def _process(
+    raw: Path,
+    limits: dict[str, Any],
+    work: Path,
+    work_fn: Callable[[Upload, Path, Checkpoint], T],
+    checkpoint: Checkpoint,
+) -> T:
+    """Read the upload and run ``work_fn``; every failure becomes a one-line ServiceError
+    with a fixed sentence (the reason, which may quote the image, stays on the server)."""
+    max_unpacked = limits["max_bytes"] * UNPACK_FACTOR
     try:
-        return work_fn(read_upload(raw, max_unpacked), work)
+        upload = read_upload(raw, max_unpacked, limits["max_voxels"], checkpoint)
+        checkpoint()
+        return work_fn(upload, work, checkpoint)
     except ServiceError:
         raise
+    except VoxelBudgetError as exc:
+        raise too_many_voxels(exc.limit) from None
     except MedlensError as exc:
-        reason = getattr(exc, "reason", None) or str(exc)
-        raise ServiceError(422, reason.splitlines()[0]) from None
+        log.info("the image does not fit the model (%s)", type(exc).__name__)
+        raise ServiceError(422, DOES_NOT_FIT) from None
     except Exception as exc:  # never a traceback to the client; the type alone to the log
         log.error("unexpected %s while processing a request", type(exc).__name__)
         raise ServiceError(500, "internal error while processing the image") from None
+
+
+def _wants_json(request: Request, mask_format: str) -> bool:
+    """``format=json``, or an ``Accept`` header naming ``application/json``."""
+    if mask_format == "json":
+        return True
+    accepted = request.headers.get("accept", "")
+    types = {part.split(";")[0].strip().lower() for part in accepted.split(",")}
+    return "application/json" in types
 
 
 def _add_routes(app: FastAPI) -> None:  # noqa: C901 - one place that lists every endpoint
@@ -304,7 +390,8 @@ def _add_routes(app: FastAPI) -> None:  # noqa: C901 - one place that lists ever
         served = _served(request, credentials, model)
         _require_route(served, "/v1/predict")
         return await _with_upload(
-            request, lambda upload, work: classify(served, upload, work, heatmap)
+            request,
+            lambda upload, work, checkpoint: classify(served, upload, work, heatmap, checkpoint),
         )
 
     @app.post(
@@ -320,20 +407,26 @@ def _add_routes(app: FastAPI) -> None:  # noqa: C901 - one place that lists ever
         model: ModelName = None,
         format: MaskFormat = "auto",
     ) -> Response:
-        """Segment one image; the response is the mask file."""
+        """Segment one image; the response is the mask file, or JSON with the voxels of each
+        class and the mask in base64 (``format=json`` or ``Accept: application/json``)."""
         served = _served(request, credentials, model)
         _require_route(served, "/v1/segment")
+        as_json = _wants_json(request, format)
+        mask_format = "auto" if format == "json" else format
         mask = await _with_upload(
-            request, lambda upload, work: segment(served, upload, format, work)
+            request,
+            lambda upload, work, checkpoint: segment(served, upload, mask_format, work, checkpoint),
         )
+        if as_json:
+            return JSONResponse(mask.as_json(served))
         return Response(
             mask.content,
             media_type=mask.media_type,
             headers={
                 "content-disposition": f'attachment; filename="{mask.filename}"',
-                "x-model": served.name,
+                "x-model": quote(served.name, safe=""),
                 "x-weights-sha256": served.weights_sha256,
-                "x-class-voxels": ";".join(f"{k}={v}" for k, v in mask.voxels.items()),
+                "x-class-voxels": mask.voxels_header(),
             },
         )
 
@@ -347,21 +440,8 @@ def _add_routes(app: FastAPI) -> None:  # noqa: C901 - one place that lists ever
     async def preview(request: Request, credentials: Credentials) -> Response:
         """The uploaded image as a PNG (a volume's middle slice), for display."""
         authorize(request.app.state.tokens, credentials.credentials if credentials else None, None)
-        png = await _with_upload(request, lambda upload, work: preview_png(upload))
+        png = await _with_upload(request, lambda upload, work, checkpoint: preview_png(upload))
         return Response(png, media_type="image/png")
-
-
-LOOPBACK_NAMES = {"localhost"}
-
-
-def is_loopback(host: str) -> bool:
-    """True for 127.0.0.0/8, ::1 and ``localhost``."""
-    if host.lower() in LOOPBACK_NAMES:
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
 
 
 def serve(
@@ -372,12 +452,18 @@ def serve(
     engine: str = "torch",
     max_upload_mb: float = 100.0,
     timeout_s: float = 60.0,
+    max_voxels: int | None = None,
+    max_concurrent: int = DEFAULT_CONCURRENT,
+    allowed_hosts: Sequence[str] | None = None,
 ) -> None:
     """``medlens serve RUN_DIR... [--host] [--port] [--tokens FILE] [--engine torch|onnx]
-    [--max-upload-mb] [--timeout-s]``: run the service with uvicorn until interrupted.
+    [--max-upload-mb] [--timeout-s] [--max-voxels] [--max-concurrent] [--allowed-hosts]``:
+    run the service with uvicorn until interrupted.
 
     Tokens come from ``tokens_file``, else from ``$MEDLENS_TOKENS``; with neither, there is
-    no authentication and ``host`` must be a loopback address. Logs are JSON lines on stderr.
+    no authentication, ``host`` must be a loopback address, and requests must name a
+    loopback host or one of ``allowed_hosts`` (see ``create_app``). Logs are JSON lines on
+    stderr.
 
     Raises:
         ConfigError: no tokens and a non-loopback ``host``; a bad token file or option.
@@ -397,6 +483,13 @@ def serve(
         )
     configure_json_logging()
     app = create_app(
-        run_dirs, tokens, max_upload_mb=max_upload_mb, timeout_s=timeout_s, engine=engine
+        run_dirs,
+        tokens,
+        max_upload_mb=max_upload_mb,
+        timeout_s=timeout_s,
+        engine=engine,
+        max_voxels=max_voxels,
+        max_concurrent=max_concurrent,
+        allowed_hosts=allowed_hosts,
     )
     uvicorn.run(app, host=host, port=port, access_log=False, log_config=None, server_header=False)

@@ -138,5 +138,7 @@ def authorize(tokens: TokenConfig | None, bearer: str | None, model: str | None)
         )
         raise ServiceError(401, reason, {"WWW-Authenticate": "Bearer"})
     if model is not None and not grant.allows(model):
-        raise ServiceError(403, f"this token may not use the model {model!r}")
+        raise ServiceError(
+            403, "this token may not use that model; GET /v1/models lists its models"
+        )
     return grant

@@ -6,23 +6,35 @@ gzip-compressed ``.nii.gz``). Anything else is refused with 415.
 
 A zip is unpacked member by member into server-chosen names (``00001.dcm``, ...); an archive
 with a member whose name is absolute or climbs out with ``..`` (zip-slip), a link, an
-encrypted member, or more than ``MAX_MEMBERS`` files is refused as a whole, and the unpacked
-size is counted against a limit as it is written (a zip bomb stops there).
+encrypted member, or more than ``MAX_MEMBERS`` entries (files, folders and anything else in
+its directory) is refused as a whole, and the unpacked size is counted against a limit as it
+is written (a zip bomb stops there).
+
+The image is read with the voxel budget (``medlens.data.budget``): an upload that declares
+more voxels than the service's limit is refused (413) before it is decoded.
+
+Errors say what is wrong in fixed sentences: never a value read from the upload (a patient
+name, a series description, a UID) and never a server path. The reader's own reason stays
+on the server (its exception type is logged).
 """
 
 from __future__ import annotations
 
+import logging
 import re
 import stat
 import zipfile
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from medlens.data.budget import VoxelBudgetError
 from medlens.data.image import Image
-from medlens.data.validation import first_line
 from medlens.errors import MedlensError
 from medlens.serve.service_errors import ServiceError
+
+log = logging.getLogger(__name__)
 
 MAX_MEMBERS = 4096
 KIND_SUFFIX = {
@@ -35,6 +47,27 @@ KIND_SUFFIX = {
 }
 SUPPORTED = "PNG, JPEG, DICOM, a zip of one DICOM series, or NIfTI (.nii, .nii.gz)"
 _SKIPPED_MEMBERS = {"dicomdir", "thumbs.db"}
+# What the client is told when its upload cannot be read: one fixed sentence per kind.
+UNREADABLE = {
+    "png": "the PNG cannot be read: it is damaged or cut short",
+    "jpeg": "the JPEG cannot be read: it is damaged or cut short",
+    "dicom": (
+        "the DICOM file cannot be read: it is damaged or cut short, holds no image, or uses a "
+        "compression the service cannot decode"
+    ),
+    "zip": (
+        "the zip does not hold one readable DICOM series: send the files of one series, with "
+        "slices of one size and orientation, evenly spaced"
+    ),
+    "nifti": "the NIfTI file cannot be read: it is damaged or cut short, or not 2D to 4D",
+    "nifti-gz": "the NIfTI file cannot be read: it is damaged or cut short, or not 2D to 4D",
+}
+
+
+def too_many_voxels(limit: int) -> ServiceError:
+    return ServiceError(
+        413, f"the image is larger than this service decodes (more than {limit:,} voxels)"
+    )
 
 
 @dataclass
@@ -87,16 +120,24 @@ def _is_nifti_header(head: bytes) -> bool:
     return nifti1 or nifti2
 
 
-def read_upload(raw: Path, max_unpacked_bytes: int) -> Upload:
+def read_upload(
+    raw: Path,
+    max_unpacked_bytes: int,
+    max_voxels: int | None = None,
+    checkpoint: Callable[[], None] | None = None,
+) -> Upload:
     """Read the uploaded file ``raw`` (in its private folder) as an image.
 
     Args:
         raw: the file ``receive_upload`` wrote.
         max_unpacked_bytes: the most a zip may unpack to, in bytes.
+        max_voxels: the voxel budget (None: ``$MEDLENS_MAX_VOXELS`` or the default).
+        checkpoint: called between unpacking and reading; raises to stop the work.
 
     Raises:
-        ServiceError: 415 unsupported kind, 413 a zip that unpacks too large, 422 content
-            medlens cannot read (the reader's one-line reason, without the server's path).
+        ServiceError: 415 unsupported kind, 413 a zip that unpacks too large or an image that
+            declares more voxels than the budget, 422 content medlens cannot read (a fixed
+            sentence per kind, ``UNREADABLE``).
     """
     from medlens.data.dicom_series import read_dicom_series
     from medlens.data.readers import read_image
@@ -107,24 +148,26 @@ def read_upload(raw: Path, max_unpacked_bytes: int) -> Upload:
     series_dir = None
     try:
         if kind == "zip":
-            series_dir = extract_series(named, raw.parent / "series", max_unpacked_bytes)
-            image = read_dicom_series(series_dir)
+            series_dir = extract_series(
+                named, raw.parent / "series", max_unpacked_bytes, checkpoint
+            )
+            if checkpoint is not None:
+                checkpoint()
+            image = read_dicom_series(series_dir, max_voxels=max_voxels)
         else:
-            image = read_image(named)
+            image = read_image(named, max_voxels=max_voxels)
+    except VoxelBudgetError as exc:
+        log.info("an upload declares %d voxels, over the limit of %d", exc.declared, exc.limit)
+        raise too_many_voxels(exc.limit) from None
     except MedlensError as exc:
-        raise ServiceError(422, f"the {kind} upload cannot be used: {_reason(exc)}") from None
+        log.info("the %s upload cannot be read (%s)", kind, type(exc).__name__)
+        raise ServiceError(422, UNREADABLE[kind]) from None
     except ServiceError:
         raise
     except Exception as exc:  # a reader's unexpected failure is still the upload's fault
-        raise ServiceError(
-            422, f"the {kind} upload cannot be read ({type(exc).__name__})"
-        ) from None
+        log.warning("the %s upload cannot be read (unexpected %s)", kind, type(exc).__name__)
+        raise ServiceError(422, UNREADABLE[kind]) from None
     return Upload(image=image, kind=kind, series_dir=series_dir)
-
-
-def _reason(exc: MedlensError) -> str:
-    """The error's reason without the server-side path it names."""
-    return first_line(getattr(exc, "reason", None) or exc)
 
 
 def is_unsafe_member(name: str) -> bool:
@@ -134,15 +177,18 @@ def is_unsafe_member(name: str) -> bool:
     return any(part == ".." for part in re.split(r"[\\/]", name))
 
 
-def extract_series(archive: Path, dest: Path, max_bytes: int) -> Path:
+def extract_series(
+    archive: Path, dest: Path, max_bytes: int, checkpoint: Callable[[], None] | None = None
+) -> Path:
     """Unpack the files of a zip into ``dest`` under server-chosen names.
 
     Directories, hidden files, ``__MACOSX`` resource forks and ``DICOMDIR`` indexes are
-    skipped; every other member becomes ``dest/NNNNN.dcm``.
+    skipped; every other member becomes ``dest/NNNNN.dcm``. Every entry of the zip's
+    directory (files, folders, anything else) counts against ``MAX_MEMBERS``.
 
     Raises:
         ServiceError: 422 not a zip, an unsafe, linked or encrypted member, a corrupt member,
-            no files, or too many; 413 more than ``max_bytes`` unpacked.
+            no files, or too many entries; 413 more than ``max_bytes`` unpacked.
     """
     try:
         archive_file = zipfile.ZipFile(archive)
@@ -150,6 +196,8 @@ def extract_series(archive: Path, dest: Path, max_bytes: int) -> Path:
         raise ServiceError(422, "the zip archive is corrupt or truncated") from None
     with archive_file:
         members = archive_file.infolist()
+        if len(members) > MAX_MEMBERS:
+            raise ServiceError(422, f"the zip holds more than {MAX_MEMBERS} entries")
         for info in members:
             if is_unsafe_member(info.filename):
                 raise ServiceError(
@@ -162,11 +210,11 @@ def extract_series(archive: Path, dest: Path, max_bytes: int) -> Path:
         files = [info for info in members if _is_slice_member(info)]
         if not files:
             raise ServiceError(422, "the zip holds no files")
-        if len(files) > MAX_MEMBERS:
-            raise ServiceError(422, f"the zip holds more than {MAX_MEMBERS} files")
         dest.mkdir(mode=0o700)
         budget = max_bytes
         for number, info in enumerate(files, start=1):
+            if checkpoint is not None:
+                checkpoint()
             budget = _copy_member(archive_file, info, dest / f"{number:05d}.dcm", budget, max_bytes)
     return dest
 

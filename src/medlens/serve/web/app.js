@@ -58,10 +58,15 @@ async function loadModels() {
   describeModel();
 }
 
-async function post(path, file) {
+async function post(path, file, headers = {}) {
   const form = new FormData();
   form.append("file", file);
-  return fetch(path, { method: "POST", headers: authHeaders(), body: form });
+  return fetch(path, { method: "POST", headers: { ...authHeaders(), ...headers }, body: form });
+}
+
+function base64Blob(text, type) {
+  const bytes = Uint8Array.from(atob(text), (c) => c.charCodeAt(0));
+  return new Blob([bytes], { type });
 }
 
 async function analyse(file) {
@@ -118,19 +123,20 @@ async function classify(model, file) {
 async function segment(model, file) {
   const flat = model.spatial_dims === 2;
   const query = `model=${encodeURIComponent(model.name)}&format=${flat ? "png" : "auto"}`;
-  const response = await post(`/v1/segment?${query}`, file);
+  // JSON: the voxel counts come in the body (any class name), the mask file as base64
+  const response = await post(`/v1/segment?${query}`, file, { Accept: "application/json" });
   if (!response.ok) {
     showError(await errorText(response));
     return;
   }
-  const maskBlob = await response.blob();
-  const disposition = response.headers.get("content-disposition") || "";
+  const result = await response.json();
+  const maskBlob = base64Blob(result.mask_base64, result.media_type);
   const link = $("download");
   if (link.href.startsWith("blob:")) URL.revokeObjectURL(link.href);
   link.href = URL.createObjectURL(maskBlob);
-  link.download = (disposition.match(/filename="([^"]+)"/) || [null, "mask"])[1];
-  const voxels = response.headers.get("x-class-voxels") || "";
-  $("voxels").textContent = voxels ? `Pixels (voxels) per class: ${voxels.replaceAll(";", ", ")}` : "";
+  link.download = result.filename || "mask";
+  const counts = Object.entries(result.class_voxels || {}).map(([name, n]) => `${name}=${n}`);
+  $("voxels").textContent = counts.length ? `Pixels (voxels) per class: ${counts.join(", ")}` : "";
   $("overlay-controls").hidden = !flat;
   $("overlay").hidden = !flat;
   if (flat) {
