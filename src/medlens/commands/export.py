@@ -3,14 +3,24 @@ and check the file against PyTorch on the given images or on seeded random input
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from medlens.errors import ConfigError, InputError
-from medlens.inference.onnx import example_shape, export_onnx, onnx_metadata, verify_onnx
+from medlens.errors import ConfigError
+from medlens.inference.onnx import (
+    OUTPUT_NAME,
+    example_shape,
+    export_onnx,
+    fit_to_shape,
+    onnx_metadata,
+    onnx_session,
+    verify_onnx,
+)
+from medlens.run_folder import layout
 
 
 @dataclass(frozen=True)
@@ -31,6 +41,9 @@ class ExportReport:
     n_checked: int
     checked_on: str
     exporter: str
+    int8_path: Path | None = None
+    int8_max_abs_diff: float | None = None
+    int8_decisions_agree: float | None = None
 
 
 def export_run(
@@ -40,8 +53,16 @@ def export_run(
     opset: int | None = None,
     check_images: Sequence[str | Path] = (),
     seed: int = 0,
+    quantize: str | None = None,
+    calibration: Sequence[str | Path] = (),
 ) -> ExportReport:
-    """``medlens export RUN_DIR --format onnx [--out FILE] [--check IMAGE...]``.
+    """``medlens export RUN_DIR --format onnx [--out FILE] [--check IMAGE...]
+    [--quantize int8 [--calibration IMAGE...]]``.
+
+    With ``quantize="int8"`` the float file is also quantised (``medlens.inference.quantize``:
+    static, calibrated on training images, or on ``calibration`` files) into
+    ``model.int8.onnx`` beside it, and checked on the same inputs: the largest logit
+    difference and the share of inputs whose arg-max decision is unchanged.
 
     Exports (``export_onnx``) and checks the file against PyTorch (``verify_onnx``) on the
     given images, preprocessed as in training (a segmentation run's images are centre-cropped
@@ -53,16 +74,41 @@ def export_run(
     """
     if fmt != "onnx":
         raise ConfigError("--format", f"only 'onnx' is supported, not {fmt!r}")
+    if quantize not in (None, "int8"):
+        raise ConfigError("--quantize", f"only 'int8' is supported, not {quantize!r}")
     path = export_onnx(run_dir, out=out, opset=opset)
     batch = check_batch(run_dir, check_images, seed=seed)
     diff = verify_onnx(run_dir, path, batch)
-    return ExportReport(
+    report = ExportReport(
         path=path,
         max_abs_diff=diff,
         n_checked=len(batch),
         checked_on="images" if check_images else "random",
         exporter=onnx_metadata(path).get("exporter", "unknown"),
     )
+    if quantize is None:
+        return report
+    from medlens.inference.quantize import quantize_run
+
+    int8 = quantize_run(
+        run_dir, fp32_path=path, out=path.with_name(layout.ONNX_INT8), seed=seed,
+        calibration_files=calibration,
+    )  # fmt: skip
+    float_logits, int8_logits = _logits(path, batch), _logits(int8, batch)
+    axis = 1
+    agree = float(np.mean(float_logits.argmax(axis) == int8_logits.argmax(axis)))
+    return dataclasses.replace(
+        report,
+        int8_path=int8,
+        int8_max_abs_diff=float(np.max(np.abs(float_logits - int8_logits))),
+        int8_decisions_agree=agree,
+    )
+
+
+def _logits(onnx_path: Path, batch: np.ndarray) -> np.ndarray:
+    session = onnx_session(onnx_path)
+    (logits,) = session.run([OUTPUT_NAME], {session.get_inputs()[0].name: batch})
+    return np.asarray(logits, dtype=np.float64)
 
 
 def check_batch(
@@ -79,19 +125,4 @@ def check_batch(
         return np.random.default_rng(seed).random((n_random, *shape), dtype=np.float32)
     if not run.task.predicts_masks:
         return np.stack([prepare_input(run, read_image(p)) for p in images])
-    return np.stack([_fit(run.preprocess(read_image(p)).array, shape, p) for p in images])
-
-
-def _fit(array: np.ndarray, shape: tuple[int, ...], source: str | Path) -> np.ndarray:
-    """``array`` centre-cropped and zero-padded to ``shape`` (voxels)."""
-    if array.shape[0] != shape[0] or array.ndim != len(shape):
-        raise InputError(source, f"preprocessed to {array.shape}, the network takes {shape}")
-    out = np.zeros(shape, dtype=np.float32)
-    src, dst = [slice(None)], [slice(None)]
-    for have, want in zip(array.shape[1:], shape[1:], strict=True):
-        start = max((have - want) // 2, 0)
-        size = min(have, want)
-        src.append(slice(start, start + size))
-        dst.append(slice(0, size))
-    out[tuple(dst)] = array[tuple(src)]
-    return out
+    return np.stack([fit_to_shape(run.preprocess(read_image(p)).array, shape, p) for p in images])

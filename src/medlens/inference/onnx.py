@@ -260,3 +260,23 @@ def verify_onnx(
             onnx_path, f"gives outputs of shape {onnx_out.shape}, PyTorch {torch_out.shape}"
         )
     return float(np.max(np.abs(onnx_out.astype(np.float64) - torch_out.astype(np.float64))))
+
+
+def fit_to_shape(array: np.ndarray, shape: tuple[int, ...], source: str | Path) -> np.ndarray:
+    """``array`` ``(C, *spatial)`` centre-cropped and zero-padded to ``shape`` (voxels): a
+    whole image made into one input of a patch-trained network.
+
+    Raises:
+        InputError: naming ``source`` when the channels or the number of axes differ.
+    """
+    if array.shape[0] != shape[0] or array.ndim != len(shape):
+        raise InputError(source, f"preprocessed to {array.shape}, the network takes {shape}")
+    out = np.zeros(shape, dtype=np.float32)
+    src, dst = [slice(None)], [slice(None)]
+    for have, want in zip(array.shape[1:], shape[1:], strict=True):
+        start = max((have - want) // 2, 0)
+        size = min(have, want)
+        src.append(slice(start, start + size))
+        dst.append(slice(0, size))
+    out[tuple(dst)] = array[tuple(src)]
+    return out

@@ -25,7 +25,7 @@ from medlens.run_folder import layout
 from medlens.tasks import Task
 
 log = logging.getLogger(__name__)
-ENGINES = ("torch", "onnx")
+ENGINES = ("torch", "onnx", "onnx-int8")
 
 
 @dataclass
@@ -82,9 +82,11 @@ def load_models(
 
     Args:
         run_dirs: finished run folders; their names must differ.
-        engine: ``torch`` or ``onnx``. With ``onnx`` the run's ``model.onnx`` is used when it
-            was exported from the current ``model.pt`` (its recorded SHA-256 matches);
-            otherwise the network is exported into ``onnx_cache`` and the reason logged.
+        engine: ``torch``, ``onnx`` or ``onnx-int8``. With ``onnx`` the run's ``model.onnx``
+            is used when it was exported from the current ``model.pt`` (its recorded SHA-256
+            matches); otherwise the network is exported into ``onnx_cache`` and the reason
+            logged. ``onnx-int8`` needs the run's ``model.int8.onnx`` from ``medlens export
+            --quantize int8`` of the current weights.
         onnx_cache: a private folder for exports made at start-up (required for ``onnx``).
 
     Raises:
@@ -107,12 +109,16 @@ def load_models(
 
 def _load_one(run_dir: Path, name: str, engine: str, onnx_cache: Path | None) -> ServedModel:
     sha = weights_sha256(run_dir)
-    run = load_run(run_dir, device="cpu" if engine == "onnx" else None)
+    run = load_run(run_dir, device="cpu" if engine != "torch" else None)
     predictor = run
-    if engine == "onnx":
+    if engine != "torch":
         from medlens.serve.onnx_engine import OnnxModule
 
-        path = _current_onnx(run_dir, name, sha, onnx_cache)
+        path = (
+            _current_onnx(run_dir, name, sha, onnx_cache)
+            if engine == "onnx"
+            else _current_int8(run_dir, sha)
+        )
         module = OnnxModule(path, like=run.model, threads=torch.get_num_threads())
         predictor = dataclasses.replace(run, model=module)
     with torch.no_grad():  # warm-up: a broken engine fails at start-up, not on a request
@@ -132,6 +138,25 @@ def _load_one(run_dir: Path, name: str, engine: str, onnx_cache: Path | None) ->
         # Grad-CAM explains classifiers only; a segmenter needs no private copy
         explainer=copy.deepcopy(run.model).eval() if run.task.explainable else run.model,
     )
+
+
+def _current_int8(run_dir: Path, sha: str) -> Path:
+    """The run's int8 file, made by ``medlens export --quantize int8`` from these weights (it
+    is not made at start-up: its calibration images come from the training data)."""
+    path = run_dir / layout.ONNX_INT8
+    if not path.is_file():
+        raise ConfigError(
+            "--engine",
+            f"{run_dir} has no {layout.ONNX_INT8}; make it with `medlens export {run_dir} "
+            "--quantize int8`",
+        )
+    if onnx_metadata(path).get("weights_sha256") != sha:
+        raise ConfigError(
+            "--engine",
+            f"{path} was quantised from other weights than model.pt; export it again with "
+            "--quantize int8",
+        )
+    return path
 
 
 def _current_onnx(run_dir: Path, name: str, sha: str, onnx_cache: Path | None) -> Path:
