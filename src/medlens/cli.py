@@ -461,7 +461,9 @@ def serve(
         Path | None,
         typer.Option(help="Bearer tokens file (token -> models); else $MEDLENS_TOKENS."),
     ] = None,
-    engine: Annotated[str, typer.Option(help="torch | onnx")] = "torch",
+    engine: Annotated[
+        str, typer.Option(help="torch | onnx | onnx-int8 (needs export --quantize int8)")
+    ] = "torch",
     max_upload_mb: Annotated[float, typer.Option(min=0.01)] = 100.0,
     timeout_s: Annotated[float, typer.Option(min=0.1)] = 60.0,
     max_voxels: Annotated[
@@ -502,15 +504,32 @@ def export(
         list[Path], typer.Option(help="Images to check ONNX against PyTorch on.")
     ] = [],  # noqa: B006
     opset: Annotated[int | None, typer.Option()] = None,
+    quantize: Annotated[
+        str | None,
+        typer.Option(
+            help="int8: also write model.int8.onnx (static, calibrated on training images)."
+        ),
+    ] = None,
+    calibration: Annotated[
+        list[Path], typer.Option(help="Images to calibrate int8 on (default: 128 training images).")
+    ] = [],  # noqa: B006
 ) -> None:
     """Export a run's model to ONNX and check it against PyTorch with onnxruntime."""
     from medlens.commands.export import export_run
 
-    report = export_run(run_dir, fmt=fmt, out=out, opset=opset, check_images=check)
+    report = export_run(
+        run_dir, fmt=fmt, out=out, opset=opset, check_images=check, quantize=quantize,
+        calibration=calibration,
+    )  # fmt: skip
     typer.echo(
         f"{report.path} ({report.exporter} exporter): max |ONNX - PyTorch| = "
         f"{report.max_abs_diff:.2e} on {report.n_checked} {report.checked_on}"
     )
+    if report.int8_path is not None:
+        typer.echo(
+            f"{report.int8_path} (int8): max |int8 - float| = {report.int8_max_abs_diff:.2e}; "
+            f"decisions unchanged on {report.int8_decisions_agree:.1%} of them"
+        )
 
 
 @app.command()
