@@ -43,8 +43,12 @@ def test_a_bad_file_in_the_middle_is_a_row_and_the_others_are_predicted(
         *[f"prob_{n}" for n in names],
         "pred",
         "pred_label",
+        "seconds",
+        "peak_rss_mib",
         "error",
     ]
+    # every row says what it cost: seconds > 0 and the process's peak memory in MiB
+    assert (rows["seconds"] > 0).all() and (rows["peak_rss_mib"] > 10).all()
     assert (summary.predicted, summary.errors, summary.already_done) == (n_images, 1, 0)
     # Rows keep the folder's name order, the corrupt file in its place among them.
     assert [Path(c).name for c in rows.case_id] == sorted(

@@ -113,6 +113,7 @@ def segment_files(
 
     from medlens.data.dicom_seg import write_dicom_seg
     from medlens.data.masks import write_mask
+    from medlens.inference.cost import CaseCost
     from medlens.inference.discovery import iter_input_cases
     from medlens.inference.loaded_run import load_run
 
@@ -128,21 +129,25 @@ def segment_files(
     n_ok = n_bad = 0
     cases = list(iter_input_cases(list(inputs), volumes=volumes))
     for case_id, file, load in tqdm(cases, desc="segment", disable=not progress or len(cases) < 2):
+        cost = CaseCost()
         try:
-            image = load()
-            is_series = Path(file).is_dir()
-            fmt = _resolved_format(mask_format, image, is_series)
-            labels = predict_mask(run, image)
-            target = _mask_path(out_dir, case_id, fmt)
-            if fmt == "dicom-seg":
-                write_dicom_seg(
-                    image.with_array(labels[None].astype(np.uint8)),
-                    Path(file),
-                    list(run.class_names[1:]),
-                    target,
-                )
-            else:
-                write_mask(image.with_array(labels[None].astype(np.uint8)), target, reference=image)
+            with cost:
+                image = load()
+                is_series = Path(file).is_dir()
+                fmt = _resolved_format(mask_format, image, is_series)
+                labels = predict_mask(run, image)
+                target = _mask_path(out_dir, case_id, fmt)
+                if fmt == "dicom-seg":
+                    write_dicom_seg(
+                        image.with_array(labels[None].astype(np.uint8)),
+                        Path(file),
+                        list(run.class_names[1:]),
+                        target,
+                    )
+                else:
+                    write_mask(
+                        image.with_array(labels[None].astype(np.uint8)), target, reference=image
+                    )
         except InputError as exc:
             if not skip_bad:
                 raise
@@ -155,6 +160,7 @@ def segment_files(
             count = int(np.count_nonzero(labels == k))
             row[f"voxels_{name}"] = count
             row[f"size_{name}_mm{image.spatial_dims}"] = count * voxel_volume
+        row.update(cost.columns())
         row["error"] = ""
         rows.append(row)
         n_ok += 1

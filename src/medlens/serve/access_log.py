@@ -17,6 +17,8 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 from urllib.parse import parse_qs
 
+from medlens.serve.metrics import ServiceMetrics
+
 access_log = logging.getLogger("medlens.serve.access")
 
 Scope = MutableMapping[str, Any]
@@ -75,10 +77,12 @@ def _model_name(scope: Scope) -> str | None:
 
 class AccessLogMiddleware:
     """ASGI middleware: a request id for every request (``X-Request-ID``, also in
-    ``scope["state"]["request_id"]``), the security headers, and one access-log line."""
+    ``scope["state"]["request_id"]``), the security headers, one access-log line, and the
+    request counted in ``metrics`` (``GET /metrics``)."""
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, metrics: ServiceMetrics | None = None) -> None:
         self.app = app
+        self.metrics = metrics
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -105,12 +109,15 @@ class AccessLogMiddleware:
         try:
             await self.app(scope, receive, send_with_headers)
         finally:
+            seconds = time.perf_counter() - start
             fields = {
                 "request_id": request_id,
                 "method": scope.get("method", ""),
                 "endpoint": scope.get("path", ""),
                 "model": _model_name(scope),
                 "status": status,
-                "duration_ms": round((time.perf_counter() - start) * 1000, 2),
+                "duration_ms": round(seconds * 1000, 2),
             }
             access_log.info("request", extra={"fields": fields})
+            if self.metrics is not None:
+                self.metrics.observe(str(scope.get("path", "")), status, seconds)

@@ -11,7 +11,8 @@ Endpoints (OpenAPI at ``/openapi.json``):
   also carries ``x-class-voxels: name=count;...`` with each class name percent-encoded
   (UTF-8), so the header stays ASCII whatever the class names.
 - ``POST /v1/preview`` the uploaded image as a PNG (for the web page).
-- ``GET /v1/models``; ``GET /healthz`` (the process is up); ``GET /readyz`` (models loaded).
+- ``GET /v1/models``; ``GET /healthz`` (the process is up); ``GET /readyz`` (models loaded);
+  ``GET /metrics`` (Prometheus: requests by status, latency histogram, model load times).
 - ``GET /`` the web page (plain HTML and JS, served from this package).
 
 Uploads are one ``file`` field of a ``multipart/form-data`` body: PNG, JPEG, a DICOM file, a
@@ -60,6 +61,8 @@ from medlens.serve.access_log import AccessLogMiddleware
 from medlens.serve.auth import Grant, TokenConfig, authorize
 from medlens.serve.hosts import TrustedHostMiddleware, is_loopback, normalise_hosts
 from medlens.serve.inputs import Upload, read_upload, too_many_voxels
+from medlens.serve.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
+from medlens.serve.metrics import ServiceMetrics
 from medlens.serve.models_store import ServedModel, load_models
 from medlens.serve.service_errors import ServiceError
 from medlens.serve.uploads import receive_upload
@@ -192,7 +195,12 @@ def create_app(
     app.state.workers = workers
     if tokens is None or allowed_hosts:
         app.add_middleware(TrustedHostMiddleware, allowed=hosts)
-    app.add_middleware(AccessLogMiddleware)  # added last: the outermost, it logs every request
+    metrics = ServiceMetrics()
+    for served in models.values():
+        metrics.loaded(served.name, served.engine, served.load_seconds)
+    app.state.metrics = metrics
+    # added last: the outermost, it logs and counts every request
+    app.add_middleware(AccessLogMiddleware, metrics=metrics)
     app.add_exception_handler(ServiceError, _service_error_response)  # type: ignore[arg-type]
     app.add_exception_handler(RequestValidationError, _invalid_request)  # type: ignore[arg-type]
     _add_routes(app)
@@ -367,6 +375,13 @@ def _add_routes(app: FastAPI) -> None:  # noqa: C901 - one place that lists ever
             "models": len(models),
             "auth": request.app.state.tokens is not None,
         }
+
+    @app.get("/metrics", tags=["health"], response_class=Response)
+    async def metrics(request: Request, credentials: Credentials) -> Response:
+        """Prometheus text format: requests by endpoint and status, latency histograms, model
+        load times. With tokens, any valid token may read it."""
+        authorize(request.app.state.tokens, credentials.credentials if credentials else None, None)
+        return Response(request.app.state.metrics.render(), media_type=METRICS_CONTENT_TYPE)
 
     @app.get("/v1/models", tags=["models"], responses={401: _ERRORS[401]})
     async def list_models(request: Request, credentials: Credentials) -> dict[str, Any]:

@@ -12,6 +12,7 @@ import copy
 import dataclasses
 import logging
 import threading
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -40,6 +41,7 @@ class ServedModel:
         weights_sha256: SHA-256 of the run's ``model.pt``.
         explainer: a private copy of the PyTorch network for Grad-CAM, used under
             ``explain_lock``.
+        load_seconds: time to load, build and warm the model up at start-up (s).
     """
 
     name: str
@@ -48,6 +50,7 @@ class ServedModel:
     engine: str
     weights_sha256: str
     explainer: torch.nn.Module
+    load_seconds: float = 0.0
     explain_lock: threading.Lock = field(default_factory=threading.Lock)
 
     @property
@@ -108,6 +111,7 @@ def load_models(
 
 
 def _load_one(run_dir: Path, name: str, engine: str, onnx_cache: Path | None) -> ServedModel:
+    started = time.perf_counter()
     sha = weights_sha256(run_dir)
     run = load_run(run_dir, device="cpu" if engine != "torch" else None)
     predictor = run
@@ -137,6 +141,7 @@ def _load_one(run_dir: Path, name: str, engine: str, onnx_cache: Path | None) ->
         weights_sha256=sha,
         # Grad-CAM explains classifiers only; a segmenter needs no private copy
         explainer=copy.deepcopy(run.model).eval() if run.task.explainable else run.model,
+        load_seconds=time.perf_counter() - started,
     )
 
 

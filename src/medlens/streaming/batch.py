@@ -12,9 +12,11 @@ import numpy as np
 import pyarrow as pa
 
 from medlens.errors import InputError
+from medlens.inference.cost import CaseCost
 
-DecodedCase = tuple[str, np.ndarray | None, str | None]
-"""``(case_id, preprocessed float32 array (C, *spatial) or None, error or None)``."""
+DecodedCase = tuple[str, np.ndarray | None, str | None, tuple[float, float]]
+"""``(case_id, preprocessed float32 array (C, *spatial) or None, error or None, (seconds,
+peak RSS MiB) of decoding it)``."""
 
 
 @dataclass(frozen=True)
@@ -36,24 +38,33 @@ class CasePreparer:
         from medlens.data.readers import read_image
         from medlens.inference.loaded_run import prepare_input
 
-        try:
-            # prepare_input reads only .preprocess and .input_shape of the run it is given.
-            return path, prepare_input(self, read_image(path)), None  # type: ignore[arg-type]
-        except InputError as exc:
-            return path, None, exc.reason
-        except Exception as exc:  # a reader's unforeseen failure on one file of thousands
-            return path, None, f"could not be read ({type(exc).__name__}: {exc})"
+        array: np.ndarray | None = None
+        error: str | None = None
+        cost = CaseCost()
+        with cost:
+            try:
+                # prepare_input reads only .preprocess and .input_shape of the run it is given.
+                array = prepare_input(self, read_image(path))  # type: ignore[arg-type]
+            except InputError as exc:
+                error = exc.reason
+            except Exception as exc:  # a reader's unforeseen failure on one file of thousands
+                error = f"could not be read ({type(exc).__name__}: {exc})"
+        return path, array, error, (cost.seconds, cost.peak_rss_mib)
 
 
 def result_schema(class_names: list[str]) -> pa.Schema:
     """Columns of the output: ``case_id``, ``prob_<class>``..., ``pred``, ``pred_label``,
-    ``error`` (null where the case was predicted; the other columns null where it failed)."""
+    ``seconds`` and ``peak_rss_mib`` (what the case cost: decoding in its worker plus its share
+    of the forward pass; see ``medlens.inference.cost``), ``error`` (null where the case was
+    predicted; the probability and decision columns null where it failed)."""
     return pa.schema(
         [pa.field("case_id", pa.string(), nullable=False)]
         + [pa.field(f"prob_{name}", pa.float64()) for name in class_names]
         + [
             pa.field("pred", pa.int64()),
             pa.field("pred_label", pa.string()),
+            pa.field("seconds", pa.float64()),
+            pa.field("peak_rss_mib", pa.float64()),
             pa.field("error", pa.string()),
         ]
     )
@@ -74,20 +85,23 @@ def predict_batch(run: Any, cases: list[DecodedCase]) -> pa.Table:
 
     k = len(run.class_names)
     probs = np.full((len(cases), k), np.nan)
-    ok = np.array([array is not None for _, array, _ in cases], dtype=bool)
+    ok = np.array([case[1] is not None for case in cases], dtype=bool)
+    seconds = np.array([case[3][0] for case in cases])
+    peaks = np.array([case[3][1] for case in cases])
     by_shape: dict[tuple[int, ...], list[int]] = {}
-    for i, (_, array, _) in enumerate(cases):
-        if array is not None:
-            by_shape.setdefault(tuple(array.shape), []).append(i)
+    for i, case in enumerate(cases):
+        if case[1] is not None:
+            by_shape.setdefault(tuple(case[1].shape), []).append(i)
     for rows in by_shape.values():  # one shape unless the run recorded no input shape
         arrays = [cases[i][1] for i in rows]
-        probs[rows] = predict_arrays(run, arrays, batch_size=len(rows))  # type: ignore[arg-type]
+        with CaseCost() as forward:  # each case is charged its share of the forward pass
+            probs[rows] = predict_arrays(run, arrays, batch_size=len(rows))  # type: ignore[arg-type]
+        seconds[rows] += forward.seconds / len(rows)
+        peaks[rows] = np.maximum(peaks[rows], forward.peak_rss_mib)
     preds = np.zeros(len(cases), dtype=np.int64)
     if ok.any():
         preds[ok] = predict_labels(probs[ok], run.threshold)
-    columns: dict[str, pa.Array] = {
-        "case_id": pa.array([case_id for case_id, _, _ in cases], pa.string())
-    }
+    columns: dict[str, pa.Array] = {"case_id": pa.array([case[0] for case in cases], pa.string())}
     for c, name in enumerate(run.class_names):
         columns[f"prob_{name}"] = pa.array(probs[:, c], pa.float64(), mask=~ok)
     columns["pred"] = pa.array(preds, pa.int64(), mask=~ok)
@@ -95,5 +109,7 @@ def predict_batch(run: Any, cases: list[DecodedCase]) -> pa.Table:
         [run.class_names[p] if good else None for p, good in zip(preds, ok, strict=True)],
         pa.string(),
     )
-    columns["error"] = pa.array([error for _, _, error in cases], pa.string())
+    columns["seconds"] = pa.array(np.round(seconds, 4), pa.float64())
+    columns["peak_rss_mib"] = pa.array(np.round(peaks, 1), pa.float64())
+    columns["error"] = pa.array([case[2] for case in cases], pa.string())
     return pa.table(columns, schema=result_schema(list(run.class_names)))
