@@ -17,10 +17,23 @@ requests answered with a 4xx, and client-side connection errors. Summary keys:
 ``onnx_speedup`` (torch p50 / onnx p50), ``p95_ms_28px_c8`` (the PyTorch engine's p95 with
 8 clients, the default engine), plus machine information.
 
+The engines themselves (``--parts model``): a ResNet-18 trained here on PneumoniaMNIST with the
+demo's recipe (64 px, ``--model-minutes`` of training) is exported to ONNX and quantised to
+int8 (``medlens export --quantize int8``: 128 seeded training images calibrate it). On the
+whole test split, each of eager PyTorch, float ONNX and int8 ONNX gives its test AUC; on one
+thread each, the median latency of a single image (batch 1, 200 repeats) and the throughput
+of batches of 32 (images/s); and the file sizes. Summary keys: ``onnx_speedup`` (eager p50 /
+float ONNX p50, batch 1: the serving case), ``onnx_int8_speedup_vs_fp32`` (throughput at batch
+32, int8 / float), ``onnx_int8_size_ratio`` (float file / int8 file), ``onnx_int8_auc_drop``
+(float ONNX AUC - int8 AUC). The service load test above keeps its torch/ONNX p50 ratio as
+``onnx_speedup_service`` (a 28 px small_cnn, where HTTP and PNG decoding dominate) and adds
+the int8 engine.
+
 Writes benchmarks/results/serving.json (``--quick``: serving_quick.json, so a smoke run never
 replaces the full figures).
 
-    python benchmarks/serving.py                              # 30 s per engine, 8 clients
+    python benchmarks/serving.py                              # both parts
+    python benchmarks/serving.py --parts model                # the engines only
     python benchmarks/serving.py --quick --seconds 3          # smoke run
 """
 
@@ -216,6 +229,125 @@ def load_phase(
     }
 
 
+def train_resnet18(out: Path, minutes: float) -> Path:
+    """The demo's ResNet-18 recipe on PneumoniaMNIST (64 px), trained for ``minutes``."""
+    import torch
+
+    from medlens.commands.demo import demo_config
+    from medlens.config import parse_config
+    from medlens.train.deep.run import train_from_config
+
+    torch.set_num_threads(2)
+    config = demo_config(PNEUMONIA, out, minutes)
+    config["evaluate"] = {"n_bootstrap": 0}
+    return train_from_config(parse_config(config), progress=False)
+
+
+def _test_split(run_dir: Path) -> tuple[np.ndarray, np.ndarray]:
+    """Every PneumoniaMNIST test image preprocessed by the run, and the labels."""
+    from medlens.data.image import Image
+    from medlens.inference.loaded_run import load_run, prepare_input
+
+    run = load_run(run_dir, device="cpu")
+    with np.load(PNEUMONIA) as data:
+        images, labels = data["test_images"], data["test_labels"].ravel()
+    batch = [
+        prepare_input(run, Image(array=im[None].astype(np.float32), spacing=(1.0, 1.0)))
+        for im in images
+    ]
+    return np.stack(batch), labels
+
+
+def _timings(call: Any, batch: np.ndarray, repeats: int) -> dict[str, float]:
+    """Median latency of one image (ms) and throughput of batches of 32 (images/s)."""
+    single = batch[:1]
+    call(single)
+    latencies = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        call(single)
+        latencies.append(time.perf_counter() - start)
+    block = batch[:32]
+    call(block)
+    rounds = max(3, repeats // 20)
+    start = time.perf_counter()
+    for _ in range(rounds):
+        call(block)
+    return {
+        "p50_ms_batch1": 1000 * statistics.median(latencies),
+        "images_per_s_batch32": rounds * len(block) / (time.perf_counter() - start),
+    }
+
+
+def _metrics_count(url: str) -> float:
+    """The requests ``GET /metrics`` says the service answered (all endpoints)."""
+    import httpx
+    from prometheus_client.parser import text_string_to_metric_families
+
+    text = httpx.get(f"{url}/metrics", timeout=10).text
+    return sum(
+        sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+        if sample.name == "medlens_requests_total"
+    )
+
+
+def model_part(run_dir: Path | None, minutes: float, repeats: int, tmp: Path) -> dict[str, Any]:
+    """Eager PyTorch vs float ONNX vs int8 ONNX of one ResNet-18: AUC, speed, size."""
+    import torch
+    from sklearn.metrics import roc_auc_score
+
+    from medlens.inference.loaded_run import load_run
+    from medlens.inference.onnx import OUTPUT_NAME, export_onnx, onnx_session
+    from medlens.inference.quantize import quantize_run
+
+    run_dir = run_dir or train_resnet18(tmp / "resnet", minutes)
+    fp32 = export_onnx(run_dir, out=tmp / "model.onnx")
+    int8 = quantize_run(run_dir, fp32_path=fp32, out=tmp / "model.int8.onnx")
+    batch, labels = _test_split(run_dir)
+    torch.set_num_threads(1)
+    model = load_run(run_dir, device="cpu").model.eval()
+
+    def eager(x: np.ndarray) -> np.ndarray:
+        with torch.no_grad():
+            return model(torch.from_numpy(x)).numpy()
+
+    def session_call(path: Path) -> Any:
+        session = onnx_session(path, threads=1)
+        name = session.get_inputs()[0].name
+        return lambda x: session.run([OUTPUT_NAME], {name: x})[0]
+
+    engines = {"eager": eager, "onnx_fp32": session_call(fp32), "onnx_int8": session_call(int8)}
+    rows: dict[str, dict[str, Any]] = {}
+    for name, call in engines.items():
+        logits = np.concatenate([call(batch[i : i + 256]) for i in range(0, len(batch), 256)])
+        exp = np.exp(logits - logits.max(axis=1, keepdims=True))
+        probs = exp[:, 1] / exp.sum(axis=1)
+        rows[name] = {
+            "test_auc": float(roc_auc_score(labels, probs)),
+            **_timings(call, batch, repeats),
+        }
+        print(name, rows[name], flush=True)
+    rows["onnx_fp32"]["file_mb"] = fp32.stat().st_size / 2**20
+    rows["onnx_int8"]["file_mb"] = int8.stat().st_size / 2**20
+    return {
+        "model": "resnet18, demo recipe, PneumoniaMNIST 64 px"
+        + ("" if run_dir is None else f" ({run_dir})"),
+        "test_images": int(len(labels)),
+        "engines": rows,
+        "summary": {
+            "onnx_speedup": rows["eager"]["p50_ms_batch1"] / rows["onnx_fp32"]["p50_ms_batch1"],
+            "onnx_int8_speedup_vs_fp32": rows["onnx_int8"]["images_per_s_batch32"]
+            / rows["onnx_fp32"]["images_per_s_batch32"],
+            "onnx_int8_speedup_vs_fp32_batch1": rows["onnx_fp32"]["p50_ms_batch1"]
+            / rows["onnx_int8"]["p50_ms_batch1"],
+            "onnx_int8_size_ratio": rows["onnx_fp32"]["file_mb"] / rows["onnx_int8"]["file_mb"],
+            "onnx_int8_auc_drop": rows["onnx_fp32"]["test_auc"] - rows["onnx_int8"]["test_auc"],
+        },
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--run", type=Path, help="a 28 px classification run (default: train one)")
@@ -229,30 +361,67 @@ def main() -> None:
         "--quick", action="store_true", help="train on 5%%; write serving_quick.json"
     )
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--parts", default="service,model", help="service, model or both")
+    parser.add_argument("--model-run", type=Path, help="a ResNet-18 run (default: train one)")
+    parser.add_argument("--model-minutes", type=float, default=4.0)
     args = parser.parse_args()
 
+    parts = {p.strip() for p in args.parts.split(",") if p.strip()}
+    started = time.perf_counter()
+    engines: dict[str, Any] = {}
+    model: dict[str, Any] = {}
     with tempfile.TemporaryDirectory(prefix="medlens-serving-bench-") as tmp:
-        run_dir = args.run or train_run(Path(tmp) / "runs", 0.05 if args.quick else 0.25)
-        bodies = request_bodies(args.max_upload_mb)
-        engines: dict[str, Any] = {}
-        for engine in ("torch", "onnx"):
-            log = Path(tmp) / f"{engine}.log"
-            process, url = start_service(
-                run_dir, engine, args.server_threads, args.max_upload_mb, log
-            )
-            try:
-                engines[engine] = load_phase(url, bodies, args, args.seed)
-            finally:
-                process.terminate()
-                process.wait(timeout=30)
-            print(engine, engines[engine], flush=True)
+        if "service" in parts:
+            from medlens.inference.quantize import quantize_run
 
-    fractions = [e["bad_requests_answered_4xx_fraction"] for e in engines.values()]
-    torch_p50, onnx_p50 = engines["torch"]["p50_ms"], engines["onnx"]["p50_ms"]
+            run_dir = args.run or train_run(Path(tmp) / "runs", 0.05 if args.quick else 0.25)
+            quantize_run(run_dir)  # the int8 engine serves the run's model.int8.onnx
+            bodies = request_bodies(args.max_upload_mb)
+            for engine in ("torch", "onnx", "onnx-int8"):
+                log = Path(tmp) / f"{engine}.log"
+                process, url = start_service(
+                    run_dir, engine, args.server_threads, args.max_upload_mb, log
+                )
+                try:
+                    engines[engine] = load_phase(url, bodies, args, args.seed)
+                    engines[engine]["metrics_requests_counted"] = _metrics_count(url)
+                finally:
+                    process.terminate()
+                    process.wait(timeout=30)
+                print(engine, engines[engine], flush=True)
+        if "model" in parts:
+            model = model_part(
+                args.model_run,
+                1.0 if args.quick else args.model_minutes,
+                20 if args.quick else 200,
+                Path(tmp),
+            )
+
+    summary: dict[str, Any] = {}
+    if engines:
+        fractions = [e["bad_requests_answered_4xx_fraction"] for e in engines.values()]
+        torch_p50, onnx_p50 = engines["torch"]["p50_ms"], engines["onnx"]["p50_ms"]
+        summary.update(
+            {
+                "errors_5xx": sum(e["errors_5xx"] for e in engines.values()),
+                "bad_requests_answered_4xx_fraction": (
+                    min(f for f in fractions if f is not None)
+                    if any(f is not None for f in fractions)
+                    else None
+                ),
+                "onnx_speedup_service": (
+                    round(torch_p50 / onnx_p50, 3) if torch_p50 and onnx_p50 else None
+                ),
+                f"p95_ms_28px_c{args.clients}": engines["torch"]["p95_ms"],
+            }
+        )
+    if model:
+        summary.update({k: round(v, 4) for k, v in model["summary"].items()})
     result = {
         "benchmark": "serving",
         "machine": machine_info(),
         "config": {
+            "parts": sorted(parts),
             "run": str(args.run) if args.run else "small_cnn, 1 epoch, PneumoniaMNIST 28 px",
             "seconds_per_engine": args.seconds,
             "clients": args.clients,
@@ -261,18 +430,12 @@ def main() -> None:
             "server_threads": args.server_threads,
             "heatmap": args.heatmap,
             "quick": args.quick,
+            "model_minutes": args.model_minutes,
         },
         "engines": engines,
-        "summary": {
-            "errors_5xx": sum(e["errors_5xx"] for e in engines.values()),
-            "bad_requests_answered_4xx_fraction": (
-                min(f for f in fractions if f is not None)
-                if any(f is not None for f in fractions)
-                else None
-            ),
-            "onnx_speedup": round(torch_p50 / onnx_p50, 3) if torch_p50 and onnx_p50 else None,
-            f"p95_ms_28px_c{args.clients}": engines["torch"]["p95_ms"],
-        },
+        "model": model,
+        "summary": summary,
+        "wall_seconds": time.perf_counter() - started,
     }
     name = "serving_quick.json" if args.quick else "serving.json"
     out = write_json_atomic(HERE / "results" / name, result)
