@@ -43,6 +43,10 @@ CASES = {  # name: (shape kind, spacing)
     "sphere": ("sphere", ISOTROPIC),
     "sphere_anisotropic": ("sphere", ANISOTROPIC),
     "sphere_poor": ("sphere_poor", ISOTROPIC),
+    "far_apart": ("far_apart", ISOTROPIC),
+    "far_apart_anisotropic": ("far_apart", ANISOTROPIC),
+    "mostly_empty": ("mostly_empty", ISOTROPIC),
+    "missed_island": ("missed_island", ISOTROPIC),
     "blobs": ("blobs", ISOTROPIC),
     "blobs_anisotropic": ("blobs", ANISOTROPIC),
 }
@@ -63,12 +67,31 @@ def make_masks(kind: str, n: int, spacing: tuple[float, ...]) -> tuple[np.ndarra
 
     sphere: a ball of radius 0.3 of the smallest extent; the prediction 2 mm smaller and moved
     2 voxels along the first axis. sphere_poor: 8 mm smaller and moved 4 voxels (most surface
-    voxels farther than the neighbourhood search). blobs: smooth noise (sigma n/32 voxels)
-    above 0; the prediction thresholds a noisier, re-smoothed copy (boundary errors of a few
-    voxels and small false-positive and missed islands).
+    voxels farther than the neighbourhood search). far_apart: two balls of radius 0.12 of the
+    extent whose centres lie 0.45 of the extent apart (every surface voxel far from the other
+    surface: a prediction on the wrong organ). mostly_empty: a ball of radius 3 mm in the
+    corner region and its prediction moved 6 mm (almost the whole volume empty). missed_island:
+    the reference is a ball plus a small far island, the prediction the ball alone. blobs:
+    smooth noise (sigma n/32 voxels) above 0; the prediction thresholds a noisier, re-smoothed
+    copy (boundary errors of a few voxels and small false-positive and missed islands).
     """
+    extent = np.array(spacing) * n
+    if kind == "far_apart":
+        radius = 0.12 * extent.min()
+        a = extent * np.array([0.25, 0.5, 0.5])
+        b = a + np.array([0.45 * extent[0], 0.0, 0.0])
+        return ball(n, a, radius, spacing), ball(n, b, radius, spacing)
+    if kind == "mostly_empty":
+        centre = extent * 0.2
+        return ball(n, centre + np.array([6.0, 0.0, 0.0]), 3.0, spacing), ball(
+            n, centre, 3.0, spacing
+        )
+    if kind == "missed_island":
+        centre, radius = extent / 2, 0.25 * extent.min()
+        island = extent * np.array([0.9, 0.5, 0.5])
+        main = ball(n, centre, radius, spacing)
+        return main, main | ball(n, island, 3.0, spacing)
     if kind.startswith("sphere"):
-        extent = np.array(spacing) * n
         centre = extent / 2
         radius = 0.3 * extent.min()
         shrink, shift = (8.0, 4) if kind == "sphere_poor" else (2.0, 2)
