@@ -66,9 +66,7 @@ def train_model(steps: int, seed: int = 0) -> torch.nn.Module:
     from medlens.models import create_model
 
     torch.manual_seed(seed)
-    model = create_model(
-        "unet", in_channels=1, num_classes=2, spatial_dims=3, channels=CHANNELS
-    )
+    model = create_model("unet", in_channels=1, num_classes=2, spatial_dims=3, channels=CHANNELS)
     optimiser = torch.optim.AdamW(model.parameters(), lr=3e-3)
     image, label = synthetic_volume(96, seed + 100)
     rng = np.random.default_rng(seed)
@@ -198,7 +196,9 @@ def main() -> None:
             print(which, json.dumps(rows[which]), flush=True)
     a, b = masks["before"] > 0, masks["after"] > 0
     dice = 2.0 * np.count_nonzero(a & b) / max(np.count_nonzero(a) + np.count_nonzero(b), 1)
-    truth = 2.0 * np.count_nonzero(b & label) / max(np.count_nonzero(b) + np.count_nonzero(label), 1)
+    truth = (
+        2.0 * np.count_nonzero(b & label) / max(np.count_nonzero(b) + np.count_nonzero(label), 1)
+    )
     summary = {
         "sw_peak_rss_ratio": rows["after"]["peak_rss_increase_mib"]
         / rows["before"]["peak_rss_increase_mib"],

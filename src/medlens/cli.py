@@ -118,6 +118,18 @@ def evaluate(
     tolerance_mm: Annotated[
         float, typer.Option(help="Normalised surface Dice tolerance (mm).", min=0)
     ] = 1.0,
+    registration: Annotated[
+        Path | None, typer.Option(help="A `medlens register` output folder to score.")
+    ] = None,
+    fixed_landmarks: Annotated[
+        Path | None, typer.Option(help="Registration: fixed landmarks (world mm).")
+    ] = None,
+    moving_landmarks: Annotated[
+        Path | None, typer.Option(help="Registration: moving landmarks (world mm).")
+    ] = None,
+    fixed_labels: Annotated[
+        Path | None, typer.Option(help="Registration: the fixed image's labels.")
+    ] = None,
 ) -> None:
     """Evaluate a run's model (at its validation-chosen threshold), or two folders of masks
     (--pred DIR --ref DIR): Dice, Jaccard, precision, sensitivity, specificity, HD, HD95,
@@ -136,6 +148,10 @@ def evaluate(
             spacing=spacing,
             fov=fov,
             tolerance_mm=tolerance_mm,
+            registration=registration,
+            fixed_landmarks=fixed_landmarks,
+            moving_landmarks=moving_landmarks,
+            fixed_labels=fixed_labels,
         )
     )
 
@@ -202,6 +218,63 @@ def predict(
         quiet=quiet,
     )
     typer.echo(predict_command(run_dir, inputs, options))
+
+
+@app.command()
+def register(
+    fixed: Annotated[Path, typer.Argument(help="Fixed image: NIfTI, a DICOM series, PNG...")],
+    moving: Annotated[Path, typer.Argument(help="Moving image, warped onto the fixed grid.")],
+    out: Annotated[Path, typer.Option(help="Output folder.")] = Path("registration"),
+    moving_labels: Annotated[
+        Path | None, typer.Option(help="Label map on the moving grid, to propagate.")
+    ] = None,
+    fixed_labels: Annotated[
+        Path | None, typer.Option(help="The fixed image's labels: Dice/HD95 of the propagated.")
+    ] = None,
+    fixed_landmarks: Annotated[
+        Path | None, typer.Option(help="Fixed landmarks (world mm, one per line): TRE.")
+    ] = None,
+    moving_landmarks: Annotated[
+        Path | None, typer.Option(help="The corresponding moving landmarks (world mm).")
+    ] = None,
+    stages: Annotated[
+        str | None, typer.Option(help="Comma-separated: rigid,affine,deformable (the default).")
+    ] = None,
+    loss: Annotated[str | None, typer.Option(help="Deformable similarity: ncc | mi | mse.")] = None,
+    regulariser: Annotated[str | None, typer.Option(help="diffusion | bending.")] = None,
+    regulariser_weight: Annotated[float | None, typer.Option(min=0)] = None,
+    diffeomorphic: Annotated[
+        bool, typer.Option(help="Stationary velocity field, scaling and squaring.")
+    ] = False,
+    init: Annotated[str | None, typer.Option(help="com (default) | geometry.")] = None,
+    model: Annotated[
+        Path | None, typer.Option(help="A task: registration run: its network's field.")
+    ] = None,
+    set_: Annotated[
+        list[str],
+        typer.Option("--set", help="Any registration key: --set deformable_iterations=[50,20,0]"),
+    ] = [],  # noqa: B006
+    seed: Annotated[int, typer.Option()] = 0,
+    overwrite: Annotated[bool, typer.Option(help="Replace an existing output folder.")] = False,
+) -> None:
+    """Register MOVING to FIXED (rigid -> affine -> deformable): warped image, displacement
+    field, transform chain, propagated labels, Jacobian and folding, metrics, report.html."""
+    from medlens.commands.register import RegisterInputs, register_command, registration_config
+
+    settings: dict[str, Any] = {
+        "stages": _split_list(stages) or None,
+        "loss": loss,
+        "regulariser": regulariser,
+        "regulariser_weight": regulariser_weight,
+        "diffeomorphic": diffeomorphic or None,
+        "init": init,
+        **_parse_overrides(set_),
+    }
+    inputs = RegisterInputs(
+        fixed, moving, moving_labels, fixed_labels, fixed_landmarks, moving_landmarks, model
+    )
+    config = registration_config(settings)
+    typer.echo(register_command(inputs, out, config, seed=seed, overwrite=overwrite))
 
 
 def _split_list(text: str | None) -> list[str]:

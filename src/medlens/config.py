@@ -46,10 +46,12 @@ class DataConfig(_Strict):
     sub-folder per class), ``csv`` (a manifest with a path and a label column; paths may be
     images, DICOM files or folders of a series, NIfTI), ``dicom`` (a folder of DICOM files with
     the class read from a sub-folder name, like ``folder``), ``segmentation`` (image + mask
-    pairs, for ``task: segmentation``, in the given ``layout``).
+    pairs, for ``task: segmentation``, in the given ``layout``), ``pairs`` (a folder of images
+    on one grid, with an optional ``labels/`` sub-folder of label maps with the same names, for
+    ``task: registration``: pairs of them are registered).
     """
 
-    format: Literal["medmnist", "folder", "csv", "dicom", "segmentation"] = "medmnist"
+    format: Literal["medmnist", "folder", "csv", "dicom", "segmentation", "pairs"] = "medmnist"
     layout: Literal["auto", "drive", "msd", "folder"] = Field(
         "auto",
         description="segmentation pairs: the DRIVE release, the Medical Segmentation Decathlon / "
@@ -167,6 +169,81 @@ class SegmentationConfig(_Strict):
         return value
 
 
+RegistrationStage = Literal["rigid", "affine", "deformable"]
+REGISTRATION_STAGES: tuple[RegistrationStage, ...] = ("rigid", "affine", "deformable")
+
+
+class RegistrationConfig(_Strict):
+    """Image registration: ``medlens register`` and ``task: registration`` (learned).
+
+    ``stages`` run in order (rigid -> affine -> deformable). ``init``: ``com`` aligns the
+    intensity centres of mass first, ``geometry`` trusts the files' world coordinates (image
+    centres for files without them). ``levels``: down-sampling factors of the
+    multi-resolution pyramid, coarse to fine; ``linear_iterations`` / ``deformable_iterations``:
+    optimiser steps per level. ``linear_loss`` / ``loss``: the similarity of the linear stages
+    and of the deformable stage (``ncc`` local normalised cross-correlation in a window of
+    ``ncc_kernel`` voxels, ``mi`` mutual information, ``mse``). ``regulariser`` (``diffusion``
+    or ``bending``) weighs ``regulariser_weight`` against the similarity. ``diffeomorphic``:
+    the deformable stage optimises a stationary velocity field integrated by scaling and
+    squaring in ``integration_steps`` steps, on a grid at least 2 voxels apart. ``field_step``:
+    the deformable stage's field lives on a grid this many voxels apart and is interpolated
+    between (1: a vector per voxel).
+
+    Learned runs (``task: registration``, ``model.name: voxelmorph``): ``atlas`` registers
+    every image to one fixed image (otherwise ordered pairs of images within each split);
+    ``pairs_per_epoch`` caps the training pairs drawn each epoch (seeded).
+    """
+
+    stages: list[RegistrationStage] = Field(
+        default_factory=lambda: list(REGISTRATION_STAGES), min_length=1
+    )
+    init: Literal["com", "geometry"] = "com"
+    levels: list[int] = Field(default_factory=lambda: [4, 2, 1], min_length=1)
+    linear_iterations: list[int] = Field(default_factory=lambda: [100, 60, 0])
+    deformable_iterations: list[int] = Field(default_factory=lambda: [100, 60, 20])
+    linear_loss: Literal["ncc", "mi", "mse"] = "mi"
+    loss: Literal["ncc", "mi", "mse"] = "ncc"
+    ncc_kernel: int = Field(7, ge=3)
+    regulariser: Literal["diffusion", "bending"] = "diffusion"
+    regulariser_weight: float = Field(1.0, ge=0)
+    diffeomorphic: bool = False
+    integration_steps: int = Field(7, ge=1, le=12)
+    linear_lr: float = Field(0.25, gt=0, description="voxels of the level per step, at first")
+    deformable_lr: float = Field(0.5, gt=0, description="voxels of the level per step, at first")
+    field_step: int = Field(1, ge=1)
+    atlas: Path | None = None
+    pairs_per_epoch: int | None = Field(None, ge=1)
+
+    @field_validator("levels")
+    @classmethod
+    def _coarse_to_fine(cls, value: list[int]) -> list[int]:
+        if any(v < 1 for v in value) or value != sorted(value, reverse=True):
+            raise ValueError("levels are down-sampling factors >= 1, coarse to fine (4, 2, 1)")
+        return value
+
+    @field_validator("ncc_kernel")
+    @classmethod
+    def _odd(cls, value: int) -> int:
+        if value % 2 == 0:
+            raise ValueError("the window must have an odd number of voxels")
+        return value
+
+    @model_validator(mode="after")
+    def _one_count_per_level(self) -> RegistrationConfig:
+        for key in ("linear_iterations", "deformable_iterations"):
+            counts = getattr(self, key)
+            if len(counts) != len(self.levels) or any(c < 0 for c in counts):
+                raise ValueError(
+                    f"{key} needs one count >= 0 per level ({len(self.levels)} levels)"
+                )
+        order = list(REGISTRATION_STAGES)
+        if [order.index(s) for s in self.stages] != sorted(
+            order.index(s) for s in set(self.stages)
+        ):
+            raise ValueError("stages run once each, in the order rigid, affine, deformable")
+        return self
+
+
 #: ``model.name`` of a classical (feature-based) run; its network, if any, is ``features.backbone``.
 CLASSICAL_MODEL = "classical"
 
@@ -239,7 +316,7 @@ class RunConfig(_Strict):
     """A whole run: ``medlens train CONFIG.yaml`` reads one of these."""
 
     name: str = "run"
-    task: Literal["classification", "segmentation"] = "classification"
+    task: Literal["classification", "segmentation", "registration"] = "classification"
     seed: int = 0
     output_dir: Path = Path("runs")
     data: DataConfig
@@ -249,6 +326,7 @@ class RunConfig(_Strict):
     train: TrainConfig = Field(default_factory=TrainConfig)
     evaluate: EvaluateConfig = Field(default_factory=EvaluateConfig)
     segmentation: SegmentationConfig = Field(default_factory=SegmentationConfig)
+    registration: RegistrationConfig = Field(default_factory=RegistrationConfig)
     features: FeaturesConfig | None = None
 
     @model_validator(mode="before")
@@ -317,7 +395,11 @@ def parse_config(
         err = exc.errors()[0]
         raise ConfigError(_format_location(tuple(err["loc"])), err["msg"], source) from None
     if base_dir is not None:
-        for obj, attr in ((config.data, "path"), (config.model, "init")):
+        for obj, attr in (
+            (config.data, "path"),
+            (config.model, "init"),
+            (config.registration, "atlas"),
+        ):
             value = getattr(obj, attr)
             if value is not None and not Path(value).is_absolute():
                 setattr(obj, attr, (base_dir / value).resolve())

@@ -94,3 +94,40 @@ def test_a_network_of_another_task_is_refused_at_load(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="unet is a segmentation model") as info:
         check_config(config)
     assert info.value.key == "model.name" and "resnet18" in info.value.reason
+
+
+def test_registration_is_a_task_of_its_own(tmp_path: Path) -> None:
+    from medlens.tasks import REGISTRATION
+
+    config = parse_config(
+        {
+            "task": "registration",
+            "model": {"name": "voxelmorph"},
+            "data": {"format": "pairs", "path": str(tmp_path)},
+        }
+    )
+    assert task_of(config) is REGISTRATION and check_config(config) is config
+    assert not REGISTRATION.predicts_masks and not REGISTRATION.applies("engine")
+    assert REGISTRATION.applies("quiet")
+
+
+def test_registration_refuses_preprocessing_and_other_formats(tmp_path: Path) -> None:
+    base = {"task": "registration", "model": {"name": "voxelmorph"}}
+    config = parse_config(
+        {
+            **base,
+            "data": {"format": "pairs", "path": str(tmp_path)},
+            "augment": [{"name": "random_flip"}],
+        }
+    )
+    with pytest.raises(ConfigError) as info:
+        check_config(config)
+    assert info.value.key == "augment"
+    wrong = parse_config({**base, "data": {"format": "segmentation", "path": str(tmp_path)}})
+    with pytest.raises(ConfigError, match="registration trains on data.format pairs"):
+        check_config(wrong)
+    unet = parse_config(
+        {**base, "model": {"name": "unet"}, "data": {"format": "pairs", "path": str(tmp_path)}}
+    )
+    with pytest.raises(ConfigError, match="voxelmorph"):
+        check_config(unet)

@@ -37,14 +37,32 @@ def evaluate_command(
     spacing: str | None = None,
     fov: Path | None = None,
     tolerance_mm: float = 1.0,
+    registration: Path | None = None,
+    fixed_landmarks: Path | None = None,
+    moving_landmarks: Path | None = None,
+    fixed_labels: Path | None = None,
 ) -> str:
-    """``medlens evaluate``: a run (``run_dir``), or two folders of masks (``pred`` and
-    ``ref``); returns the text to print after the evaluation is written.
+    """``medlens evaluate``: a run (``run_dir``), two folders of masks (``pred`` and
+    ``ref``), or a ``medlens register`` output folder (``registration``: target registration
+    error from landmarks in mm, Dice/HD95 of the propagated labels, folding, Jacobian
+    statistics); returns the text to print after the evaluation is written.
 
     Raises:
         ConfigError: a run and mask folders together, one mask folder alone, or neither; a
             run whose task this verb cannot evaluate; a bad ``--spacing``.
     """
+    if registration is not None:
+        if run_dir is not None or pred is not None or ref is not None:
+            raise ConfigError(
+                "--registration",
+                "scores a registration folder alone (no run folder, --pred or --ref)",
+            )
+        from medlens.commands.register import evaluate_registration, format_evaluation
+
+        metrics = evaluate_registration(
+            registration, fixed_landmarks, moving_landmarks, fixed_labels
+        )
+        return format_evaluation(metrics, registration)
     if pred is not None or ref is not None:
         if pred is None or ref is None or run_dir is not None:
             raise ConfigError(

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from medlens.errors import ConfigError
 from medlens.run_folder.reader import read_run_task
-from medlens.tasks import CLASSIFICATION, SEGMENTATION, TASKS, Task
+from medlens.tasks import CLASSIFICATION, REGISTRATION, SEGMENTATION, TASKS, Task
 
 ENGINES = ("local", "ray")
 DEFAULT_BATCH_SIZE = 64
@@ -135,10 +135,29 @@ def _segment(run_dir: Path, inputs: Sequence[Path], options: PredictOptions) -> 
     )
 
 
+def _register(run_dir: Path, inputs: Sequence[Path], options: PredictOptions) -> str:
+    """A registration run's network as the deformable stage of ``medlens register``: the
+    inputs are one or more FIXED MOVING pairs; one output folder per pair."""
+    from medlens.commands.register import RegisterInputs, register_command
+
+    if len(inputs) % 2 or not inputs:
+        raise ConfigError(
+            "inputs", f"a registration run takes FIXED MOVING pairs, got {len(inputs)} paths"
+        )
+    out = options.out or REGISTRATION.predict_output
+    pairs = list(zip(inputs[::2], inputs[1::2], strict=True))
+    lines = []
+    for k, (fixed, moving) in enumerate(pairs):
+        target = out if len(pairs) == 1 else out / f"pair_{k:03d}"
+        lines.append(register_command(RegisterInputs(fixed, moving, model=run_dir), target))
+    return "\n".join(lines)
+
+
 #: task name -> its predictor; every registered task has one.
 PREDICTORS: dict[str, Callable[[Path, Sequence[Path], PredictOptions], str]] = {
     CLASSIFICATION.name: _classify,
     SEGMENTATION.name: _segment,
+    REGISTRATION.name: _register,
 }
 
 

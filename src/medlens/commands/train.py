@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from medlens.config import RunConfig
-from medlens.tasks import CLASSIFICATION, SEGMENTATION, check_config, task_of
+from medlens.tasks import CLASSIFICATION, REGISTRATION, SEGMENTATION, check_config, task_of
 from medlens.train.trainer import EpochCallback
 
 RunModule = Callable[..., Path]
@@ -28,6 +28,12 @@ def _segmentation() -> RunModule:
     return train_segmentation_from_config
 
 
+def _registration() -> RunModule:
+    from medlens.train.registration.run import train_registration_from_config
+
+    return train_registration_from_config
+
+
 def _classical() -> RunModule:
     from medlens.train.classical.run import train_classical
 
@@ -42,6 +48,7 @@ def _classical() -> RunModule:
 RUN_MODULES: dict[str, Callable[[], RunModule]] = {
     CLASSIFICATION.name: _deep_classification,
     SEGMENTATION.name: _segmentation,
+    REGISTRATION.name: _registration,
 }
 
 

@@ -82,8 +82,8 @@ def predict_mask(run: Any, image: Image) -> np.ndarray:
     if tuple(x.shape[1:]) == tuple(image.spatial_shape):
         labels = sliding_window_labels(run.model, tensor, threshold=post["threshold"], **window)
         return postprocess(labels[0].cpu().numpy(), **post, spacing=image.spacing)
-    probs = sliding_window_predict(run.model, tensor, out_dtype=torch.float16, **window)
-    probs = resample_probabilities(probs[0].cpu().numpy(), image.spatial_shape)
+    half = sliding_window_predict(run.model, tensor, out_dtype=torch.float16, **window)
+    probs = resample_probabilities(half[0].cpu().numpy(), image.spatial_shape)
     return postprocess(probs, **post, spacing=image.spacing)
 
 

@@ -174,7 +174,7 @@ def _sliding_window(
     weights = compute_importance_map(
         roi, mode=mode, sigma_scale=SIGMA_SCALE, device=device, dtype=torch.float32
     )
-    flips = [()] if not tta_flip else _axis_subsets(range(2, batch.ndim))
+    flips: list[tuple[int, ...]] = [()] if not tta_flip else _axis_subsets(range(2, batch.ndim))
     was_training = model.training
     model.eval()
     try:

@@ -53,8 +53,9 @@ class ModelEntry:
         builder: makes the network from ``BuildOptions``.
         spatial_dims: the dims it can be built for; one name serves 2D and 3D where both exist.
         pretrained_dims: the dims for which ImageNet weights exist.
-        task: ``"classification"`` (a ``Classifier``: image -> logits) or ``"segmentation"``
-            (a ``Segmenter``: image -> per-voxel logits of the same spatial size).
+        task: ``"classification"`` (a ``Classifier``: image -> logits), ``"segmentation"``
+            (a ``Segmenter``: image -> per-voxel logits of the same spatial size) or
+            ``"registration"`` (a moving + fixed pair -> a flow field in voxels).
         takes_channels: accepts ``BuildOptions.channels``.
         takes_deep_supervision: accepts ``BuildOptions.deep_supervision``.
     """
@@ -71,7 +72,7 @@ class ModelEntry:
 MODELS: Registry[ModelEntry] = Registry("model")
 
 
-TASKS = ("classification", "segmentation")
+TASKS = ("classification", "registration", "segmentation")
 
 
 def register_model(
@@ -125,6 +126,7 @@ _ARCHITECTURES = (
     "alexnet",
     "googlenet",
     "segmenters",
+    "voxelmorph",
 )
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from medlens.run_folder.reader import read_run_task
 from medlens.run_folder.sections import write_section
-from medlens.tasks import CLASSIFICATION, SEGMENTATION
+from medlens.tasks import CLASSIFICATION, REGISTRATION, SEGMENTATION
 
 DocumentWriter = Callable[[Path], object]
 
@@ -27,10 +27,20 @@ def _segmentation_writers() -> tuple[DocumentWriter, DocumentWriter]:
     return write_segmentation_model_card, write_segmentation_report
 
 
+def _registration_writers() -> tuple[DocumentWriter, DocumentWriter]:
+    from medlens.report.registration import (
+        write_registration_model_card,
+        write_registration_run_report,
+    )
+
+    return write_registration_model_card, write_registration_run_report
+
+
 #: task name -> (model card writer, report writer); every registered task has an entry.
 DOCUMENT_WRITERS: dict[str, Callable[[], tuple[DocumentWriter, DocumentWriter]]] = {
     CLASSIFICATION.name: _classification_writers,
     SEGMENTATION.name: _segmentation_writers,
+    REGISTRATION.name: _registration_writers,
 }
 
 

@@ -1,0 +1,1 @@
+"""``medlens train`` for ``task: registration``: a VoxelMorph-style network on image pairs."""
