@@ -108,3 +108,10 @@ def test_an_unreadable_folder_is_an_input_error_naming_it(
     with pytest.raises(InputError, match="cannot be listed") as info:
         list(found)
     assert info.value.path == str(locked)
+
+
+def test_a_link_to_itself_is_one_file_among_the_others(tmp_path: Path) -> None:
+    (tmp_path / "image.png").write_bytes(b"")
+    (tmp_path / "loop.dcm").symlink_to("loop.dcm")  # resolving it fails with ELOOP
+    found = [Path(p).name for p in iter_image_files([tmp_path])]
+    assert found == ["image.png", "loop.dcm"]  # the walk goes on; reading it is the error

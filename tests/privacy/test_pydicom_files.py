@@ -18,6 +18,8 @@ _REFUSALS = (
     "a DICOMDIR",
     "not a DICOM instance",
     "an element cannot be decoded",
+    "a compressed frame declares more pixels",  # JPEG2000-embedded-sequence-delimiter.dcm
+    "its pixel data declares more voxels",
 )
 
 

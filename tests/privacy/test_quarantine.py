@@ -362,3 +362,82 @@ def test_the_cli_option_quarantines_documents(tmp_path: Path, deid_key: str) -> 
     assert kept.exit_code == 0, kept.output
     assert "1 flagged" in kept.output and "quarantine" in kept.output
     assert len(list((tmp_path / "o2" / "quarantine").rglob("*.dcm"))) == 1
+
+
+def _bomb(path: Path, syntax: str) -> Path:
+    """A tiny file whose header declares 65535 x 65535 x 10000 frames of 16 bits."""
+    from pydicom.dataset import Dataset, FileMetaDataset
+    from pydicom.encaps import encapsulate
+    from pydicom.uid import UID, generate_uid
+
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.2"
+    meta.MediaStorageSOPInstanceUID = generate_uid()
+    meta.TransferSyntaxUID = UID(syntax)
+    ds = Dataset()
+    ds.file_meta = meta
+    ds.SOPClassUID, ds.SOPInstanceUID = (
+        meta.MediaStorageSOPClassUID,
+        meta.MediaStorageSOPInstanceUID,
+    )
+    ds.PatientName = "PHI^Marker"
+    ds.Modality = "CT"
+    ds.Rows = ds.Columns = 65535
+    ds.NumberOfFrames = 10000
+    ds.SamplesPerPixel, ds.BitsAllocated, ds.BitsStored, ds.HighBit = 1, 16, 16, 15
+    ds.PixelRepresentation = 0
+    ds.PhotometricInterpretation = "MONOCHROME2"
+    ds.PixelData = encapsulate([b"\x00" * 64])
+    ds.save_as(path, enforce_file_format=True)
+    return path
+
+
+def test_a_file_declaring_more_pixels_than_the_budget_is_refused_unread(
+    tmp_path: Path, deid_key: str
+) -> None:
+    folder = tmp_path / "in"
+    folder.mkdir()
+    _bomb(folder / "bomb.dcm", "1.2.840.10008.1.2.5")  # RLE Lossless
+    report = anonymize_tree(folder, tmp_path / "out")
+    (outcome,) = report.outcomes
+    assert outcome.status == "refused" and "voxel budget" in outcome.reason
+    assert not list((tmp_path / "out").rglob("*.dcm"))
+
+
+_DEFLATE_BOMB = """
+import sys
+from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.uid import DeflatedExplicitVRLittleEndian, generate_uid
+meta = FileMetaDataset()
+meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.7"
+meta.MediaStorageSOPInstanceUID = generate_uid()
+meta.TransferSyntaxUID = DeflatedExplicitVRLittleEndian
+ds = Dataset()
+ds.file_meta = meta
+ds.SOPClassUID, ds.SOPInstanceUID = meta.MediaStorageSOPClassUID, meta.MediaStorageSOPInstanceUID
+ds.Rows = ds.Columns = 16
+ds.SamplesPerPixel, ds.BitsAllocated, ds.BitsStored, ds.HighBit = 1, 8, 8, 7
+ds.PixelRepresentation = 0
+ds.PhotometricInterpretation = "MONOCHROME2"
+ds.PixelData = bytes(256 * 2**20)  # 256 MiB of zeros behind an honest 16 x 16 header
+ds.save_as(sys.argv[1], enforce_file_format=True)
+"""
+
+
+def test_a_deflate_bomb_is_refused_without_inflating_it(tmp_path: Path, deid_key: str) -> None:
+    import resource
+    import subprocess
+    import sys
+
+    folder = tmp_path / "in"
+    folder.mkdir()
+    path = folder / "deflate_bomb.dcm"
+    # made in another process, so this one never holds the 256 MiB
+    subprocess.run([sys.executable, "-c", _DEFLATE_BOMB, str(path)], check=True)
+    assert path.stat().st_size < 2 * 2**20  # the bomb is small on disk
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    report = anonymize_tree(folder, tmp_path / "out")
+    grown_mib = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024
+    (outcome,) = report.outcomes
+    assert outcome.status == "refused" and "larger than its header declares" in outcome.reason
+    assert grown_mib < 128

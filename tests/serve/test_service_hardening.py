@@ -357,3 +357,51 @@ def test_errors_about_models_list_only_the_models_the_token_may_use(
         everything = post("?model=nope", FULL)
         assert everything.status_code == 404 and "pneumonia, vessels" in everything.json()["detail"]
         assert "nope" not in everything.json()["detail"]
+
+
+def test_a_series_whose_uids_are_paths_is_refused(drive_run: Path, tmp_path: Path) -> None:
+    """A SEG copies its source's UIDs into its references: ``1.2/../x`` must not get there."""
+    import io
+    import zipfile
+
+    import pydicom
+    from fastapi.testclient import TestClient
+    from pydicom.dataset import Dataset, FileMetaDataset
+    from pydicom.uid import ExplicitVRLittleEndian, SecondaryCaptureImageStorage
+
+    from medlens.serve.app import create_app
+    from medlens.serve.inputs import BAD_UID
+
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for k in range(2):
+            meta = FileMetaDataset()
+            meta.MediaStorageSOPClassUID = SecondaryCaptureImageStorage
+            meta.MediaStorageSOPInstanceUID = f"1.2.3.{k + 1}"
+            meta.TransferSyntaxUID = ExplicitVRLittleEndian
+            ds = Dataset()
+            ds.file_meta = meta
+            ds.SOPClassUID, ds.SOPInstanceUID = SecondaryCaptureImageStorage, f"1.2.3.{k + 1}"
+            ds.StudyInstanceUID = "1.2.3/../../escape/study"
+            ds.SeriesInstanceUID = "1.2.4"
+            ds.FrameOfReferenceUID = "/etc/passwd"
+            ds.Modality = "OT"
+            ds.Rows = ds.Columns = 96
+            ds.SamplesPerPixel, ds.BitsAllocated, ds.BitsStored, ds.HighBit = 1, 8, 8, 7
+            ds.PixelRepresentation = 0
+            ds.PhotometricInterpretation = "MONOCHROME2"
+            ds.ImagePositionPatient = [0, 0, float(k)]
+            ds.ImageOrientationPatient = [1, 0, 0, 0, 1, 0]
+            ds.PixelSpacing = [1, 1]
+            ds.PixelData = bytes(96 * 96)
+            out = io.BytesIO()
+            pydicom.dcmwrite(out, ds, enforce_file_format=True)
+            archive.writestr(f"s{k}.dcm", out.getvalue())
+    with TestClient(create_app([drive_run]), base_url="http://localhost") as client:
+        answer = client.post(
+            "/v1/segment?format=dicom-seg",
+            files={"file": ("series.zip", buffer.getvalue(), "application/zip")},
+        )
+    assert answer.status_code == 422
+    assert answer.json()["detail"] == BAD_UID
+    assert "escape" not in answer.text and "passwd" not in answer.text

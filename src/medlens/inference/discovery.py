@@ -43,13 +43,23 @@ def _folder_id(path: str) -> tuple[int, int]:
     return info.st_dev, info.st_ino
 
 
+def _is_dir(entry: os.DirEntry[str]) -> bool:
+    """Whether the entry is a folder; a symlink that cannot be resolved (a link to itself,
+    ``ELOOP``, or a dangling one) counts as a file, so it becomes an error row of its own
+    instead of stopping the walk."""
+    try:
+        return entry.is_dir()
+    except OSError:
+        return False
+
+
 def _scan(folder: str, volumes: bool, seen: set[tuple[int, int]]) -> Iterator[str]:
     # One folder's names at a time: memory is bounded by the largest folder's listing
     # (50,000 names are a few MiB), never by the archive's size.
     try:
         with os.scandir(folder) as it:
             entries = sorted(
-                (entry.name, entry.is_dir()) for entry in it if not entry.name.startswith(".")
+                (entry.name, _is_dir(entry)) for entry in it if not entry.name.startswith(".")
             )
     except OSError as exc:
         raise InputError(folder, f"folder cannot be listed ({exc.strerror or exc})") from None

@@ -1,9 +1,9 @@
-"""DICOM UIDs as data: the PS3.5 9.1 grammar, and the deterministic UIDs of medlens results.
+"""The deterministic UIDs of medlens results (the UI grammar every UID read is checked
+against is ``medlens.data.uids``; it is re-exported here for the PACS modules).
 
 Every UID medlens reads from Orthanc or from a downloaded file is checked against the UI
-grammar before it is used anywhere (a URL, a reference in a result, a log line): components
-of digits separated by ``.``, no leading zero in a component other than ``0`` itself, at most
-64 characters. A value such as ``1.2/../../x`` is refused with one ``InvalidUidError``.
+grammar before it is used anywhere (a URL, a reference in a result, a log line). A value such
+as ``1.2/../../x`` is refused with one ``InvalidUidError``.
 
 A result's UIDs are not random: they are ``2.25.<int>`` UIDs (PS3.5 B.2, a UUID as one
 integer) whose UUID is the first 128 bits of a SHA-256 of the weights hash of the model, the
@@ -15,50 +15,21 @@ recognised by its UID, which no other series can carry by accident (a Manufactur
 from __future__ import annotations
 
 import hashlib
-import re
 import uuid
 
-from medlens.errors import InputError
+from medlens.data.uids import MAX_UID_LENGTH, InvalidUidError, check_uid, is_uid
 
-MAX_UID_LENGTH = 64
+__all__ = [
+    "MAX_UID_LENGTH",
+    "InvalidUidError",
+    "check_uid",
+    "derived_uid",
+    "is_uid",
+    "result_instance_uid",
+    "result_series_uid",
+]
+
 UUID_ROOT = "2.25"
-_UID = re.compile(r"(?:0|[1-9][0-9]*)(?:\.(?:0|[1-9][0-9]*))*")
-_SHOWN = 80  # characters of a refused value quoted in the message
-
-
-class InvalidUidError(InputError):
-    """A value that should be a DICOM UID is not one (see ``check_uid``)."""
-
-
-def is_uid(value: object) -> bool:
-    """True when ``value`` is a ``str`` in the PS3.5 9.1 UI grammar, at most 64 characters."""
-    return (
-        isinstance(value, str)
-        and 0 < len(value) <= MAX_UID_LENGTH
-        and _UID.fullmatch(value) is not None
-    )
-
-
-def check_uid(value: object, what: str, where: str) -> str:
-    """``value`` as a ``str`` when it is a DICOM UID.
-
-    Args:
-        value: the value read (a ``pydicom`` ``UID`` is a ``str``).
-        what: the attribute, e.g. ``"SOPInstanceUID"``.
-        where: where it was read (a URL, a file, ``series <id>``), for the message.
-
-    Raises:
-        InvalidUidError: ``value`` is no UID; the message quotes it (escaped, shortened).
-    """
-    if not is_uid(value):
-        shown = repr(value if not isinstance(value, str) else value[:_SHOWN])
-        more = "..." if isinstance(value, str) and len(value) > _SHOWN else ""
-        raise InvalidUidError(
-            where,
-            f"{what} {shown}{more} is not a DICOM UID (digits in '.'-separated components, "
-            f"no leading zeros, at most {MAX_UID_LENGTH} characters); refused",
-        )
-    return str(value)
 
 
 def derived_uid(*parts: str) -> str:

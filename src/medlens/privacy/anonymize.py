@@ -37,7 +37,7 @@ from medlens.privacy.documents import document_kind, flag_reason, refusal_reason
 from medlens.privacy.keys import Pseudonymizer, load_key
 from medlens.privacy.method import mark_deidentified
 from medlens.privacy.options import AnonymizationOptions
-from medlens.privacy.reading import RefusedFile, read_for_deidentification
+from medlens.privacy.reading import RefusedFile, read_for_deidentification, uids_are_digits
 from medlens.privacy.report import (
     LOG_NAME,
     QUARANTINE_NAME,
@@ -152,12 +152,14 @@ def _anonymize_file(
         return FileOutcome(path, "", None, "refused", "the file cannot be read")
     sha = hashlib.sha256(data).hexdigest()
     try:
-        ds = read_for_deidentification(data)
+        ds = read_for_deidentification(data, path)
         document = document_kind(ds)
         if document is not None and not options.quarantine_documents:
             raise RefusedFile(refusal_reason(document))
         regions = regions_for(ds, options.blank_regions)
         flags = [flag_reason(document)] if document is not None else []
+        if not uids_are_digits(ds):
+            flags.append("a UID holds characters other than digits and dots (tampering?)")
         pixel_flags = burned_in_reasons(ds, blanked=bool(regions))
         if pixel_flags:
             flags.append("possible burned-in text: " + ", ".join(pixel_flags))

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import warnings
+from pathlib import Path
 
 import pydicom
 from pydicom.dataelem import RawDataElement
@@ -105,17 +106,75 @@ def _check_pixels(ds: Dataset) -> None:
         raise RefusedFile("truncated: the pixel data is shorter than Rows x Columns x frames need")
 
 
-def read_for_deidentification(data: bytes) -> Dataset:
+_OVER_BUDGET = (
+    "its pixel data declares more voxels than the voxel budget (MEDLENS_MAX_VOXELS); "
+    "refused before reading it"
+)
+
+
+def _check_declared_size(data: bytes, path: Path | None, max_voxels: int | None) -> Dataset | None:
+    """Refuse a file whose header declares more pixels than the voxel budget, or whose
+    compressed frames claim more than the header, before its pixel data is read; a deflated
+    file comes back read in full, its inflation bounded by its declared size."""
+    from medlens.data.budget import VoxelBudgetError
+    from medlens.data.dicom_limits import (
+        check_dicom_budget,
+        is_deflated,
+        read_deflated,
+        transfer_syntax_of,
+    )
+    from medlens.errors import InputError
+
+    syntax = transfer_syntax_of(path) if path is not None else None
+    try:
+        if path is not None and is_deflated(syntax):
+            return read_deflated(path, header_only=False, limit=max_voxels)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            header = pydicom.dcmread(io.BytesIO(data), stop_before_pixels=True, force=True)
+        check_dicom_budget(header, path or "<bytes>", max_voxels)
+    except VoxelBudgetError:
+        raise RefusedFile(_OVER_BUDGET) from None
+    except InputError:
+        raise RefusedFile("its deflated data set is larger than its header declares") from None
+    except Exception:
+        return None  # the full parse below says what is wrong
+    return None
+
+
+def read_for_deidentification(
+    data: bytes, path: Path | None = None, max_voxels: int | None = None
+) -> Dataset:
     """Parse the bytes of one file and check that it is complete.
 
+    The size the header declares is checked against the voxel budget first (see
+    ``medlens.data.budget``); a deflated file is inflated no further than its header allows.
     Every element, nested ones included, is decoded here so that a broken sequence is
     found before anything is written.
 
+    Args:
+        data: the file's bytes.
+        path: the file (needed to read a deflated file in bounded steps).
+        max_voxels: the budget (None: ``MEDLENS_MAX_VOXELS`` or the default).
+
     Raises:
-        RefusedFile: not DICOM, truncated, malformed, or a DICOMDIR.
+        RefusedFile: not DICOM, over the budget, truncated, malformed, or a DICOMDIR.
     """
-    ds, messages = _parse(data)
-    _check_complete(ds, data, messages)
+    from medlens.data.dicom_limits import check_codestreams
+    from medlens.errors import InputError
+
+    deflated = _check_declared_size(data, path, max_voxels)
+    if deflated is not None:
+        ds, messages = deflated, []
+    else:
+        ds, messages = _parse(data)
+        _check_complete(ds, data, messages)
+        try:
+            check_codestreams(ds, path or "<bytes>")
+        except InputError:
+            raise RefusedFile(
+                "a compressed frame declares more pixels than the header; refused before decoding"
+            ) from None
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -135,3 +194,17 @@ def read_for_deidentification(data: bytes) -> Dataset:
     if not ds.get("SOPInstanceUID") and "PixelData" not in ds and "SOPClassUID" not in ds:
         raise RefusedFile("not a DICOM instance (no SOP Class, no SOP Instance, no pixels)")
     return ds
+
+
+def uids_are_digits(ds: Dataset) -> bool:
+    """Whether every UI element, nested ones included, is digits and dots (leading zeros,
+    which older scanners write, are allowed; ``/``, ``..`` or letters are not)."""
+    from medlens.data.uids import is_lenient_uid
+
+    for element in ds.iterall():
+        if element.VR != "UI" or element.value in (None, ""):
+            continue
+        values = element.value if element.VM > 1 else [element.value]
+        if not all(is_lenient_uid(str(v)) for v in values):
+            return False
+    return True

@@ -41,6 +41,7 @@ import functools
 import logging
 import shutil
 import tempfile
+import warnings
 from collections.abc import Callable, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -161,6 +162,9 @@ def create_app(
         isinstance(max_voxels, bool) or not isinstance(max_voxels, int) or max_voxels < 1
     ):
         raise ConfigError("--max-voxels", "must be a positive whole number")
+    # pydicom's warnings quote the values of the files they read: uploads are patient data
+    logging.getLogger("pydicom").setLevel(logging.ERROR)
+    warnings.filterwarnings("ignore", module=r"pydicom(\..*)?$")
     budget = voxel_budget(max_voxels)  # None: $MEDLENS_MAX_VOXELS (a bad value is its error)
     hosts = normalise_hosts(allowed_hosts or ())
     workspace = tempfile.TemporaryDirectory(prefix="medlens-serve-")  # 0700, removed at exit

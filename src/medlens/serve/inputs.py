@@ -167,7 +167,45 @@ def read_upload(
     except Exception as exc:  # a reader's unexpected failure is still the upload's fault
         log.warning("the %s upload cannot be read (unexpected %s)", kind, type(exc).__name__)
         raise ServiceError(422, UNREADABLE[kind]) from None
+    if kind == "dicom":
+        _check_uids([named])
+    elif series_dir is not None:
+        _check_uids(sorted(p for p in series_dir.rglob("*") if p.is_file()))
     return Upload(image=image, kind=kind, series_dir=series_dir)
+
+
+#: The UIDs a result (a DICOM SEG, an SR) copies from its source into its references.
+_REFERENCED_UIDS = (
+    "SOPClassUID",
+    "SOPInstanceUID",
+    "StudyInstanceUID",
+    "SeriesInstanceUID",
+    "FrameOfReferenceUID",
+)
+BAD_UID = "the DICOM upload holds a UID that is not a DICOM UID (digits separated by dots)"
+
+
+def _check_uids(files: list[Path]) -> None:
+    """Refuse (422) an upload whose UIDs could not be copied safely into a result: a UID
+    such as ``1.2/../x`` or ``/etc/passwd`` is data a SEG would reference verbatim."""
+    import warnings
+
+    import pydicom
+
+    from medlens.data.uids import is_lenient_uid
+
+    for path in files:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            try:
+                ds = pydicom.dcmread(path, stop_before_pixels=True, force=True)
+            except Exception:
+                continue  # not one of the series' images; the reader passed it over
+        for keyword in _REFERENCED_UIDS:
+            value = ds.get(keyword)
+            if value not in (None, "") and not is_lenient_uid(str(value)):
+                log.info("an upload holds an invalid %s", keyword)
+                raise ServiceError(422, BAD_UID)
 
 
 def is_unsafe_member(name: str) -> bool:
