@@ -348,6 +348,42 @@ def model_part(run_dir: Path | None, minutes: float, repeats: int, tmp: Path) ->
     }
 
 
+def _keep_other_parts(path: Path, result: dict[str, Any], parts: set[str]) -> dict[str, Any]:
+    """A run of some parts keeps the other parts' figures already in ``path`` (each part's
+    rows say when they were measured), so ``--parts model`` does not erase the service."""
+    import json
+
+    if not path.is_file():
+        return result
+    old = json.loads(path.read_text())
+    measured = result["machine"]["date"]
+    for key, part in (("engines", "service"), ("model", "model")):
+        if part in parts:
+            result[f"{key}_measured"] = measured
+        elif old.get(key):
+            result[key] = old[key]
+            result[f"{key}_measured"] = old.get(f"{key}_measured", old["machine"]["date"])
+            keep = SERVICE_KEYS if part == "service" else MODEL_KEYS
+            result["summary"].update(
+                {
+                    k: v
+                    for k, v in old.get("summary", {}).items()
+                    if k in keep or k.startswith("p95")
+                }
+            )
+    return result
+
+
+SERVICE_KEYS = ("errors_5xx", "bad_requests_answered_4xx_fraction", "onnx_speedup_service")
+MODEL_KEYS = (
+    "onnx_speedup",
+    "onnx_int8_speedup_vs_fp32",
+    "onnx_int8_speedup_vs_fp32_batch1",
+    "onnx_int8_size_ratio",
+    "onnx_int8_auc_drop",
+)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--run", type=Path, help="a 28 px classification run (default: train one)")
@@ -438,6 +474,7 @@ def main() -> None:
         "wall_seconds": time.perf_counter() - started,
     }
     name = "serving_quick.json" if args.quick else "serving.json"
+    result = _keep_other_parts(HERE / "results" / name, result, parts)
     out = write_json_atomic(HERE / "results" / name, result)
     print(f"wrote {out}")
     print(result["summary"])
