@@ -164,8 +164,9 @@ def read_for_deidentification(
     from medlens.errors import InputError
 
     deflated = _check_declared_size(data, path, max_voxels)
+    messages: list[str] = []
     if deflated is not None:
-        ds, messages = deflated, []
+        ds = deflated
     else:
         ds, messages = _parse(data)
         _check_complete(ds, data, messages)

@@ -34,6 +34,26 @@ def _skew(angles: torch.Tensor, dims: int) -> torch.Tensor:
     return skew
 
 
+#: Below this squared angle (radians) the rotation's coefficients use their Taylor series.
+SMALL_ANGLE2 = 1e-6
+
+
+def rotation_matrix(angles: torch.Tensor, dims: int) -> torch.Tensor:
+    """The matrix exponential of ``_skew(angles)`` in closed form (Rodrigues:
+    ``I + sin(t)/t K + (1 - cos(t))/t^2 K^2``, ``t^2`` the sum of the squared angles, which
+    holds for every 2D and 3D skew-symmetric ``K``), with finite gradients at zero."""
+    skew = _skew(angles, dims)
+    if dims not in (2, 3):
+        return torch.linalg.matrix_exp(skew)
+    theta2 = (angles * angles).sum()
+    theta = torch.sqrt(theta2.clamp(min=SMALL_ANGLE2))
+    small = theta2 < SMALL_ANGLE2
+    a = torch.where(small, 1 - theta2 / 6, torch.sin(theta) / theta)
+    b = torch.where(small, 0.5 - theta2 / 24, (1 - torch.cos(theta)) / theta**2)
+    eye = torch.eye(dims, dtype=angles.dtype)
+    return eye + a * skew + b * (skew @ skew)
+
+
 @dataclass
 class LinearParameters:
     """The parameters of a linear transform, as tensors that can take gradients.
@@ -75,7 +95,7 @@ class LinearParameters:
     def linear(self) -> torch.Tensor:
         """``L``: rotation @ scale @ (identity + shear), ``(d, d)``."""
         d = self.dims
-        rotation = torch.linalg.matrix_exp(_skew(self.rotation, d))
+        rotation = rotation_matrix(self.rotation, d)
         rows, cols = torch.triu_indices(d, d, offset=1)
         shear = torch.eye(d, dtype=torch.float64).index_put((rows, cols), self.shear)
         return rotation @ torch.diag(torch.exp(self.log_scale)) @ shear
