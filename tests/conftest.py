@@ -84,6 +84,31 @@ def pneumonia_run(pneumonia_npz: Path, tmp_path_factory: pytest.TempPathFactory)
     return train_from_config(parse_config(config), progress=False)
 
 
+@pytest.fixture(scope="session")
+def trust_runs(pneumonia_run: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Copies of ``pneumonia_run`` whose decision rule refers every case: ``uncertain`` (a
+    refer band over all of [0, 1]) and ``out_of_distribution`` (an out-of-distribution
+    threshold below every score), to follow a referral into every output."""
+    import json
+    import shutil
+
+    root = tmp_path_factory.mktemp("trust_runs")
+    runs = {}
+    for reason in ("uncertain", "out_of_distribution"):
+        run = shutil.copytree(pneumonia_run, root / reason / "pneumonia")
+        if reason == "uncertain":
+            labels = json.loads((run / "labels.json").read_text())
+            labels["refer"] = {"rule": "coverage", "low": 0.0, "high": 2.0, "targets": {}}
+            (run / "labels.json").write_text(json.dumps(labels))
+        else:
+            with np.load(run / "ood.npz") as arrays:
+                changed = {key: arrays[key] for key in arrays.files}
+            changed["threshold"] = np.asarray(-1.0)
+            np.savez(run / "ood.npz", **changed)
+        runs[reason] = run
+    return runs
+
+
 def _train_segmentation(config: dict) -> Path:
     import torch
 
@@ -212,3 +237,27 @@ def small_npz(pneumonia_npz: Path, tmp_path_factory: pytest.TempPathFactory) -> 
     path = tmp_path_factory.mktemp("small") / "pneumoniamnist.npz"
     np.savez(path, **out)
     return path
+
+
+@pytest.fixture(scope="session")
+def bccd_subset(shared_data: Path, tmp_path_factory: pytest.TempPathFactory):
+    """``bccd_subset({"train": n, "val": n, "test": n})``: a Pascal VOC folder holding the
+    first images of each official BCCD split (symbolic links to the real files)."""
+
+    def make(per_split: dict[str, int]) -> Path:
+        source = shared_data / "bccd_blood_cells" / "BCCD"
+        root = tmp_path_factory.mktemp("bccd")
+        for sub in ("Annotations", "JPEGImages", "ImageSets/Main"):
+            (root / sub).mkdir(parents=True)
+        for split, n in per_split.items():
+            ids = (source / "ImageSets" / "Main" / f"{split}.txt").read_text().split()[:n]
+            (root / "ImageSets" / "Main" / f"{split}.txt").write_text("\n".join(ids) + "\n")
+            for image_id in ids:
+                for sub, name in (
+                    ("Annotations", f"{image_id}.xml"),
+                    ("JPEGImages", f"{image_id}.jpg"),
+                ):
+                    (root / sub / name).symlink_to(source / sub / name)
+        return root
+
+    return make

@@ -21,7 +21,9 @@ def _write(tmp_path: Path, raw: object) -> Path:
 def test_defaults_are_written_out(tmp_path: Path) -> None:
     cfg = load_config(_write(tmp_path, {"data": {"path": "x.npz"}}))
     resolved = yaml.safe_load(cfg.to_yaml())
-    assert resolved["train"]["threshold"] == "youden"
+    assert resolved["train"]["threshold"] == "youden_plateau"  # issue 16: the stable rule
+    assert resolved["calibration"]["method"] == "temperature"
+    assert resolved["refer"]["rule"] == "coverage" and resolved["ood"]["score"] == "mahalanobis"
     assert resolved["model"]["name"] == "resnet18"
     assert Path(resolved["data"]["path"]).is_absolute()
     assert RunConfig.model_validate(resolved) == cfg

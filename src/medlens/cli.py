@@ -103,10 +103,17 @@ def evaluate(
     ] = None,
     pred: Annotated[
         Path | None,
-        typer.Option(help="Folder of predicted masks (PNG/TIFF/GIF, NIfTI, .npy, DICOM SEG)."),
+        typer.Option(
+            help="Folder of predicted masks (PNG/TIFF/GIF, NIfTI, .npy, DICOM SEG), or a "
+            "detections.csv of boxes."
+        ),
     ] = None,
     ref: Annotated[
-        Path | None, typer.Option(help="Folder of reference masks with the same file names.")
+        Path | None,
+        typer.Option(
+            help="Folder of reference masks with the same file names, or box annotations "
+            "(Pascal VOC folder, COCO JSON, CSV of boxes)."
+        ),
     ] = None,
     spacing: Annotated[
         str | None,
@@ -133,7 +140,9 @@ def evaluate(
 ) -> None:
     """Evaluate a run's model (at its validation-chosen threshold), or two folders of masks
     (--pred DIR --ref DIR): Dice, Jaccard, precision, sensitivity, specificity, HD, HD95,
-    ASSD, NSD per case and class, written as metrics.csv + metrics.json + summary.txt."""
+    ASSD, NSD per case and class, written as metrics.csv + metrics.json + summary.txt; or a
+    detections.csv against box annotations (--pred FILE --ref ANNOTATIONS): COCO AP, FROC,
+    F1 and counts with CIs, written as metrics.json + counts.csv."""
     from medlens.commands.evaluate import evaluate_command
 
     typer.echo(
@@ -202,6 +211,14 @@ def predict(
         ),
     ] = None,
     quiet: Annotated[bool, typer.Option(help="No progress bar.")] = False,
+    uncertainty: Annotated[
+        str | None,
+        typer.Option(
+            help="tta | mc_dropout | ensemble (an ensemble run folder): per-case entropy and "
+            "mutual information in the CSV (classification); per-voxel maps and a per-case "
+            "summary (segmentation)."
+        ),
+    ] = None,
 ) -> None:
     """Apply a run's model to images: one CSV row per image (classification), or one mask per
     image (segmentation). An option that does not apply to the run's task is refused."""
@@ -216,6 +233,7 @@ def predict(
         address=address,
         workers=workers,
         quiet=quiet,
+        uncertainty=uncertainty,
     )
     typer.echo(predict_command(run_dir, inputs, options))
 
@@ -611,12 +629,24 @@ def ensemble(
     method: Annotated[str, typer.Option(help="soft | weighted | stacking")] = "soft",
     out: Annotated[Path, typer.Option(help="The ensemble's run folder.")] = Path("runs/ensemble"),
     overwrite: Annotated[bool, typer.Option()] = False,
+    calibration: Annotated[
+        str,
+        typer.Option(
+            help="none (the members' calibrated probabilities combined as they are) | "
+            "temperature | dirichlet | isotonic: recalibrate the ensemble on validation."
+        ),
+    ] = "none",
 ) -> None:
     """Combine runs (weights or stacker fitted on validation only) into a new run folder."""
     from medlens.commands.ensemble import ensemble_runs
 
     result = ensemble_runs(
-        run_dirs, method=method, out_dir=out.parent, name=out.name, overwrite=overwrite
+        run_dirs,
+        method=method,
+        out_dir=out.parent,
+        name=out.name,
+        overwrite=overwrite,
+        calibration=calibration,
     )
     typer.echo(f"ensemble run folder: {result}")
     typer.echo(f"report:              {result / 'report.html'}")

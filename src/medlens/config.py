@@ -48,14 +48,21 @@ class DataConfig(_Strict):
     the class read from a sub-folder name, like ``folder``), ``segmentation`` (image + mask
     pairs, for ``task: segmentation``, in the given ``layout``), ``pairs`` (a folder of images
     on one grid, with an optional ``labels/`` sub-folder of label maps with the same names, for
-    ``task: registration``: pairs of them are registered).
+    ``task: registration``: pairs of them are registered), ``boxes`` (images with object
+    boxes, and instance masks where the layout has them, for ``task: detection``).
     """
 
-    format: Literal["medmnist", "folder", "csv", "dicom", "segmentation", "pairs"] = "medmnist"
-    layout: Literal["auto", "drive", "msd", "folder"] = Field(
-        "auto",
-        description="segmentation pairs: the DRIVE release, the Medical Segmentation Decathlon / "
-        "nnU-Net imagesTr/labelsTr layout, or images/ + masks/ folders with matching names",
+    format: Literal["medmnist", "folder", "csv", "dicom", "segmentation", "pairs", "boxes"] = (
+        "medmnist"
+    )
+    layout: Literal["auto", "drive", "msd", "folder", "voc", "coco", "csv", "instance_masks"] = (
+        Field(
+            "auto",
+            description="segmentation pairs: the DRIVE release, the Medical Segmentation Decathlon / "
+            "nnU-Net imagesTr/labelsTr layout, or images/ + masks/ folders with matching names; "
+            "boxes: Pascal VOC (Annotations/ + JPEGImages/), COCO JSON, a CSV of boxes (path, x1, "
+            "y1, x2, y2, label), or images/ + masks/ instance masks",
+        )
     )
     path: Path
     split: Literal["official", "random"] = "official"
@@ -81,7 +88,12 @@ class DataConfig(_Strict):
 
 class ModelConfig(_Strict):
     name: str = "resnet18"
-    pretrained: Literal["imagenet"] | None = None
+    pretrained: Literal["imagenet", "coco"] | None = None
+    backbone: str | None = Field(
+        None,
+        description="detectors: the registered classifier whose stages feed the feature pyramid "
+        "(None: the detector's own default); model.init may then be that classifier's run",
+    )
     init: Path | None = None
     strategy: Literal["full", "linear_probe", "freeze", "discriminative"] = "full"
     freeze_stages: int = Field(0, ge=0)
@@ -117,7 +129,12 @@ class TrainConfig(_Strict):
     label_smoothing: float = Field(0.0, ge=0, lt=1)
     early_stopping_patience: int | None = Field(10, ge=1)
     max_minutes: float | None = Field(None, gt=0, description="wall-clock budget for training")
-    threshold: Literal["youden", "max_f1", "fixed"] = "youden"
+    threshold: Literal["youden_plateau", "youden", "max_f1", "fixed"] = Field(
+        "youden_plateau",
+        description="youden_plateau: the middle of the thresholds whose validation Youden J "
+        "is within one standard error of the best (stable where J is flat); youden: the "
+        "arg-max of J; max_f1; fixed (fixed_threshold)",
+    )
     fixed_threshold: float = Field(0.5, gt=0, lt=1)
     num_workers: int = Field(0, ge=0)
     amp: bool = True
@@ -244,6 +261,52 @@ class RegistrationConfig(_Strict):
         return self
 
 
+class DetectionConfig(_Strict):
+    """Detectors and instance segmenters (``task: detection``).
+
+    Sizes are in pixels of the network input, i.e. after ``preprocess`` (which sets the working
+    scale, e.g. ``fit_size``); boxes are mapped back to each image's own pixels for scoring.
+    ``anchor_sizes``: one anchor size per pyramid level, finest first (None: the detector's
+    default, 32 to 512); ``aspect_ratios``: anchor height / width; ``fpn_channels``: feature
+    pyramid width; ``box_head_size``: width of the R-CNN box head's two layers;
+    ``proposals_train`` / ``proposals_test``: region proposals kept per image after NMS;
+    ``roi_batch_size``: proposals sampled per image to train the R-CNN heads;
+    ``score_threshold``: detections scoring lower are dropped (keep it low: AP ranks them all);
+    ``nms_iou``: overlap at which the lower-scoring of two same-class boxes is suppressed;
+    ``max_detections``: per image; ``threshold``: the score from which a detection is a finding
+    (F1, counts, overlays, ``medlens predict``): ``max_f1`` chooses one per class on
+    validation, ``fixed`` uses ``fixed_threshold``; ``match_iou``: the IoU at which a detection
+    matches a reference object for F1, FROC and counts; ``froc_fps``: false positives per image
+    at which FROC sensitivity is read; ``mask_threshold``: an instance mask is its probability
+    above this.
+    """
+
+    anchor_sizes: list[int] | None = Field(None, min_length=1)
+    aspect_ratios: list[float] = Field(default_factory=lambda: [0.5, 1.0, 2.0], min_length=1)
+    fpn_channels: int = Field(256, ge=8)
+    box_head_size: int = Field(1024, ge=8)
+    proposals_train: int = Field(2000, ge=1)
+    proposals_test: int = Field(1000, ge=1)
+    roi_batch_size: int = Field(512, ge=1)
+    score_threshold: float = Field(0.05, ge=0, lt=1)
+    nms_iou: float = Field(0.5, gt=0, le=1)
+    max_detections: int = Field(100, ge=1)
+    threshold: Literal["max_f1", "fixed"] = "max_f1"
+    fixed_threshold: float = Field(0.5, ge=0, le=1)
+    match_iou: float = Field(0.5, gt=0, lt=1)
+    froc_fps: list[float] = Field(
+        default_factory=lambda: [0.125, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0], min_length=1
+    )
+    mask_threshold: float = Field(0.5, gt=0, lt=1)
+
+    @field_validator("anchor_sizes", "aspect_ratios", "froc_fps")
+    @classmethod
+    def _positive_values(cls, value: list[Any] | None) -> list[Any] | None:
+        if value is not None and any(v <= 0 for v in value):
+            raise ValueError("every value must be positive")
+        return value
+
+
 #: ``model.name`` of a classical (feature-based) run; its network, if any, is ``features.backbone``.
 CLASSICAL_MODEL = "classical"
 
@@ -307,6 +370,50 @@ class FeaturesConfig(_Strict):
         return self
 
 
+class CalibrationConfig(_Strict):
+    """Post-hoc calibration, fitted on the validation split after training and replayed by
+    every later verb (predict, serve, PACS, export, ensembles).
+
+    ``method``: ``temperature`` (one temperature; keeps the arg-max class and, for two
+    classes, the ranking, so the AUC is unchanged; segmentation runs: per voxel), ``dirichlet`` (a logistic
+    regression on log-probabilities), ``isotonic`` (a monotone step function per class), or
+    ``none``. The decision threshold and the refer band are chosen on the calibrated
+    validation probabilities.
+    """
+
+    method: Literal["temperature", "dirichlet", "isotonic", "none"] = "temperature"
+
+
+class ReferConfig(_Strict):
+    """The "refer to a human" band of a classification run, chosen on validation.
+
+    ``rule``: ``coverage`` refers the ``1 - coverage`` share of validation cases nearest the
+    decision (two classes) or least confident (more classes); ``sens_spec`` (two classes)
+    refers the cases between the highest threshold with validation sensitivity >=
+    ``sensitivity`` and the lowest with specificity >= ``specificity``; ``none``.
+    """
+
+    rule: Literal["coverage", "sens_spec", "none"] = "coverage"
+    coverage: float = Field(0.9, gt=0, le=1)
+    sensitivity: float = Field(0.95, gt=0, lt=1)
+    specificity: float = Field(0.95, gt=0, lt=1)
+
+
+class OodConfig(_Strict):
+    """The out-of-distribution flag of a classification run.
+
+    ``score``: ``mahalanobis`` (the smallest Mahalanobis distance of a case's penultimate
+    features to a training class mean, in at most ``max_dims`` PCA dimensions) or ``none``.
+    The threshold flags ``false_alarm_rate`` of the validation cases. ``max_train_cases``:
+    the training cases (a seeded sample) the score is fitted on.
+    """
+
+    score: Literal["mahalanobis", "none"] = "mahalanobis"
+    false_alarm_rate: float = Field(0.05, gt=0, lt=1)
+    max_dims: int = Field(256, ge=1)
+    max_train_cases: int = Field(20000, ge=3)
+
+
 class EvaluateConfig(_Strict):
     n_bootstrap: int = Field(1000, ge=0)
     ci_level: float = Field(0.95, gt=0, lt=1)
@@ -316,7 +423,7 @@ class RunConfig(_Strict):
     """A whole run: ``medlens train CONFIG.yaml`` reads one of these."""
 
     name: str = "run"
-    task: Literal["classification", "segmentation", "registration"] = "classification"
+    task: Literal["classification", "segmentation", "registration", "detection"] = "classification"
     seed: int = 0
     output_dir: Path = Path("runs")
     data: DataConfig
@@ -325,8 +432,12 @@ class RunConfig(_Strict):
     model: ModelConfig = Field(default_factory=ModelConfig)
     train: TrainConfig = Field(default_factory=TrainConfig)
     evaluate: EvaluateConfig = Field(default_factory=EvaluateConfig)
+    calibration: CalibrationConfig = Field(default_factory=CalibrationConfig)
+    refer: ReferConfig = Field(default_factory=ReferConfig)
+    ood: OodConfig = Field(default_factory=OodConfig)
     segmentation: SegmentationConfig = Field(default_factory=SegmentationConfig)
     registration: RegistrationConfig = Field(default_factory=RegistrationConfig)
+    detection: DetectionConfig = Field(default_factory=DetectionConfig)
     features: FeaturesConfig | None = None
 
     @model_validator(mode="before")

@@ -87,7 +87,7 @@ def test_soft_ensemble_is_the_mean_and_a_complete_run_folder(
     val, test = _ensemble(run, "val"), _ensemble(run, "test")
     metrics = json.loads((run / "metrics.json").read_text())
     assert metrics["threshold"] == pytest.approx(
-        choose_threshold(val["label"], val["prob_pneumonia"], "youden")
+        choose_threshold(val["label"], val["prob_pneumonia"], "youden_plateau")
     )
     auc = metrics["splits"]["test"]["metrics"]["auc"]["value"]
     assert auc == pytest.approx(roc_auc_score(test["label"], test["prob_pneumonia"]))
@@ -141,7 +141,7 @@ def test_stacking_is_a_logistic_regression_on_validation_log_odds(
     assert fitted["cross_fitted_val"] and fitted["folds"] == 5
     metrics = json.loads((run / "metrics.json").read_text())
     assert metrics["threshold"] == pytest.approx(
-        choose_threshold(ours_val["label"], ours_val["prob_pneumonia"], "youden")
+        choose_threshold(ours_val["label"], ours_val["prob_pneumonia"], "youden_plateau")
     )
 
 

@@ -55,7 +55,9 @@ def test_run_features_through_the_head_reproduce_the_run_predictions(tiny_run: P
     with torch.no_grad():
         probs = torch.softmax(model.head(torch.from_numpy(fs.features)), dim=1).numpy()
     predictions = pd.read_csv(tiny_run / "predictions.csv").set_index("case_id")
-    expected = predictions.loc[fs.case_ids, ["prob_normal", "prob_pneumonia"]].to_numpy()
+    # the network's softmax: predictions.csv's probabilities before calibration (issue 16)
+    raw = ["raw_prob_normal", "raw_prob_pneumonia"]
+    expected = predictions.loc[fs.case_ids, raw].to_numpy()
     np.testing.assert_allclose(probs, expected, atol=1e-5)
     np.testing.assert_array_equal(fs.labels, predictions.loc[fs.case_ids, "label"].to_numpy())
 

@@ -47,12 +47,15 @@ def test_a_classifier_exports_with_a_dynamic_batch_and_matches_pytorch(
     assert verify_onnx(pneumonia_run, path, batch[:1]) <= TOLERANCE
     assert verify_onnx(pneumonia_run, path, batch) <= TOLERANCE
 
-    # independently: onnxruntime's softmax equals medlens' own PyTorch prediction path
+    # independently: onnxruntime's softmax, then the run's calibrator (which medlens applies
+    # after either engine, issue 16), equals medlens' own PyTorch prediction path
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     logits = session.run(None, {session.get_inputs()[0].name: batch})[0]
     onnx_probs = torch.softmax(torch.from_numpy(logits), dim=1).numpy()
-    torch_probs = predict_arrays(load_run(pneumonia_run, device="cpu"), list(batch))
-    np.testing.assert_allclose(onnx_probs, torch_probs, atol=1e-5)
+    run = load_run(pneumonia_run, device="cpu")
+    torch_probs = predict_arrays(run, list(batch))
+    np.testing.assert_allclose(run.trust.calibrator.transform(onnx_probs), torch_probs, atol=1e-5)
+    assert json.loads(onnx_metadata(path)["calibration"]) == run.trust.calibrator.to_dict()
 
     meta = onnx_metadata(path)
     expected_sha = hashlib.sha256((pneumonia_run / "model.pt").read_bytes()).hexdigest()

@@ -63,6 +63,11 @@ EXAMPLES: dict[str, dict[str, Any]] = {
     "random_noise": {"std": [0.01, 0.03], "p": 1.0},
     "random_blur": {"sigma": [0.5, 0.8], "p": 1.0},
     "random_crop": {"size": 30, "padding": 2, "p": 1.0, "pad_value": 0.2},
+    "rotate90": {"k": 1},
+    "rescale": {"factor": 1.5},
+    "fit_size": {"min_size": 20},
+    "random_rotate90": {"p": 1.0},
+    "random_scale": {"scale": [1.2, 1.5], "p": 1.0},
 }
 NAMES = TRANSFORMS.names()
 LEVELS = np.array([0.2, 0.55, 0.9], dtype=np.float32)  # image intensity of labels 0, 1, 2

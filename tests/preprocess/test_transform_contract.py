@@ -21,9 +21,9 @@ def _all(n: int) -> Callable[[Shape, tuple[float, ...]], Shape]:
     return lambda shape, spacing: (n,) * len(shape)
 
 
-# name -> (constructor arguments, expected spatial shape from (input shape, input spacing),
-#          expected channel count or None for "as the input")
-EXAMPLES: dict[str, tuple[dict, Callable[[Shape, tuple[float, ...]], Shape], int | None]] = {
+# name -> (constructor arguments, expected spatial shape from (input shape, input spacing) or
+#          None where it depends on the draw, expected channel count or None for "as the input")
+EXAMPLES: dict[str, tuple[dict, Callable[[Shape, tuple[float, ...]], Shape] | None, int | None]] = {
     "scale_intensity": ({}, SAME, None),
     "fixed_scale": ({"divisor": 2.0, "mean": 0.25, "std": 0.5}, SAME, None),
     "z_score": ({"nonzero": True}, SAME, None),
@@ -70,6 +70,19 @@ EXAMPLES: dict[str, tuple[dict, Callable[[Shape, tuple[float, ...]], Shape], int
     "random_noise": ({"std": [0.01, 0.1], "p": 1.0}, SAME, None),
     "random_blur": ({"sigma": [0.5, 1.5], "p": 1.0}, SAME, None),
     "random_crop": ({"size": 8, "padding": 2, "p": 1.0}, _all(8), None),
+    "rotate90": (
+        {"k": 1, "plane": [0, -1]},
+        lambda shape, spacing: (*shape[-1:], *shape[1:-1], shape[0]),
+        None,
+    ),
+    "rescale": ({"factor": 0.5}, lambda shape, spacing: tuple(round(n / 2) for n in shape), None),
+    "fit_size": (
+        {"min_size": 5},
+        lambda shape, spacing: tuple(round(n * 5 / min(shape)) for n in shape),
+        None,
+    ),
+    "random_rotate90": ({"p": 0.5}, None, None),
+    "random_scale": ({"scale": [0.5, 0.9], "p": 1.0}, None, None),
 }
 
 NAMES = TRANSFORMS.names()
@@ -113,7 +126,8 @@ def test_output_shape_dtype_and_input_untouched(name: str, kind: str) -> None:
 
     _, expected_shape, channels = EXAMPLES[name]
     assert out.array.dtype == np.float32
-    assert out.spatial_shape == expected_shape(image.spatial_shape, image.spacing)
+    if expected_shape is not None:
+        assert out.spatial_shape == expected_shape(image.spatial_shape, image.spacing)
     assert out.num_channels == (channels or image.num_channels)
     assert np.isfinite(out.array).all()
     assert out is not image and not np.shares_memory(out.array, image.array)

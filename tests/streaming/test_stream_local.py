@@ -43,6 +43,11 @@ def test_a_bad_file_in_the_middle_is_a_row_and_the_others_are_predicted(
         *[f"prob_{n}" for n in names],
         "pred",
         "pred_label",
+        "decision",  # issue 16: the refer band and the out-of-distribution flag
+        "refer",
+        "refer_reason",
+        "ood_score",
+        "ood",
         "seconds",
         "peak_rss_mib",
         "error",
@@ -64,6 +69,9 @@ def test_a_bad_file_in_the_middle_is_a_row_and_the_others_are_predicted(
         np.testing.assert_allclose(good[f"prob_{name}"], expected[f"prob_{name}"], atol=1e-6)
     assert (good.pred.astype(int) == expected.pred).all()
     assert (good.pred_label == expected.pred_label).all()
+    for column in ("decision", "refer", "ood"):
+        assert (good[column].astype(str) == expected[column].astype(str)).all(), column
+    np.testing.assert_allclose(good["ood_score"], expected["ood_score"], rtol=1e-4)
     assert not Path(f"{out}.partial").exists()
 
 

@@ -19,9 +19,16 @@ fitted on the other folds (patient-aware, stratified), so the validation numbers
 scored on the cases the combiner learnt from. The combiner applied to test is fitted on all
 validation cases.
 
+The members' probabilities are their calibrated ones (each run's ``predictions.csv``); the
+ensemble may be calibrated again on its own validation probabilities (``calibration``,
+default none), and gets its own refer band (``refer``, chosen on validation as for a run). A
+case is out of distribution when any member that has the score flags it (``ood_score``: how
+many members flag it).
+
 The folder holds ``config.yaml`` (members and settings), ``ensemble.json`` (what was
-fitted: weights or coefficients), ``labels.json``, ``metrics.json``, ``predictions.csv``,
-``data_summary.json``, and ``report.html`` / ``model_card.md``.
+fitted: weights or coefficients), ``labels.json`` (with the refer band), ``calibration.json``,
+``metrics.json``, ``predictions.csv``, ``data_summary.json``, and ``report.html`` /
+``model_card.md``. ``medlens predict`` applies it to new images through its members.
 """
 
 from __future__ import annotations
@@ -38,25 +45,37 @@ from scipy.optimize import minimize
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import StratifiedGroupKFold
 
+from medlens.config import ReferConfig
 from medlens.errors import ConfigError, InputError
-from medlens.metrics.threshold import ThresholdMethod
+from medlens.inference.ensemble_run import stacking_features
+from medlens.metrics.threshold import THRESHOLD_METHODS, ThresholdMethod
 from medlens.run_folder import layout
-from medlens.run_folder.classification import RunFolder, read_run_folder
+from medlens.run_folder.classification import (
+    RAW_PROB_PREFIX,
+    TRUST_COLUMNS,
+    RunFolder,
+    read_run_folder,
+)
 from medlens.run_folder.staging import check_free, open_stage, publish_run
 from medlens.run_folder.writer import RunWriter
 from medlens.tasks import CLASSIFICATION
+from medlens.trust.decisions import Decisions
 
 METHODS = ("soft", "weighted", "stacking")
-_EPS = 1e-6
 
 
 @dataclass
 class Member:
-    """One run of the ensemble with its predictions aligned to the reference case order."""
+    """One run of the ensemble with its predictions aligned to the reference case order.
+
+    Attributes:
+        ood: split -> the run's out-of-distribution flags (bool), when it has the score.
+    """
 
     run: RunFolder
     val: np.ndarray
     test: np.ndarray
+    ood: dict[str, np.ndarray] | None = None
 
 
 def _key_table(run: RunFolder) -> pd.DataFrame:
@@ -116,12 +135,16 @@ def load_members(run_dirs: Sequence[str | Path]) -> tuple[pd.DataFrame, list[Mem
             if problem:
                 raise InputError(run.path, f"not evaluated on the cases of {first.path}: {problem}")
         columns = [f"prob_{c}" for c in run.class_names]
-        indexed = table.set_index(["split", "case_id"])[columns]
-        probs = {}
+        flagged = "ood" in table.columns
+        indexed = table.set_index(["split", "case_id"])[columns + (["ood"] if flagged else [])]
+        probs, ood = {}, {}
         for split in ("val", "test"):
             keys = reference.loc[reference["split"] == split, "case_id"]
-            probs[split] = indexed.loc[[(split, c) for c in keys]].to_numpy(dtype=float)
-        members.append(Member(run, probs["val"], probs["test"]))
+            rows = indexed.loc[[(split, c) for c in keys]]
+            probs[split] = rows[columns].to_numpy(dtype=float)
+            if flagged:
+                ood[split] = rows["ood"].fillna(0).to_numpy(dtype=float) > 0
+        members.append(Member(run, probs["val"], probs["test"], ood if flagged else None))
     return reference, members
 
 
@@ -171,14 +194,6 @@ class WeightedMean(SoftMean):
         return {"weights": self.weights_.tolist(), "val_log_loss": self.val_log_loss_}
 
 
-def stacking_features(probs: Sequence[np.ndarray]) -> np.ndarray:
-    """Log-odds of class 1 per member (binary), or log probabilities of every class."""
-    clipped = [np.clip(p, _EPS, 1 - _EPS) for p in probs]
-    if clipped[0].shape[1] == 2:
-        return np.column_stack([np.log(p[:, 1]) - np.log1p(-p[:, 1]) for p in clipped])
-    return np.column_stack([np.log(p) for p in clipped])
-
-
 class Stacker:
     """A logistic regression (L2, C = 1) on ``stacking_features``."""
 
@@ -203,6 +218,7 @@ class Stacker:
             "model": "LogisticRegression(C=1.0) on log-odds (binary) or log probabilities",
             "coef": self.model_.coef_.tolist(),
             "intercept": self.model_.intercept_.tolist(),
+            "classes": [int(c) for c in self.model_.classes_],
         }
 
 
@@ -248,14 +264,15 @@ def cross_fitted(
 
 
 def _threshold_method(members: Sequence[Member], threshold: str | None) -> ThresholdMethod:
-    if threshold is None:  # the members' common method, else Youden
+    if threshold is None:  # the members' common method, else the middle of the J plateau
         methods = {m.run.threshold_method for m in members}
         threshold = methods.pop() if len(methods) == 1 else None
-        if threshold not in ("youden", "max_f1"):
-            threshold = "youden"
-    if threshold not in ("youden", "max_f1", "fixed"):
+        if threshold not in ("youden_plateau", "youden", "max_f1"):
+            threshold = "youden_plateau"
+    if threshold not in THRESHOLD_METHODS:
         raise ConfigError(
-            "--threshold", f"unknown method {threshold!r}; use youden, max_f1 or fixed"
+            "--threshold",
+            f"unknown method {threshold!r}; use {', '.join(THRESHOLD_METHODS)}",
         )
     return cast(ThresholdMethod, threshold)
 
@@ -282,21 +299,45 @@ def _data_summary(members: Sequence[Member], reference: pd.DataFrame) -> dict[st
 def _prediction_table(
     reference: pd.DataFrame,
     probs: dict[str, np.ndarray],
-    preds: dict[str, np.ndarray],
+    decisions: dict[str, Decisions],
     names: list[str],
+    raw: dict[str, np.ndarray],
 ) -> pd.DataFrame:
-    """The reference run's rows (ids, labels, attributes) with the ensemble's probabilities."""
+    """The reference run's rows (ids, labels, attributes) with the ensemble's calibrated
+    probabilities, decisions and trust columns, and its probabilities before calibration."""
     parts = []
     for split in ("val", "test"):
         rows = reference[reference["split"] == split].copy()
-        extra = [c for c in rows.columns if c not in ("case_id", "split", "label", "pred")]
-        extra = [c for c in extra if not c.startswith("prob_")]
+        extra = [
+            c
+            for c in rows.columns
+            if c not in ("case_id", "split", "label", "pred", *TRUST_COLUMNS)
+            and not c.startswith(("prob_", RAW_PROB_PREFIX))
+        ]
         table = rows[["case_id", "split", "label"]].copy()
         for k, name in enumerate(names):
             table[f"prob_{name}"] = probs[split][:, k]
-        table["pred"] = preds[split]
-        parts.append(pd.concat([table, rows[extra]], axis=1))
+        table["pred"] = decisions[split].preds
+        trust = pd.DataFrame(
+            [decisions[split].row(i, names) for i in range(len(table))], index=table.index
+        )
+        raw_columns = pd.DataFrame(
+            {f"{RAW_PROB_PREFIX}{name}": raw[split][:, k] for k, name in enumerate(names)},
+            index=table.index,
+        )
+        parts.append(pd.concat([table, trust, raw_columns, rows[extra]], axis=1))
     return pd.concat(parts, ignore_index=True)
+
+
+def _member_flags(
+    members: Sequence[Member], split: str
+) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """``(how many members flag each case, flagged by any)`` out of distribution, or
+    ``(None, None)`` when no member has the score."""
+    flags = [m.ood[split] for m in members if m.ood is not None]
+    if not flags:
+        return None, None
+    return np.sum(flags, axis=0).astype(float), np.any(flags, axis=0)
 
 
 def _auc(run: RunFolder, split: str) -> float | None:
@@ -343,6 +384,8 @@ def ensemble_runs(
     seed: int = 0,
     overwrite: bool = False,
     documents: bool = True,
+    calibration: str = "none",
+    refer: ReferConfig | None = None,
 ) -> Path:
     """Combine finished runs into an ensemble and write it as a run folder.
 
@@ -352,14 +395,19 @@ def ensemble_runs(
         method: ``soft``, ``weighted`` or ``stacking`` (see the module docstring).
         out_dir: the folder that receives the ensemble's run folder.
         name: the run folder's name; default ``ensemble-<method>``.
-        threshold: ``youden``, ``max_f1`` or ``fixed``; default the members' common method
-            (``youden`` when they differ). Chosen on the validation predictions.
+        threshold: ``youden_plateau``, ``youden``, ``max_f1`` or ``fixed``; default the
+            members' common method (``youden_plateau`` when they differ). Chosen on the
+            (calibrated) validation predictions.
         fixed_threshold: the threshold of ``threshold="fixed"``.
         folds: cross-fitting folds on the validation split (weighted, stacking).
         n_bootstrap, ci_level: the confidence intervals of metrics.json.
         seed: seeds the folds, the stacking model and the bootstrap.
         overwrite: replace an existing folder of that name.
         documents: write report.html and model_card.md.
+        calibration: the ensemble's own calibrator, fitted on its validation probabilities
+            (``temperature``, ``dirichlet``, ``isotonic``); default ``none``: the members'
+            calibrated probabilities combined as they are.
+        refer: the refer band's rule (default: ``ReferConfig()``, 10% of validation cases).
 
     Returns:
         The ensemble's run folder ``out_dir/name``.
@@ -374,7 +422,11 @@ def ensemble_runs(
         >>> ensemble_runs(["runs/a", "runs/b", "runs/c"], "stacking", "runs")  # doctest: +SKIP
         PosixPath('runs/ensemble-stacking')
     """
-    from medlens.metrics import choose_threshold, evaluate_predictions, predict_labels
+    from medlens.metrics import choose_threshold, evaluate_predictions
+    from medlens.trust.calibrators import fit_calibrator
+    from medlens.trust.decisions import decide
+    from medlens.trust.refer import choose_band
+    from medlens.trust.summary import calibration_summary, refer_summary, selective_summary
 
     if method not in METHODS:
         raise ConfigError("--method", f"unknown method {method!r}; use {', '.join(METHODS)}")
@@ -386,17 +438,46 @@ def ensemble_runs(
     binary = len(class_names) == 2
     rule = _threshold_method(members, threshold)
     tmethod = rule if binary else "argmax"
-    probs, fitted = combine(method, members, reference, folds, seed)
+    refer = refer or ReferConfig()
+    raw, fitted = combine(method, members, reference, folds, seed)
 
-    y = {s: reference.loc[reference["split"] == s, "label"].to_numpy(dtype=int) for s in probs}
+    y = {s: reference.loc[reference["split"] == s, "label"].to_numpy(dtype=int) for s in raw}
+    calibrator = fit_calibrator(calibration, raw["val"], y["val"])
+    probs = {s: calibrator.transform(p) for s, p in raw.items()}
     cut = 0.5
     if binary:
         cut = float(choose_threshold(y["val"], probs["val"][:, 1], rule, fixed_threshold))
+    band = choose_band(
+        refer.rule,
+        y["val"],
+        probs["val"],
+        cut,
+        coverage=refer.coverage,
+        sensitivity=refer.sensitivity,
+        specificity=refer.specificity,
+    )
     evaluations = {
         s: evaluate_predictions(y[s], probs[s], class_names, cut, n_bootstrap, ci_level, seed)
         for s in ("val", "test")
     }
-    preds = {s: predict_labels(probs[s], cut) for s in ("val", "test")}
+    decisions = {
+        s: decide(probs[s], cut if binary else None, band, *_member_flags(members, s))
+        for s in ("val", "test")
+    }
+    trust = {
+        "calibration": calibration_summary(calibrator, y, raw, probs, cut if binary else None),
+        "refer": {
+            "band": band.to_dict(),
+            "splits": {
+                s: refer_summary(band, y[s], decisions[s].preds, decisions[s].referred)
+                for s in decisions
+            },
+        },
+        "selective": {
+            s: selective_summary(y[s], decisions[s].preds, probs[s], cut if binary else None)
+            for s in decisions
+        },
+    }
     weights = fitted["combiner"].get("weights")
     paths = [str(m.run.path.resolve()) for m in members]
     settings = {
@@ -405,6 +486,8 @@ def ensemble_runs(
         "threshold": tmethod,
         "fixed_threshold": fixed_threshold,
         "folds": folds,
+        "calibration": calibration,
+        "refer": refer.model_dump(),
     }
     fitted = {
         **settings,
@@ -435,7 +518,8 @@ def ensemble_runs(
     writer = RunWriter(stage)
     writer.config(config)
     writer.json(layout.ENSEMBLE, fitted)
-    writer.labels(class_names, cut, threshold_method=tmethod)
+    writer.labels(class_names, cut, threshold_method=tmethod, refer=band.to_dict())
+    writer.json(layout.CALIBRATION, {**calibrator.to_dict(), "fitted_on": "val"})
     writer.metrics(
         {
             "task": CLASSIFICATION.name,
@@ -443,9 +527,12 @@ def ensemble_runs(
             "class_names": class_names,
             **decision,
             "splits": evaluations,
+            "trust": trust,
         }
     )
-    writer.table(layout.PREDICTIONS, _prediction_table(reference, probs, preds, class_names))
+    writer.table(
+        layout.PREDICTIONS, _prediction_table(reference, probs, decisions, class_names, raw)
+    )
     writer.json(layout.DATA_SUMMARY, _data_summary(members, reference))
     if documents:
         from medlens.report.documents import write_documents

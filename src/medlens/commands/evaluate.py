@@ -43,7 +43,8 @@ def evaluate_command(
     fixed_labels: Path | None = None,
 ) -> str:
     """``medlens evaluate``: a run (``run_dir``), two folders of masks (``pred`` and
-    ``ref``), or a ``medlens register`` output folder (``registration``: target registration
+    ``ref``), a detections CSV against box annotations (``pred`` a file, ``ref`` a VOC
+    folder, COCO JSON or box CSV), or a ``medlens register`` output folder (``registration``: target registration
     error from landmarks in mm, Dice/HD95 of the propagated labels, folding, Jacobian
     statistics); returns the text to print after the evaluation is written.
 
@@ -63,6 +64,18 @@ def evaluate_command(
             registration, fixed_landmarks, moving_landmarks, fixed_labels
         )
         return format_evaluation(metrics, registration)
+    if pred is not None and Path(pred).is_file():
+        from medlens.commands.evaluate_boxes import (
+            check_box_arguments,
+            evaluate_box_files,
+            format_box_summary,
+        )
+
+        check_box_arguments(pred, ref, run_dir)
+        assert ref is not None
+        out_dir = out or Path("box_metrics")
+        document = evaluate_box_files(pred, ref, out_dir)
+        return format_box_summary(document) + f"metrics written to {out_dir}"
     if pred is not None or ref is not None:
         if pred is None or ref is None or run_dir is not None:
             raise ConfigError(
@@ -83,6 +96,13 @@ def evaluate_command(
     if run_dir is None:
         raise ConfigError("run_dir", "give a run folder, or --pred DIR and --ref DIR")
     task = read_run_task(run_dir)
+    if task.predicts_boxes:
+        raise ConfigError(
+            "run_dir",
+            f"{run_dir} is a {task.name} run: its metrics.json already scores its test split; "
+            "to score new images, `medlens predict` them and compare with "
+            "`medlens evaluate --pred detections.csv --ref ANNOTATIONS`",
+        )
     if task.predicts_masks:
         raise ConfigError(
             "run_dir",

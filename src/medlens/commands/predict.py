@@ -13,7 +13,7 @@ from pathlib import Path
 
 from medlens.errors import ConfigError
 from medlens.run_folder.reader import read_run_task
-from medlens.tasks import CLASSIFICATION, REGISTRATION, SEGMENTATION, TASKS, Task
+from medlens.tasks import CLASSIFICATION, DETECTION, REGISTRATION, SEGMENTATION, TASKS, Task
 
 ENGINES = ("local", "ray")
 DEFAULT_BATCH_SIZE = 64
@@ -33,6 +33,9 @@ class PredictOptions:
         address: a Ray cluster address (implies ``engine="ray"``).
         workers: decoding processes / Ray actors when streaming.
         quiet: no progress bar.
+        uncertainty: ``tta``, ``mc_dropout`` or ``ensemble`` (an ensemble run folder):
+            per-case entropy and mutual information (classification), per-voxel maps and a
+            per-case summary (segmentation).
     """
 
     out: Path | None = None
@@ -43,6 +46,7 @@ class PredictOptions:
     address: str | None = None
     workers: int | None = None
     quiet: bool = False
+    uncertainty: str | None = None
 
     def streams(self) -> bool:
         """Whether the streaming engines run: an engine or a Ray address given, or a
@@ -54,7 +58,15 @@ class PredictOptions:
         """The names of the options the user set (``out`` applies to every task)."""
         return [
             name
-            for name in ("skip_bad", "batch_size", "mask_format", "engine", "address", "workers")
+            for name in (
+                "skip_bad",
+                "batch_size",
+                "mask_format",
+                "engine",
+                "address",
+                "workers",
+                "uncertainty",
+            )
             if getattr(self, name) not in (None, False)
         ] + (["quiet"] if self.quiet else [])
 
@@ -78,6 +90,14 @@ def check_options(task: Task, options: PredictOptions, run_dir: Path) -> None:
         raise ConfigError("--workers", "sets the streaming workers; add --engine local or ray")
     if options.engine is not None and options.engine not in ENGINES:
         raise ConfigError("--engine", f"expected {' or '.join(ENGINES)}, not {options.engine!r}")
+    if options.uncertainty is not None:
+        from medlens.inference.uncertainty import check_method
+
+        check_method(options.uncertainty)
+        if options.streams():
+            raise ConfigError(
+                "--uncertainty", "is written to the CSV of a plain predict, not when streaming"
+            )
 
 
 def _classify(run_dir: Path, inputs: Sequence[Path], options: PredictOptions) -> str:
@@ -105,16 +125,20 @@ def _classify(run_dir: Path, inputs: Sequence[Path], options: PredictOptions) ->
     from medlens.inference.classify import predict_files
 
     out_csv = out or CLASSIFICATION.predict_output
-    n_ok, n_bad = predict_files(
+    written = predict_files(
         run_dir,
         list(inputs),
         out_csv,
         skip_bad=options.skip_bad,
         batch_size=batch_size,
         progress=not options.quiet,
+        uncertainty=options.uncertainty,
     )
-    return f"{n_ok} predictions written to {out_csv}" + (
-        f"; {n_bad} files skipped (listed there)" if n_bad else ""
+    return (
+        f"{written.predicted} predictions written to {out_csv}"
+        f" ({written.referred} referred to a human, {written.out_of_distribution} of them "
+        "out of distribution)"
+        + (f"; {written.skipped} files skipped (listed there)" if written.skipped else "")
     )
 
 
@@ -129,6 +153,7 @@ def _segment(run_dir: Path, inputs: Sequence[Path], options: PredictOptions) -> 
         mask_format=options.mask_format or "auto",
         skip_bad=options.skip_bad,
         progress=not options.quiet,
+        uncertainty=options.uncertainty,
     )
     return f"{n_ok} masks written to {out_dir}" + (
         f"; {n_bad} files skipped (listed in segmentations.csv)" if n_bad else ""
@@ -153,11 +178,24 @@ def _register(run_dir: Path, inputs: Sequence[Path], options: PredictOptions) ->
     return "\n".join(lines)
 
 
+def _detect(run_dir: Path, inputs: Sequence[Path], options: PredictOptions) -> str:
+    from medlens.inference.detect import detect_files
+
+    out_dir = options.out or DETECTION.predict_output
+    n_ok, n_bad = detect_files(
+        run_dir, list(inputs), out_dir, skip_bad=options.skip_bad, progress=not options.quiet
+    )
+    return f"detections of {n_ok} images written to {out_dir} (CSV, JSON, overlays/)" + (
+        f"; {n_bad} files skipped (listed in detections.csv)" if n_bad else ""
+    )
+
+
 #: task name -> its predictor; every registered task has one.
 PREDICTORS: dict[str, Callable[[Path, Sequence[Path], PredictOptions], str]] = {
     CLASSIFICATION.name: _classify,
     SEGMENTATION.name: _segment,
     REGISTRATION.name: _register,
+    DETECTION.name: _detect,
 }
 
 

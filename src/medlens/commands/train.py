@@ -10,7 +10,14 @@ from pathlib import Path
 from typing import Any
 
 from medlens.config import RunConfig
-from medlens.tasks import CLASSIFICATION, REGISTRATION, SEGMENTATION, check_config, task_of
+from medlens.tasks import (
+    CLASSIFICATION,
+    DETECTION,
+    REGISTRATION,
+    SEGMENTATION,
+    check_config,
+    task_of,
+)
 from medlens.train.trainer import EpochCallback
 
 RunModule = Callable[..., Path]
@@ -34,6 +41,12 @@ def _registration() -> RunModule:
     return train_registration_from_config
 
 
+def _detection() -> RunModule:
+    from medlens.train.detection.run import train_detection_from_config
+
+    return train_detection_from_config
+
+
 def _classical() -> RunModule:
     from medlens.train.classical.run import train_classical
 
@@ -49,6 +62,7 @@ RUN_MODULES: dict[str, Callable[[], RunModule]] = {
     CLASSIFICATION.name: _deep_classification,
     SEGMENTATION.name: _segmentation,
     REGISTRATION.name: _registration,
+    DETECTION.name: _detection,
 }
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,6 +17,7 @@ from medlens.errors import InputError, MedlensError
 from medlens.run_folder import layout
 from medlens.run_folder.checkpoint import load_checkpoint
 from medlens.run_folder.reader import read_decision_labels, read_run_config, require_files
+from medlens.run_folder.trust import TrustRule, read_trust_rule
 from medlens.tasks import Task, task_of
 
 
@@ -26,6 +28,8 @@ class LoadedRun:
     Attributes:
         input_shape: ``(C, *spatial)`` of a preprocessed training image; every input must
             have it after preprocessing.
+        trust: the calibrator (applied to every probability this module returns), the refer
+            band and the out-of-distribution score the run fitted on validation.
     """
 
     run_dir: Path
@@ -36,6 +40,7 @@ class LoadedRun:
     threshold: float
     input_shape: tuple[int, ...] | None
     device: torch.device
+    trust: TrustRule = TrustRule()
 
     @property
     def task(self) -> Task:
@@ -44,8 +49,9 @@ class LoadedRun:
 
 
 def load_run(run_dir: str | Path, device: str | None = None) -> LoadedRun:
-    """Read ``config.yaml``, ``model.pt``, ``preprocessing.json`` and ``labels.json`` and
-    build the network on ``device`` (default CUDA when available), in eval mode.
+    """Read ``config.yaml``, ``model.pt``, ``preprocessing.json`` and ``labels.json`` (and,
+    when the run has them, ``calibration.json`` and ``ood.npz``) and build the network on
+    ``device`` (default CUDA when available), in eval mode.
 
     Raises:
         InputError: naming the missing, unreadable or inconsistent file of the run folder.
@@ -80,6 +86,7 @@ def load_run(run_dir: str | Path, device: str | None = None) -> LoadedRun:
         threshold=float(labels["threshold"]),
         input_shape=tuple(int(v) for v in shape) if shape else None,
         device=dev,
+        trust=read_trust_rule(run_dir, labels),
     )
 
 
@@ -102,18 +109,74 @@ def prepare_input(run: LoadedRun, image: Image) -> np.ndarray:
     return x
 
 
+def _logits_and_features(
+    model: torch.nn.Module, tensor: torch.Tensor, features: bool
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """The logits, and the pooled penultimate features from the same forward pass when asked
+    and the network has them (a ``Classifier``; an ONNX engine has not)."""
+    net: Any = model
+    if features and hasattr(net, "forward_features") and hasattr(net, "forward_head"):
+        feature_map = net.forward_features(tensor)
+        pooled = net.forward_head(feature_map, pre_logits=True).flatten(1)
+        return net.forward_head(feature_map), pooled
+    return model(tensor), None
+
+
 @torch.no_grad()
-def predict_arrays(run: LoadedRun, arrays: list[np.ndarray], batch_size: int = 64) -> np.ndarray:
-    """Class probabilities ``(N, K)`` for preprocessed arrays (see ``prepare_input``)."""
+def predict_with_features(
+    run: LoadedRun,
+    arrays: list[np.ndarray],
+    batch_size: int = 64,
+    feature_model: torch.nn.Module | None = None,
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """Calibrated class probabilities ``(N, K)`` of preprocessed arrays and, when the run has
+    an out-of-distribution score, their pooled penultimate features ``(N, D)`` (else None).
+
+    The probabilities come from ``run.model`` (either engine; with flip TTA when the run used
+    it), then the run's calibrator. The features come from the same pass when ``run.model``
+    is a PyTorch classifier, otherwise from ``feature_model`` (the run's PyTorch network
+    behind an ONNX engine).
+    """
+    want = run.trust.ood is not None
     out: list[np.ndarray] = []
+    feats: list[np.ndarray] = []
     for start in range(0, len(arrays), batch_size):
         tensor = torch.from_numpy(np.stack(arrays[start : start + batch_size])).to(run.device)
-        probs = torch.softmax(run.model(tensor).float(), dim=1)
+        logits, pooled = _logits_and_features(run.model, tensor, want)
+        probs = torch.softmax(logits.float(), dim=1)
         if run.config.train.tta_flip:
             flipped = run.model(torch.flip(tensor, dims=(-1,)))
             probs = 0.5 * (probs + torch.softmax(flipped.float(), dim=1))
         out.append(probs.cpu().numpy())
-    return np.concatenate(out) if out else np.zeros((0, len(run.class_names)))
+        if want and pooled is None:
+            other = feature_model if feature_model is not None else run.model
+            _, pooled = _logits_and_features(other, tensor.to(_device_of(other)), True)
+            if pooled is None:
+                raise InputError(run.run_dir, "its network gives no features for the ood score")
+        if pooled is not None:
+            feats.append(pooled.float().cpu().numpy())
+    raw = np.concatenate(out) if out else np.zeros((0, len(run.class_names)))
+    probs_out = run.trust.calibrator.transform(raw) if len(raw) else raw
+    if run.trust.ood is None:
+        return probs_out, None
+    return probs_out, np.concatenate(feats) if feats else np.zeros((0, run.trust.ood.dims))
+
+
+def _device_of(model: torch.nn.Module) -> torch.device:
+    parameter = next(model.parameters(), None)
+    return parameter.device if parameter is not None else torch.device("cpu")
+
+
+def predict_arrays(run: LoadedRun, arrays: list[np.ndarray], batch_size: int = 64) -> np.ndarray:
+    """Calibrated class probabilities ``(N, K)`` for preprocessed arrays (see
+    ``prepare_input``): the engine's softmax (and flip TTA when the run used it), then the
+    run's calibrator (``calibration.json``), whichever engine ran."""
+    probs, _ = predict_with_features(
+        dataclasses.replace(run, trust=dataclasses.replace(run.trust, ood=None)),
+        arrays,
+        batch_size,
+    )
+    return probs
 
 
 def predict_images(run: LoadedRun, images: Iterable[Image], batch_size: int = 64) -> np.ndarray:

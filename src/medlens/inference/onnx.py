@@ -7,10 +7,12 @@ axes, so a patch of any size the network accepts runs. When the dynamo exporter 
 network, the export is retried with fewer dynamic axes and finally with the TorchScript
 exporter; every fallback is logged with its reason and recorded in the file's metadata.
 
-The ONNX file holds the raw network (logits); softmax, flip TTA, thresholds and
-post-processing stay in medlens, which applies them to either engine's output. Metadata
-(``metadata_props``) records the run name, the task, the class names, the SHA-256 of
-``model.pt`` and the exporter used, so a stale export can be recognised.
+The ONNX file holds the raw network (logits); softmax, flip TTA, the run's calibrator
+(temperature...), thresholds, the refer band and post-processing stay in medlens, which
+applies them to either engine's output. Metadata (``metadata_props``) records the run name,
+the task, the class names, the SHA-256 of ``model.pt``, the exporter used and the
+calibrator (``calibration``, JSON), so a stale export can be recognised and a reader of the
+file alone knows what to apply after the softmax.
 
 Example:
     >>> from medlens.inference.onnx import export_onnx, verify_onnx
@@ -111,6 +113,8 @@ def export_onnx(
             "exporter": attempt.exporter,
             "dynamic_axes": _axes(attempt),
             "fallback_reasons": json.dumps(failures),
+            # what medlens applies to the logits' softmax, whichever engine ran them
+            "calibration": json.dumps(run.trust.calibrator.to_dict()),
         }
         target = Path(out) if out is not None else run.run_dir / layout.ONNX
         return write_atomic(target, _with_metadata(proto_bytes, metadata))

@@ -87,6 +87,45 @@ def predict_mask(run: Any, image: Image) -> np.ndarray:
     return postprocess(probs, **post, spacing=image.spacing)
 
 
+def _check_uncertainty(run: Any, method: str) -> None:
+    from medlens.inference.uncertainty import check_mc_dropout, check_method
+
+    check_method(method)
+    if method == "ensemble":
+        raise ConfigError(
+            "--uncertainty",
+            f"ensemble needs an ensemble run folder of 2+ members; {run.run_dir} is a single "
+            "segmentation run (use tta or mc_dropout)",
+        )
+    if method == "mc_dropout":
+        check_mc_dropout(run.model, run.run_dir)
+
+
+def _uncertainty_columns(
+    run: Any, image: Image, labels: np.ndarray, mask_path: Path, method: str
+) -> dict[str, Any]:
+    """Write the case's entropy and mutual-information maps next to its mask; return its
+    summary columns."""
+    from medlens.inference.segment_uncertainty import on_image_grid, sample_maps, write_map
+
+    x = run.preprocess(image).array.astype(np.float32, copy=False)
+    maps = on_image_grid(sample_maps(run, x, method), image)
+    name = mask_path.name
+    stem = name[: -len(".nii.gz")] if name.endswith(".nii.gz") else mask_path.stem
+    ext = ".png" if name.endswith(".png") else ".nii.gz"
+    top = float(np.log(len(run.class_names)))
+    entropy_path = write_map(maps.entropy, image, mask_path.with_name(f"{stem}_entropy{ext}"), top)
+    mi_path = write_map(
+        maps.mutual_information, image, mask_path.with_name(f"{stem}_mutual_information{ext}"), top
+    )
+    return {
+        "uncertainty_method": method,
+        **maps.summary(labels),
+        "entropy_map": str(entropy_path),
+        "mutual_information_map": str(mi_path),
+    }
+
+
 def segment_files(
     run_dir: Path,
     inputs: list[Path],
@@ -94,6 +133,7 @@ def segment_files(
     mask_format: str = "auto",
     skip_bad: bool = False,
     progress: bool = True,
+    uncertainty: str | None = None,
 ) -> tuple[int, int]:
     """Write one mask per input into ``out_dir`` and ``out_dir/segmentations.csv``.
 
@@ -105,6 +145,10 @@ def segment_files(
             ``png``, ``nifti`` or ``dicom-seg``.
         skip_bad: record unreadable inputs in the CSV and go on, instead of stopping.
         progress: show a progress bar over the inputs.
+        uncertainty: ``tta`` or ``mc_dropout``: also write ``<mask>_entropy`` and
+            ``<mask>_mutual_information`` maps (16-bit PNG scaled to log K nats for 2D PNG
+            masks, else float32 NIfTI in nats) and the per-case summary columns of
+            ``medlens.inference.segment_uncertainty``.
 
     Returns:
         (masks written, inputs skipped).
@@ -122,6 +166,8 @@ def segment_files(
     run = load_run(run_dir)
     if not run.task.predicts_masks:
         raise InputError(run_dir, f"is a {run.task.name} run, which writes no masks")
+    if uncertainty is not None:
+        _check_uncertainty(run, uncertainty)
     volumes = run.input_shape is not None and len(run.input_shape) == 4
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -148,6 +194,11 @@ def segment_files(
                     write_mask(
                         image.with_array(labels[None].astype(np.uint8)), target, reference=image
                     )
+                spread = (
+                    _uncertainty_columns(run, image, labels, target, uncertainty)
+                    if uncertainty is not None
+                    else {}
+                )
         except InputError as exc:
             if not skip_bad:
                 raise
@@ -160,6 +211,7 @@ def segment_files(
             count = int(np.count_nonzero(labels == k))
             row[f"voxels_{name}"] = count
             row[f"size_{name}_mm{image.spatial_dims}"] = count * voxel_volume
+        row.update(spread)
         row.update(cost.columns())
         row["error"] = ""
         rows.append(row)

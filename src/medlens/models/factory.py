@@ -66,6 +66,11 @@ def create_model(
         True
     """
     entry = MODELS.get(name)
+    if entry.task == "detection":
+        raise ConfigError(
+            "model.name",
+            f"{name} is a detector; build it with medlens.models.detection.create_detector",
+        )
     if spatial_dims not in entry.spatial_dims:
         supported = " or ".join(f"{d}D" for d in entry.spatial_dims)
         raise ConfigError(

@@ -54,8 +54,9 @@ class ModelEntry:
         spatial_dims: the dims it can be built for; one name serves 2D and 3D where both exist.
         pretrained_dims: the dims for which ImageNet weights exist.
         task: ``"classification"`` (a ``Classifier``: image -> logits), ``"segmentation"``
-            (a ``Segmenter``: image -> per-voxel logits of the same spatial size) or
-            ``"registration"`` (a moving + fixed pair -> a flow field in voxels).
+            (a ``Segmenter``: image -> per-voxel logits of the same spatial size),
+            ``"registration"`` (a moving + fixed pair -> a flow field in voxels) or
+            ``"detection"`` (a ``Detector``, built by ``create_detector``: images -> boxes).
         takes_channels: accepts ``BuildOptions.channels``.
         takes_deep_supervision: accepts ``BuildOptions.deep_supervision``.
     """
@@ -72,7 +73,7 @@ class ModelEntry:
 MODELS: Registry[ModelEntry] = Registry("model")
 
 
-TASKS = ("classification", "registration", "segmentation")
+TASKS = ("classification", "detection", "registration", "segmentation")
 
 
 def register_model(
@@ -127,6 +128,8 @@ _ARCHITECTURES = (
     "googlenet",
     "segmenters",
     "voxelmorph",
+    "mobilenet",
+    "detection.builders",
 )
 
 

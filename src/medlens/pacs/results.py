@@ -259,6 +259,7 @@ def _classification(
 ) -> list[ResultObject]:
     from medlens.explain.overlay import save_overlay
     from medlens.explain.run_cases import explain_prepared
+    from medlens.inference.decide import decisions_of, ood_features
     from medlens.inference.loaded_run import prepare_input
 
     x = prepare_input(run, image)
@@ -266,10 +267,21 @@ def _classification(
     names = run.class_names
     probabilities = explained.probabilities[0]
     decided = int(explained.predicted[0])
+    decisions = decisions_of(run, explained.probabilities[:1], ood_features(run, [x]))
+    band = run.trust.band
     finding = ClassificationFinding(
         probabilities={name: float(p) for name, p in zip(names, probabilities, strict=True)},
         decision=names[decided],
         threshold=run.threshold if len(names) == 2 else None,
+        refer_reason=decisions.reason(0) or None,
+        refer_band=(band.low, band.high)
+        if band.low is not None and band.high is not None
+        else None,
+        ood_score=(
+            (float(decisions.ood_scores[0]), run.trust.ood.threshold)
+            if decisions.ood_scores is not None and run.trust.ood is not None
+            else None
+        ),
     )
     png = save_overlay(
         x,

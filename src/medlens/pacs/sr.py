@@ -13,7 +13,14 @@ The content tree (every item a child of the root by ``CONTAINS``)::
       TEXT     (99MEDLENS WEIGHTS-SHA256)         SHA-256 of model.pt
       TEXT     (DCM 121071) Finding               the decided class
       TEXT     (99MEDLENS THRESHOLD)              the decision threshold (two classes only)
+      TEXT     (99MEDLENS REFER)                  "refer to a human reader (uncertain |
+                                                  out of distribution)" or "no referral"
+      TEXT     (99MEDLENS REFER-BAND)             "<class 1> probability in [low, high)",
+                                                  when the run has a two-class band
+      TEXT     (99MEDLENS OOD-SCORE)              "<score> (flagged above <threshold>)",
+                                                  when the run has the score
       TEXT     (99MEDLENS CLASS-PROB)             "<class>: <probability>", one per class
+                                                  (calibrated)
       IMAGE    (DCM 121322) Source image ...      one per source instance
 
 The source instances are also listed in CurrentRequestedProcedureEvidenceSequence.
@@ -43,6 +50,9 @@ DIAGNOSTIC_IMAGING_REPORT = hd.sr.CodedConcept("18748-4", "LN", "Diagnostic Imag
 WEIGHTS_SHA256 = hd.sr.CodedConcept("WEIGHTS-SHA256", MEDLENS_SCHEME, "Model weights SHA-256")
 DECISION_THRESHOLD = hd.sr.CodedConcept("THRESHOLD", MEDLENS_SCHEME, "Decision threshold")
 CLASS_PROBABILITY = hd.sr.CodedConcept("CLASS-PROB", MEDLENS_SCHEME, "Class probability")
+REFER = hd.sr.CodedConcept("REFER", MEDLENS_SCHEME, "Refer to a human reader")
+REFER_BAND = hd.sr.CodedConcept("REFER-BAND", MEDLENS_SCHEME, "Refer band")
+OOD_SCORE = hd.sr.CodedConcept("OOD-SCORE", MEDLENS_SCHEME, "Out-of-distribution score")
 
 _BASIC_TEXT_VALUE_TYPES = {
     "CONTAINER",
@@ -126,11 +136,33 @@ class ClassificationFinding:
         decision: the decided class name.
         threshold: the probability of the second class at or above which it is decided,
             for two-class runs; None for argmax decisions.
+        refer_reason: why a human should decide instead (``uncertain``: in the run's refer
+            band; ``out_of_distribution``), or None.
+        refer_band: ``(low, high)`` of a two-class refer band on the second class's
+            probability, or None.
+        ood_score: the out-of-distribution score and the threshold above which it is
+            flagged, or None for a run without it.
     """
 
     probabilities: dict[str, float]
     decision: str
     threshold: float | None
+    refer_reason: str | None = None
+    refer_band: tuple[float, float] | None = None
+    ood_score: tuple[float, float] | None = None
+
+    def trust_texts(self) -> list[tuple[hd.sr.CodedConcept, str]]:
+        """The SR's referral, band and out-of-distribution items as (concept, text)."""
+        reason = (self.refer_reason or "").replace("_", " ")
+        items = [(REFER, f"refer to a human reader ({reason})" if reason else "no referral")]
+        if self.refer_band is not None and self.refer_band[1] > self.refer_band[0]:
+            second = list(self.probabilities)[1]
+            low, high = self.refer_band
+            items.append((REFER_BAND, f"{second} probability in [{low:.6f}, {min(high, 1.0):.6f})"))
+        if self.ood_score is not None:
+            score, threshold = self.ood_score
+            items.append((OOD_SCORE, f"{score:.4f} (flagged above {threshold:.4f})"))
+        return items
 
 
 def with_patient_study_defaults(source: Dataset) -> Dataset:
@@ -180,6 +212,9 @@ def classification_report(
         items.append(
             hd.sr.TextContentItem(DECISION_THRESHOLD, f"{finding.threshold:.6f}", contains)
         )
+    items += [
+        hd.sr.TextContentItem(concept, text, contains) for concept, text in finding.trust_texts()
+    ]
     items += [
         hd.sr.TextContentItem(CLASS_PROBABILITY, f"{name}: {p:.6f}", contains)
         for name, p in finding.probabilities.items()

@@ -8,6 +8,8 @@ parameters from a ``numpy.random.Generator`` and hands them to a deterministic t
 Segmentation applies a transform to an image and its label mask together
 (``medlens.preprocess.joint.apply_joint``): ``fixed_for(image)`` settles every choice that
 depends on the image's content, and ``for_mask()`` of the result is what runs on the mask.
+Detection moves boxes alike (``medlens.preprocess.boxes.apply_with_boxes``): ``map_points``
+says where points of the input lie on the output, ``unmap_points`` maps them back.
 """
 
 from __future__ import annotations
@@ -53,6 +55,32 @@ class Transform(ABC):
         than its own. The default returns ``self``: the geometry depends on the grid alone.
         """
         return self
+
+    def map_points(self, points: np.ndarray, image: Image) -> np.ndarray:
+        """Where points of ``image`` lie after this transform (what moves boxes with pixels).
+
+        Points are ``(N, spatial_dims)`` coordinates along the image's spatial axes, in voxel
+        edges: voxel ``i`` spans ``[i, i + 1)``, so 0 is the outer edge of the first voxel.
+        Transforms that move no content (no ``for_mask()`` twin) leave them as they are;
+        spatial transforms override this, and ``unmap_points`` with its inverse.
+
+        Args:
+            points: ``(N, spatial_dims)`` coordinates on ``image``'s grid.
+            image: the input of the transform (its grid decides the mapping).
+
+        Returns:
+            ``(N, spatial_dims)`` float64 coordinates on the output's grid.
+        """
+        if self.for_mask() is None:
+            return np.array(points, dtype=np.float64)
+        raise NotImplementedError(f"transform {self.name!r} moves content but not points")
+
+    def unmap_points(self, points: np.ndarray, image: Image) -> np.ndarray:
+        """The inverse of ``map_points``: points on the output grid back onto the grid of
+        ``image`` (the transform's input), e.g. predicted boxes back to the original image."""
+        if self.for_mask() is None:
+            return np.array(points, dtype=np.float64)
+        raise NotImplementedError(f"transform {self.name!r} cannot map points back")
 
     def to_config(self) -> dict[str, Any]:
         return {"name": self.name, **self.params()}

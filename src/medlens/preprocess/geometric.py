@@ -9,6 +9,9 @@ Angles are in degrees. A 2D image has one rotation plane (H, W). A 3D image has 
 angles, about spatial axes 0, 1 and 2 (the planes (H, W), (D, W), (D, H)); a single number
 rotates in the (H, W) plane, slice by slice. Rotations act in physical space (the spacing
 is honoured), translations and elastic displacements are in voxels.
+
+Each also maps points (``map_points``, ``unmap_points``: voxel-edge coordinates, see
+``Transform.map_points``), so boxes move with the pixels.
 """
 
 from __future__ import annotations
@@ -39,6 +42,9 @@ PADDING_MODES = ("constant", "nearest", "reflect")
 #: How the ``for_mask()`` twins interpolate: the nearest label, and label 0 from outside the
 #: image whatever padding the image uses (the convention of TorchIO and nnU-Net).
 _MASK_INTERPOLATION: dict[str, Any] = {"order": 0, "padding_mode": "constant"}
+#: Fixed-point steps that invert an elastic field at a point (each shrinks the error by about
+#: the field's largest gradient, well below 1 for smooth fields).
+_POINT_ITERATIONS = 12
 
 
 @TRANSFORMS.register("flip")
@@ -69,6 +75,19 @@ class Flip(Transform):
     def for_mask(self) -> Transform:
         return Flip(**self.params())
 
+    def _spatial_axes(self, image: Image) -> list[int]:
+        axes = self.axes if isinstance(self.axes, list) else [self.axes]
+        return sorted({spatial_axis(int(a), image, "flip") for a in axes})
+
+    def map_points(self, points: np.ndarray, image: Image) -> np.ndarray:
+        out = np.array(points, dtype=np.float64)
+        for axis in self._spatial_axes(image):
+            out[:, axis] = image.spatial_shape[axis] - out[:, axis]
+        return out
+
+    def unmap_points(self, points: np.ndarray, image: Image) -> np.ndarray:
+        return self.map_points(points, image)  # a flip is its own inverse
+
 
 def _angles(degrees: float | Sequence[float], image: Image) -> list[float]:
     """One angle (2D) or three (3D) in degrees, from a number or a list."""
@@ -97,6 +116,33 @@ def rotation_matrix(angles: Sequence[float]) -> np.ndarray:
     return matrix
 
 
+def voxel_matrix(image: Image, angles: Sequence[float], scale: Sequence[float]) -> np.ndarray:
+    """The rotation and scaling of a physical rotation by ``angles`` (degrees), written in
+    voxel coordinates of ``image`` (the spacing is honoured)."""
+    spacing = np.asarray(image.spacing, dtype=float)
+    # In voxel space, a physical rotation R becomes D^-1 R D with D = diag(spacing).
+    return (rotation_matrix(angles) * spacing[None, :] / spacing[:, None]) @ np.diag(scale)
+
+
+def affine_points(
+    points: np.ndarray,
+    image: Image,
+    angles: Sequence[float],
+    scale: Sequence[float],
+    translation: Sequence[float],
+    inverse: bool = False,
+) -> np.ndarray:
+    """Points (voxel edges) moved as ``warp_affine`` moves the content about the centre, or
+    moved back with ``inverse``."""
+    forward = voxel_matrix(image, angles, scale)
+    centre = np.asarray(image.spatial_shape, dtype=float) / 2  # the centre, in voxel edges
+    shift = np.asarray(translation, dtype=float)
+    pts = np.asarray(points, dtype=np.float64)
+    if inverse:
+        return (pts - centre - shift) @ np.linalg.inv(forward).T + centre
+    return (pts - centre) @ forward.T + centre + shift
+
+
 def warp_affine(
     image: Image,
     angles: Sequence[float],
@@ -106,10 +152,7 @@ def warp_affine(
     padding_mode: str,
 ) -> np.ndarray:
     """Rotate and scale about the image centre, then translate (voxels); a ``(C, ...)`` array."""
-    spacing = np.asarray(image.spacing, dtype=float)
-    # In voxel space, a physical rotation R becomes D^-1 R D with D = diag(spacing).
-    forward = (rotation_matrix(angles) * spacing[None, :] / spacing[:, None]) @ np.diag(scale)
-    inverse = np.linalg.inv(forward)
+    inverse = np.linalg.inv(voxel_matrix(image, angles, scale))
     center = (np.asarray(image.spatial_shape, dtype=float) - 1) / 2
     offset = center - inverse @ (center + np.asarray(translation, dtype=float))
     array = as_float32(image)
@@ -161,6 +204,17 @@ class Rotate(_Warp):
     def for_mask(self) -> Transform:
         return Rotate(**{**self.params(), **_MASK_INTERPOLATION})
 
+    def map_points(self, points: np.ndarray, image: Image) -> np.ndarray:
+        ndim = image.spatial_dims
+        return affine_points(
+            points, image, _angles(self.degrees, image), [1.0] * ndim, [0.0] * ndim
+        )
+
+    def unmap_points(self, points: np.ndarray, image: Image) -> np.ndarray:
+        ndim = image.spatial_dims
+        angles = _angles(self.degrees, image)
+        return affine_points(points, image, angles, [1.0] * ndim, [0.0] * ndim, inverse=True)
+
 
 @TRANSFORMS.register("affine")
 class Affine(_Warp):
@@ -190,9 +244,7 @@ class Affine(_Warp):
         self._interpolation(order, padding_mode)
 
     def apply(self, image: Image) -> Image:
-        angles = _angles(self.degrees, image)
-        scale = [float(s) for s in per_axis(self.scale, image, "affine scale")]
-        shift = [float(t) for t in per_axis(self.translation, image, "affine translation")]
+        angles, scale, shift = self._geometry(image)
         out = warp_affine(image, angles, scale, shift, self.order, self.padding_mode)
         return new_image(image, out)
 
@@ -207,6 +259,18 @@ class Affine(_Warp):
 
     def for_mask(self) -> Transform:
         return Affine(**{**self.params(), **_MASK_INTERPOLATION})
+
+    def _geometry(self, image: Image) -> tuple[list[float], list[float], list[float]]:
+        angles = _angles(self.degrees, image)
+        scale = [float(s) for s in per_axis(self.scale, image, "affine scale")]
+        shift = [float(t) for t in per_axis(self.translation, image, "affine translation")]
+        return angles, scale, shift
+
+    def map_points(self, points: np.ndarray, image: Image) -> np.ndarray:
+        return affine_points(points, image, *self._geometry(image))
+
+    def unmap_points(self, points: np.ndarray, image: Image) -> np.ndarray:
+        return affine_points(points, image, *self._geometry(image), inverse=True)
 
 
 def _upsample_linear(field: np.ndarray, axis: int, n_out: int) -> np.ndarray:
@@ -298,3 +362,25 @@ class Elastic(_Warp):
 
     def for_mask(self) -> Transform:
         return Elastic(**{**self.params(), **_MASK_INTERPOLATION})
+
+    def _displacement_at(self, field: np.ndarray, index: np.ndarray) -> np.ndarray:
+        """The field (voxels) at ``(N, ndim)`` voxel-centre coordinates, linearly interpolated."""
+        coords = index.T
+        return np.stack(
+            [ndimage.map_coordinates(c, coords, order=1, mode="nearest") for c in field], axis=1
+        )
+
+    def map_points(self, points: np.ndarray, image: Image) -> np.ndarray:
+        # The output at o shows the input at o + field(o): a point p of the input lands where
+        # o + field(o) = p, found by fixed-point iteration (the field is smooth and small).
+        field = displacement_field(image.spatial_shape, self.alpha, self.sigma, self.seed)
+        target = np.asarray(points, dtype=np.float64) - 0.5
+        out = target.copy()
+        for _ in range(_POINT_ITERATIONS):
+            out = target - self._displacement_at(field, out)
+        return out + 0.5
+
+    def unmap_points(self, points: np.ndarray, image: Image) -> np.ndarray:
+        field = displacement_field(image.spatial_shape, self.alpha, self.sigma, self.seed)
+        index = np.asarray(points, dtype=np.float64) - 0.5
+        return index + self._displacement_at(field, index) + 0.5

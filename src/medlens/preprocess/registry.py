@@ -11,7 +11,14 @@ def _populate() -> None:
     # Importing the modules registers their transforms.
     import importlib
 
-    for module in ("intensity", "spatial", "enhancement", "augmentation"):
+    for module in (
+        "intensity",
+        "spatial",
+        "enhancement",
+        "augmentation",
+        "quarter_turn",
+        "scaling",
+    ):
         try:
             importlib.import_module(f"medlens.preprocess.{module}")
         except ModuleNotFoundError as exc:  # a module not written yet registers nothing

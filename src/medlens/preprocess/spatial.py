@@ -3,7 +3,8 @@
 Sizes are in voxels and spacings in mm, given either as one number for every spatial axis or
 as a list with one value per spatial axis (``[H, W]`` for 2D, ``[D, H, W]`` for 3D). The
 image's spacing and affine are updated to match the new grid. Each ``for_mask()`` twin
-regrids a label mask alike, with nearest-neighbour interpolation and label 0 as padding.
+regrids a label mask alike, with nearest-neighbour interpolation and label 0 as padding, and
+``map_points`` / ``unmap_points`` move points (voxel edges) between the grids, so boxes follow.
 """
 
 from __future__ import annotations
@@ -84,20 +85,70 @@ def resample(image: Image, shape: Sequence[int], order: int) -> np.ndarray:
     return out
 
 
-def _order(value: Any, transform: str) -> int:
+def scale_points(
+    points: np.ndarray, before: Sequence[int], after: Sequence[int], inverse: bool = False
+) -> np.ndarray:
+    """Points (voxel edges) of a grid of ``before`` voxels on the resampled grid of ``after``
+    voxels, edges aligned (``resample``'s rule), or back with ``inverse``."""
+    factors = np.asarray(after, dtype=float) / np.asarray(before, dtype=float)
+    pts = np.asarray(points, dtype=np.float64)
+    return pts / factors if inverse else pts * factors
+
+
+def shift_points(points: np.ndarray, start: Sequence[int], inverse: bool = False) -> np.ndarray:
+    """Points (voxel edges) in a window whose first voxel is voxel ``start`` of the old grid,
+    or back with ``inverse``."""
+    pts = np.asarray(points, dtype=np.float64)
+    offset = np.asarray(start, dtype=float)
+    return pts + offset if inverse else pts - offset
+
+
+class WindowTransform(Transform):
+    """A transform that cuts the window ``[start, start + size)`` out of the image."""
+
+    def window_of(self, image: Image) -> tuple[list[int], list[int]]:
+        """``(start, size)`` of the window, in voxels, for ``image``."""
+        raise NotImplementedError
+
+    def apply(self, image: Image) -> Image:
+        start, size = self.window_of(image)
+        return _windowed(image, start, size, getattr(self, "pad_value", 0.0))
+
+    def map_points(self, points: np.ndarray, image: Image) -> np.ndarray:
+        return shift_points(points, self.window_of(image)[0])
+
+    def unmap_points(self, points: np.ndarray, image: Image) -> np.ndarray:
+        return shift_points(points, self.window_of(image)[0], inverse=True)
+
+
+class RegriddingTransform(Transform):
+    """A transform that resamples the image onto a new grid of ``shape_of(image)`` voxels."""
+
+    def shape_of(self, image: Image) -> list[int]:
+        """The output size, in voxels, for ``image``."""
+        raise NotImplementedError
+
+    def map_points(self, points: np.ndarray, image: Image) -> np.ndarray:
+        return scale_points(points, image.spatial_shape, self.shape_of(image))
+
+    def unmap_points(self, points: np.ndarray, image: Image) -> np.ndarray:
+        return scale_points(points, image.spatial_shape, self.shape_of(image), inverse=True)
+
+
+def spline_order(value: Any, transform: str) -> int:
     order = integer(value, transform, "order", low=0)
     require(order <= 5, transform, "order", f"must be a spline order from 0 to 5, got {order}")
     return order
 
 
-def _regridded(image: Image, shape: Sequence[int], order: int, spacing: Sequence[float]) -> Image:
+def regridded(image: Image, shape: Sequence[int], order: int, spacing: Sequence[float]) -> Image:
     factors = [n / m for n, m in zip(image.spatial_shape, shape, strict=True)]
     out = resample(image, shape, order)
     return new_image(image, out, spacing=spacing, affine=scaled_affine(image.affine, factors))
 
 
 @TRANSFORMS.register("resize")
-class Resize(Transform):
+class Resize(RegriddingTransform):
     """Resample to a given spatial size in voxels; the physical extent is kept, so the spacing
     grows or shrinks accordingly.
 
@@ -111,14 +162,17 @@ class Resize(Transform):
 
     def __init__(self, size: int | list[int], order: int = 1) -> None:
         self.size = numbers(size, self.name, "size", integral=True, low=1)
-        self.order = _order(order, self.name)
+        self.order = spline_order(order, self.name)
+
+    def shape_of(self, image: Image) -> list[int]:
+        return [int(s) for s in per_axis(self.size, image, "resize size")]
 
     def apply(self, image: Image) -> Image:
-        shape = [int(s) for s in per_axis(self.size, image, "resize size")]
+        shape = self.shape_of(image)
         spacing = [
             sp * n / m for sp, n, m in zip(image.spacing, image.spatial_shape, shape, strict=True)
         ]
-        return _regridded(image, shape, self.order, spacing)
+        return regridded(image, shape, self.order, spacing)
 
     def params(self) -> dict[str, Any]:
         return {"size": self.size, "order": self.order}
@@ -128,7 +182,7 @@ class Resize(Transform):
 
 
 @TRANSFORMS.register("resample_to_spacing")
-class ResampleToSpacing(Transform):
+class ResampleToSpacing(RegriddingTransform):
     """Resample to a target voxel spacing in mm, using the image's own spacing.
 
     The new size along each axis is ``round(size * spacing / target)`` voxels (at least 1);
@@ -143,15 +197,21 @@ class ResampleToSpacing(Transform):
 
     def __init__(self, spacing: float | list[float], order: int = 1) -> None:
         self.spacing = numbers(spacing, self.name, "spacing", low=0.0, strict_low=True)
-        self.order = _order(order, self.name)
+        self.order = spline_order(order, self.name)
+
+    def _target(self, image: Image) -> list[float]:
+        return [float(s) for s in per_axis(self.spacing, image, "resample_to_spacing spacing")]
+
+    def shape_of(self, image: Image) -> list[int]:
+        return [
+            max(1, int(round(n * sp / t)))
+            for n, sp, t in zip(
+                image.spatial_shape, image.spacing, self._target(image), strict=True
+            )
+        ]
 
     def apply(self, image: Image) -> Image:
-        target = [float(s) for s in per_axis(self.spacing, image, "resample_to_spacing spacing")]
-        shape = [
-            max(1, int(round(n * sp / t)))
-            for n, sp, t in zip(image.spatial_shape, image.spacing, target, strict=True)
-        ]
-        return _regridded(image, shape, self.order, target)
+        return regridded(image, self.shape_of(image), self.order, self._target(image))
 
     def params(self) -> dict[str, Any]:
         return {"spacing": self.spacing, "order": self.order}
@@ -161,7 +221,7 @@ class ResampleToSpacing(Transform):
 
 
 @TRANSFORMS.register("crop_or_pad")
-class CropOrPad(Transform):
+class CropOrPad(WindowTransform):
     """Crop or pad each spatial axis, centred, to a given size in voxels.
 
     When the difference is odd, the extra voxel is cropped from (or padded at) the end.
@@ -177,10 +237,10 @@ class CropOrPad(Transform):
         self.size = numbers(size, self.name, "size", integral=True, low=1)
         self.pad_value = number(pad_value, self.name, "pad_value")
 
-    def apply(self, image: Image) -> Image:
+    def window_of(self, image: Image) -> tuple[list[int], list[int]]:
         size = [int(s) for s in per_axis(self.size, image, "crop_or_pad size")]
         start = [centred_start(n, s) for n, s in zip(image.spatial_shape, size, strict=True)]
-        return _windowed(image, start, size, self.pad_value)
+        return start, size
 
     def params(self) -> dict[str, Any]:
         return {"size": self.size, "pad_value": self.pad_value}
@@ -190,7 +250,7 @@ class CropOrPad(Transform):
 
 
 @TRANSFORMS.register("center_crop")
-class CenterCrop(Transform):
+class CenterCrop(WindowTransform):
     """Crop each spatial axis, centred, to a given size in voxels (never pads).
 
     Args:
@@ -203,7 +263,7 @@ class CenterCrop(Transform):
     def __init__(self, size: int | list[int]) -> None:
         self.size = numbers(size, self.name, "size", integral=True, low=1)
 
-    def apply(self, image: Image) -> Image:
+    def window_of(self, image: Image) -> tuple[list[int], list[int]]:
         size = [int(s) for s in per_axis(self.size, image, "center_crop size")]
         if any(s > n for s, n in zip(size, image.spatial_shape, strict=True)):
             raise InputError(
@@ -211,7 +271,7 @@ class CenterCrop(Transform):
                 f"center_crop size {size} exceeds the image size {list(image.spatial_shape)}",
             )
         start = [centred_start(n, s) for n, s in zip(image.spatial_shape, size, strict=True)]
-        return _windowed(image, start, size, 0.0)
+        return start, size
 
     def params(self) -> dict[str, Any]:
         return {"size": self.size}
@@ -221,7 +281,7 @@ class CenterCrop(Transform):
 
 
 @TRANSFORMS.register("pad_to_multiple")
-class PadToMultiple(Transform):
+class PadToMultiple(WindowTransform):
     """Pad each spatial axis, centred, up to the next multiple of a number of voxels.
 
     Useful before networks that downsample ``k`` times (multiple ``2**k``).
@@ -237,11 +297,11 @@ class PadToMultiple(Transform):
         self.multiple = numbers(multiple, self.name, "multiple", integral=True, low=1)
         self.pad_value = number(pad_value, self.name, "pad_value")
 
-    def apply(self, image: Image) -> Image:
+    def window_of(self, image: Image) -> tuple[list[int], list[int]]:
         multiple = per_axis(self.multiple, image, "pad_to_multiple multiple")
         size = [-(-n // m) * m for n, m in zip(image.spatial_shape, multiple, strict=True)]
         start = [centred_start(n, s) for n, s in zip(image.spatial_shape, size, strict=True)]
-        return _windowed(image, start, size, self.pad_value)
+        return start, size
 
     def params(self) -> dict[str, Any]:
         return {"multiple": self.multiple, "pad_value": self.pad_value}
@@ -251,7 +311,7 @@ class PadToMultiple(Transform):
 
 
 @TRANSFORMS.register("crop")
-class Crop(Transform):
+class Crop(WindowTransform):
     """The spatial window ``[start, start + size)`` in voxels, padded where it leaves the image.
 
     The deterministic twin of ``random_crop``.
@@ -269,10 +329,10 @@ class Crop(Transform):
         self.size = numbers(size, self.name, "size", integral=True, low=1)
         self.pad_value = number(pad_value, self.name, "pad_value")
 
-    def apply(self, image: Image) -> Image:
+    def window_of(self, image: Image) -> tuple[list[int], list[int]]:
         start = [int(s) for s in per_axis(self.start, image, "crop start")]
         size = [int(s) for s in per_axis(self.size, image, "crop size")]
-        return _windowed(image, start, size, self.pad_value)
+        return start, size
 
     def params(self) -> dict[str, Any]:
         return {"start": self.start, "size": self.size, "pad_value": self.pad_value}

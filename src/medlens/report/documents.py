@@ -8,7 +8,7 @@ from pathlib import Path
 
 from medlens.run_folder.reader import read_run_task
 from medlens.run_folder.sections import write_section
-from medlens.tasks import CLASSIFICATION, REGISTRATION, SEGMENTATION
+from medlens.tasks import CLASSIFICATION, DETECTION, REGISTRATION, SEGMENTATION
 
 DocumentWriter = Callable[[Path], object]
 
@@ -36,11 +36,19 @@ def _registration_writers() -> tuple[DocumentWriter, DocumentWriter]:
     return write_registration_model_card, write_registration_run_report
 
 
+def _detection_writers() -> tuple[DocumentWriter, DocumentWriter]:
+    from medlens.report.detection.html import write_detection_report
+    from medlens.report.detection.model_card import write_detection_model_card
+
+    return write_detection_model_card, write_detection_report
+
+
 #: task name -> (model card writer, report writer); every registered task has an entry.
 DOCUMENT_WRITERS: dict[str, Callable[[], tuple[DocumentWriter, DocumentWriter]]] = {
     CLASSIFICATION.name: _classification_writers,
     SEGMENTATION.name: _segmentation_writers,
     REGISTRATION.name: _registration_writers,
+    DETECTION.name: _detection_writers,
 }
 
 

@@ -15,7 +15,8 @@ from medlens.report.plots import (
     plot_reliability,
     plot_roc,
 )
-from medlens.run_folder.classification import RunFolder
+from medlens.report.trust_plots import plot_reliability_before_after, plot_risk_coverage
+from medlens.run_folder.classification import RAW_PROB_PREFIX, RunFolder
 
 SPLIT_TITLES = {"val": "validation", "test": "test", "train": "training"}
 SPLIT_FIGURES = {
@@ -42,10 +43,31 @@ def _interval(evaluation: dict[str, Any], name: str) -> tuple[float, float] | No
     return None if low is None or high is None else (float(low), float(high))
 
 
+def _trust_figures(
+    run: RunFolder, y: Any, raw: Any, prob: Any, pred: Any, split: str
+) -> list[RunFigure]:
+    """Calibration before and after, and the risk-coverage curve, of one split."""
+    label = f"{SPLIT_TITLES.get(split, split)}, n = {len(y)}"
+    method = str((run.metrics.get("trust") or {}).get("calibration", {}).get("method", "none"))
+    calibration = run.path / "plots" / f"calibration_{split}.png"
+    coverage = run.path / "plots" / f"risk_coverage_{split}.png"
+    title = f"Calibration before and after ({label})"
+    plot_reliability_before_after(y, raw, prob, calibration, method, title)
+    threshold = run.threshold if len(run.class_names) == 2 else None
+    coverage_title = f"Risk-coverage curve ({label})"
+    plot_risk_coverage(y, pred, prob, threshold, coverage, coverage_title)
+    return [
+        RunFigure(split, "calibration", title, calibration),
+        RunFigure(split, "risk_coverage", coverage_title, coverage),
+    ]
+
+
 def write_figures(
     run: RunFolder, predictions: pd.DataFrame, history: pd.DataFrame | None
 ) -> list[RunFigure]:
-    """Write ``plots/{roc,pr,confusion,reliability}_<split>.png`` and ``plots/learning_curves.png``.
+    """Write ``plots/{roc,pr,confusion,reliability}_<split>.png`` and ``plots/learning_curves.png``,
+    and for a run that recorded its probabilities before calibration
+    ``plots/{calibration,risk_coverage}_<split>.png``.
 
     Splits come from metrics.json (validation first, test last); a split without rows in
     predictions.csv gets no figures.
@@ -76,6 +98,9 @@ def write_figures(
         plot_confusion(y, pred, names, paths["confusion"], titles["confusion"])
         plot_reliability(y, prob, paths["reliability"], title=titles["reliability"])
         figures += [RunFigure(split, kind, titles[kind], paths[kind]) for kind in SPLIT_FIGURES]
+        raw_columns = [f"{RAW_PROB_PREFIX}{name}" for name in names]
+        if all(c in rows.columns for c in raw_columns):
+            figures += _trust_figures(run, y, rows[raw_columns].to_numpy(float), prob, pred, split)
     if history is not None and not history.empty:
         best = run.metrics.get("best_epoch")
         path = plot_learning_curves(history, plots / "learning_curves.png", best_epoch=best)

@@ -67,7 +67,12 @@ def describe_threshold(method: str | None, threshold: float | None, class_names:
         return "Multi-class task: each case gets its most probable class; there is no threshold."
     positive = class_names[1]
     rule = f"A case is called '{positive}' when p({positive}) >= {threshold:.4g}."
-    if method == "youden":
+    if method == "youden_plateau":
+        how = (
+            "chosen on the validation split as the middle of the thresholds whose Youden's J "
+            "(sensitivity + specificity - 1) is within one standard error of the best"
+        )
+    elif method == "youden":
         how = (
             "chosen on the validation split to maximise Youden's J (sensitivity + specificity - 1)"
         )

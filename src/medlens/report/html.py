@@ -25,6 +25,7 @@ from medlens.report.formatting import (
 )
 from medlens.report.limitations import limitations
 from medlens.report.rendering import png_data_uri, template_environment
+from medlens.report.trust_section import trust_context
 from medlens.run_folder.classification import RunFolder, read_run_folder
 from medlens.run_folder.sections import HTML, read_sections, section_notice
 
@@ -188,6 +189,7 @@ def render_report(run: RunFolder, figures: list[RunFigure]) -> str:
         "figures": _figures(figures),
         "transforms": transform_steps(run.preprocessing),
         "preprocessing_recorded": run.preprocessing is not None,
+        "trust": trust_context(run),
         "limitations": limitations(run),
         "audit_run": run.audit is not None,
         "extra_sections": extra_sections(run.path),

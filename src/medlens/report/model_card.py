@@ -23,6 +23,7 @@ from medlens.report.formatting import (
 )
 from medlens.report.limitations import limitations
 from medlens.report.markdown import escape_markdown, markdown_code, markdown_table
+from medlens.report.trust_section import trust_markdown
 from medlens.run_folder.classification import RunFolder, read_run_folder
 from medlens.run_folder.sections import MARKDOWN, read_section, section_notice
 
@@ -224,6 +225,7 @@ def render_model_card(run: RunFolder) -> str:
         _intended_use(run),
         _data(run),
         _metrics(run),
+        trust_markdown(run),
         ["## Limitations", "", *(f"- {escape_markdown(note)}" for note in limitations(run))],
         _fairness(run),
         _explanations(run),

@@ -29,6 +29,10 @@ from medlens.run_folder.files import (
 )
 
 PREDICTION_COLUMNS = ("case_id", "split", "label", "pred")
+#: The columns a run's decision rule writes beside each case (``medlens.trust.decisions``),
+#: and the prefix of the probabilities before calibration: not attributes of the case.
+TRUST_COLUMNS = ("decision", "refer", "refer_reason", "ood_score", "ood")
+RAW_PROB_PREFIX = "raw_prob_"
 HISTORY_COLUMNS = ("epoch", "train_loss", "val_loss", "val_auc", "lr")
 
 

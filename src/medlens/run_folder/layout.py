@@ -5,10 +5,17 @@ runs/<name>/
   model.pt            best weights (+ last.pt while training, for --resume)
   model.joblib        a classical run's fitted scikit-learn pipeline
   preprocessing.json  the deterministic transforms replayed at inference
-  labels.json         class names; the threshold chosen on validation
+  labels.json         class names; the threshold and the refer band chosen on validation
+  calibration.json    the calibrator fitted on validation (temperature...), replayed by
+                      every verb that applies the run
+  ood.npz             the out-of-distribution score's arrays and threshold (classification)
   metrics.json        every metric with its CI, per split
   predictions.csv     one row per validation and test case (classification)
   segmentation_metrics.csv  one row per case, split and class (segmentation)
+  detections.csv      one row per validation and test detection (detection); detections.json
+                      the same per image, with instance masks as COCO RLE
+  detection_images.csv  one row per validation and test image: objects, findings, F1
+  counts.csv          reference and detected objects per image and class (detection)
   masks/              the predicted test masks (segmentation)
   history.csv         one row per epoch
   data_summary.json   cases per split and class; files skipped
@@ -25,9 +32,15 @@ LAST = "last.pt"
 ESTIMATOR = "model.joblib"
 PREPROCESSING = "preprocessing.json"
 LABELS = "labels.json"
+CALIBRATION = "calibration.json"
+OOD = "ood.npz"
 METRICS = "metrics.json"
 PREDICTIONS = "predictions.csv"
 SEGMENTATION_METRICS = "segmentation_metrics.csv"
+DETECTIONS = "detections.csv"
+DETECTIONS_JSON = "detections.json"
+DETECTION_IMAGES = "detection_images.csv"
+COUNTS = "counts.csv"
 MASKS = "masks"
 HISTORY = "history.csv"
 DATA_SUMMARY = "data_summary.json"

@@ -59,6 +59,17 @@ class RunWriter:
         """``metrics.json``: every metric per split; ``task`` names the run's task."""
         return self.json(layout.METRICS, dict(document))
 
+    def arrays(self, name: str, arrays: Mapping[str, Any]) -> Path:
+        """An ``.npz`` file of the run (``layout.OOD``): named numpy arrays, uncompressed."""
+        import io
+
+        import numpy as np
+
+        buffer = io.BytesIO()
+        payload: dict[str, Any] = {key: np.asarray(value) for key, value in arrays.items()}
+        np.savez(buffer, allow_pickle=False, **payload)
+        return write_atomic(self.path(name), buffer.getvalue())
+
     def table(self, name: str, rows: pd.DataFrame | Sequence[Mapping[str, Any]]) -> Path:
         """A CSV table of the run (``layout.PREDICTIONS``, ``layout.HISTORY``...)."""
         frame = rows if isinstance(rows, pd.DataFrame) else pd.DataFrame(list(rows))

@@ -29,11 +29,14 @@ from medlens.data.masks import write_mask
 from medlens.errors import InputError
 from medlens.explain import explain, save_overlay
 from medlens.explain.overlay import display_image
+from medlens.inference.decide import decisions_of, ood_features
 from medlens.inference.loaded_run import predict_arrays, prepare_input
 from medlens.inference.segment import predict_mask
+from medlens.inference.uncertainty import dropout_layers, sample_probabilities
 from medlens.serve.inputs import Upload, for_model_dims
 from medlens.serve.models_store import ServedModel
 from medlens.serve.service_errors import ServiceError
+from medlens.trust.measures import mutual_information, predictive_entropy
 
 MASK_FORMATS = ("auto", "png", "nifti", "dicom-seg")
 _MEDIA_TYPES = {"png": "image/png", "nifti": "application/gzip", "dicom-seg": "application/dicom"}
@@ -83,14 +86,82 @@ class MaskFile:
         return ";".join(f"{quote(name, safe='')}={count}" for name, count in self.voxels.items())
 
 
+UNCERTAINTY_METHODS = ("tta", "mc_dropout")
+
+
+def check_uncertainty(model: ServedModel, method: str | None) -> None:
+    """Refuse, before the upload is read, an uncertainty the served model cannot give.
+
+    Raises:
+        ServiceError: 422 for an unknown method, or mc_dropout without dropout layers.
+    """
+    if method is None:
+        return
+    if method not in UNCERTAINTY_METHODS:
+        raise ServiceError(422, "uncertainty must be tta or mc_dropout")
+    if method == "mc_dropout" and not dropout_layers(model.explainer):
+        raise ServiceError(422, "this model has no dropout layers; ask for uncertainty=tta")
+
+
+def _uncertainty(model: ServedModel, x: np.ndarray, method: str) -> dict[str, Any]:
+    """Predictive entropy and mutual information (nats) of ``method``'s samples: test-time
+    views through the served engine, or MC dropout on the private PyTorch copy."""
+    run = model.run
+    calibrate = run.trust.calibrator.transform
+    if method == "mc_dropout":  # dropout switched on in the private copy only
+        with model.explain_lock:
+            samples = sample_probabilities(model.explainer, [x], method, run.device, calibrate)
+    else:
+        net = model.predictor.model
+        samples = sample_probabilities(net, [x], method, model.predictor.device, calibrate)
+    return {
+        "method": method,
+        "samples": int(samples.shape[0]),
+        "entropy": float(predictive_entropy(samples)[0]),
+        "mutual_information": float(mutual_information(samples)[0]),
+    }
+
+
+def trust_fields(model: ServedModel, x: np.ndarray, probs: np.ndarray) -> dict[str, Any]:
+    """The decision and whether to refer it: ``decision``, ``decision_index``, ``refer``,
+    ``refer_reason`` (``uncertain``, ``out_of_distribution`` or null), ``refer_band``,
+    ``ood`` (score, threshold, flagged; null for a run without the score) and
+    ``calibration`` (the calibrator's method)."""
+    run = model.run
+    features = ood_features(run, [x], feature_model=run.model)
+    decisions = decisions_of(run, probs[None], features)
+    row = decisions.row(0, run.class_names)
+    index = int(decisions.preds[0])
+    ood = None
+    if run.trust.ood is not None:
+        ood = {
+            "score": row["ood_score"],
+            "threshold": run.trust.ood.threshold,
+            "flagged": bool(row["ood"]),
+        }
+    band = run.trust.band.to_dict()
+    return {
+        "decision": run.class_names[index],
+        "decision_index": index,
+        "refer": bool(row["refer"]),
+        "refer_reason": row["refer_reason"] or None,
+        "refer_band": {k: band[k] for k in ("rule", "low", "high", "min_confidence")},
+        "ood": ood,
+        "calibration": run.trust.calibrator.method,
+    }
+
+
 def classify(
     model: ServedModel,
     upload: Upload,
     work: Path,
     heatmap: bool = True,
     checkpoint: Checkpoint = _no_checkpoint,
+    uncertainty: str | None = None,
 ) -> dict[str, Any]:
-    """Class probabilities, the decision at the run's threshold, and a Grad-CAM overlay.
+    """Calibrated class probabilities, the decision at the run's threshold, whether to refer
+    the case to a human (the run's refer band, the out-of-distribution flag), optionally its
+    uncertainty (``tta`` or ``mc_dropout``), and a Grad-CAM overlay.
 
     A binary run decides for ``class_names[1]`` when its probability is at least the run's
     threshold (chosen on validation); a multi-class run takes the most probable class. The
@@ -107,18 +178,22 @@ def classify(
     probs = predict_arrays(model.predictor, [x])[0]
     checkpoint()
     binary = len(run.class_names) == 2
-    index = int(probs[1] >= run.threshold) if binary else int(np.argmax(probs))
+    decided = trust_fields(model, x, probs)
+    index = decided["decision_index"]
     result: dict[str, Any] = {
         "model": model.name,
         "weights_sha256": model.weights_sha256,
         "engine": model.engine,
         "class_names": list(run.class_names),
         "probabilities": [float(p) for p in probs],
-        "decision": run.class_names[index],
-        "decision_index": index,
+        **decided,
         "threshold": run.threshold if binary else None,
+        "uncertainty": None,
         "heatmap_png_base64": None,
     }
+    if uncertainty is not None:
+        result["uncertainty"] = _uncertainty(model, x, uncertainty)
+        checkpoint()
     if heatmap:
         with model.explain_lock:
             maps = explain(

@@ -2,8 +2,10 @@
 
 Endpoints (OpenAPI at ``/openapi.json``):
 
-- ``POST /v1/predict?model=NAME`` a classification: probabilities, the decision at the run's
-  threshold, and a Grad-CAM overlay (``heatmap=false`` leaves it out).
+- ``POST /v1/predict?model=NAME`` a classification: calibrated probabilities, the decision
+  at the run's threshold, ``refer`` / ``refer_reason`` (the run's refer band, the
+  out-of-distribution flag ``ood``), with ``uncertainty=tta|mc_dropout`` the predictive
+  entropy and mutual information, and a Grad-CAM overlay (``heatmap=false`` leaves it out).
 - ``POST /v1/segment?model=NAME&format=auto|png|nifti|dicom-seg|json`` the mask file (DICOM
   SEG for a zipped series only). ``format=json``, or ``Accept: application/json`` with any
   format, answers JSON instead: the voxels of each class (``class_voxels``) and the mask file
@@ -359,7 +361,7 @@ def _wants_json(request: Request, mask_format: str) -> bool:
 
 
 def _add_routes(app: FastAPI) -> None:  # noqa: C901 - one place that lists every endpoint
-    from medlens.serve.analysis import classify, preview_png, segment
+    from medlens.serve.analysis import check_uncertainty, classify, preview_png, segment
 
     @app.get("/", include_in_schema=False)
     async def page() -> FileResponse:
@@ -404,13 +406,25 @@ def _add_routes(app: FastAPI) -> None:  # noqa: C901 - one place that lists ever
         heatmap: Annotated[
             bool, Query(description="add the Grad-CAM overlay (PNG, base64)")
         ] = True,
+        uncertainty: Annotated[
+            str | None,
+            Query(
+                description="tta | mc_dropout: add the predictive entropy and mutual "
+                "information (nats) of sampled predictions"
+            ),
+        ] = None,
     ) -> dict[str, Any]:
-        """Classify one image: probabilities, the decision at the run's threshold, Grad-CAM."""
+        """Classify one image: calibrated probabilities, the decision at the run's threshold,
+        whether to refer it to a human (refer band, out-of-distribution flag), optionally
+        its uncertainty, and Grad-CAM."""
         served = _served(request, credentials, model)
         _require_route(served, "/v1/predict")
+        check_uncertainty(served, uncertainty)
         return await _with_upload(
             request,
-            lambda upload, work, checkpoint: classify(served, upload, work, heatmap, checkpoint),
+            lambda upload, work, checkpoint: classify(
+                served, upload, work, heatmap, checkpoint, uncertainty
+            ),
         )
 
     @app.post(

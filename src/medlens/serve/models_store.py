@@ -75,6 +75,22 @@ class ServedModel:
             "engine": self.engine,
             "weights_sha256": self.weights_sha256,
             "model": self.run.config.model.name,
+            **self._trust(),
+        }
+
+    def _trust(self) -> dict[str, Any]:
+        """What the model says about trusting its answers: its calibration, its refer band,
+        whether it flags inputs out of distribution, the uncertainty it can give."""
+        from medlens.inference.uncertainty import dropout_layers
+
+        if self.task.predicts_masks:
+            return {"calibration": self.run.trust.calibrator.method}
+        band = self.run.trust.band.to_dict()
+        return {
+            "calibration": self.run.trust.calibrator.method,
+            "refer_band": {k: band[k] for k in ("rule", "low", "high", "min_confidence")},
+            "ood_threshold": None if self.run.trust.ood is None else self.run.trust.ood.threshold,
+            "uncertainty": ["tta"] + (["mc_dropout"] if dropout_layers(self.explainer) else []),
         }
 
 

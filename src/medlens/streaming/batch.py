@@ -53,16 +53,24 @@ class CasePreparer:
 
 
 def result_schema(class_names: list[str]) -> pa.Schema:
-    """Columns of the output: ``case_id``, ``prob_<class>``..., ``pred``, ``pred_label``,
-    ``seconds`` and ``peak_rss_mib`` (what the case cost: decoding in its worker plus its share
-    of the forward pass; see ``medlens.inference.cost``), ``error`` (null where the case was
-    predicted; the probability and decision columns null where it failed)."""
+    """Columns of the output: ``case_id``, ``prob_<class>``... (calibrated), ``pred``,
+    ``pred_label``, ``decision`` (the class, or ``refer``), ``refer`` (0/1), ``refer_reason``
+    (``uncertain``, ``out_of_distribution`` or empty), ``ood_score`` and ``ood`` (0/1; null
+    for a run without the score), ``seconds`` and ``peak_rss_mib`` (what the case cost:
+    decoding in its worker plus its share of the forward pass; see
+    ``medlens.inference.cost``), ``error`` (null where the case was predicted; the
+    probability and decision columns null where it failed)."""
     return pa.schema(
         [pa.field("case_id", pa.string(), nullable=False)]
         + [pa.field(f"prob_{name}", pa.float64()) for name in class_names]
         + [
             pa.field("pred", pa.int64()),
             pa.field("pred_label", pa.string()),
+            pa.field("decision", pa.string()),
+            pa.field("refer", pa.int64()),
+            pa.field("refer_reason", pa.string()),
+            pa.field("ood_score", pa.float64()),
+            pa.field("ood", pa.int64()),
             pa.field("seconds", pa.float64()),
             pa.field("peak_rss_mib", pa.float64()),
             pa.field("error", pa.string()),
@@ -78,13 +86,14 @@ def predict_batch(run: Any, cases: list[DecodedCase]) -> pa.Table:
         cases: decoded cases (see ``CasePreparer``).
 
     Binary runs decide with the run's threshold on ``prob_<class 1>``, others by arg-max,
-    as ``medlens predict`` does.
+    and refer cases in the run's band or out of distribution, as ``medlens predict`` does.
     """
-    from medlens.inference.loaded_run import predict_arrays
-    from medlens.metrics.threshold import predict_labels
+    from medlens.inference.decide import decisions_of
+    from medlens.inference.loaded_run import predict_with_features
 
     k = len(run.class_names)
     probs = np.full((len(cases), k), np.nan)
+    features: np.ndarray | None = None
     ok = np.array([case[1] is not None for case in cases], dtype=bool)
     seconds = np.array([case[3][0] for case in cases])
     peaks = np.array([case[3][1] for case in cases])
@@ -95,12 +104,21 @@ def predict_batch(run: Any, cases: list[DecodedCase]) -> pa.Table:
     for rows in by_shape.values():  # one shape unless the run recorded no input shape
         arrays = [cases[i][1] for i in rows]
         with CaseCost() as forward:  # each case is charged its share of the forward pass
-            probs[rows] = predict_arrays(run, arrays, batch_size=len(rows))  # type: ignore[arg-type]
+            probs[rows], feats = predict_with_features(run, arrays, batch_size=len(rows))  # type: ignore[arg-type]
+        if feats is not None:
+            if features is None:
+                features = np.zeros((len(cases), feats.shape[1]))
+            features[rows] = feats
         seconds[rows] += forward.seconds / len(rows)
         peaks[rows] = np.maximum(peaks[rows], forward.peak_rss_mib)
+    good_rows = np.flatnonzero(ok)
+    decided = decisions_of(run, probs[ok], None if features is None else features[ok])
+    trust = [decided.row(i, run.class_names) for i in range(len(good_rows))]
+    by_case: list[dict | None] = [None] * len(cases)
+    for row_index, r in zip(good_rows, trust, strict=True):
+        by_case[int(row_index)] = r
     preds = np.zeros(len(cases), dtype=np.int64)
-    if ok.any():
-        preds[ok] = predict_labels(probs[ok], run.threshold)
+    preds[ok] = decided.preds
     columns: dict[str, pa.Array] = {"case_id": pa.array([case[0] for case in cases], pa.string())}
     for c, name in enumerate(run.class_names):
         columns[f"prob_{name}"] = pa.array(probs[:, c], pa.float64(), mask=~ok)
@@ -109,6 +127,14 @@ def predict_batch(run: Any, cases: list[DecodedCase]) -> pa.Table:
         [run.class_names[p] if good else None for p, good in zip(preds, ok, strict=True)],
         pa.string(),
     )
+    for name, kind in (
+        ("decision", pa.string()),
+        ("refer", pa.int64()),
+        ("refer_reason", pa.string()),
+        ("ood_score", pa.float64()),
+        ("ood", pa.int64()),
+    ):
+        columns[name] = pa.array([None if r is None else r.get(name) for r in by_case], kind)
     columns["seconds"] = pa.array(np.round(seconds, 4), pa.float64())
     columns["peak_rss_mib"] = pa.array(np.round(peaks, 1), pa.float64())
     columns["error"] = pa.array([case[2] for case in cases], pa.string())

@@ -13,6 +13,9 @@ from pathlib import Path
 from medlens.config import RunConfig
 from medlens.errors import ConfigError
 
+#: The config sections about trusting a prediction (``Task.trust_sections``).
+TRUST_SECTIONS = ("calibration", "refer", "ood")
+
 
 @dataclass(frozen=True)
 class Task:
@@ -23,12 +26,16 @@ class Task:
         summary: one line for people (docs, ``--help``).
         data_formats: the ``data.format`` values it trains on.
         predicts_masks: a label per voxel (True) or one class per case (False).
+        predicts_boxes: objects as boxes with a class and a score (detection).
         explainable: saliency and Grad-CAM explain its decisions.
         takes_features_section: a ``features:`` section (a classical run) is allowed.
         route: the service's endpoint for it (``/v1/predict``, ``/v1/segment``).
         predict_output: the default ``--out`` of ``medlens predict``.
         predict_options: the options of ``medlens predict`` that apply to its runs; any other
             is refused, never silently ignored.
+        trust_sections: the config sections about trusting a prediction that its runs use
+            (``calibration``, ``refer``, ``ood``); another section set away from its
+            defaults is refused.
     """
 
     name: str
@@ -40,6 +47,8 @@ class Task:
     route: str
     predict_output: Path
     predict_options: frozenset[str] = field(default_factory=frozenset)
+    predicts_boxes: bool = False
+    trust_sections: frozenset[str] = field(default_factory=frozenset)
 
     def applies(self, option: str) -> bool:
         """Whether the ``medlens predict`` option ``option`` (``engine``, ``mask_format``...)
@@ -50,8 +59,23 @@ class Task:
         """Refuse a config this task cannot run, naming the key.
 
         Raises:
-            ConfigError: a ``features`` section given to a task that takes none.
+            ConfigError: a ``features`` section given to a task that takes none, or a trust
+                section (``refer``, ``ood``, ``calibration``) its runs do not use, set away
+                from its defaults.
         """
+        for section in TRUST_SECTIONS:
+            value = getattr(config, section)
+            if section not in self.trust_sections and value != type(value)():
+                uses = (
+                    "runs use only " + ", ".join(sorted(self.trust_sections))
+                    if self.trust_sections
+                    else "runs use none of them"
+                )
+                raise ConfigError(
+                    section,
+                    f"does not apply to task: {self.name} ({self.name} {uses}); remove it",
+                    source,
+                )
         if config.features is not None and not self.takes_features_section:
             raise ConfigError(
                 "features",

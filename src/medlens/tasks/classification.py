@@ -15,5 +15,8 @@ CLASSIFICATION = Task(
     takes_features_section=True,
     route="/v1/predict",
     predict_output=Path("predictions.csv"),
-    predict_options=frozenset({"skip_bad", "batch_size", "engine", "address", "workers", "quiet"}),
+    predict_options=frozenset(
+        {"skip_bad", "batch_size", "engine", "address", "workers", "quiet", "uncertainty"}
+    ),
+    trust_sections=frozenset({"calibration", "refer", "ood"}),
 )

@@ -6,11 +6,12 @@ from medlens.config import RunConfig
 from medlens.registry import Registry
 from medlens.tasks.base import Task
 from medlens.tasks.classification import CLASSIFICATION
+from medlens.tasks.detection import DETECTION
 from medlens.tasks.registration import REGISTRATION
 from medlens.tasks.segmentation import SEGMENTATION
 
 TASKS: Registry[Task] = Registry("task")
-for _task in (CLASSIFICATION, SEGMENTATION, REGISTRATION):
+for _task in (CLASSIFICATION, SEGMENTATION, REGISTRATION, DETECTION):
     TASKS.register(_task.name)(_task)
 
 

@@ -15,5 +15,6 @@ SEGMENTATION = Task(
     takes_features_section=False,
     route="/v1/segment",
     predict_output=Path("masks"),
-    predict_options=frozenset({"skip_bad", "mask_format", "quiet"}),
+    predict_options=frozenset({"skip_bad", "mask_format", "quiet", "uncertainty"}),
+    trust_sections=frozenset({"calibration"}),
 )

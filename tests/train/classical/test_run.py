@@ -73,7 +73,8 @@ def test_handcrafted_run_folder_is_complete_and_scored_honestly(
     preds = pd.read_csv(run / "predictions.csv")
     assert (preds["split"] == "val").sum() == 524 and (preds["split"] == "test").sum() == 624
     val, test = preds[preds["split"] == "val"], preds[preds["split"] == "test"]
-    expected = choose_threshold(val["label"], val["prob_pneumonia"], "youden")
+    # the default rule since issue 16, on the calibrated validation probabilities
+    expected = choose_threshold(val["label"], val["prob_pneumonia"], "youden_plateau")
     assert metrics["threshold"] == pytest.approx(expected)
     auc = metrics["splits"]["test"]["metrics"]["auc"]["value"]
     assert auc == pytest.approx(roc_auc_score(test["label"], test["prob_pneumonia"]))
@@ -83,14 +84,14 @@ def test_handcrafted_run_folder_is_complete_and_scored_honestly(
     assert summary["splits"]["train"]["n"] == pytest.approx(0.1 * 3882, abs=2)
 
     # The saved pipeline, fed features computed independently (the feature-file code path),
-    # gives the probabilities of predictions.csv.
+    # gives the probabilities of predictions.csv before calibration (issue 16).
     data = parse_config(raw).data
     features = handcrafted_features_from_data(
         data, splits=["val"], families=FAMILIES, progress=False
     )
     pipeline = joblib.load(run / "model.joblib")
     probs = pipeline.predict_proba(features.features)[:, 1]
-    written = val.set_index("case_id").loc[features.case_ids, "prob_pneumonia"]
+    written = val.set_index("case_id").loc[features.case_ids, "raw_prob_pneumonia"]
     np.testing.assert_allclose(probs, written.to_numpy(), atol=1e-6)
     recorded = json.loads((run / "features.json").read_text())
     assert recorded["feature_names"] == features.feature_names

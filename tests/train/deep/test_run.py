@@ -45,8 +45,12 @@ def test_run_folder_is_complete_and_threshold_comes_from_validation(
     assert (preds["split"] == "test").sum() == 624 and (preds["split"] == "val").sum() == 524
     val = preds[preds["split"] == "val"]
     prob_columns = [c for c in preds.columns if c.startswith("prob_")]
+    assert {"decision", "refer", "refer_reason", "ood", "ood_score"} <= set(preds.columns)
     assert len(prob_columns) == 2
-    expected = choose_threshold(val["label"].to_numpy(), val[prob_columns[1]].to_numpy(), "youden")
+    # the default rule since issue 16, on the calibrated validation probabilities
+    expected = choose_threshold(
+        val["label"].to_numpy(), val[prob_columns[1]].to_numpy(), "youden_plateau"
+    )
     assert metrics["threshold"] == pytest.approx(expected)
     test_auc = metrics["splits"]["test"]["metrics"]["auc"]
     assert test_auc["ci_low"] <= test_auc["value"] <= test_auc["ci_high"]

@@ -31,6 +31,36 @@ function currentModel() {
 function describeModel() {
   const m = currentModel();
   $("model-info").textContent = m ? `${m.task}, ${m.model}, classes: ${m.class_names.join(", ")}` : "";
+  const methods = (m && m.uncertainty) || [];
+  $("uncertainty-controls").hidden = methods.length === 0;
+  for (const option of $("uncertainty").options) {
+    option.disabled = option.value !== "" && !methods.includes(option.value);
+  }
+  if ($("uncertainty").selectedOptions[0]?.disabled) $("uncertainty").value = "";
+}
+
+function describeTrust(result) {
+  const refer = $("refer");
+  if (result.refer) {
+    refer.textContent = result.refer_reason === "out_of_distribution"
+      ? "Refer to a human reader: this image is unlike the images the model was trained on (out of distribution)."
+      : "Refer to a human reader: the model is not sure of this case (it lies in the refer band).";
+  }
+  refer.hidden = !result.refer;
+  const notes = [];
+  if (result.calibration && result.calibration !== "none") notes.push(`probabilities calibrated (${result.calibration})`);
+  const band = result.refer_band || {};
+  if (band.low !== null && band.low !== undefined && band.high > band.low) {
+    notes.push(`refer band ${band.low.toFixed(3)}–${Math.min(band.high, 1).toFixed(3)}`);
+  }
+  if (result.ood) {
+    notes.push(`out-of-distribution score ${result.ood.score.toFixed(1)} (flagged above ${result.ood.threshold.toFixed(1)})`);
+  }
+  if (result.uncertainty) {
+    const u = result.uncertainty;
+    notes.push(`uncertainty (${u.method}, ${u.samples} samples): entropy ${u.entropy.toFixed(3)} nats, mutual information ${u.mutual_information.toFixed(3)} nats`);
+  }
+  $("trust").textContent = notes.join("; ");
 }
 
 async function loadModels() {
@@ -87,13 +117,16 @@ async function analyse(file) {
 }
 
 async function classify(model, file) {
-  const response = await post(`/v1/predict?model=${encodeURIComponent(model.name)}`, file);
+  const method = $("uncertainty").value;
+  const extra = method ? `&uncertainty=${encodeURIComponent(method)}` : "";
+  const response = await post(`/v1/predict?model=${encodeURIComponent(model.name)}${extra}`, file);
   if (!response.ok) {
     showError(await errorText(response));
     return;
   }
   const result = await response.json();
   $("decision").textContent = result.decision;
+  describeTrust(result);
   $("threshold").textContent = result.threshold === null
     ? "(the most probable class)"
     : `(${result.class_names[1]} when its probability ≥ ${result.threshold.toFixed(3)})`;

@@ -33,7 +33,12 @@ from medlens.run_folder import layout
 from medlens.run_folder.staging import check_free, open_stage, publish_run
 from medlens.run_folder.writer import RunWriter
 from medlens.train.classical.features import CaseFeatures, run_features
-from medlens.train.classification_results import score_classification, write_classification_run
+from medlens.train.classification_results import (
+    OodFeatures,
+    check_trust_config,
+    score_classification,
+    write_classification_run,
+)
 from medlens.train.data import PreparedData, prepare_data
 from medlens.train.seeding import seed_everything
 
@@ -176,6 +181,7 @@ def train_classical(
     data = prepare_data(config)
     class_names = list(data.case_set.class_names)
     _check_classes(config, data.splits["train"], class_names)
+    check_trust_config(config, class_names)
 
     t0 = time.perf_counter()
     features = run_features(config, data.case_set, data.splits, progress)
@@ -223,7 +229,14 @@ def _write_run(
     grid: dict[str, Any] | None,
     times: dict[str, float],
 ) -> None:
-    results = score_classification(config, data.splits, probs, class_names)
+    ood = OodFeatures(
+        train=features.matrices["train"],
+        train_labels=_labels(data.splits["train"]),
+        val=features.matrices["val"],
+        test=features.matrices["test"],
+        standardize=True,
+    )
+    results = score_classification(config, data.splits, probs, class_names, ood)
     writer = RunWriter(stage)
     write_classification_run(
         writer, config, data, results, features.preprocess, class_names, kind="classical", **times

@@ -26,7 +26,12 @@ from medlens.errors import ConfigError, InputError
 from medlens.run_folder import layout
 from medlens.run_folder.staging import check_free, open_stage, publish_run
 from medlens.run_folder.writer import RunWriter
-from medlens.train.classification_results import score_classification, write_classification_run
+from medlens.train.classification_results import (
+    OodFeatures,
+    check_trust_config,
+    score_classification,
+    write_classification_run,
+)
 from medlens.train.data import SPLITS, PreparedData, prepare_data
 from medlens.train.distributed import DistContext, barrier, init_distributed
 from medlens.train.losses import classification_loss, inverse_frequency_weights
@@ -171,6 +176,7 @@ def train_from_config(
     barrier(dist)
     class_names = list(data.case_set.class_names)
     num_classes = len(class_names)
+    check_trust_config(config, class_names)
 
     first = data.case_set.load(data.splits["train"][0])
     preprocess = build_pipeline(preprocess_specs(config.preprocess, first))
@@ -269,13 +275,52 @@ def train_from_config(
         name: predict_probs(model, loaders[name], device, tta_flip=tcfg.tta_flip)
         for name in ("val", "test")
     }
+    ood = _ood_features(config, data, model, preprocess, datasets, outputs, device)
     _write_run(
-        config, stage, data, model, preprocess, fit, outputs, class_names, sample.array.shape
+        config, stage, data, model, preprocess, fit, outputs, class_names, sample.array.shape, ood
     )
     if finalize is not None:
         finalize(stage)
     publish_run(stage, final_dir)
     return final_dir
+
+
+def _ood_features(
+    config: RunConfig,
+    data: PreparedData,
+    model: torch.nn.Module,
+    preprocess: Any,
+    datasets: dict[str, Any],
+    outputs: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]],
+    device: torch.device,
+) -> OodFeatures | None:
+    """The pooled penultimate features of the training cases (without augmentation; a
+    seeded sample of at most ``ood.max_train_cases``), and of the validation and test cases
+    in the order of ``outputs``."""
+    from medlens.data.dataset import CaseDataset
+    from medlens.features.deep import extract_deep_features
+
+    if config.ood.score == "none":
+        return None
+    train_cases = list(data.splits["train"])
+    if len(train_cases) > config.ood.max_train_cases:
+        rng = np.random.default_rng(config.seed)
+        keep = np.sort(rng.choice(len(train_cases), config.ood.max_train_cases, replace=False))
+        train_cases = [train_cases[int(i)] for i in keep]
+    train_set = CaseDataset(
+        data.case_set, train_cases, _TrainTransform(preprocess, None), seed=config.seed
+    )
+    batch = config.train.batch_size * 2
+
+    def features(dataset: Any) -> np.ndarray:
+        return extract_deep_features(model, dataset, batch, device, progress=False)
+
+    return OodFeatures(
+        train=features(train_set),
+        train_labels=np.array([int(c.label) for c in train_cases]),  # type: ignore[arg-type]
+        val=features(datasets["val"])[outputs["val"][2]],
+        test=features(datasets["test"])[outputs["test"][2]],
+    )
 
 
 def _write_run(
@@ -288,11 +333,12 @@ def _write_run(
     outputs: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]],
     class_names: list[str],
     input_shape: tuple[int, ...],
+    ood: OodFeatures | None = None,
 ) -> None:
     # The loaders give (probs, labels, case index) in their own order.
     cases = {name: [data.splits[name][int(i)] for i in outputs[name][2]] for name in outputs}
     probs = {name: outputs[name][0] for name in outputs}
-    results = score_classification(config, cases, probs, class_names)
+    results = score_classification(config, cases, probs, class_names, ood)
     writer = RunWriter(stage)
     write_classification_run(
         writer,

@@ -124,8 +124,10 @@ def train_segmentation_from_config(
     from medlens.preprocess.pipeline import build_pipeline
     from medlens.preprocess.specs import preprocess_specs
     from medlens.train.distributed import init_distributed
+    from medlens.train.segmentation.calibration import check_segmentation_calibration
     from medlens.train.segmentation.losses import build_segmentation_loss
 
+    check_segmentation_calibration(config)
     dist = init_distributed()
     if dist.enabled:
         raise ConfigError("task", "segmentation trains in one process; run it without torchrun")
@@ -231,10 +233,12 @@ def _write_segmentation_run(
     from medlens.data.masks import write_mask
     from medlens.inference.postprocess import postprocess
     from medlens.metrics import evaluate_segmentation, summarize
+    from medlens.train.segmentation.calibration import VoxelSample, fit_voxel_calibration
 
     scfg = config.segmentation
     post = scfg.postprocess
     rows: list[dict[str, Any]] = []
+    voxels = VoxelSample(config.seed)
     suffix = {"png": ".png", "nifti": ".nii.gz"}.get(scfg.save_masks)
     for split in ("val", "test"):
         for case in tqdm(
@@ -248,6 +252,7 @@ def _write_segmentation_run(
             roi = None if case.original_roi is None else case.original_roi.array[0].astype(bool)
             if roi is not None:
                 labels[~roi] = 0  # nothing is predicted outside the field of view
+            voxels.add(split, probs, case.original_mask.array[0], roi)
             results = evaluate_segmentation(
                 labels,
                 case.original_mask.array[0],
@@ -285,15 +290,18 @@ def _write_segmentation_run(
             str(cls): {m: _json_safe(summarize(g[m].to_numpy(dtype=float))) for m in metric_names}
             for cls, g in group.groupby("class")
         }
+    calibrator, trust = fit_voxel_calibration(config, voxels)
     writer = RunWriter(stage)
     writer.config(config)
     writer.preprocessing(preprocess)
     writer.labels(class_names, post.threshold, task=config.task, postprocess=post.model_dump())
+    writer.json(layout.CALIBRATION, {**calibrator.to_dict(), "fitted_on": "val", "unit": "voxel"})
     writer.metrics(
         {
             "task": config.task,
             "class_names": class_names,
             "splits": split_metrics,
+            "trust": trust,
             "best_epoch": fit.best_epoch,
             "epochs_run": len(fit.history),
             "planned_epochs": fit.planned_epochs,

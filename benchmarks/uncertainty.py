@@ -1,0 +1,365 @@
+"""Knowing when not to trust a prediction: calibration, the refer band, selective
+prediction, out-of-distribution flags and per-image segmentation uncertainty, over seeds.
+
+For each seed:
+
+- PneumoniaMNIST (configs/pneumoniamnist_resnet18.yaml) and AdrenalMNIST3D
+  (configs/adrenalmnist3d_small_cnn.yaml) are trained under a wall-time budget with the
+  default trust settings (temperature scaling, the youden_plateau threshold, a coverage
+  refer band, the Mahalanobis score). From each run folder: the test ECE before and after
+  calibration and the test AUC of both (calibration is fitted on validation only); the
+  balanced accuracy of the 80% most confident test cases (margin to the decision) against
+  all of them; AURC (balanced risk) of the margin against plain max-softmax.
+- Out of distribution (the PneumoniaMNIST run): ``medlens predict`` on two shifts, scored
+  against the run's own in-distribution test rows: the inverted-contrast, blurred "site B"
+  of benchmarks/group_reweighting.py applied to the test images, and another modality:
+  seeded crops of the DRIVE fundus photographs (grey), resized to 28 px. AUROC of the score,
+  and the share flagged at the run's threshold (5% validation false alarms).
+- Segmentation: a U-Net on DRIVE (configs/drive_unet.yaml), then ``medlens predict
+  --uncertainty tta`` on the 20 test images: Spearman rho between each image's uncertainty
+  (1 - the Dice its calibrated probabilities expect) and its Dice against the manual mask.
+- The threshold rule: the spread across seeds of the PneumoniaMNIST threshold
+  (youden_plateau on calibrated probabilities), beside the plain Youden arg-max on the raw
+  and on the calibrated probabilities, and the spread of the test sensitivity and
+  specificity each gives.
+
+    python benchmarks/uncertainty.py            # 3 seeds, 10 + 10 + 15 min per seed
+    python benchmarks/uncertainty.py --quick    # 2 seeds, 1-2 minute budgets: a smoke test
+
+Writes benchmarks/results/uncertainty.json (``--quick``: uncertainty_quick.json).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from PIL import Image as PILImage
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent
+sys.path.insert(0, str(HERE))
+from _machine import SHARED_DATA, machine_info  # noqa: E402
+from group_reweighting import site_b  # noqa: E402
+
+DATASETS = {
+    "pneumonia": SHARED_DATA / "pneumoniamnist_subset" / "pneumoniamnist.npz",
+    "adrenal": SHARED_DATA / "adrenalmnist3d" / "adrenalmnist3d.npz",
+}
+RECIPES = {
+    "pneumonia": REPO / "configs" / "pneumoniamnist_resnet18.yaml",
+    "adrenal": REPO / "configs" / "adrenalmnist3d_small_cnn.yaml",
+    "drive": REPO / "configs" / "drive_unet.yaml",
+}
+DRIVE = SHARED_DATA / "drive_retina_vessels"
+CROPS_PER_IMAGE = 20
+
+
+def recipe(kind: str, seed: int, minutes: float, out: Path) -> dict[str, Any]:
+    """The recipe of configs/ with this run's seed, budget and folders."""
+    import yaml
+
+    cfg = yaml.safe_load(RECIPES[kind].read_text())
+    cfg.update(name=f"{kind}-s{seed}", seed=seed, output_dir=str(out))
+    cfg["data"]["path"] = str(DRIVE if kind == "drive" else DATASETS[kind])
+    cfg["train"]["max_minutes"] = minutes
+    cfg.setdefault("evaluate", {})["n_bootstrap"] = 0
+    return cfg
+
+
+def train(kind: str, seed: int, minutes: float, out: Path) -> Path:
+    from medlens.commands.train import train_and_report
+    from medlens.config import parse_config
+
+    return train_and_report(
+        parse_config(recipe(kind, seed, minutes, out)), overwrite=True, progress=False
+    )
+
+
+def classification_figures(run: Path) -> dict[str, Any]:
+    """Calibration, selective prediction and the threshold of one classification run."""
+    from sklearn.metrics import roc_auc_score
+
+    from medlens.metrics.threshold import choose_threshold
+
+    metrics = json.loads((run / "metrics.json").read_text())
+    trust = metrics["trust"]
+    table = pd.read_csv(run / "predictions.csv")
+    names = metrics["class_names"]
+    test, val = table[table["split"] == "test"], table[table["split"] == "val"]
+    positive = names[1]
+    auc_raw = roc_auc_score(test["label"], test[f"raw_prob_{positive}"])
+    auc_cal = roc_auc_score(test["label"], test[f"prob_{positive}"])
+    calibration = trust["calibration"]["splits"]["test"]
+    coverage = {row["coverage"]: row for row in trust["selective"]["test"]["coverage"]}
+    selective = trust["selective"]["test"]
+
+    def rates(threshold: float, column: str) -> tuple[float, float]:
+        called = test[column] >= threshold
+        return float(called[test["label"] == 1].mean()), float((~called)[test["label"] == 0].mean())
+
+    youden_raw = choose_threshold(val["label"], val[f"raw_prob_{positive}"], "youden")
+    youden_cal = choose_threshold(val["label"], val[f"prob_{positive}"], "youden")
+    rule = float(metrics["threshold"])
+    return {
+        "temperature": trust["calibration"].get("temperature"),
+        "test_ece_before": calibration["ece_before"],
+        "test_ece_after": calibration["ece_after"],
+        "ece_rel_drop": 1 - calibration["ece_after"] / calibration["ece_before"],
+        "test_auc_raw": auc_raw,
+        "test_auc_calibrated": auc_cal,
+        "auc_change": abs(auc_cal - auc_raw),
+        "bal_acc_all": coverage[1.0]["balanced_accuracy"],
+        "bal_acc_at_80_cov": coverage[0.8]["balanced_accuracy"],
+        "bal_acc_gain_at_80_cov": 100
+        * (coverage[0.8]["balanced_accuracy"] - coverage[1.0]["balanced_accuracy"]),
+        "aurc": selective["aurc"],
+        "aurc_max_softmax": selective["aurc_max_softmax"],
+        "aurc_gain_vs_maxsoftmax": 1 - selective["aurc"] / selective["aurc_max_softmax"],
+        "aurc_error": selective["aurc_error"],
+        "aurc_error_max_softmax": selective["aurc_error_max_softmax"],
+        "refer_band": trust["refer"]["band"],
+        "test_referred": trust["refer"]["splits"]["test"]["referred"],
+        "test_bal_acc_kept_by_band": trust["refer"]["splits"]["test"]["balanced_accuracy_kept"],
+        "threshold_rule": rule,
+        "threshold_youden_raw": youden_raw,
+        "threshold_youden_calibrated": youden_cal,
+        "sens_spec_rule": rates(rule, f"prob_{positive}"),
+        "sens_spec_youden_raw": rates(youden_raw, f"raw_prob_{positive}"),
+        "val_auc": metrics["splits"]["val"]["metrics"]["auc"]["value"],
+    }
+
+
+def _write_pngs(images: np.ndarray, folder: Path) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    for i, image in enumerate(images):
+        PILImage.fromarray(image).save(folder / f"{i:05d}.png")
+    return folder
+
+
+def fundus_crops(seed: int) -> np.ndarray:
+    """Seeded square crops (a quarter to a half of the shorter side) of every DRIVE
+    photograph, in grey, resized to 28 px: another modality at PneumoniaMNIST's size."""
+    rng = np.random.default_rng(seed)
+    crops = []
+    for path in sorted(DRIVE.glob("*/images/*.tif")):
+        grey = np.asarray(PILImage.open(path).convert("L"))
+        h, w = grey.shape
+        for _ in range(CROPS_PER_IMAGE):
+            side = int(rng.integers(min(h, w) // 4, min(h, w) // 2))
+            y, x = int(rng.integers(0, h - side)), int(rng.integers(0, w - side))
+            crop = PILImage.fromarray(grey[y : y + side, x : x + side])
+            crops.append(np.asarray(crop.resize((28, 28), PILImage.Resampling.BILINEAR)))
+    return np.stack(crops)
+
+
+def ood_figures(run: Path, seed: int, work: Path) -> dict[str, Any]:
+    """AUROC of the run's out-of-distribution score: test images against each shift."""
+    from sklearn.metrics import roc_auc_score
+
+    from medlens.inference.classify import predict_files
+
+    table = pd.read_csv(run / "predictions.csv")
+    inside = table.loc[table["split"] == "test", "ood_score"].to_numpy()
+    with np.load(DATASETS["pneumonia"]) as data:
+        test_images = data["test_images"]
+    shifts = {
+        "site_b": np.stack([site_b(image) for image in test_images]),
+        "fundus_28px": fundus_crops(seed),
+    }
+    out: dict[str, Any] = {"in_distribution_flagged": float((inside > _threshold(run)).mean())}
+    for name, images in shifts.items():
+        folder = _write_pngs(images, work / f"{name}-s{seed}")
+        csv = work / f"{name}-s{seed}.csv"
+        predict_files(run, [folder], csv, progress=False)
+        outside = pd.read_csv(csv)["ood_score"].to_numpy()
+        scores = np.r_[inside, outside]
+        truth = np.r_[np.zeros(len(inside)), np.ones(len(outside))]
+        out[name] = {
+            "n": len(outside),
+            "auroc": float(roc_auc_score(truth, scores)),
+            "flagged": float((outside > _threshold(run)).mean()),
+        }
+    return out
+
+
+def _threshold(run: Path) -> float:
+    with np.load(run / "ood.npz") as arrays:
+        return float(arrays["threshold"])
+
+
+def segmentation_figures(run: Path, work: Path) -> dict[str, Any]:
+    """Spearman rho between each DRIVE test image's uncertainty and its Dice."""
+    from scipy.stats import spearmanr
+
+    from medlens.inference.segment import segment_files
+
+    out = work / f"{run.name}-masks"
+    images = sorted((DRIVE / "test" / "images").glob("*.tif"))
+    segment_files(run, images, out, progress=False, uncertainty="tta")
+    predicted = pd.read_csv(out / "segmentations.csv")
+    predicted["number"] = predicted["case_id"].map(lambda p: Path(p).name.split("_")[0])
+    scored = pd.read_csv(run / "segmentation_metrics.csv")
+    scored = scored[scored["split"] == "test"].copy()
+    scored["number"] = scored["case_id"].map(lambda c: Path(str(c)).name.split("_")[0])
+    joined = predicted.merge(scored[["number", "dice"]], on="number")
+    rho = spearmanr(joined["uncertainty"], joined["dice"]).statistic
+    return {
+        "n_images": len(joined),
+        "spearman_uncertainty_dice": float(rho),
+        "spearman_mean_entropy_dice": float(
+            spearmanr(joined["mean_entropy"], joined["dice"]).statistic
+        ),
+        "test_dice_mean": float(joined["dice"].mean()),
+        "temperature": json.loads((run / "calibration.json").read_text()).get("temperature"),
+    }
+
+
+def _stat(values: list[float]) -> dict[str, Any]:
+    sd = statistics.stdev(values) if len(values) > 1 else 0.0
+    return {
+        "mean": round(statistics.mean(values), 5),
+        "sd": round(sd, 5),
+        "each": [round(v, 5) for v in values],
+    }
+
+
+def summarize(runs: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
+    """The issue's summary keys (each a mean over seeds; across datasets or shifts, the worse
+    one), and the per-dataset statistics behind them."""
+    per: dict[str, Any] = {}
+    for dataset in ("pneumonia", "adrenal"):
+        rows = runs[dataset]
+        per[dataset] = {
+            key: _stat([float(r[key]) for r in rows])
+            for key in (
+                "test_ece_before",
+                "test_ece_after",
+                "ece_rel_drop",
+                "auc_change",
+                "bal_acc_all",
+                "bal_acc_at_80_cov",
+                "bal_acc_gain_at_80_cov",
+                "aurc",
+                "aurc_max_softmax",
+                "aurc_gain_vs_maxsoftmax",
+                "aurc_error",
+                "aurc_error_max_softmax",
+                "threshold_rule",
+                "threshold_youden_raw",
+                "threshold_youden_calibrated",
+            )
+        }
+        per[dataset]["sensitivity_rule"] = _stat([r["sens_spec_rule"][0] for r in rows])
+        per[dataset]["specificity_rule"] = _stat([r["sens_spec_rule"][1] for r in rows])
+        per[dataset]["sensitivity_youden_raw"] = _stat([r["sens_spec_youden_raw"][0] for r in rows])
+        per[dataset]["specificity_youden_raw"] = _stat([r["sens_spec_youden_raw"][1] for r in rows])
+    ood = {
+        shift: {k: _stat([r[shift][k] for r in runs["ood"]]) for k in ("auroc", "flagged")}
+        for shift in ("site_b", "fundus_28px")
+    }
+    drive = {
+        k: _stat([r[k] for r in runs["drive"]])
+        for k in ("spearman_uncertainty_dice", "spearman_mean_entropy_dice", "test_dice_mean")
+    }
+    summary = {
+        "ece_rel_drop_pneumonia": per["pneumonia"]["ece_rel_drop"]["mean"],
+        "ece_rel_drop_adrenal": per["adrenal"]["ece_rel_drop"]["mean"],
+        "auc_change_max": max(
+            max(r["auc_change"] for r in runs[d]) for d in ("pneumonia", "adrenal")
+        ),
+        "bal_acc_gain_at_80_cov": min(per[d]["bal_acc_gain_at_80_cov"]["mean"] for d in per),
+        "aurc_gain_vs_maxsoftmax": min(per[d]["aurc_gain_vs_maxsoftmax"]["mean"] for d in per),
+        "ood_auroc_min": min(ood[s]["auroc"]["mean"] for s in ood),
+        "drive_unc_dice_spearman": drive["spearman_uncertainty_dice"]["mean"],
+        "threshold_sd_pneumonia": per["pneumonia"]["threshold_rule"]["sd"],
+    }
+    return {"summary": summary, "datasets": per, "ood": ood, "drive": drive}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--minutes", type=float, default=10.0, help="per classification run")
+    parser.add_argument("--seg-minutes", type=float, default=15.0, help="per DRIVE run")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--out", type=Path)
+    args = parser.parse_args()
+    if args.quick:
+        args.seeds, args.minutes, args.seg_minutes = 2, 1.0, 2.0
+    import torch
+
+    torch.set_num_threads(args.threads)
+    missing = [str(p) for p in (*DATASETS.values(), DRIVE) if not p.exists()]
+    if missing:
+        raise SystemExit(f"data not found: {', '.join(missing)} (set MEDLENS_SHARED_DATA)")
+    out = args.out or HERE / "results" / (
+        "uncertainty_quick.json" if args.quick else "uncertainty.json"
+    )
+    started = time.perf_counter()
+    work = Path(tempfile.mkdtemp(prefix="medlens-uncertainty-"))
+    runs: dict[str, list[dict[str, Any]]] = {
+        k: [] for k in ("pneumonia", "adrenal", "ood", "drive")
+    }
+    try:
+        for seed in range(args.seeds):
+            for dataset in ("pneumonia", "adrenal"):
+                t0 = time.perf_counter()
+                run = train(dataset, seed, args.minutes, work / "runs")
+                figures = classification_figures(run)
+                runs[dataset].append(figures)
+                if dataset == "pneumonia":
+                    runs["ood"].append(ood_figures(run, seed, work))
+                print(
+                    f"seed {seed} {dataset}: ECE {figures['test_ece_before']:.3f} -> "
+                    f"{figures['test_ece_after']:.3f}, dAUC {figures['auc_change']:.1e}, "
+                    f"bal. acc. {figures['bal_acc_all']:.3f} -> {figures['bal_acc_at_80_cov']:.3f}"
+                    f" at 80%, AURC {figures['aurc']:.4f} vs {figures['aurc_max_softmax']:.4f}, "
+                    f"threshold {figures['threshold_rule']:.3f} "
+                    f"({time.perf_counter() - t0:.0f} s)",
+                    flush=True,
+                )
+            print(f"seed {seed} ood: {json.dumps(runs['ood'][-1])}", flush=True)
+            drive = train("drive", seed, args.seg_minutes, work / "runs")
+            runs["drive"].append(segmentation_figures(drive, work))
+            print(f"seed {seed} drive: {json.dumps(runs['drive'][-1])}", flush=True)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    report = {
+        "machine": machine_info(),
+        "setup": {
+            "seeds": args.seeds,
+            "classification_minutes": args.minutes,
+            "segmentation_minutes": args.seg_minutes,
+            "recipes": {k: str(v.relative_to(REPO)) for k, v in RECIPES.items()},
+            "trust_settings": "defaults: calibration temperature, threshold youden_plateau, "
+            "refer coverage 0.9, ood mahalanobis at 5% validation false alarms",
+            "ood_shifts": "site B (255 - x, blur sigma 0.7 px) of the 624 test images; "
+            f"{CROPS_PER_IMAGE} seeded grey crops of each of the 40 DRIVE photographs at 28 px",
+            "summary_rule": "each key is a mean over seeds; across datasets or shifts the worse "
+            "one (auc_change_max: the largest over every run)",
+        },
+        **summarize(runs),
+        "runs": runs,
+        "wall_seconds": round(time.perf_counter() - started, 1),
+    }
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(report, indent=2) + "\n")
+    print(json.dumps(report["summary"], indent=2))
+    print(f"wrote {out} in {report['wall_seconds']} s")
+
+
+if __name__ == "__main__":
+    main()

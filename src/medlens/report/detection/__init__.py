@@ -1,0 +1,1 @@
+"""report.html and model_card.md of detection runs."""

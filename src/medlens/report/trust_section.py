@@ -1,0 +1,163 @@
+"""What the report and the model card say about trusting a prediction, from ``metrics.json``'s
+``trust`` record: calibration before and after, the refer band and what it kept, selective
+prediction (AURC, balanced accuracy by coverage) and the out-of-distribution flags."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from medlens.report.figures import SPLIT_TITLES
+from medlens.report.formatting import format_value
+from medlens.report.markdown import escape_markdown, markdown_table
+from medlens.run_folder.classification import RunFolder
+
+_ORDER = {"val": 0, "test": 1}
+
+
+def _splits(record: dict[str, Any]) -> list[str]:
+    return sorted(record, key=lambda s: _ORDER.get(s, 2))
+
+
+def describe_calibrator(calibration: dict[str, Any]) -> str:
+    """One sentence: the calibrator and what it was fitted on."""
+    method = calibration.get("method", "none")
+    if method == "none":
+        return "The probabilities are not calibrated after training (calibration.method: none)."
+    unit = " per voxel" if calibration.get("unit") == "voxel" else ""
+    what = {
+        "temperature": f"temperature scaling{unit} (T = {format_value(calibration.get('temperature'))})",
+        "dirichlet": "Dirichlet calibration (a logistic regression on log-probabilities)",
+        "isotonic": "isotonic regression",
+    }.get(method, method)
+    return (
+        f"The probabilities are calibrated by {what}, fitted on the validation split only; "
+        "every later use of the run (predict, serve, PACS, ensembles) applies it."
+    )
+
+
+def describe_band(band: dict[str, Any], class_names: list[str]) -> str:
+    """One sentence: which cases the refer band sends to a human."""
+    rule, targets = band.get("rule", "none"), band.get("targets") or {}
+    if rule == "none":
+        return "No refer band: every case gets the model's decision."
+    if band.get("low") is not None and band.get("high") is not None:
+        low, high = float(band["low"]), min(float(band["high"]), 1.0)
+        if high <= low:
+            where = "is empty: one threshold met the targets"
+        else:
+            where = f"refers cases with p({class_names[1]}) in [{low:.4g}, {high:.4g})"
+    else:
+        where = f"refers cases whose largest probability is below {format_value(band.get('min_confidence'))}"
+    aim = ", ".join(f"{k} {format_value(v)}" for k, v in targets.items())
+    return f"The refer band (rule {rule}: {aim}, chosen on validation) {where}."
+
+
+def trust_context(run: RunFolder) -> dict[str, Any] | None:
+    """The report's trust section, or None for a run that recorded none."""
+    trust = run.metrics.get("trust")
+    if not isinstance(trust, dict):
+        return None
+    calibration = trust.get("calibration") or {}
+    cal_rows = [
+        {
+            "split": SPLIT_TITLES.get(split, split),
+            "is_test": split == "test",
+            **{k: format_value(v, 4) for k, v in values.items()},
+        }
+        for split, values in (
+            (s, calibration["splits"][s]) for s in _splits(calibration.get("splits", {}))
+        )
+    ]
+    refer = trust.get("refer") or {}
+    refer_rows = [
+        {
+            "split": SPLIT_TITLES.get(split, split),
+            "is_test": split == "test",
+            "n": r["n"],
+            "referred": r["referred"],
+            "coverage": format_value(r["coverage"]),
+            "all": format_value(r["balanced_accuracy_all"]),
+            "kept": format_value(r["balanced_accuracy_kept"]),
+        }
+        for split, r in ((s, refer["splits"][s]) for s in _splits(refer.get("splits", {})))
+    ]
+    selective = trust.get("selective") or {}
+    coverage_split = "test" if "test" in selective else next(iter(selective), None)
+    ood = trust.get("ood")
+    return {
+        "calibration_text": describe_calibrator(calibration),
+        "calibration_rows": cal_rows,
+        "band_text": describe_band(refer.get("band") or {}, run.class_names),
+        "refer_rows": refer_rows,
+        "aurc_rows": [
+            {
+                "split": SPLIT_TITLES.get(split, split),
+                "aurc": format_value(selective[split].get("aurc"), 4),
+                "baseline": format_value(selective[split].get("aurc_max_softmax"), 4),
+                "aurc_error": format_value(selective[split].get("aurc_error"), 4),
+                "baseline_error": format_value(selective[split].get("aurc_error_max_softmax"), 4),
+            }
+            for split in _splits(selective)
+        ],
+        "coverage_split": SPLIT_TITLES.get(coverage_split or "", coverage_split),
+        "coverage_rows": [
+            {
+                "coverage": f"{100 * row['coverage']:.0f}%",
+                "kept": row["kept"],
+                "balanced_accuracy": format_value(row["balanced_accuracy"]),
+            }
+            for row in (
+                selective.get(coverage_split, {}).get("coverage", []) if coverage_split else []
+            )
+        ],
+        "ood": None
+        if not isinstance(ood, dict)
+        else {
+            "text": (
+                f"Out-of-distribution score: {ood.get('score')} (smallest Mahalanobis distance of "
+                f"the penultimate features to a training class mean, {ood.get('dims')} "
+                f"dimensions); a case above {format_value(ood.get('threshold'), 4)} is flagged "
+                f"and referred, a threshold set to flag "
+                f"{100 * float(ood.get('false_alarm_rate', 0)):.0f}% of the validation cases."
+            ),
+            "rows": [
+                {
+                    "split": SPLIT_TITLES.get(split, split),
+                    "n": r["n"],
+                    "flagged": r["flagged"],
+                    "share": format_value(r["flagged_share"]),
+                }
+                for split, r in ((s, ood["splits"][s]) for s in _splits(ood.get("splits", {})))
+            ],
+        },
+    }
+
+
+def trust_markdown(run: RunFolder) -> list[str]:
+    """The model card's section on calibration, referral and out-of-distribution inputs."""
+    context = trust_context(run)
+    lines = ["## When not to trust a prediction", ""]
+    if context is None:
+        return lines + [
+            "This run recorded no calibration, refer band or out-of-distribution score."
+        ]
+    lines += [escape_markdown(context["calibration_text"]), ""]
+    lines += markdown_table(
+        ["Split", "ECE before", "ECE after", "Brier before", "Brier after"],
+        [
+            [r["split"], r["ece_before"], r["ece_after"], r["brier_before"], r["brier_after"]]
+            for r in context["calibration_rows"]
+        ],
+    )
+    lines += ["", escape_markdown(context["band_text"]), ""]
+    if context["refer_rows"]:
+        lines += markdown_table(
+            ["Split", "Cases", "Referred", "Balanced accuracy, all", "Balanced accuracy, kept"],
+            [
+                [r["split"], r["n"], r["referred"], r["all"], r["kept"]]
+                for r in context["refer_rows"]
+            ],
+        )
+    if context["ood"] is not None:
+        lines += ["", escape_markdown(context["ood"]["text"])]
+    return lines

@@ -1,0 +1,84 @@
+"""Reading what a run fitted on validation to say when not to trust a prediction: its
+calibrator (``calibration.json``), its refer band (in ``labels.json``) and its
+out-of-distribution score (``ood.npz``). Each is optional: a run made before them, or one
+that switched them off, reads as uncalibrated, referring nothing, flagging nothing."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from medlens.errors import InputError
+from medlens.run_folder import layout
+from medlens.run_folder.files import read_json_object
+from medlens.trust.calibrators import Calibrator, Uncalibrated, calibrator_from_dict
+from medlens.trust.ood import MahalanobisDetector
+from medlens.trust.refer import ReferBand
+
+
+@dataclass(frozen=True)
+class TrustRule:
+    """How a run's probabilities become decisions it stands by.
+
+    Attributes:
+        calibrator: applied to the engine's probabilities before anything else.
+        band: the cases referred to a human (on the calibrated probabilities).
+        ood: the out-of-distribution score and its threshold, or None.
+    """
+
+    calibrator: Calibrator = Uncalibrated()
+    band: ReferBand = ReferBand()
+    ood: MahalanobisDetector | None = None
+
+
+def read_calibrator(run_dir: str | Path) -> Calibrator:
+    """``calibration.json``'s calibrator; ``Uncalibrated`` when the file is absent.
+
+    Raises:
+        InputError: naming the file when it is unreadable or malformed.
+    """
+    path = Path(run_dir) / layout.CALIBRATION
+    record = read_json_object(path)
+    try:
+        return calibrator_from_dict(record)
+    except InputError as exc:
+        raise InputError(path, exc.reason) from None
+
+
+def read_refer_band(labels: dict[str, Any], run_dir: str | Path) -> ReferBand:
+    """The refer band recorded under ``refer`` in ``labels.json`` (none when absent)."""
+    try:
+        return ReferBand.from_dict(labels.get("refer"))
+    except InputError as exc:
+        raise InputError(Path(run_dir) / layout.LABELS, exc.reason) from None
+
+
+def read_ood_detector(run_dir: str | Path) -> MahalanobisDetector | None:
+    """``ood.npz``'s detector; None when the file is absent.
+
+    Raises:
+        InputError: naming the file when it is unreadable or malformed.
+    """
+    path = Path(run_dir) / layout.OOD
+    if not path.is_file():
+        return None
+    try:
+        with np.load(path, allow_pickle=False) as arrays:
+            return MahalanobisDetector.from_arrays(arrays)
+    except InputError as exc:
+        raise InputError(path, exc.reason) from None
+    except (OSError, ValueError) as exc:
+        raise InputError(path, f"not a readable .npz file ({type(exc).__name__})") from None
+
+
+def read_trust_rule(run_dir: str | Path, labels: dict[str, Any]) -> TrustRule:
+    """The run's calibrator, refer band (from its ``labels.json`` document ``labels``) and
+    out-of-distribution detector."""
+    return TrustRule(
+        calibrator=read_calibrator(run_dir),
+        band=read_refer_band(labels, run_dir),
+        ood=read_ood_detector(run_dir),
+    )

@@ -1,0 +1,1 @@
+"""Training detectors and instance segmenters (``task: detection``)."""

@@ -1,0 +1,291 @@
+"""Post-hoc calibration of class probabilities, fitted on the validation split only.
+
+Every calibrator maps probabilities ``(N, K)`` to probabilities ``(N, K)``. It reads them as
+log-probabilities (a network's logits up to a per-row constant, so ``softmax(z / T)`` equals
+``softmax(log p / T)``), which lets one calibrator serve PyTorch, ONNX, flip-TTA averages,
+scikit-learn pipelines and ensembles alike: medlens applies it after whichever engine ran.
+
+Methods:
+    temperature: ``softmax(log p / T)`` with one temperature T > 0 minimising the validation
+        log loss (Guo et al. 2017), fitted by scikit-learn's ``CalibratedClassifierCV(
+        method="temperature")``. It keeps the arg-max class and, for two classes, the ranking
+        of p(class 1), so the AUC is unchanged. The default.
+    dirichlet: a multinomial logistic regression on ``log p`` (Kull et al. 2019; for two
+        classes it is beta calibration), L2-penalised (C = 1). It may change rankings.
+    isotonic: a monotone step function per class, one-vs-rest, rows renormalised
+        (scikit-learn's isotonic calibration). Its ties may change AUC slightly.
+    none: probabilities as they are.
+
+Two-class probabilities are read through p(class 1) alone (its log-odds), so that the
+calibrated p(class 1) is a monotone function of the raw one: no ranking changes, whatever
+float32 rounding did to p(class 0).
+
+The fitted parameters are plain numbers (``to_dict``), written to the run's
+``calibration.json`` and read back with ``calibrator_from_dict``; replaying them needs only
+numpy.
+
+Example:
+    >>> calibrator = fit_calibrator("temperature", val_probs, val_labels)  # doctest: +SKIP
+    >>> calibrator.transform(test_probs)  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import numpy as np
+from numpy.typing import ArrayLike
+from scipy.special import expit, softmax
+
+from medlens.errors import ConfigError, InputError
+
+CalibrationMethod = Literal["temperature", "dirichlet", "isotonic", "none"]
+METHODS: tuple[str, ...] = ("temperature", "dirichlet", "isotonic", "none")
+#: log-odds given to p(class 1) = 1 and 0 exactly: beyond every finite float64 log-odds
+#: (+36.7 and -744.4), so that the map from p to log-odds stays strictly increasing.
+_LOGIT_AT_ONE = 37.0
+_LOGIT_AT_ZERO = -746.0
+#: Dirichlet calibration reads log p clipped at this probability (its features stay finite).
+_DIRICHLET_FLOOR = 1e-12
+
+
+def _probabilities(probs: ArrayLike) -> np.ndarray:
+    p = np.asarray(probs, dtype=float)
+    if p.ndim != 2 or p.shape[1] < 2:
+        raise InputError("probabilities", f"expected shape (N, K) with K >= 2, got {p.shape}")
+    if not np.isfinite(p).all() or p.min() < 0 or p.max() > 1:
+        raise InputError("probabilities", "must be finite numbers in [0, 1]")
+    return p
+
+
+def binary_log_odds(p_pos: ArrayLike) -> np.ndarray:
+    """``log p - log(1 - p)`` of p(class 1), strictly increasing in p, finite at 0 and 1."""
+    p = np.asarray(p_pos, dtype=float)
+    with np.errstate(divide="ignore"):
+        z = np.log(p) - np.log1p(-p)
+    return np.where(p >= 1.0, _LOGIT_AT_ONE, np.where(p <= 0.0, _LOGIT_AT_ZERO, z))
+
+
+def log_scores(probs: ArrayLike) -> np.ndarray:
+    """What calibrators read: the log-odds of class 1 ``(N,)`` for two classes, else
+    ``log p`` ``(N, K)`` (p floored at the smallest positive float64)."""
+    p = _probabilities(probs)
+    if p.shape[1] == 2:
+        return binary_log_odds(p[:, 1])
+    return np.log(np.clip(p, np.finfo(float).tiny, 1.0))
+
+
+def _two_columns(p_pos: np.ndarray) -> np.ndarray:
+    return np.column_stack([1.0 - p_pos, p_pos])
+
+
+class Calibrator(ABC):
+    """A fitted map from probabilities ``(N, K)`` to calibrated probabilities ``(N, K)``."""
+
+    method: str
+
+    @abstractmethod
+    def transform(self, probs: ArrayLike) -> np.ndarray:
+        """Calibrated probabilities, rows summing to 1."""
+
+    @abstractmethod
+    def parameters(self) -> dict[str, Any]:
+        """The fitted numbers (JSON-ready)."""
+
+    def to_dict(self) -> dict[str, Any]:
+        """``{"method": ..., **parameters}``, what ``calibrator_from_dict`` reads back."""
+        return {"method": self.method, **self.parameters()}
+
+
+@dataclass(frozen=True)
+class Uncalibrated(Calibrator):
+    """``calibration.method: none``: probabilities as they are."""
+
+    method = "none"
+
+    def transform(self, probs: ArrayLike) -> np.ndarray:
+        return _probabilities(probs)
+
+    def parameters(self) -> dict[str, Any]:
+        return {}
+
+
+@dataclass(frozen=True)
+class TemperatureScaling(Calibrator):
+    """``softmax(log p / temperature)``; above 1 softens over-confident probabilities."""
+
+    temperature: float
+    method = "temperature"
+
+    def transform(self, probs: ArrayLike) -> np.ndarray:
+        scores = log_scores(probs)
+        if scores.ndim == 1:
+            return _two_columns(expit(scores / self.temperature))
+        return softmax(scores / self.temperature, axis=1)
+
+    def parameters(self) -> dict[str, Any]:
+        return {"temperature": float(self.temperature)}
+
+
+@dataclass(frozen=True)
+class DirichletCalibration(Calibrator):
+    """``softmax(log p @ coef.T + intercept)`` (two classes: ``sigmoid``, one row of coef)."""
+
+    coef: tuple[tuple[float, ...], ...]
+    intercept: tuple[float, ...]
+    method = "dirichlet"
+
+    def transform(self, probs: ArrayLike) -> np.ndarray:
+        p = _probabilities(probs)
+        features = np.log(np.clip(p, _DIRICHLET_FLOOR, 1.0))
+        z = features @ np.asarray(self.coef).T + np.asarray(self.intercept)
+        if z.shape[1] == 1:
+            return _two_columns(expit(z[:, 0]))
+        return softmax(z, axis=1)
+
+    def parameters(self) -> dict[str, Any]:
+        return {"coef": [list(row) for row in self.coef], "intercept": list(self.intercept)}
+
+
+@dataclass(frozen=True)
+class IsotonicCalibration(Calibrator):
+    """A monotone step function of each class's score (two classes: of the log-odds of class
+    1), interpolated linearly between its knots and held constant beyond them; one-vs-rest
+    rows are renormalised (uniform where every class got 0), as scikit-learn does."""
+
+    knots_x: tuple[tuple[float, ...], ...]
+    knots_y: tuple[tuple[float, ...], ...]
+    method = "isotonic"
+
+    def transform(self, probs: ArrayLike) -> np.ndarray:
+        scores = log_scores(probs)
+        if scores.ndim == 1:
+            return _two_columns(np.interp(scores, self.knots_x[0], self.knots_y[0]))
+        out = np.column_stack(
+            [
+                np.interp(scores[:, k], x, y)
+                for k, (x, y) in enumerate(zip(self.knots_x, self.knots_y, strict=True))
+            ]
+        )
+        total = out.sum(axis=1, keepdims=True)
+        uniform = np.full_like(out, 1.0 / out.shape[1])
+        return np.divide(out, total, out=uniform, where=total > 0)
+
+    def parameters(self) -> dict[str, Any]:
+        return {
+            "knots_x": [list(x) for x in self.knots_x],
+            "knots_y": [list(y) for y in self.knots_y],
+        }
+
+
+def _check_labels(labels: ArrayLike, n_cases: int, n_classes: int, method: str) -> np.ndarray:
+    y = np.asarray(labels).astype(int).reshape(-1)
+    if y.shape[0] != n_cases:
+        raise InputError("labels", f"expected {n_cases} validation labels, got {y.shape[0]}")
+    if y.min(initial=0) < 0 or y.max(initial=0) >= n_classes:
+        raise InputError("labels", f"class indices must lie in [0, {n_classes - 1}]")
+    missing = sorted(set(range(n_classes)) - set(y.tolist()))
+    if missing:
+        raise InputError(
+            "val",
+            f"{method} calibration is fitted on validation cases of every class; class "
+            f"{missing[0]} has none (set calibration.method: none)",
+        )
+    return y
+
+
+def _sklearn_calibration(method: str, scores: np.ndarray, y: np.ndarray, n_classes: int) -> Any:
+    """scikit-learn's calibration of fixed scores: a frozen pass-through classifier whose
+    decision function is ``scores`` (half the log-odds for two classes, as scikit-learn reads
+    a binary decision ``d`` as the logits ``(-d, d)``), fitted on every case at once."""
+    from sklearn.base import BaseEstimator, ClassifierMixin
+    from sklearn.calibration import CalibratedClassifierCV
+    from sklearn.frozen import FrozenEstimator
+
+    class _Scores(ClassifierMixin, BaseEstimator):
+        def fit(self, X: Any, y: Any = None) -> _Scores:
+            self.classes_ = np.arange(n_classes)
+            return self
+
+        def decision_function(self, X: Any) -> np.ndarray:
+            x = np.asarray(X, dtype=float)
+            return x[:, 0] / 2.0 if n_classes == 2 else x
+
+        def predict(self, X: Any) -> np.ndarray:
+            return np.zeros(len(X), dtype=int)
+
+    x = scores[:, None] if scores.ndim == 1 else scores
+    everything = [(np.arange(len(y)), np.arange(len(y)))]  # frozen: one "fold", all cases
+    fitted = CalibratedClassifierCV(
+        FrozenEstimator(_Scores().fit(x)), method=method, cv=everything
+    ).fit(x, y)
+    return fitted.calibrated_classifiers_[0].calibrators
+
+
+def fit_calibrator(method: str, probs: ArrayLike, labels: ArrayLike) -> Calibrator:
+    """Fit the calibrator ``method`` on VALIDATION probabilities ``(N, K)`` and labels ``(N,)``.
+
+    Raises:
+        ConfigError: an unknown method (key ``calibration.method``).
+        InputError: malformed arrays, or a class without validation cases.
+    """
+    if method not in METHODS:
+        raise ConfigError(
+            "calibration.method", f"unknown method {method!r}; use {', '.join(METHODS)}"
+        )
+    if method == "none":
+        return Uncalibrated()
+    p = _probabilities(probs)
+    y = _check_labels(labels, p.shape[0], p.shape[1], method)
+    if method == "dirichlet":
+        from sklearn.linear_model import LogisticRegression
+
+        model = LogisticRegression(C=1.0, tol=1e-8, max_iter=1000)
+        model.fit(np.log(np.clip(p, _DIRICHLET_FLOOR, 1.0)), y)
+        coef = tuple(tuple(float(v) for v in row) for row in model.coef_)
+        return DirichletCalibration(coef, tuple(float(v) for v in model.intercept_))
+    scores = log_scores(p)
+    calibrators = _sklearn_calibration(method, scores, y, p.shape[1])
+    if method == "temperature":
+        return TemperatureScaling(float(1.0 / calibrators[0].beta_))
+    scale = 2.0 if p.shape[1] == 2 else 1.0  # knots back from half log-odds to log-odds
+    return IsotonicCalibration(
+        tuple(tuple(float(v) * scale for v in c.X_thresholds_) for c in calibrators),
+        tuple(tuple(float(v) for v in c.y_thresholds_) for c in calibrators),
+    )
+
+
+def calibrator_from_dict(record: dict[str, Any] | None) -> Calibrator:
+    """The calibrator ``Calibrator.to_dict`` recorded; ``None`` is ``Uncalibrated``.
+
+    Raises:
+        InputError: an unknown method or missing parameters (key ``calibration``).
+    """
+    if not record:
+        return Uncalibrated()
+    method = record.get("method")
+    try:
+        if method == "none":
+            return Uncalibrated()
+        if method == "temperature":
+            temperature = float(record["temperature"])
+            if not (np.isfinite(temperature) and temperature > 0):
+                raise ValueError
+            return TemperatureScaling(temperature)
+        if method == "dirichlet":
+            return DirichletCalibration(
+                tuple(tuple(float(v) for v in row) for row in record["coef"]),
+                tuple(float(v) for v in record["intercept"]),
+            )
+        if method == "isotonic":
+            return IsotonicCalibration(
+                tuple(tuple(float(v) for v in x) for x in record["knots_x"]),
+                tuple(tuple(float(v) for v in y) for y in record["knots_y"]),
+            )
+    except (KeyError, TypeError, ValueError):
+        raise InputError(
+            "calibration", f"the {method} calibrator's parameters are malformed"
+        ) from None
+    raise InputError("calibration", f"unknown method {method!r}; known: {', '.join(METHODS)}")

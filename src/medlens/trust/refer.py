@@ -1,0 +1,181 @@
+"""The "refer to a human" band: the cases a model should not decide alone, chosen on
+validation.
+
+Two classes: two thresholds ``low <= high`` on the calibrated p(class 1). Cases with
+``p < low`` are called class 0, ``p >= high`` class 1, the rest are referred. The band always
+contains the run's decision threshold, so a case outside it gets the decision the threshold
+gives. More classes: a case is referred when its largest probability is below
+``min_confidence``.
+
+Rules (``refer.rule``):
+    coverage: refer the share ``1 - coverage`` of validation cases. Two classes: the referred
+        cases are a run of consecutive validation scores that touches the decision
+        threshold, placed where the kept cases' balanced accuracy is highest (ties: the run
+        most centred on the threshold). More classes: the least confident cases.
+    sens_spec: two classes only. ``low`` is the highest threshold whose validation
+        sensitivity is at least ``sensitivity`` (rule-out: few positives fall below it);
+        ``high`` the lowest whose specificity is at least ``specificity`` (rule-in). When one
+        threshold meets both targets nothing is referred.
+    none: no band.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from numpy.typing import ArrayLike
+
+from medlens.errors import ConfigError, InputError
+
+REFER_RULES = ("coverage", "sens_spec", "none")
+#: Above every probability: a band reaching the top refers p(class 1) = 1 too.
+_ABOVE_ONE = float(np.nextafter(1.0, 2.0))
+
+
+@dataclass(frozen=True)
+class ReferBand:
+    """Which cases are referred.
+
+    Attributes:
+        rule: ``coverage``, ``sens_spec`` or ``none``.
+        low, high: two classes: refer when ``low <= p(class 1) < high`` (empty when equal).
+        min_confidence: more classes: refer when the largest probability is below it.
+        targets: what the rule aimed at (``coverage``, ``sensitivity``, ``specificity``).
+    """
+
+    rule: str = "none"
+    low: float | None = None
+    high: float | None = None
+    min_confidence: float | None = None
+    targets: tuple[tuple[str, float], ...] = ()
+
+    def refers(self, probs: ArrayLike) -> np.ndarray:
+        """``(N,)`` bool: which of the calibrated probabilities ``(N, K)`` are referred."""
+        p = np.asarray(probs, dtype=float)
+        if self.low is not None and self.high is not None:
+            return (p[:, 1] >= self.low) & (p[:, 1] < self.high)
+        if self.min_confidence is not None:
+            return p.max(axis=1) < self.min_confidence
+        return np.zeros(len(p), dtype=bool)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "rule": self.rule,
+            "low": self.low,
+            "high": self.high,
+            "min_confidence": self.min_confidence,
+            "targets": dict(self.targets),
+        }
+
+    @classmethod
+    def from_dict(cls, record: dict[str, Any] | None) -> ReferBand:
+        """The band ``to_dict`` recorded; ``None`` (a run made before bands) refers nothing."""
+        if not record:
+            return cls()
+        try:
+            return cls(
+                rule=str(record.get("rule", "none")),
+                low=None if record.get("low") is None else float(record["low"]),
+                high=None if record.get("high") is None else float(record["high"]),
+                min_confidence=(
+                    None
+                    if record.get("min_confidence") is None
+                    else float(record["min_confidence"])
+                ),
+                targets=tuple((str(k), float(v)) for k, v in (record.get("targets") or {}).items()),
+            )
+        except (TypeError, ValueError, AttributeError):
+            raise InputError("refer", "the refer band's thresholds are malformed") from None
+
+
+def _coverage_band_binary(
+    y: np.ndarray, p: np.ndarray, threshold: float, n_refer: int
+) -> tuple[float, float]:
+    order = np.argsort(p, kind="mergesort")
+    s, labels = p[order], y[order]
+    n = len(s)
+    if n_refer == 0:
+        return threshold, threshold
+    j = int(np.searchsorted(s, threshold, side="left"))  # cases called class 0
+    pos = np.concatenate([[0], np.cumsum(labels == 1)])
+    neg = np.concatenate([[0], np.cumsum(labels == 0)])
+    starts = np.arange(max(0, j - n_refer), min(j, n - n_refer) + 1)
+    ends = starts + n_refer
+    tn, fn = neg[starts], pos[starts]
+    tp, fp = pos[n] - pos[ends], neg[n] - neg[ends]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        sens = np.where(tp + fn > 0, tp / np.maximum(tp + fn, 1), np.nan)
+        spec = np.where(tn + fp > 0, tn / np.maximum(tn + fp, 1), np.nan)
+    balanced = np.nanmean(np.column_stack([sens, spec]), axis=1)
+    balanced = np.nan_to_num(balanced, nan=-1.0)
+    centred = -np.abs(starts + n_refer / 2 - j)
+    best = int(np.lexsort((centred, balanced))[-1])
+    start, end = int(starts[best]), int(ends[best])
+    low = float(s[start])
+    high = float(s[end]) if end < n else _ABOVE_ONE
+    return low, high
+
+
+def _sens_spec_band(
+    y: np.ndarray, p: np.ndarray, threshold: float, sensitivity: float, specificity: float
+) -> tuple[float, float]:
+    positives = np.sort(p[y == 1])[::-1]
+    negatives = np.sort(p[y == 0])
+    if positives.size == 0 or negatives.size == 0:
+        raise InputError("val", "a sens_spec refer band needs validation cases of both classes")
+    low = float(positives[math.ceil(sensitivity * positives.size) - 1])
+    high = float(np.nextafter(negatives[math.ceil(specificity * negatives.size) - 1], 2.0))
+    low, high = min(low, threshold), max(high, threshold)
+    return (threshold, threshold) if low >= high else (low, high)
+
+
+def choose_band(
+    rule: str,
+    labels: ArrayLike,
+    probs: ArrayLike,
+    threshold: float,
+    coverage: float = 0.9,
+    sensitivity: float = 0.95,
+    specificity: float = 0.95,
+) -> ReferBand:
+    """The refer band of ``rule`` chosen on VALIDATION labels ``(N,)`` and calibrated
+    probabilities ``(N, K)``, around the decision ``threshold`` (two classes).
+
+    Raises:
+        ConfigError: an unknown rule, or ``sens_spec`` for more than two classes.
+        InputError: malformed arrays, or a class missing for ``sens_spec``.
+
+    Example:
+        >>> band = choose_band("coverage", y_val, p_val, 0.5, coverage=0.8)  # doctest: +SKIP
+        >>> band.refers(p_test)  # doctest: +SKIP
+    """
+    if rule not in REFER_RULES:
+        raise ConfigError("refer.rule", f"unknown rule {rule!r}; use {', '.join(REFER_RULES)}")
+    if rule == "none":
+        return ReferBand()
+    p = np.asarray(probs, dtype=float)
+    y = np.asarray(labels).astype(int).reshape(-1)
+    if p.ndim != 2 or p.shape[0] != y.shape[0] or p.shape[0] == 0:
+        raise InputError("val", f"expected (N, K) probabilities for {y.shape[0]} labels")
+    binary = p.shape[1] == 2
+    if rule == "sens_spec":
+        if not binary:
+            raise ConfigError(
+                "refer.rule", f"sens_spec needs two classes, not {p.shape[1]}; use coverage"
+            )
+        low, high = _sens_spec_band(y, p[:, 1], threshold, sensitivity, specificity)
+        targets = (("sensitivity", sensitivity), ("specificity", specificity))
+        return ReferBand(rule, low, high, targets=targets)
+    n_refer = int(math.floor((1.0 - coverage) * len(y) + 1e-9))
+    if binary:
+        low, high = _coverage_band_binary(y, p[:, 1], threshold, n_refer)
+        return ReferBand(rule, low, high, targets=(("coverage", coverage),))
+    confidence = np.sort(p.max(axis=1))
+    if n_refer == 0:
+        minimum = 0.0
+    else:
+        minimum = float(confidence[n_refer]) if n_refer < len(confidence) else _ABOVE_ONE
+    return ReferBand(rule, min_confidence=minimum, targets=(("coverage", coverage),))

@@ -1,0 +1,115 @@
+"""Selective prediction: keep the cases a model is most confident about, refer the rest.
+
+A confidence score orders the cases; keeping the top share ``c`` (the coverage) gives the
+kept cases' risk and balanced accuracy. The risk-coverage curve runs over every coverage;
+its area (AURC, Geifman and El-Yaniv 2017) is lower for a better ordering.
+
+Risk: ``error`` is the error rate of the kept cases (the usual AURC); ``balanced`` is one
+minus their balanced accuracy (the mean recall over the classes present), the risk the
+run's threshold rule weighs (Youden's J = 2 balanced accuracy - 1) and the one that counts
+when one class is rare.
+
+Two confidence scores:
+    margin: two classes, the distance of a case's log-odds from the log-odds of the run's
+        decision threshold: the cases nearest the decision are the least certain of it.
+        With calibrated probabilities and a threshold at the prevalence, it is the
+        probability that the decided class is right under balanced priors. More classes:
+        the largest probability.
+    max_softmax: the largest probability, whatever the decision rule (the plain baseline).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+from numpy.typing import ArrayLike
+
+from medlens.trust.calibrators import binary_log_odds
+
+#: The coverages of the report's table (shares of cases kept).
+COVERAGES = (1.0, 0.95, 0.9, 0.8, 0.7, 0.5)
+
+
+def margin_confidence(probs: ArrayLike, threshold: float | None) -> np.ndarray:
+    """``(N,)``: ``|log-odds(p1) - log-odds(threshold)|`` for two classes, else max p."""
+    p = np.asarray(probs, dtype=float)
+    if p.shape[1] == 2 and threshold is not None:
+        return np.abs(binary_log_odds(p[:, 1]) - binary_log_odds(np.asarray(threshold)))
+    return p.max(axis=1)
+
+
+def max_softmax(probs: ArrayLike) -> np.ndarray:
+    """``(N,)``: the largest class probability of each case."""
+    return np.asarray(probs, dtype=float).max(axis=1)
+
+
+def _order(confidence: ArrayLike) -> np.ndarray:
+    """Case indices, most confident first (ties kept in case order)."""
+    return np.argsort(-np.asarray(confidence, dtype=float), kind="mergesort")
+
+
+def risk_coverage(
+    labels: ArrayLike, preds: ArrayLike, confidence: ArrayLike, risk: str = "error"
+) -> tuple[np.ndarray, np.ndarray]:
+    """``(coverage, risk)``, both ``(N,)``: the risk of the ``k`` most confident cases
+    (coverage ``k / N``, k = 1..N): their error rate (``risk="error"``) or one minus their
+    balanced accuracy (``risk="balanced"``)."""
+    order = _order(confidence)
+    y, p = np.asarray(labels)[order], np.asarray(preds)[order]
+    k = np.arange(1, len(order) + 1)
+    if risk == "error":
+        return k / len(order), np.cumsum(y != p) / k
+    recalls = []
+    for c in np.unique(y):
+        seen = np.cumsum(y == c)
+        right = np.cumsum((y == c) & (p == c))
+        recalls.append(np.where(seen > 0, right / np.maximum(seen, 1), np.nan))
+    balanced = np.nanmean(np.vstack(recalls), axis=0) if recalls else np.full(len(k), np.nan)
+    return k / len(order), 1.0 - balanced
+
+
+def aurc(labels: ArrayLike, preds: ArrayLike, confidence: ArrayLike, risk: str = "error") -> float:
+    """Area under the risk-coverage curve: the mean risk over k = 1..N kept cases (lower is
+    better; about the risk of all cases when the ordering is random)."""
+    _, values = risk_coverage(labels, preds, confidence, risk)
+    return float(values.mean()) if values.size else float("nan")
+
+
+def balanced_accuracy(labels: ArrayLike, preds: ArrayLike) -> float:
+    """The mean recall over the classes present in ``labels`` (NaN with no case)."""
+    y, p = np.asarray(labels), np.asarray(preds)
+    recalls = [float((p[y == c] == c).mean()) for c in np.unique(y)]
+    return float(np.mean(recalls)) if recalls else float("nan")
+
+
+def kept_cases(confidence: ArrayLike, coverage: float) -> np.ndarray:
+    """``(N,)`` bool: the ``ceil(coverage * N)`` most confident cases."""
+    order = _order(confidence)
+    keep = np.zeros(len(order), dtype=bool)
+    keep[order[: int(np.ceil(coverage * len(order) - 1e-9))]] = True
+    return keep
+
+
+def coverage_table(
+    labels: ArrayLike,
+    preds: ArrayLike,
+    confidence: ArrayLike,
+    coverages: Sequence[float] = COVERAGES,
+) -> list[dict[str, Any]]:
+    """One row per coverage: ``coverage``, ``kept`` (cases), ``balanced_accuracy`` and
+    ``risk`` (error rate) of the kept cases."""
+    y, p = np.asarray(labels), np.asarray(preds)
+    rows = []
+    for c in coverages:
+        keep = kept_cases(confidence, c)
+        rows.append(
+            {
+                "coverage": float(c),
+                "kept": int(keep.sum()),
+                "balanced_accuracy": balanced_accuracy(y[keep], p[keep]),
+                "risk": float((y[keep] != p[keep]).mean()) if keep.any() else float("nan"),
+            }
+        )
+    return rows

@@ -1,0 +1,89 @@
+"""What ``metrics.json`` records under ``trust``: calibration before and after, the refer
+band's effect, selective prediction (AURC, balanced accuracy by coverage) and the
+out-of-distribution flags, per split. Plain numbers, JSON-ready."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+from medlens.metrics.calibration import brier, ece
+from medlens.metrics.threshold import predict_labels
+from medlens.trust.calibrators import Calibrator
+from medlens.trust.refer import ReferBand
+from medlens.trust.selective import (
+    aurc,
+    balanced_accuracy,
+    coverage_table,
+    margin_confidence,
+    max_softmax,
+)
+
+
+def calibration_summary(
+    calibrator: Calibrator,
+    labels: Mapping[str, np.ndarray],
+    raw: Mapping[str, np.ndarray],
+    calibrated: Mapping[str, np.ndarray],
+    threshold: float | None,
+) -> dict[str, Any]:
+    """The calibrator's parameters, and per split ECE and Brier score before and after."""
+    splits = {}
+    for split, y in labels.items():
+        before = predict_labels(raw[split], threshold)
+        after = predict_labels(calibrated[split], threshold)
+        splits[split] = {
+            "ece_before": ece(y, raw[split], before),
+            "ece_after": ece(y, calibrated[split], after),
+            "brier_before": brier(y, raw[split], before),
+            "brier_after": brier(y, calibrated[split], after),
+        }
+    return {**calibrator.to_dict(), "fitted_on": "val", "splits": splits}
+
+
+def selective_summary(
+    labels: np.ndarray, preds: np.ndarray, probs: np.ndarray, threshold: float | None
+) -> dict[str, Any]:
+    """AURC (balanced risk, and error rate) of the margin to the decision (ours) and of the
+    max-softmax baseline, and the balanced accuracy of the kept cases at each coverage of
+    ``COVERAGES``."""
+    confidence = margin_confidence(probs, threshold)
+    baseline = max_softmax(probs)
+    return {
+        "confidence": "margin" if probs.shape[1] == 2 else "max_softmax",
+        "aurc": aurc(labels, preds, confidence, "balanced"),
+        "aurc_max_softmax": aurc(labels, preds, baseline, "balanced"),
+        "aurc_error": aurc(labels, preds, confidence, "error"),
+        "aurc_error_max_softmax": aurc(labels, preds, baseline, "error"),
+        "coverage": coverage_table(labels, preds, confidence),
+    }
+
+
+def refer_summary(
+    band: ReferBand,
+    labels: np.ndarray,
+    preds: np.ndarray,
+    referred: np.ndarray,
+) -> dict[str, Any]:
+    """How many cases the band (and the out-of-distribution flag) referred, and the balanced
+    accuracy of the cases kept against that of all cases."""
+    kept = ~referred
+    return {
+        "n": int(len(labels)),
+        "referred": int(referred.sum()),
+        "coverage": float(kept.mean()) if len(labels) else float("nan"),
+        "balanced_accuracy_all": balanced_accuracy(labels, preds),
+        "balanced_accuracy_kept": balanced_accuracy(labels[kept], preds[kept]),
+    }
+
+
+def ood_summary(scores: np.ndarray, flagged: np.ndarray) -> dict[str, Any]:
+    """Cases flagged out of distribution, and the score's median."""
+    return {
+        "n": int(len(scores)),
+        "flagged": int(flagged.sum()),
+        "flagged_share": float(flagged.mean()) if len(scores) else float("nan"),
+        "median_score": float(np.median(scores)) if len(scores) else float("nan"),
+    }

@@ -1,0 +1,64 @@
+"""The service's answer says whether to trust it: calibration, the refer band, the
+out-of-distribution flag and, on request, sampled uncertainty."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from fastapi.testclient import TestClient
+
+from medlens.serve.app import create_app
+
+LOCAL = "http://localhost"
+
+
+@pytest.fixture(scope="module")
+def chest_png(pneumonia_test_images: np.ndarray, png_bytes) -> bytes:
+    return png_bytes(pneumonia_test_images[0])
+
+
+def _upload(data: bytes) -> dict:
+    return {"file": ("chest.png", data, "application/octet-stream")}
+
+
+def test_the_answer_carries_calibration_band_and_ood(pneumonia_run: Path, chest_png: bytes):
+    with TestClient(create_app([pneumonia_run]), base_url=LOCAL) as client:
+        described = client.get("/v1/models").json()["models"][0]
+        assert described["calibration"] == "temperature"
+        assert described["uncertainty"] == ["tta"]  # no dropout: no MC dropout
+        body = client.post("/v1/predict?heatmap=false", files=_upload(chest_png)).json()
+    assert body["calibration"] == "temperature"
+    assert body["refer"] in (True, False) and body["refer_band"]["rule"] == "coverage"
+    assert body["ood"]["flagged"] == (body["ood"]["score"] > body["ood"]["threshold"])
+    assert body["uncertainty"] is None
+    assert body["decision"] in ("normal", "pneumonia")
+
+
+@pytest.mark.parametrize("reason", ["uncertain", "out_of_distribution"])
+def test_a_referred_case_says_so(reason: str, trust_runs: dict[str, Path], chest_png: bytes):
+    with TestClient(create_app([trust_runs[reason]]), base_url=LOCAL) as client:
+        body = client.post("/v1/predict?heatmap=false", files=_upload(chest_png)).json()
+    assert body["refer"] is True
+    assert body["refer_reason"] in {reason, "out_of_distribution"}
+    if reason == "out_of_distribution":
+        assert body["refer_reason"] == reason and body["ood"]["flagged"] is True
+
+
+def test_uncertainty_on_request_and_a_method_the_model_lacks_is_a_422(
+    pneumonia_run: Path, chest_png: bytes
+):
+    with TestClient(create_app([pneumonia_run]), base_url=LOCAL) as client:
+        body = client.post(
+            "/v1/predict?heatmap=false&uncertainty=tta", files=_upload(chest_png)
+        ).json()
+        assert body["uncertainty"]["method"] == "tta" and body["uncertainty"]["samples"] == 10
+        assert 0 <= body["uncertainty"]["mutual_information"] <= body["uncertainty"]["entropy"]
+        refused = client.post("/v1/predict?uncertainty=mc_dropout", files=_upload(chest_png))
+        assert refused.status_code == 422
+        assert (
+            refused.json()["detail"] == "this model has no dropout layers; ask for uncertainty=tta"
+        )
+        unknown = client.post("/v1/predict?uncertainty=ensemble", files=_upload(chest_png))
+        assert unknown.status_code == 422

@@ -1,0 +1,87 @@
+"""The web page in a real browser (headless Chromium): a referred case shows the referral, and
+the uncertainty asked for shows beside the decision."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import PIL.Image
+import pytest
+import uvicorn
+
+from medlens.serve.app import create_app
+
+pytestmark = pytest.mark.browser
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMEDRIVER = Path("/usr/bin/chromedriver")
+WAIT_S = 60
+
+
+@pytest.fixture(scope="module")
+def service_url(trust_runs: dict[str, Path]) -> Iterator[str]:
+    """The out-of-distribution run (every case flagged) on a free loopback port, no tokens."""
+    app = create_app([trust_runs["out_of_distribution"]])
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
+    )
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
+        time.sleep(0.05)
+    yield f"http://127.0.0.1:{port}"
+    server.should_exit = True
+    thread.join(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def browser():
+    missing = [str(p) for p in (CHROMIUM, CHROMEDRIVER) if not p.exists()]
+    if missing:
+        pytest.fail(f"{', '.join(missing)} not found: the browser test needs Chromium")
+    from selenium import webdriver
+    from selenium.webdriver.chrome.options import Options
+    from selenium.webdriver.chrome.service import Service
+
+    options = Options()
+    options.binary_location = str(CHROMIUM)
+    for argument in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage"):
+        options.add_argument(argument)
+    driver = webdriver.Chrome(service=Service(str(CHROMEDRIVER)), options=options)
+    yield driver
+    driver.quit()
+
+
+def test_a_flagged_case_shows_the_referral_and_its_uncertainty(
+    browser, service_url: str, pneumonia_test_images: np.ndarray, tmp_path: Path
+):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as ec
+    from selenium.webdriver.support.ui import Select, WebDriverWait
+
+    image = tmp_path / "chest.png"
+    PIL.Image.fromarray(pneumonia_test_images[1]).save(image)
+    browser.get(service_url)
+    wait = WebDriverWait(browser, WAIT_S)
+    wait.until(lambda d: len(d.find_elements(By.CSS_SELECTOR, "#model option")) == 1)
+    wait.until(ec.visibility_of_element_located((By.ID, "uncertainty")))
+    Select(browser.find_element(By.ID, "uncertainty")).select_by_value("tta")
+    mc = browser.find_element(By.CSS_SELECTOR, "#uncertainty option[value=mc_dropout]")
+    assert mc.get_attribute("disabled")  # this network has no dropout
+    browser.find_element(By.ID, "file").send_keys(str(image))
+    wait.until(ec.visibility_of_element_located((By.ID, "classification")))
+    refer = browser.find_element(By.ID, "refer")
+    assert refer.is_displayed() and "out of distribution" in refer.text
+    trust = browser.find_element(By.ID, "trust").text
+    assert "calibrated (temperature)" in trust and "entropy" in trust and "tta" in trust
+    assert browser.find_element(By.ID, "decision").text in {"normal", "pneumonia"}

@@ -1,0 +1,63 @@
+"""The refer band: validation targets met, its share referred, the threshold inside it."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from medlens.errors import ConfigError
+from medlens.trust.refer import ReferBand, choose_band
+
+
+def _scores(rng: np.random.Generator, n: int = 2000):
+    y = (rng.uniform(size=n) < 0.3).astype(int)
+    p1 = 1 / (1 + np.exp(-(rng.normal(size=n) + 2.0 * (2 * y - 1))))
+    return y, np.column_stack([1 - p1, p1])
+
+
+def test_sens_spec_band_meets_both_targets_on_validation(rng) -> None:
+    y, probs = _scores(rng)
+    band = choose_band("sens_spec", y, probs, 0.5, sensitivity=0.99, specificity=0.99)
+    p = probs[:, 1]
+    called_negative, called_positive = p < band.low, p >= band.high
+    assert (~called_negative[y == 1]).mean() >= 0.99  # few positives ruled out
+    assert (~called_positive[y == 0]).mean() >= 0.99  # few negatives ruled in
+    assert band.low <= 0.5 < band.high
+    assert band.refers(probs).mean() > 0
+
+
+def test_coverage_band_refers_its_share_around_the_threshold(rng) -> None:
+    y, probs = _scores(rng)
+    band = choose_band("coverage", y, probs, 0.4, coverage=0.8)
+    referred = band.refers(probs)
+    assert referred.mean() == pytest.approx(0.2, abs=0.002)
+    assert band.low <= 0.4 <= band.high
+    kept = ~referred
+    pred = (probs[:, 1] >= 0.4).astype(int)
+    recall = [np.mean(pred[kept & (y == c)] == c) for c in (0, 1)]
+    all_recall = [np.mean(pred[y == c] == c) for c in (0, 1)]
+    assert np.mean(recall) > np.mean(all_recall)
+
+
+def test_full_coverage_and_none_refer_nothing(rng) -> None:
+    y, probs = _scores(rng, 200)
+    assert not choose_band("coverage", y, probs, 0.5, coverage=1.0).refers(probs).any()
+    assert not choose_band("none", y, probs, 0.5).refers(probs).any()
+
+
+def test_more_classes_refer_the_least_confident(rng) -> None:
+    probs = rng.dirichlet([1, 1, 1], size=1000)
+    y = probs.argmax(1)
+    band = choose_band("coverage", y, probs, 0.5, coverage=0.9)
+    referred = band.refers(probs)
+    assert referred.sum() == 100
+    assert probs.max(1)[referred].max() <= probs.max(1)[~referred].min()
+    with pytest.raises(ConfigError, match="sens_spec needs two classes"):
+        choose_band("sens_spec", y, probs, 0.5)
+
+
+def test_band_round_trips_and_an_old_run_refers_nothing(rng) -> None:
+    y, probs = _scores(rng, 300)
+    band = choose_band("sens_spec", y, probs, 0.5)
+    assert ReferBand.from_dict(band.to_dict()) == band
+    assert ReferBand.from_dict(None) == ReferBand()

@@ -1,0 +1,43 @@
+"""Risk-coverage curves and AURC."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from medlens.trust.selective import (
+    aurc,
+    balanced_accuracy,
+    coverage_table,
+    margin_confidence,
+    risk_coverage,
+)
+
+
+def test_an_ordering_that_puts_the_errors_last_beats_one_that_puts_them_first() -> None:
+    y = np.array([0, 1, 0, 1, 0, 1])
+    pred = np.array([0, 1, 0, 1, 1, 0])  # the last two are wrong
+    good = np.array([6, 5, 4, 3, 2, 1.0])
+    bad = good[::-1]
+    coverage, risk = risk_coverage(y, pred, good)
+    assert coverage[-1] == 1.0 and risk[-1] == pytest.approx(2 / 6)
+    assert risk[:4].max() == 0
+    assert aurc(y, pred, good) < aurc(y, pred, bad)
+    assert aurc(y, pred, good, "balanced") < aurc(y, pred, bad, "balanced")
+
+
+def test_balanced_risk_weighs_each_class_alike() -> None:
+    y = np.array([0] * 9 + [1])
+    pred = np.zeros(10, dtype=int)
+    _, error = risk_coverage(y, pred, np.arange(10, 0, -1))
+    _, balanced = risk_coverage(y, pred, np.arange(10, 0, -1), "balanced")
+    assert error[-1] == pytest.approx(0.1) and balanced[-1] == pytest.approx(0.5)
+    assert balanced_accuracy(y, pred) == pytest.approx(0.5)
+
+
+def test_margin_is_the_distance_from_the_decision_in_log_odds() -> None:
+    probs = np.array([[0.5, 0.5], [0.2, 0.8], [0.05, 0.95]])
+    margin = margin_confidence(probs, 0.8)
+    assert margin[1] == pytest.approx(0.0) and margin[0] > 0 and margin[2] > 0
+    table = coverage_table([1, 1, 1], [1, 1, 1], margin, coverages=(1.0, 0.5))
+    assert [row["kept"] for row in table] == [3, 2]
