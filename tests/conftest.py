@@ -261,3 +261,40 @@ def bccd_subset(shared_data: Path, tmp_path_factory: pytest.TempPathFactory):
         return root
 
     return make
+
+
+@pytest.fixture(scope="session")
+def cells_run(bccd_subset, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A Faster R-CNN run named ``cells``: 1 epoch on 2 real BCCD blood smears (640 x 480
+    JPEGs, worked on at 80 x 60), for plumbing tests of ``/v1/detect``, the web page and the
+    detection SR, not accuracy."""
+    import torch
+
+    from medlens.commands.train import train_and_report
+    from medlens.config import parse_config
+    from medlens.tasks import check_config
+
+    torch.set_num_threads(1)
+    config = {
+        "name": "cells",
+        "task": "detection",
+        "seed": 0,
+        "output_dir": str(tmp_path_factory.mktemp("runs")),
+        "data": {"format": "boxes", "path": str(bccd_subset({"train": 2, "val": 1, "test": 1}))},
+        "preprocess": [
+            {"name": "fixed_scale", "divisor": 255},
+            {"name": "fit_size", "min_size": 60, "max_size": 80},
+        ],
+        "model": {"name": "faster_rcnn", "backbone": "resnet18"},
+        "detection": {
+            "fpn_channels": 32,
+            "box_head_size": 32,
+            "proposals_train": 60,
+            "proposals_test": 30,
+            "roi_batch_size": 32,
+            "anchor_sizes": [8, 16, 32, 64, 128],
+        },
+        "train": {"epochs": 1, "batch_size": 2, "lr": 0.001, "warmup_epochs": 0},
+        "evaluate": {"n_bootstrap": 0},
+    }
+    return train_and_report(check_config(parse_config(config)), progress=False)

@@ -1,7 +1,7 @@
 """Tiny real run folders and real inputs for the export, service and web page tests.
 
 The runs (``pneumonia_run``, ``drive_run``, ``ct_run``) are the session fixtures of
-tests/conftest.py.
+tests/conftest.py, as is ``cells_run`` (a tiny detection run on real blood smears).
 """
 
 from __future__ import annotations

@@ -4,6 +4,7 @@ A run folder's model meets the clinical archive: a study is pulled from Orthanc 
 WADO-RS, or the REST API), the model runs on the series it can take, and the results go
 back into the same study (STOW-RS, or the REST API) as standard DICOM objects: a DICOM SEG
 for segmentation runs; a Basic Text SR and a Grad-CAM Secondary Capture for classification
+runs; a Comprehensive 3D SR (TID 1500, a planar ROI per detected object) for detection
 runs. ``watch`` does this for each study that becomes stable, once.
 
 Credentials come from the arguments or from ``MEDLENS_ORTHANC_USER`` and

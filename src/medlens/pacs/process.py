@@ -1,8 +1,8 @@
 """One study through a run's model: pulled from Orthanc, processed, results stored back.
 
 Which series a run takes: a 3D run (``input_shape`` with three spatial axes) takes each
-CT, MR, PT or NM series as one volume; a 2D run takes every single-frame image of any image
-series. Never taken: non-image series (SEG, SR, KO, PR, RT*, ...) and this model's own
+CT, MR, PT or NM series as one volume; a 2D run (and every detection run) takes every
+single-frame image of any image series. Never taken: non-image series (SEG, SR, KO, PR, RT*, ...) and this model's own
 results, recognised by their UIDs (derived from the weights hash and the source series, see
 ``medlens.pacs.uids``), not by a Manufacturer anyone can write.
 
@@ -20,9 +20,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from medlens.errors import InputError
-from medlens.inference.loaded_run import LoadedRun, load_run
+from medlens.inference.detection_run import DetectionRunModel, load_detection_run
+from medlens.inference.loaded_run import load_run
 from medlens.pacs.client import OrthancClient, RetryPolicy, SeriesInfo
 from medlens.pacs.results import (
+    PacsRun,
     ResultObject,
     Scratch,
     expected_instance_uids,
@@ -35,6 +37,7 @@ from medlens.pacs.results import (
 from medlens.pacs.sr import ModelIdentity
 from medlens.pacs.uids import check_uid
 from medlens.run_folder import layout
+from medlens.run_folder.reader import read_run_task
 
 VOLUME_MODALITIES = frozenset({"CT", "MR", "PT", "NM"})
 NON_IMAGE_MODALITIES = frozenset(
@@ -47,10 +50,11 @@ class StoredObject:
     """One result stored in Orthanc.
 
     Attributes:
-        kind: ``"segmentation"``, ``"report"`` or ``"overlay"``.
+        kind: ``"segmentation"``, ``"report"``, ``"overlay"`` or ``"detections"``.
         sop_class_uid, series_instance_uid, sop_instance_uid: its UIDs.
         source_series_uid: the series it was made from.
-        probabilities, decision: the classification it reports (empty / "" for a SEG).
+        probabilities, decision: the classification it reports (empty / "" otherwise).
+        counts: class name -> objects found, for a detection SR (empty otherwise).
     """
 
     kind: str
@@ -60,6 +64,7 @@ class StoredObject:
     source_series_uid: str
     probabilities: dict[str, float] = field(default_factory=dict)
     decision: str = ""
+    counts: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass
@@ -68,7 +73,7 @@ class ProcessResult:
 
     Attributes:
         study_instance_uid: the study.
-        task: the run's task (``classification`` or ``segmentation``).
+        task: the run's task (``classification``, ``segmentation`` or ``detection``).
         transport: ``"dicomweb"`` or ``"rest"``: how images travelled.
         model: the model and the hash of its weights.
         stored: the objects stored back into the study by this call.
@@ -99,12 +104,27 @@ class ProcessResult:
         )
 
 
-def run_spatial_dims(run: LoadedRun) -> int:
-    """2 or 3: the spatial axes of the run's inputs (from the ``input_shape`` it recorded).
+def load_pacs_run(run_dir: str | Path) -> PacsRun:
+    """The run folder loaded for inference: a detection run as a detector, any other as
+    ``load_run`` loads it.
+
+    Raises:
+        InputError: naming the missing, unreadable or inconsistent file of the run folder.
+    """
+    if read_run_task(run_dir).predicts_boxes:
+        return load_detection_run(run_dir)
+    return load_run(run_dir)
+
+
+def run_spatial_dims(run: PacsRun) -> int:
+    """2 or 3: the spatial axes of the run's inputs (from the ``input_shape`` it recorded;
+    a detector takes 2D images).
 
     Raises:
         InputError: the run recorded no input shape.
     """
+    if isinstance(run, DetectionRunModel):
+        return 2
     if not run.input_shape:
         raise InputError(
             run.run_dir / layout.MODEL,
@@ -151,7 +171,8 @@ def process_study(
     result series per source series) that references its source; a classification run
     stores a Basic Text SR (probabilities per class, decision, model name and weights
     SHA-256, references to the source instances) and a Secondary Capture of the Grad-CAM
-    overlay. See ``medlens.pacs.results``. Results already in Orthanc (same model, same
+    overlay; a detection run stores a Comprehensive 3D SR per image (TID 1500, one planar
+    ROI per finding, in the image's pixel coordinates). See ``medlens.pacs.results``. Results already in Orthanc (same model, same
     source) are not stored again.
 
     Args:
@@ -169,7 +190,7 @@ def process_study(
             candidate was left out), or a UID the server gave is not a DICOM UID.
         PacsError: Orthanc is unreachable, refuses the credentials, or fails a request.
     """
-    run = load_run(run_dir)
+    run = load_pacs_run(run_dir)
     with OrthancClient(
         orthanc_url, auth=auth, dicomweb=dicomweb, retry=retry, ca_bundle=ca_bundle
     ) as client:
@@ -178,7 +199,7 @@ def process_study(
 
 def process_with_client(
     client: OrthancClient,
-    run: LoadedRun,
+    run: PacsRun,
     model: ModelIdentity,
     study_uid: str,
     study_id: str | None = None,
@@ -265,6 +286,7 @@ def _stored(obj: ResultObject) -> StoredObject:
         source_series_uid=obj.source_series_uid,
         probabilities=dict(obj.finding.probabilities) if obj.finding else {},
         decision=obj.finding.decision if obj.finding else "",
+        counts=dict(obj.counts),
     )
 
 

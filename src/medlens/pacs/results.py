@@ -2,7 +2,9 @@
 
 Segmentation runs give a DICOM SEG referencing the source series. Classification runs give
 a Basic Text SR (probabilities, decision, model and weights hash, references to the source
-instances) and a Secondary Capture of the Grad-CAM overlay. Every object keeps the source's
+instances) and a Secondary Capture of the Grad-CAM overlay. Detection runs give, per image, a
+Comprehensive 3D SR (TID 1500) with one planar ROI per finding (``medlens.pacs.sr_detection``).
+Every object keeps the source's
 patient and study and goes into a series of its own kind per source series.
 
 The UIDs of a result are derived from the model's weights hash, the result kind and the
@@ -30,6 +32,7 @@ from medlens.data.dicom_seg import sorted_series_datasets, write_dicom_seg
 from medlens.data.dicom_series import read_dicom_series
 from medlens.data.image import Image
 from medlens.errors import InputError
+from medlens.inference.detection_run import DetectionRunModel
 from medlens.inference.loaded_run import LoadedRun
 from medlens.inference.onnx import weights_sha256
 from medlens.pacs.secondary_capture import overlay_secondary_capture, read_rgb
@@ -40,7 +43,10 @@ EXPLANATION_METHOD = "gradcam"
 SEGMENTATION = "segmentation"
 REPORT = "report"
 OVERLAY = "overlay"
-RESULT_KINDS = (SEGMENTATION, REPORT, OVERLAY)
+DETECTIONS = "detections"
+RESULT_KINDS = (SEGMENTATION, REPORT, OVERLAY, DETECTIONS)
+#: A run ``medlens pacs`` applies: a classifier or segmenter, or a detector.
+PacsRun = LoadedRun | DetectionRunModel
 _CHECKED_UIDS = ("StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID", "SOPClassUID")
 
 
@@ -49,11 +55,13 @@ class ResultObject:
     """One DICOM object made from a model's output, ready to store.
 
     Attributes:
-        kind: ``"segmentation"`` (SEG), ``"report"`` (Basic Text SR) or ``"overlay"`` (SC).
+        kind: ``"segmentation"`` (SEG), ``"report"`` (Basic Text SR), ``"overlay"`` (SC) or
+            ``"detections"`` (Comprehensive 3D SR).
         data: the DICOM Part 10 file.
         sop_class_uid, series_instance_uid, sop_instance_uid: the new object's UIDs.
         source_series_uid: the series it was made from.
         finding: the classification it reports (``report`` and ``overlay`` only).
+        counts: class name -> objects found (``detections`` only).
     """
 
     kind: str
@@ -63,6 +71,7 @@ class ResultObject:
     sop_instance_uid: str
     source_series_uid: str
     finding: ClassificationFinding | None = None
+    counts: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass
@@ -92,7 +101,7 @@ class ImageResults:
     present: list[str] = field(default_factory=list)
 
 
-def model_identity(run: LoadedRun) -> ModelIdentity:
+def model_identity(run: PacsRun) -> ModelIdentity:
     """The run's model name, run name and the SHA-256 of its ``model.pt``."""
     return ModelIdentity(
         name=run.config.model.name,
@@ -101,8 +110,11 @@ def model_identity(run: LoadedRun) -> ModelIdentity:
     )
 
 
-def result_kinds(run: LoadedRun) -> tuple[str, ...]:
-    """The kinds of result the run makes per source: a SEG, or an SR and an overlay."""
+def result_kinds(run: PacsRun) -> tuple[str, ...]:
+    """The kinds of result the run makes per source: a SEG, an SR and an overlay, or a
+    detection SR."""
+    if isinstance(run, DetectionRunModel):
+        return (DETECTIONS,)
     return (SEGMENTATION,) if run.task.predicts_masks else (REPORT, OVERLAY)
 
 
@@ -138,14 +150,16 @@ def checked_header(header: Dataset, where: str | Path) -> Dataset:
 
 
 def results_for_volume(
-    run: LoadedRun, model: ModelIdentity, folder: Path, scratch: Scratch
+    run: PacsRun, model: ModelIdentity, folder: Path, scratch: Scratch
 ) -> list[ResultObject]:
     """Results for the one series in ``folder`` read as a volume (a 3D run).
 
     Raises:
         InputError: the series is no regular volume, does not fit the run, or carries a UID
-            that is not one.
+            that is not one; a detection run (it takes 2D images).
     """
+    if isinstance(run, DetectionRunModel):
+        raise InputError(folder, "a detection run takes 2D images, not a volume")
     headers = [checked_header(h, folder) for h in sorted_series_datasets(folder)]
     image = read_dicom_series(folder)
     if run.task.predicts_masks:
@@ -154,7 +168,7 @@ def results_for_volume(
 
 
 def results_for_images(
-    run: LoadedRun,
+    run: PacsRun,
     model: ModelIdentity,
     files: list[Path],
     scratch: Scratch,
@@ -190,7 +204,9 @@ def results_for_images(
             image = read_dicom_file(file)
             number = _instance_number(header, index + 1)
             sop = str(header.SOPInstanceUID)
-            if run.task.predicts_masks:
+            if isinstance(run, DetectionRunModel):
+                out.objects.append(_detections(run, model, image, header, sop, number))
+            elif run.task.predicts_masks:
                 out.objects.append(
                     _segmentation(run, model, image, [header], [header], scratch, sop, number)
                 )
@@ -245,6 +261,41 @@ def _segmentation(
         series_instance_uid=str(ds.SeriesInstanceUID),
         sop_instance_uid=str(ds.SOPInstanceUID),
         source_series_uid=source_series,
+    )
+
+
+def _detections(
+    run: DetectionRunModel,
+    model: ModelIdentity,
+    image: Image,
+    header: Dataset,
+    source_sop_uid: str,
+    instance_number: int,
+) -> ResultObject:
+    from medlens.pacs.detection_results import detection_sr
+
+    source_series = str(header.SeriesInstanceUID)
+    weights = model.weights_sha256
+    report, findings = detection_sr(
+        run,
+        model,
+        image,
+        header,
+        series_instance_uid=result_series_uid(weights, DETECTIONS, source_series),
+        sop_instance_uid=result_instance_uid(weights, DETECTIONS, source_series, source_sop_uid),
+        instance_number=instance_number,
+    )
+    counts = dict.fromkeys(run.class_names, 0)
+    for found in findings:
+        counts[found.label] += 1
+    return ResultObject(
+        kind=DETECTIONS,
+        data=_part10(report),
+        sop_class_uid=str(report.SOPClassUID),
+        series_instance_uid=str(report.SeriesInstanceUID),
+        sop_instance_uid=str(report.SOPInstanceUID),
+        source_series_uid=source_series,
+        counts=counts,
     )
 
 

@@ -26,10 +26,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from medlens.errors import InputError
-from medlens.inference.loaded_run import LoadedRun, load_run
 from medlens.pacs.client import OrthancClient, RetryPolicy
-from medlens.pacs.process import ProcessResult, process_with_client
-from medlens.pacs.results import model_identity
+from medlens.pacs.process import ProcessResult, load_pacs_run, process_with_client
+from medlens.pacs.results import PacsRun, model_identity
 from medlens.pacs.watch_state import WatchState, load_watch_state, save_watch_state
 
 CHANGES_PER_PAGE = 100
@@ -85,7 +84,7 @@ def watch(
         InputError: the run folder or the state file is unusable.
         PacsError: Orthanc is unreachable or fails a request.
     """
-    run = load_run(run_dir)
+    run = load_pacs_run(run_dir)
     state = load_watch_state(state_file, orthanc_url)
     report = WatchReport(last_change=state.last_change)
     deadline = None if timeout_s is None else time.monotonic() + timeout_s
@@ -113,7 +112,7 @@ def watch(
 @dataclass
 class _Watcher:
     client: OrthancClient
-    run: LoadedRun
+    run: PacsRun
     state: WatchState
     state_file: Path
     report: WatchReport

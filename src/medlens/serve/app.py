@@ -12,6 +12,9 @@ Endpoints (OpenAPI at ``/openapi.json``):
   in base64 (``mask_base64``, ``mask_format``, ``media_type``, ``filename``). A file response
   also carries ``x-class-voxels: name=count;...`` with each class name percent-encoded
   (UTF-8), so the header stays ASCII whatever the class names.
+- ``POST /v1/detect?model=NAME&min_score=S`` the objects a detection run finds in a 2D
+  image: each box (``x1, y1, x2, y2`` in the image's own pixels), class and score, and the
+  count per class. Without ``min_score`` the findings (each class's threshold) are listed.
 - ``POST /v1/preview`` the uploaded image as a PNG (for the web page).
 - ``GET /v1/models``; ``GET /healthz`` (the process is up); ``GET /readyz`` (models loaded);
   ``GET /metrics`` (Prometheus: requests by status, latency histogram, model load times).
@@ -62,11 +65,12 @@ from medlens.data.budget import VoxelBudgetError, voxel_budget
 from medlens.errors import ConfigError, MedlensError
 from medlens.serve.access_log import AccessLogMiddleware
 from medlens.serve.auth import Grant, TokenConfig, authorize
+from medlens.serve.detection_model import ServedDetector
 from medlens.serve.hosts import TrustedHostMiddleware, is_loopback, normalise_hosts
 from medlens.serve.inputs import Upload, read_upload, too_many_voxels
 from medlens.serve.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from medlens.serve.metrics import ServiceMetrics
-from medlens.serve.models_store import ServedModel, load_models
+from medlens.serve.models_store import Served, ServedModel, load_models
 from medlens.serve.service_errors import ServiceError
 from medlens.serve.uploads import receive_upload
 from medlens.serve.workers import DEFAULT_CONCURRENT, Checkpoint, Job, WorkerPool
@@ -236,7 +240,7 @@ def _invalid_request(request: Request, exc: RequestValidationError) -> JSONRespo
     )
 
 
-_PARAMETERS = {"model", "format", "heatmap", "file", "authorization"}
+_PARAMETERS = {"model", "format", "heatmap", "file", "authorization", "min_score"}
 
 
 def _request_id(request: Request) -> str:
@@ -259,10 +263,10 @@ ModelName = Annotated[
 
 def _served(
     request: Request, credentials: HTTPAuthorizationCredentials | None, model: str | None
-) -> ServedModel:
+) -> Served:
     """Authorise the caller for ``model`` (or the only model) and return it. A 400 or 404
     lists only the models the caller's token may use."""
-    models: dict[str, ServedModel] = request.app.state.models
+    models: dict[str, Served] = request.app.state.models
     token = credentials.credentials if credentials else None
     if model is None:
         grant = authorize(request.app.state.tokens, token, None)
@@ -277,17 +281,33 @@ def _served(
     return models[model]
 
 
-def _listing(models: dict[str, ServedModel], grant: Grant) -> str:
+def _listing(models: dict[str, Served], grant: Grant) -> str:
     names = sorted(name for name in models if grant.allows(name))
     return ", ".join(names) if names else "no model"
 
 
-def _require_route(served: ServedModel, route: str) -> None:
+def _require_route(served: Served, route: str) -> None:
     """Each task has its endpoint (``Task.route``); a model asked on another one is a 400."""
     if served.task.route != route:
         raise ServiceError(
             400, f"{served.name!r} is a {served.task.name} model; use {served.task.route}"
         )
+
+
+def _classic(served: Served, route: str) -> ServedModel:
+    """The classifier or segmenter ``route`` (``/v1/predict``, ``/v1/segment``) takes."""
+    _require_route(served, route)
+    if not isinstance(served, ServedModel):  # a route of its own for every task: never here
+        raise ServiceError(400, f"{served.name!r} cannot be used on {route}")
+    return served
+
+
+def _detector(served: Served) -> ServedDetector:
+    """The detector ``/v1/detect`` takes (400 for a model of another task)."""
+    _require_route(served, "/v1/detect")
+    if not isinstance(served, ServedDetector):
+        raise ServiceError(400, f"{served.name!r} cannot be used on /v1/detect")
+    return served
 
 
 async def _with_upload(request: Request, work_fn: Callable[[Upload, Path, Checkpoint], T]) -> T:
@@ -362,6 +382,7 @@ def _wants_json(request: Request, mask_format: str) -> bool:
 
 def _add_routes(app: FastAPI) -> None:  # noqa: C901 - one place that lists every endpoint
     from medlens.serve.analysis import check_uncertainty, classify, preview_png, segment
+    from medlens.serve.detection import detect
 
     @app.get("/", include_in_schema=False)
     async def page() -> FileResponse:
@@ -417,8 +438,7 @@ def _add_routes(app: FastAPI) -> None:  # noqa: C901 - one place that lists ever
         """Classify one image: calibrated probabilities, the decision at the run's threshold,
         whether to refer it to a human (refer band, out-of-distribution flag), optionally
         its uncertainty, and Grad-CAM."""
-        served = _served(request, credentials, model)
-        _require_route(served, "/v1/predict")
+        served = _classic(_served(request, credentials, model), "/v1/predict")
         check_uncertainty(served, uncertainty)
         return await _with_upload(
             request,
@@ -442,8 +462,7 @@ def _add_routes(app: FastAPI) -> None:  # noqa: C901 - one place that lists ever
     ) -> Response:
         """Segment one image; the response is the mask file, or JSON with the voxels of each
         class and the mask in base64 (``format=json`` or ``Accept: application/json``)."""
-        served = _served(request, credentials, model)
-        _require_route(served, "/v1/segment")
+        served = _classic(_served(request, credentials, model), "/v1/segment")
         as_json = _wants_json(request, format)
         mask_format = "auto" if format == "json" else format
         mask = await _with_upload(
@@ -461,6 +480,29 @@ def _add_routes(app: FastAPI) -> None:  # noqa: C901 - one place that lists ever
                 "x-weights-sha256": served.weights_sha256,
                 "x-class-voxels": mask.voxels_header(),
             },
+        )
+
+    @app.post("/v1/detect", tags=["inference"], openapi_extra=_UPLOAD_BODY, responses=_ERRORS)
+    async def detect_endpoint(
+        request: Request,
+        credentials: Credentials,
+        model: ModelName = None,
+        min_score: Annotated[
+            float | None,
+            Query(
+                ge=0.0,
+                le=1.0,
+                description="list every detection scoring at least this; default: the "
+                "findings, each class at the threshold the run chose on validation",
+            ),
+        ] = None,
+    ) -> dict[str, Any]:
+        """Find objects in one 2D image: each box (``x1, y1, x2, y2`` in the image's own
+        pixels, (0, 0) the top left corner), its class and score, and the count per class."""
+        served = _detector(_served(request, credentials, model))
+        return await _with_upload(
+            request,
+            lambda upload, work, checkpoint: detect(served, upload, checkpoint, min_score),
         )
 
     @app.post(

@@ -12,7 +12,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 
 ROUTES = frozenset(
     {"/", "/healthz", "/readyz", "/metrics", "/v1/models", "/v1/predict", "/v1/segment",
-     "/v1/preview"}
+     "/v1/detect", "/v1/preview"}
 )  # fmt: skip
 #: Latency buckets in seconds: a 28 px classification takes milliseconds, a volume seconds.
 BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)

@@ -1,7 +1,8 @@
 """The models a service serves: loaded once at start-up, shared by every request.
 
-Each run folder becomes one model named after the folder. Predictions run on the chosen
-engine (PyTorch, or onnxruntime on the run's exported ``model.onnx``); Grad-CAM always runs
+Each run folder becomes one model named after the folder: a ``ServedModel`` for
+classification and segmentation runs, a ``ServedDetector`` (``serve.detection_model``) for
+detection runs. Predictions run on the chosen engine (PyTorch, or onnxruntime on the run's exported ``model.onnx``); Grad-CAM always runs
 on PyTorch, on a private copy of the network behind a lock, because its hooks would
 otherwise catch the activations of concurrent predictions.
 """
@@ -23,6 +24,8 @@ from medlens.errors import ConfigError
 from medlens.inference.loaded_run import LoadedRun, load_run
 from medlens.inference.onnx import example_shape, export_onnx, onnx_metadata, weights_sha256
 from medlens.run_folder import layout
+from medlens.run_folder.reader import read_run_task
+from medlens.serve.detection_model import ServedDetector, load_detector
 from medlens.tasks import Task
 
 log = logging.getLogger(__name__)
@@ -68,6 +71,7 @@ class ServedModel:
         return {
             "name": self.name,
             "task": self.task.name,
+            "route": self.task.route,
             "class_names": list(self.run.class_names),
             "threshold": self.run.threshold if binary else None,
             "input_shape": list(self.run.input_shape) if self.run.input_shape else None,
@@ -94,9 +98,13 @@ class ServedModel:
         }
 
 
+#: What the service serves: a classifier or segmenter, or a detector.
+Served = ServedModel | ServedDetector
+
+
 def load_models(
     run_dirs: list[Path], engine: str = "torch", onnx_cache: Path | None = None
-) -> dict[str, ServedModel]:
+) -> dict[str, Served]:
     """Load every run (and warm its engine up with one forward pass).
 
     Args:
@@ -107,21 +115,26 @@ def load_models(
             logged. ``onnx-int8`` needs the run's ``model.int8.onnx`` from ``medlens export
             --quantize int8`` of the current weights.
         onnx_cache: a private folder for exports made at start-up (required for ``onnx``).
+            Detection runs are served with ``torch`` only.
 
     Raises:
-        ConfigError: no runs, an unknown engine, or two runs with one name.
+        ConfigError: no runs, an unknown engine, two runs with one name, or a detection run
+            with an engine other than ``torch``.
         InputError: a run folder that cannot be loaded or exported.
     """
     if engine not in ENGINES:
         raise ConfigError("--engine", f"must be one of {', '.join(ENGINES)}, not {engine!r}")
     if not run_dirs:
         raise ConfigError("run_dirs", "give at least one run folder to serve")
-    models: dict[str, ServedModel] = {}
+    models: dict[str, Served] = {}
     for run_dir in map(Path, run_dirs):
         name = run_dir.resolve().name
         if name in models:
             raise ConfigError("run_dirs", f"two run folders are named {name!r}; rename one")
-        models[name] = _load_one(run_dir, name, engine, onnx_cache)
+        if read_run_task(run_dir).predicts_boxes:
+            models[name] = load_detector(run_dir, name, engine)
+        else:
+            models[name] = _load_one(run_dir, name, engine, onnx_cache)
         log.info("loaded model %s (%s, %s engine)", name, models[name].task.name, engine)
     return models
 

@@ -5,6 +5,9 @@
 const state = { token: "", models: [], base: null, mask: null };
 const $ = (id) => document.getElementById(id);
 const PALETTE = [[0, 255, 0], [255, 0, 255], [0, 120, 255], [255, 200, 0], [200, 0, 255], [0, 220, 220]];
+// one colour per detection class (by its index in the model's class_names)
+const BOX_COLOURS = ["#e6194b", "#3cb44b", "#4363d8", "#f58231", "#911eb4", "#42d4f4", "#f032e6", "#9a6324"];
+const SVG = "http://www.w3.org/2000/svg";
 
 function authHeaders() {
   return state.token ? { Authorization: "Bearer " + state.token } : {};
@@ -105,9 +108,11 @@ async function analyse(file) {
   showError("");
   $("classification").hidden = true;
   $("segmentation").hidden = true;
+  $("detection").hidden = true;
   $("status").textContent = `Analysing with ${model.name}…`;
   try {
     if (model.task === "classification") await classify(model, file);
+    else if (model.route === "/v1/detect") await detect(model, file);
     else await segment(model, file);
   } catch (err) {
     showError(String(err));
@@ -183,6 +188,87 @@ async function segment(model, file) {
     drawOverlay();
   }
   $("segmentation").hidden = false;
+}
+
+function boxColour(classIndex) {
+  return BOX_COLOURS[classIndex % BOX_COLOURS.length];
+}
+
+function svgElement(name, attributes) {
+  const element = document.createElementNS(SVG, name);
+  for (const [key, value] of Object.entries(attributes)) element.setAttribute(key, String(value));
+  return element;
+}
+
+async function detect(model, file) {
+  // the findings at each class's threshold (the run's operating points)
+  const response = await post(`/v1/detect?model=${encodeURIComponent(model.name)}`, file);
+  if (!response.ok) {
+    showError(await errorText(response));
+    return;
+  }
+  const result = await response.json();
+  const preview = await post("/v1/preview", file);
+  if (!preview.ok) {
+    showError(await errorText(preview));
+    return;
+  }
+  const { width, height } = result.image_size;
+  const svg = $("boxes");
+  const old = svg.querySelector("image");
+  if (old && old.getAttribute("href").startsWith("blob:")) URL.revokeObjectURL(old.getAttribute("href"));
+  svg.replaceChildren();
+  svg.setAttribute("viewBox", `0 0 ${width} ${height}`);
+  svg.setAttribute("width", width);
+  svg.setAttribute("height", height);
+  svg.dataset.width = width;
+  svg.dataset.height = height;
+  const href = URL.createObjectURL(await preview.blob());
+  svg.append(svgElement("image", { href, x: 0, y: 0, width, height, preserveAspectRatio: "none" }));
+  const fontSize = Math.max(6, Math.round(Math.max(width, height) / 50));
+  for (const found of result.detections) {
+    const colour = boxColour(found.class_index);
+    const group = svgElement("g", { class: "detection", "data-class": found.class });
+    const rect = svgElement("rect", {
+      class: "box",
+      x: found.x1,
+      y: found.y1,
+      width: found.x2 - found.x1,
+      height: found.y2 - found.y1,
+      stroke: colour,
+    });
+    const title = svgElement("title", {});
+    title.textContent = `${found.class} ${found.score.toFixed(2)}`;
+    rect.append(title);
+    const label = svgElement("text", {
+      x: found.x1 + 1,
+      y: Math.max(found.y1 - 2, fontSize),
+      fill: colour,
+      "font-size": fontSize,
+      "stroke-width": Math.max(1, fontSize / 4),
+    });
+    label.textContent = `${found.class} ${found.score.toFixed(2)}`;
+    group.append(rect, label);
+    svg.append(group);
+  }
+  const rows = result.class_names.map((name, k) => {
+    const row = document.createElement("tr");
+    row.dataset.class = name;
+    const swatch = document.createElement("span");
+    swatch.className = "swatch";
+    swatch.style.backgroundColor = boxColour(k);
+    for (const content of [swatch, name, String(result.counts[name] ?? 0)]) {
+      const cell = document.createElement("td");
+      cell.append(content);
+      row.append(cell);
+    }
+    return row;
+  });
+  $("counts").querySelector("tbody").replaceChildren(...rows);
+  const total = result.detections.length;
+  $("detection-summary").textContent =
+    `${total} object${total === 1 ? "" : "s"} found (each class at the score threshold the run chose on validation).`;
+  $("detection").hidden = false;
 }
 
 async function maskPixels(blob) {
