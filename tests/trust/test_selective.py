@@ -41,3 +41,18 @@ def test_margin_is_the_distance_from_the_decision_in_log_odds() -> None:
     assert margin[1] == pytest.approx(0.0) and margin[0] > 0 and margin[2] > 0
     table = coverage_table([1, 1, 1], [1, 1, 1], margin, coverages=(1.0, 0.5))
     assert [row["kept"] for row in table] == [3, 2]
+
+
+def test_summary_headline_aurc_is_the_error_rate_one() -> None:
+    """The headline AURC is the error-rate one (Geifman and El-Yaniv); the balanced one is
+    recorded beside it, both ordered by the margin to the decision."""
+    from medlens.trust.summary import selective_summary
+
+    p1 = np.array([0.99, 0.98, 0.97, 0.02, 0.05, 0.3, 0.7, 0.4])
+    labels = np.array([1, 0, 1, 0, 0, 0, 1, 1])
+    preds = (p1 >= 0.5).astype(int)
+    probs = np.c_[1 - p1, p1]
+    summary = selective_summary(labels, preds, probs, 0.5)
+    confidence = np.abs(np.log(p1 / (1 - p1)))
+    assert summary["aurc"] == pytest.approx(aurc(labels, preds, confidence, "error"))
+    assert summary["aurc_balanced"] == pytest.approx(aurc(labels, preds, confidence, "balanced"))

@@ -54,7 +54,7 @@ def plot_risk_coverage(
     path: str | Path,
     title: str | None = None,
 ) -> Path:
-    """Balanced risk (1 - balanced accuracy of the kept cases) against coverage, keeping the
+    """Risk (the error rate of the kept cases) against coverage, keeping the
     cases farthest from the decision first (margin) and, for comparison, the most probable
     (max-softmax); the AURC of each is in the legend."""
     fig, ax = new_figure(5.0, 4.4)
@@ -63,12 +63,12 @@ def plot_risk_coverage(
         ("max-softmax", max_softmax(probs)),
     )
     for name, confidence in scores:
-        coverage, risk = risk_coverage(y_true, preds, confidence, "balanced")
-        area = aurc(y_true, preds, confidence, "balanced")
+        coverage, risk = risk_coverage(y_true, preds, confidence, "error")
+        area = aurc(y_true, preds, confidence, "error")
         ax.plot(coverage, risk, label=f"{name}: AURC {area:.4f}")
     ax.set_xlim(0, 1)
     ax.set_xlabel("coverage (share of cases kept)")
-    ax.set_ylabel("1 - balanced accuracy of the kept cases")
+    ax.set_ylabel("error rate of the kept cases")
     ax.legend(loc="upper left", fontsize="small")
     ax.set_title(title or "Risk-coverage curve")
     return save_figure(fig, path)

@@ -94,8 +94,10 @@ def trust_context(run: RunFolder) -> dict[str, Any] | None:
                 "split": SPLIT_TITLES.get(split, split),
                 "aurc": format_value(selective[split].get("aurc"), 4),
                 "baseline": format_value(selective[split].get("aurc_max_softmax"), 4),
-                "aurc_error": format_value(selective[split].get("aurc_error"), 4),
-                "baseline_error": format_value(selective[split].get("aurc_error_max_softmax"), 4),
+                "aurc_balanced": format_value(selective[split].get("aurc_balanced"), 4),
+                "baseline_balanced": format_value(
+                    selective[split].get("aurc_balanced_max_softmax"), 4
+                ),
             }
             for split in _splits(selective)
         ],
