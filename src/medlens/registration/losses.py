@@ -89,13 +89,6 @@ def window_count(shape: tuple[int, ...], kernel: int, like: torch.Tensor) -> tor
     return count
 
 
-def box_mean(x: torch.Tensor, kernel: int) -> torch.Tensor:
-    """The mean of ``x`` ``(N, C, *spatial)`` over a cube of ``kernel`` voxels around each
-    voxel, counting only the voxels inside the image (as ``avg_pool`` with
-    ``count_include_pad=False``)."""
-    return box_sum(x, kernel) / window_count(tuple(x.shape[2:]), kernel, x)
-
-
 @dataclass(frozen=True)
 class FixedWindows:
     """The fixed image's window statistics, computed once for ``WindowedNCC``.
