@@ -6,9 +6,16 @@ tests/conftest.py, as is ``cells_run`` (a tiny detection run on real blood smear
 
 from __future__ import annotations
 
+import contextlib
 import io
+import os
+import shutil
+import socket
+import threading
+import time
 import zipfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import numpy as np
 import pydicom
@@ -78,3 +85,85 @@ def _zip_bytes(members: dict[str, bytes]) -> bytes:
 def zip_bytes() -> Callable[[dict[str, bytes]], bytes]:
     """{member name: bytes} -> a zip archive (bytes); names are written as given."""
     return _zip_bytes
+
+
+# -- the browser tests (test_web_page*.py): a live service and headless Chromium ------------
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMEDRIVER = Path("/usr/bin/chromedriver")
+REPO = Path(__file__).resolve().parents[2]
+
+
+@contextlib.contextmanager
+def _live(app) -> Iterator[str]:
+    """``app`` under uvicorn in a thread on a free loopback port; yields its base URL."""
+    import uvicorn
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
+    )
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
+        time.sleep(0.05)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+
+
+@pytest.fixture(scope="session")
+def live_service() -> Callable[..., contextlib.AbstractContextManager[str]]:
+    """``with live_service(app) as url:`` the app served on a loopback port."""
+    return _live
+
+
+@pytest.fixture(scope="session")
+def browser():
+    """Debian's headless Chromium driven by Selenium (a clear failure when it is missing)."""
+    missing = [str(p) for p in (CHROMIUM, CHROMEDRIVER) if not p.exists()]
+    if missing:
+        pytest.fail(
+            f"{', '.join(missing)} not found: the browser test needs Debian's Chromium and its "
+            "driver (sudo apt-get install chromium chromium-driver)"
+        )
+    from selenium import webdriver
+    from selenium.webdriver.chrome.options import Options
+    from selenium.webdriver.chrome.service import Service
+
+    options = Options()
+    options.binary_location = str(CHROMIUM)
+    for argument in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-dev-shm-usage",
+        "--window-size=1200,1400",
+    ):
+        options.add_argument(argument)
+    driver = webdriver.Chrome(service=Service(str(CHROMEDRIVER)), options=options)
+    yield driver
+    driver.quit()
+
+
+def _screenshot(driver, tmp_path: Path, name: str) -> Path:
+    path = tmp_path / name
+    assert driver.save_screenshot(str(path)), "the browser took no screenshot"
+    flag = os.environ.get("MEDLENS_ARTIFACTS", "")
+    if flag:
+        folder = REPO / "test-artifacts" if flag.lower() in {"1", "true", "yes"} else Path(flag)
+        folder.mkdir(parents=True, exist_ok=True)
+        shutil.copy(path, folder / name)
+    return path
+
+
+@pytest.fixture(scope="session")
+def save_screenshot() -> Callable[..., Path]:
+    """``save_screenshot(driver, tmp_path, name)``: into tmp_path, and into
+    ``test-artifacts/`` (or the folder ``$MEDLENS_ARTIFACTS`` names) when that is set."""
+    return _screenshot

@@ -7,87 +7,29 @@ to the folder ``$MEDLENS_ARTIFACTS`` names) when ``MEDLENS_ARTIFACTS`` is set.
 
 from __future__ import annotations
 
-import os
-import shutil
-import socket
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import PIL.Image
 import pytest
-import uvicorn
 
 from medlens.serve.app import create_app
 from medlens.serve.auth import TokenConfig
 
 pytestmark = pytest.mark.browser
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMEDRIVER = Path("/usr/bin/chromedriver")
-REPO = Path(__file__).resolve().parents[2]
 TOKEN = "browser-test-token-0123456789"
 WAIT_S = 60
 
 
 @pytest.fixture(scope="module")
-def service_url(pneumonia_run: Path, drive_run: Path) -> Iterator[str]:
+def service_url(pneumonia_run: Path, drive_run: Path, live_service) -> Iterator[str]:
     """The service with token auth on, served by uvicorn in a thread on a free loopback port."""
-    app = create_app([pneumonia_run, drive_run], TokenConfig.from_mapping({TOKEN: "*"}))
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(timeout=10)
-
-
-@pytest.fixture(scope="module")
-def browser():
-    missing = [str(p) for p in (CHROMIUM, CHROMEDRIVER) if not p.exists()]
-    if missing:
-        pytest.fail(
-            f"{', '.join(missing)} not found: the browser test needs Debian's Chromium and its "
-            "driver (sudo apt-get install chromium chromium-driver)"
-        )
-    from selenium import webdriver
-    from selenium.webdriver.chrome.options import Options
-    from selenium.webdriver.chrome.service import Service
-
-    options = Options()
-    options.binary_location = str(CHROMIUM)
-    for argument in (
-        "--headless=new",
-        "--no-sandbox",
-        "--disable-dev-shm-usage",
-        "--window-size=1200,1400",
-    ):
-        options.add_argument(argument)
-    driver = webdriver.Chrome(service=Service(str(CHROMEDRIVER)), options=options)
-    yield driver
-    driver.quit()
-
-
-def _save_screenshot(driver, tmp_path: Path, name: str) -> Path:
-    path = tmp_path / name
-    assert driver.save_screenshot(str(path)), "the browser took no screenshot"
-    flag = os.environ.get("MEDLENS_ARTIFACTS", "")
-    if flag:
-        folder = REPO / "test-artifacts" if flag.lower() in {"1", "true", "yes"} else Path(flag)
-        folder.mkdir(parents=True, exist_ok=True)
-        shutil.copy(path, folder / name)
-    return path
+    with live_service(
+        create_app([pneumonia_run, drive_run], TokenConfig.from_mapping({TOKEN: "*"}))
+    ) as url:
+        yield url
 
 
 def _connect(driver, url: str) -> None:
@@ -112,7 +54,7 @@ def _choose_model(driver, name: str) -> None:
 
 
 def test_a_chest_xray_gets_its_decision_and_heatmap_on_the_page(
-    browser, service_url: str, pneumonia_test_images: np.ndarray, tmp_path: Path
+    browser, service_url: str, pneumonia_test_images: np.ndarray, tmp_path: Path, save_screenshot
 ):
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support import expected_conditions as ec
@@ -135,12 +77,12 @@ def test_a_chest_xray_gets_its_decision_and_heatmap_on_the_page(
     )
     assert heatmap_width > 100  # the Grad-CAM overlay PNG decoded and shown
     assert not browser.find_element(By.ID, "error").is_displayed()
-    shot = _save_screenshot(browser, tmp_path, "web_page_classification.png")
+    shot = save_screenshot(browser, tmp_path, "web_page_classification.png")
     assert PIL.Image.open(shot).size[0] > 0
 
 
 def test_a_retina_gets_its_vessel_mask_over_the_image_with_an_opacity_slider(
-    browser, service_url: str, drive_dir: Path, tmp_path: Path
+    browser, service_url: str, drive_dir: Path, tmp_path: Path, save_screenshot
 ):
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support import expected_conditions as ec
@@ -173,4 +115,4 @@ def test_a_retina_gets_its_vessel_mask_over_the_image_with_an_opacity_slider(
     assert opaque == vessel_pixels > 0  # at full opacity every vessel pixel is pure green
     assert hidden < opaque  # at zero opacity the image shows through
     browser.execute_script(count_green, 50)
-    _save_screenshot(browser, tmp_path, "web_page_segmentation.png")
+    save_screenshot(browser, tmp_path, "web_page_segmentation.png")

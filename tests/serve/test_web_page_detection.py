@@ -7,89 +7,29 @@ to the folder ``$MEDLENS_ARTIFACTS`` names) when ``MEDLENS_ARTIFACTS`` is set.
 
 from __future__ import annotations
 
-import os
-import shutil
-import socket
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import PIL.Image
 import pytest
-import uvicorn
 
 from medlens.serve.app import create_app
 
 pytestmark = pytest.mark.browser
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMEDRIVER = Path("/usr/bin/chromedriver")
-REPO = Path(__file__).resolve().parents[2]
 WAIT_S = 60
 
 
 @pytest.fixture(scope="module")
-def service_url(cells_run: Path) -> Iterator[str]:
+def service_url(cells_run: Path, live_service) -> Iterator[str]:
     """The detection run on a free loopback port, no tokens."""
-    app = create_app([cells_run])
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(timeout=10)
-
-
-@pytest.fixture(scope="module")
-def browser():
-    missing = [str(p) for p in (CHROMIUM, CHROMEDRIVER) if not p.exists()]
-    if missing:
-        pytest.fail(
-            f"{', '.join(missing)} not found: the browser test needs Debian's Chromium and its "
-            "driver (sudo apt-get install chromium chromium-driver)"
-        )
-    from selenium import webdriver
-    from selenium.webdriver.chrome.options import Options
-    from selenium.webdriver.chrome.service import Service
-
-    options = Options()
-    options.binary_location = str(CHROMIUM)
-    for argument in (
-        "--headless=new",
-        "--no-sandbox",
-        "--disable-dev-shm-usage",
-        "--window-size=1200,1400",
-    ):
-        options.add_argument(argument)
-    driver = webdriver.Chrome(service=Service(str(CHROMEDRIVER)), options=options)
-    yield driver
-    driver.quit()
-
-
-def _save_screenshot(driver, tmp_path: Path, name: str) -> Path:
-    path = tmp_path / name
-    assert driver.save_screenshot(str(path)), "the browser took no screenshot"
-    flag = os.environ.get("MEDLENS_ARTIFACTS", "")
-    if flag:
-        folder = REPO / "test-artifacts" if flag.lower() in {"1", "true", "yes"} else Path(flag)
-        folder.mkdir(parents=True, exist_ok=True)
-        shutil.copy(path, folder / name)
-    return path
+    with live_service(create_app([cells_run])) as url:
+        yield url
 
 
 def test_a_blood_smear_gets_its_boxes_drawn_and_counted(
-    browser, service_url: str, shared_data: Path, tmp_path: Path
+    browser, service_url: str, shared_data: Path, tmp_path: Path, save_screenshot
 ):
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support import expected_conditions as ec
@@ -142,5 +82,5 @@ def test_a_blood_smear_gets_its_boxes_drawn_and_counted(
     assert list(counts) == answer["class_names"] and counts == answer["counts"]
     assert sum(counts.values()) == len(drawn)
     assert not browser.find_element(By.ID, "error").is_displayed()
-    shot = _save_screenshot(browser, tmp_path, "web_page_detection.png")
+    shot = save_screenshot(browser, tmp_path, "web_page_detection.png")
     assert PIL.Image.open(shot).size[0] > 0

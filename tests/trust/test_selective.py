@@ -9,7 +9,9 @@ from medlens.trust.selective import (
     aurc,
     balanced_accuracy,
     coverage_table,
+    decision_confidence,
     margin_confidence,
+    max_softmax,
     risk_coverage,
 )
 
@@ -43,16 +45,34 @@ def test_margin_is_the_distance_from_the_decision_in_log_odds() -> None:
     assert [row["kept"] for row in table] == [3, 2]
 
 
-def test_summary_headline_aurc_is_the_error_rate_one() -> None:
-    """The headline AURC is the error-rate one (Geifman and El-Yaniv); the balanced one is
-    recorded beside it, both ordered by the margin to the decision."""
+def test_summary_headline_aurc_is_the_error_rate_of_the_decisions_probability() -> None:
+    """The headline AURC orders by the probability of the decided class and counts errors
+    (Geifman and El-Yaniv); the balanced-risk and margin AURCs are recorded beside it."""
     from medlens.trust.summary import selective_summary
 
     p1 = np.array([0.99, 0.98, 0.97, 0.02, 0.05, 0.3, 0.7, 0.4])
     labels = np.array([1, 0, 1, 0, 0, 0, 1, 1])
-    preds = (p1 >= 0.5).astype(int)
+    preds = (p1 >= 0.25).astype(int)
     probs = np.c_[1 - p1, p1]
-    summary = selective_summary(labels, preds, probs, 0.5)
-    confidence = np.abs(np.log(p1 / (1 - p1)))
-    assert summary["aurc"] == pytest.approx(aurc(labels, preds, confidence, "error"))
-    assert summary["aurc_balanced"] == pytest.approx(aurc(labels, preds, confidence, "balanced"))
+    summary = selective_summary(labels, preds, probs, 0.25)
+    decided = np.where(preds == 1, p1, 1 - p1)
+    assert summary["aurc"] == pytest.approx(aurc(labels, preds, decided, "error"))
+    assert summary["aurc_balanced"] == pytest.approx(aurc(labels, preds, decided, "balanced"))
+    margin = margin_confidence(probs, 0.25)
+    assert summary["aurc_margin"] == pytest.approx(aurc(labels, preds, margin, "error"))
+
+
+def test_the_decisions_probability_beats_max_softmax_off_a_half_threshold() -> None:
+    """Calibrated cases decided class 1 at a threshold of 0.2 with p(class 1) in (0.2, 0.5)
+    are mostly wrong; max-softmax calls them confident class-0 cases and keeps them early,
+    the decision's probability refers them first. At a 0.5 threshold both orders agree."""
+    rng = np.random.default_rng(0)
+    p1 = rng.uniform(0, 1, 4000)
+    labels = (rng.uniform(0, 1, 4000) < p1).astype(int)  # calibrated by construction
+    probs = np.c_[1 - p1, p1]
+    preds = (p1 >= 0.2).astype(int)
+    ours = aurc(labels, preds, decision_confidence(probs, preds))
+    baseline = aurc(labels, preds, max_softmax(probs))
+    assert ours < baseline - 0.01
+    half = (p1 >= 0.5).astype(int)
+    np.testing.assert_allclose(decision_confidence(probs, half), max_softmax(probs))

@@ -53,9 +53,8 @@ def _trust_figures(
     coverage = run.path / "plots" / f"risk_coverage_{split}.png"
     title = f"Calibration before and after ({label})"
     plot_reliability_before_after(y, raw, prob, calibration, method, title)
-    threshold = run.threshold if len(run.class_names) == 2 else None
     coverage_title = f"Risk-coverage curve ({label})"
-    plot_risk_coverage(y, pred, prob, threshold, coverage, coverage_title)
+    plot_risk_coverage(y, pred, prob, coverage, coverage_title)
     return [
         RunFigure(split, "calibration", title, calibration),
         RunFigure(split, "risk_coverage", coverage_title, coverage),

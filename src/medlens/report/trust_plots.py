@@ -12,7 +12,7 @@ from sklearn.calibration import CalibrationDisplay
 
 from medlens.metrics.calibration import N_BINS, calibration_gap, reliability_target
 from medlens.report.plots import new_figure, save_figure
-from medlens.trust.selective import aurc, margin_confidence, max_softmax, risk_coverage
+from medlens.trust.selective import aurc, decision_confidence, max_softmax, risk_coverage
 
 
 def plot_reliability_before_after(
@@ -50,16 +50,15 @@ def plot_risk_coverage(
     y_true: ArrayLike,
     preds: ArrayLike,
     probs: ArrayLike,
-    threshold: float | None,
     path: str | Path,
     title: str | None = None,
 ) -> Path:
     """Risk (the error rate of the kept cases) against coverage, keeping the
-    cases farthest from the decision first (margin) and, for comparison, the most probable
+    cases whose decision is most probable first and, for comparison, the most probable
     (max-softmax); the AURC of each is in the legend."""
     fig, ax = new_figure(5.0, 4.4)
     scores = (
-        ("margin to the decision", margin_confidence(probs, threshold)),
+        ("probability of the decision", decision_confidence(probs, preds)),
         ("max-softmax", max_softmax(probs)),
     )
     for name, confidence in scores:

@@ -9,12 +9,15 @@ minus their balanced accuracy (the mean recall over the classes present), the ri
 run's threshold rule weighs (Youden's J = 2 balanced accuracy - 1) and the one that counts
 when one class is rare.
 
-Two confidence scores:
-    margin: two classes, the distance of a case's log-odds from the log-odds of the run's
-        decision threshold: the cases nearest the decision are the least certain of it.
-        With calibrated probabilities and a threshold at the prevalence, it is the
-        probability that the decided class is right under balanced priors. More classes:
-        the largest probability.
+Confidence scores:
+    decision: the calibrated probability of the class the run decided (at its threshold):
+        the probability that the decision is right, the score whose order minimises the
+        expected error of the kept cases when the probabilities are calibrated. It differs
+        from max-softmax only for two classes and a threshold away from 0.5: a case between
+        the threshold and 0.5 is decided class 1 with p(class 1) < 0.5, which max-softmax
+        counts as a confident class 0.
+    margin: two classes, the distance of a case's log-odds from the log-odds of the
+        threshold (the decision's probability under balanced priors); recorded beside it.
     max_softmax: the largest probability, whatever the decision rule (the plain baseline).
 """
 
@@ -38,6 +41,12 @@ def margin_confidence(probs: ArrayLike, threshold: float | None) -> np.ndarray:
     if p.shape[1] == 2 and threshold is not None:
         return np.abs(binary_log_odds(p[:, 1]) - binary_log_odds(np.asarray(threshold)))
     return p.max(axis=1)
+
+
+def decision_confidence(probs: ArrayLike, preds: ArrayLike) -> np.ndarray:
+    """``(N,)``: each case's probability of the class it was decided to be."""
+    p = np.asarray(probs, dtype=float)
+    return p[np.arange(len(p)), np.asarray(preds, dtype=int)]
 
 
 def max_softmax(probs: ArrayLike) -> np.ndarray:

@@ -17,6 +17,7 @@ from medlens.trust.selective import (
     aurc,
     balanced_accuracy,
     coverage_table,
+    decision_confidence,
     margin_confidence,
     max_softmax,
 )
@@ -46,22 +47,24 @@ def calibration_summary(
 def selective_summary(
     labels: np.ndarray, preds: np.ndarray, probs: np.ndarray, threshold: float | None
 ) -> dict[str, Any]:
-    """AURC (error rate, the usual one; and balanced risk) of the margin to the decision
-    (ours) and of the max-softmax baseline, and the balanced accuracy of the kept cases at
-    each coverage of ``COVERAGES``.
+    """AURC (error rate, the usual one; and balanced risk) of the decision's probability
+    (ours) and of the max-softmax baseline (and of the margin, for the record), and the
+    balanced accuracy of the kept cases at each coverage of ``COVERAGES``.
 
     The headline ``aurc`` is the error-rate one: the balanced risk of the few most confident
     cases is undefined or jumps to 0.5 while they hold cases of one class only, so its area
     rewards an order that alternates the classes early rather than one that makes fewer
     confident mistakes (``aurc_balanced`` is kept beside it)."""
-    confidence = margin_confidence(probs, threshold)
+    confidence = decision_confidence(probs, preds)
+    margin = margin_confidence(probs, threshold)
     baseline = max_softmax(probs)
     return {
-        "confidence": "margin" if probs.shape[1] == 2 else "max_softmax",
+        "confidence": "decision",
         "aurc": aurc(labels, preds, confidence, "error"),
         "aurc_max_softmax": aurc(labels, preds, baseline, "error"),
         "aurc_balanced": aurc(labels, preds, confidence, "balanced"),
         "aurc_balanced_max_softmax": aurc(labels, preds, baseline, "balanced"),
+        "aurc_margin": aurc(labels, preds, margin, "error"),
         "coverage": coverage_table(labels, preds, confidence),
     }
 
