@@ -9,7 +9,6 @@ Optional, reported as "not recorded" when absent: ``config.yaml``, ``labels.json
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +23,7 @@ from medlens.run_folder.files import (
     read_labels,
     read_preprocessing,
 )
+from medlens.run_folder.task_run import TaskRunFiles, read_csv_table
 from medlens.tasks import DETECTION
 
 #: The columns each table must have.
@@ -56,37 +56,13 @@ def _check_metrics(path: Path, metrics: Any) -> None:
 
 
 @dataclass(frozen=True)
-class DetectionRun:
+class DetectionRun(TaskRunFiles):
     """The parsed contents of a detection run folder (tables are read on demand)."""
-
-    path: Path
-    metrics: dict[str, Any]
-    config: dict[str, Any]
-    labels: dict[str, Any] | None
-    data_summary: dict[str, Any] | None
-    preprocessing: list[Any] | None
-
-    @property
-    def name(self) -> str:
-        return str(self.config.get("name") or self.path.name)
-
-    @property
-    def class_names(self) -> list[str]:
-        return list(self.metrics["class_names"])
 
     @property
     def thresholds(self) -> dict[str, float]:
         """Each class's operating threshold (score)."""
         return {str(k): float(v) for k, v in (self.metrics.get("thresholds") or {}).items()}
-
-    @property
-    def finished(self) -> datetime:
-        return datetime.fromtimestamp((self.path / layout.METRICS).stat().st_mtime)
-
-    def section(self, key: str) -> dict[str, Any]:
-        """A mapping section of config.yaml (``data``, ``model``, ``detection``), or ``{}``."""
-        value = self.config.get(key)
-        return value if isinstance(value, dict) else {}
 
     def split(self, name: str) -> dict[str, Any] | None:
         """The metrics of one split, or None."""
@@ -101,10 +77,7 @@ class DetectionRun:
         path = self.path / name
         if not path.is_file():
             return None
-        try:
-            table = pd.read_csv(path, dtype={"image_id": str, "split": str, "class": str})
-        except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
-            raise InputError(path, f"not a readable CSV table ({type(exc).__name__})") from None
+        table = read_csv_table(path, ("image_id", "split", "class"))
         missing = [c for c in TABLE_COLUMNS.get(name, ()) if c not in table.columns]
         if missing:
             raise InputError(path, f"missing column(s) {', '.join(missing)}")

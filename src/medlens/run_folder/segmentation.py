@@ -9,7 +9,6 @@ Optional, reported as "not recorded" when absent: ``config.yaml``, ``labels.json
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -24,9 +23,11 @@ from medlens.run_folder.files import (
     read_labels,
     read_preprocessing,
 )
+from medlens.run_folder.task_run import TaskRunFiles, read_csv_table
 from medlens.tasks import SEGMENTATION
 
 PER_CASE_COLUMNS = ("case_id", "split", "class")
+TEXT_COLUMNS = ("case_id", "split", "class")
 #: The summary fields every metric entry of metrics.json holds (``summarize``'s output).
 SUMMARY_FIELDS = ("mean", "std", "median", "min", "max", "n", "n_finite", "n_nan", "n_inf")
 MASK_SUFFIXES = (".png", ".nii.gz")
@@ -58,42 +59,10 @@ def _numeric(table: pd.DataFrame, skip: tuple[str, ...]) -> pd.DataFrame:
     return table
 
 
-def _read_table(path: Path) -> pd.DataFrame:
-    try:
-        return pd.read_csv(path, dtype={"case_id": str, "split": str, "class": str})
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
-        raise InputError(path, f"not a readable CSV table ({type(exc).__name__})") from None
-
-
 @dataclass(frozen=True)
-class SegmentationRun:
-    """The parsed contents of a segmentation run folder (tables are read on demand)."""
-
-    path: Path
-    metrics: dict[str, Any]
-    config: dict[str, Any]
-    labels: dict[str, Any] | None
-    data_summary: dict[str, Any] | None
-    preprocessing: list[Any] | None
-
-    @property
-    def name(self) -> str:
-        return str(self.config.get("name") or self.path.name)
-
-    @property
-    def class_names(self) -> list[str]:
-        """Every label's name, the background (label 0) first."""
-        return list(self.metrics["class_names"])
-
-    @property
-    def finished(self) -> datetime:
-        """When metrics.json was written: the end of the run."""
-        return datetime.fromtimestamp((self.path / layout.METRICS).stat().st_mtime)
-
-    def section(self, key: str) -> dict[str, Any]:
-        """A mapping section of config.yaml (``data``, ``model``, ``segmentation``), or ``{}``."""
-        value = self.config.get(key)
-        return value if isinstance(value, dict) else {}
+class SegmentationRun(TaskRunFiles):
+    """The parsed contents of a segmentation run folder (tables are read on demand); the
+    class names start with the background (label 0)."""
 
     def split_names(self) -> list[str]:
         """The evaluated splits, validation first and test last."""
@@ -112,7 +81,7 @@ class SegmentationRun:
         path = self.path / layout.SEGMENTATION_METRICS
         if not path.is_file():
             return None
-        table = _read_table(path)
+        table = read_csv_table(path, TEXT_COLUMNS)
         missing = [c for c in PER_CASE_COLUMNS if c not in table.columns]
         if missing:
             raise InputError(path, f"missing column(s) {', '.join(missing)}")
@@ -123,7 +92,7 @@ class SegmentationRun:
         path = self.path / layout.HISTORY
         if not path.is_file():
             return None
-        table = _read_table(path)
+        table = read_csv_table(path, TEXT_COLUMNS)
         if "epoch" not in table.columns:
             raise InputError(path, "missing column epoch")
         return _numeric(table, ())
