@@ -107,8 +107,8 @@ class WindowTransform(Transform):
     """A transform that cuts the window ``[start, start + size)`` out of the image."""
 
     def window_of(self, image: Image) -> tuple[list[int], list[int]]:
-        """``(start, size)`` of the window, in voxels, for ``image``."""
-        raise NotImplementedError
+        """``(start, size)`` of the window, in voxels, for ``image`` (each subclass says)."""
+        raise NotImplementedError(f"{type(self).__name__} must define window_of")
 
     def apply(self, image: Image) -> Image:
         start, size = self.window_of(image)
@@ -125,8 +125,8 @@ class RegriddingTransform(Transform):
     """A transform that resamples the image onto a new grid of ``shape_of(image)`` voxels."""
 
     def shape_of(self, image: Image) -> list[int]:
-        """The output size, in voxels, for ``image``."""
-        raise NotImplementedError
+        """The output size, in voxels, for ``image`` (each subclass says)."""
+        raise NotImplementedError(f"{type(self).__name__} must define shape_of")
 
     def map_points(self, points: np.ndarray, image: Image) -> np.ndarray:
         return scale_points(points, image.spatial_shape, self.shape_of(image))
