@@ -59,7 +59,10 @@ refuse such a folder as a whole (exit 2, one line). Three inputs are real images
 paths, and there the clean outcome is to process them, not to refuse them: the image
 behind symlink loops is predicted exactly once (``process``), the image beside a self-link
 is predicted and the link is an error row (``partial``, streaming), and the UID-traversal
-image is classified (the classifier does not use UIDs). Every row says which was expected
+image is classified by the CLI paths (the classifier does not use UIDs; the service checks
+every upload's UIDs, as its DICOM answers reference them, and refuses it). A pydicom test
+file that is a complete data set merely lacking the Part 10 preamble and file meta
+(``is_legacy_data_set``) is de-identified by ``anonymize`` (``process``). Every row says which was expected
 (``expect``). No trial is clean when a PHI marker is found or a file escaped. A trial that
 runs over ``--timeout-s``, or whose process tree goes over ``--rss-guard-mib``, is killed
 and not clean.
@@ -795,7 +798,10 @@ def image_dicom(name: str, pixels: np.ndarray, uids: dict[str, str] | None = Non
 
 def uid_traversal(folder: Path, grey: np.ndarray, rgb: np.ndarray) -> list[Hostile]:
     path = save_dicom(image_dicom("uid", grey, TRAVERSAL_UIDS), folder / "uid_traversal.dcm")
-    classify = ("predict", "evaluate", "stream-local", "stream-ray", SERVICE_PREDICT)
+    # The classifier does not use UIDs, so the CLI paths classify the image. The service
+    # checks every upload's UIDs against the UI grammar (its DICOM answers reference them)
+    # and refuses with a fixed sentence: that is its clean outcome (expect "refuse").
+    classify = ("predict", "evaluate", "stream-local", "stream-ray")
     file_input = Hostile(
         "uid_traversal",
         "uid_traversal",
@@ -1041,7 +1047,25 @@ def reads_fully(path: Path) -> tuple[bool, str]:
     return True, ""
 
 
-QUICK_PYDICOM = ("MR_truncated.dcm", "no_meta.dcm")
+QUICK_PYDICOM = ("MR_truncated.dcm", "no_meta.dcm", "ExplVR_LitEndNoMeta.dcm")
+
+
+def is_legacy_data_set(path: Path) -> bool:
+    """A data set written without the Part 10 preamble and file meta (as before 1993), that
+    pydicom reads fully with ``force=True``, that names its SOP Class and SOP Instance and
+    holds no pixel data: complete, merely old. De-identification is the right answer to
+    such a file (the image paths still refuse it: it holds no image)."""
+    import pydicom
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            ds = pydicom.dcmread(path, force=True)
+            for element in ds.iterall():
+                _ = element.value
+    except Exception:
+        return False
+    return bool(ds.get("SOPClassUID")) and bool(ds.get("SOPInstanceUID")) and "PixelData" not in ds
 
 
 def pydicom_malformed(
@@ -1065,13 +1089,16 @@ def pydicom_malformed(
         shutil.copyfile(source, path)
         name = f"pydicom_{k:03d}_{source.name}"
         why[name] = reason
+        legacy = reason == "dcmread: InvalidDicomError" and is_legacy_data_set(source)
         out.append(
             Hostile(
                 name,
                 "pydicom_malformed",
                 path,
+                expect={"anonymize": "process"} if legacy else {},
                 quick=source.name in QUICK_PYDICOM,
-                note=f"{source.parent.name}/{source.name}: {reason}",
+                note=f"{source.parent.name}/{source.name}: {reason}"
+                + ("; a complete data set without a preamble (pre-Part 10)" if legacy else ""),
             )
         )
     return out, {"files": scanned, "read_fully": good, "malformed": len(out), "why": why}

@@ -74,3 +74,25 @@ def test_brier_bounds() -> None:
     assert brier(y, perfect, y) == 0.0
     assert brier(y, 1.0 - perfect, 1 - y) == 1.0
     assert brier(y, np.full((3, 2), 0.5), y) == pytest.approx(0.25)
+
+
+@pytest.mark.parametrize("n_classes", [2, 5])
+def test_brier_equals_scikit_learn_and_takes_rounded_probabilities(n_classes: int) -> None:
+    """Equal to ``brier_score_loss``; probabilities read back from a CSV (4 decimals, so
+    rows sum to one only to 5e-4) give no warning and the same score to that precision."""
+    import warnings
+
+    from sklearn.metrics import brier_score_loss
+
+    rng = np.random.default_rng(3)
+    prob = rng.dirichlet(np.ones(n_classes), size=200)
+    y = rng.integers(0, n_classes, 200)
+    if n_classes == 2:
+        expected = brier_score_loss(y, prob[:, 1], pos_label=1)
+    else:
+        expected = brier_score_loss(y, prob, labels=list(range(n_classes)))
+    assert brier(y, prob, prob.argmax(1)) == pytest.approx(expected, abs=1e-12)
+    rounded = np.round(prob, 4)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert brier(y, rounded, prob.argmax(1)) == pytest.approx(expected, abs=2e-3)

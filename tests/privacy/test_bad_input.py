@@ -107,3 +107,81 @@ def test_a_single_file_in(liver_dir: Path, tmp_path: Path, deid_key: str) -> Non
     report = anonymize_tree(liver_dir / "ct" / "02.dcm", tmp_path / "out")
     assert report.summary() == "1 file: 1 ok, 0 flagged, 0 refused"
     assert report.outcomes[0].output_path.parent.parent.parent.parent == tmp_path / "out"
+
+
+def _write_raw(ds: pydicom.Dataset, path: Path, *, meta: bool, syntax: bool = True) -> Path:
+    """``ds`` as Implicit VR Little Endian: with a preamble and file meta (the Transfer Syntax
+    UID left out when ``syntax`` is False), or as a bare data set (legacy, no preamble)."""
+    from pydicom.filebase import DicomBytesIO
+    from pydicom.filewriter import write_dataset, write_file_meta_info
+    from pydicom.uid import ImplicitVRLittleEndian
+
+    body = DicomBytesIO()
+    body.is_little_endian, body.is_implicit_VR = True, True
+    write_dataset(body, ds)
+    head = b""
+    if meta:
+        file_meta = pydicom.dataset.FileMetaDataset()
+        file_meta.MediaStorageSOPClassUID = ds.get("SOPClassUID", "")
+        file_meta.MediaStorageSOPInstanceUID = ds.get("SOPInstanceUID", "")
+        file_meta.ImplementationClassUID = "1.2.826.0.1.3680043.8.498.1"
+        if syntax:
+            file_meta.TransferSyntaxUID = ImplicitVRLittleEndian
+        meta_bytes = DicomBytesIO()
+        meta_bytes.is_little_endian, meta_bytes.is_implicit_VR = True, False
+        write_file_meta_info(meta_bytes, file_meta, enforce_standard=False)
+        head = b"\0" * 128 + b"DICM" + meta_bytes.getvalue()
+    path.write_bytes(head + body.getvalue())
+    return path
+
+
+def _instance(*, geometry: bool) -> pydicom.Dataset:
+    ds = pydicom.Dataset()
+    ds.SOPClassUID = "1.2.840.10008.5.1.4.1.1.2"  # CT Image Storage
+    ds.Modality = "CT"
+    ds.SOPInstanceUID = "1.2.826.0.1.3680043.8.498.77"
+    ds.PatientName = "PHI^MARKER"
+    if geometry:
+        ds.Rows, ds.Columns, ds.BitsAllocated, ds.BitsStored, ds.HighBit = 2, 2, 8, 8, 7
+        ds.SamplesPerPixel, ds.PixelRepresentation = 1, 0
+        ds.PhotometricInterpretation = "MONOCHROME2"
+    ds.PixelData = b"\0\1\2\3"
+    ds["PixelData"].VR = "OB"
+    return ds
+
+
+def test_pixel_data_without_geometry_or_a_transfer_syntax_is_refused(
+    tmp_path: Path, deid_key: str
+) -> None:
+    """Issue 13's robustness benchmark: pydicom's meta_missing_tsyntax.dcm and
+    nested_priv_SQ.dcm were written out as "ok". Pixel data that no Rows/Columns/Bits
+    Allocated describe cannot be checked for burned-in text, and a file meta without a
+    Transfer Syntax UID leaves the encoding to a guess: both are refused, with the reason."""
+    folder = tmp_path / "in"
+    folder.mkdir()
+    no_geometry = _instance(geometry=False)
+    _write_raw(no_geometry, folder / "no_geometry.dcm", meta=True)
+    _write_raw(_instance(geometry=True), folder / "no_syntax.dcm", meta=True, syntax=False)
+    _write_raw(_instance(geometry=True), folder / "good.dcm", meta=True)
+    report = anonymize_tree(folder, tmp_path / "out")
+    outcome = {o.input_path.name: (o.status, o.reason) for o in report.outcomes}
+    assert outcome["good.dcm"][0] == "ok"
+    assert outcome["no_geometry.dcm"][0] == "refused"
+    assert "without Rows, Columns and Bits Allocated" in outcome["no_geometry.dcm"][1]
+    assert outcome["no_syntax.dcm"][0] == "refused"
+    assert "no Transfer Syntax UID" in outcome["no_syntax.dcm"][1]
+    assert len(list((tmp_path / "out").rglob("*.dcm"))) == 1
+
+
+def test_a_legacy_data_set_without_a_preamble_is_de_identified(
+    tmp_path: Path, deid_key: str
+) -> None:
+    """A complete data set with no preamble and no file meta (pre-Part 10 files, such as
+    pydicom's ExplVR_LitEndNoMeta.dcm) is de-identified and written as a Part 10 file."""
+    source = _write_raw(_instance(geometry=True), tmp_path / "legacy.dcm", meta=False)
+    report = anonymize_tree(source, tmp_path / "out")
+    assert [o.status for o in report.outcomes] == ["ok"]
+    written = report.outcomes[0].output_path
+    assert written.read_bytes()[128:132] == b"DICM"
+    ds = pydicom.dcmread(written)
+    assert "PHI" not in str(ds.get("PatientName", "")) and ds.PixelData == b"\0\1\2\3"

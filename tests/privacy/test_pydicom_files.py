@@ -20,6 +20,8 @@ _REFUSALS = (
     "an element cannot be decoded",
     "a compressed frame declares more pixels",  # JPEG2000-embedded-sequence-delimiter.dcm
     "its pixel data declares more voxels",
+    "pixel data without Rows, Columns and Bits Allocated",  # nested_priv_SQ.dcm (issue 13)
+    "the file meta information names no Transfer Syntax UID",  # meta_missing_tsyntax.dcm
 )
 
 
@@ -50,6 +52,9 @@ def test_every_file_is_written_or_refused_for_a_stated_reason(
     names = {o.input_path.name: o.status for o in outcomes}
     assert names["MR_truncated.dcm"] == names["rtplan_truncated.dcm"] == "refused"
     assert names["CT_small.dcm"] == names["rtplan.dcm"] == "ok"
+    assert names["nested_priv_SQ.dcm"] == names["meta_missing_tsyntax.dcm"] == "refused"
+    # complete data sets without a preamble (pre-Part 10) are de-identified, not refused
+    assert names["ExplVR_LitEndNoMeta.dcm"] == names["rtstruct.dcm"] == "ok"
     assert names["MR_small.dcm"] == "flagged"  # its Image Type holds SECONDARY (issue 13)
     assert len(outcomes) - len(refused) > 170
 

@@ -85,6 +85,11 @@ def _check_pixels(ds: Dataset) -> None:
         if has_geometry:
             raise RefusedFile("truncated: image attributes present but no pixel data")
         return
+    if not has_geometry:
+        raise RefusedFile(
+            "pixel data without Rows, Columns and Bits Allocated: it can be neither read "
+            "nor checked for burned-in text"
+        )
     syntax = getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", None)
     if syntax is not None and syntax.is_encapsulated:
         try:
@@ -93,8 +98,6 @@ def _check_pixels(ds: Dataset) -> None:
         except Exception:
             raise RefusedFile("the encapsulated pixel data is malformed") from None
         return
-    if not has_geometry:
-        return  # nothing to measure the pixel data against
     frames = int(ds.get("NumberOfFrames", 1) or 1)
     bits = int(ds.get("BitsAllocated", 8) or 8)
     samples = int(ds.get("SamplesPerPixel", 1) or 1)
@@ -169,6 +172,12 @@ def read_for_deidentification(
         ds = deflated
     else:
         ds, messages = _parse(data)
+        meta = getattr(ds, "file_meta", None)
+        if meta is not None and len(meta) and not meta.get("TransferSyntaxUID"):
+            raise RefusedFile(
+                "the file meta information names no Transfer Syntax UID, so the encoding "
+                "of the data set would be a guess"
+            )
         _check_complete(ds, data, messages)
         try:
             check_codestreams(ds, path or "<bytes>")
