@@ -8,6 +8,9 @@ its job's cancel flag; the job stops at its next checkpoint (between reading, in
 explanation and writing) but keeps its slot until then. Retries of a slow request therefore
 queue for a slot (and get 503 when none frees within their own time limit) instead of
 stacking up threads: the number of threads doing work never exceeds ``size``.
+
+Waiting requests are served first come, first served: a freed slot is handed to the oldest
+waiter at once (no polling), so under load the wait is the queue ahead, not luck.
 """
 
 from __future__ import annotations
@@ -16,12 +19,11 @@ import asyncio
 import itertools
 import shutil
 import threading
+from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Generic, TypeVar
-
-import anyio
 
 T = TypeVar("T")
 THREAD_PREFIX = "medlens-serve-worker"
@@ -80,6 +82,13 @@ class Job(Generic[T]):
             return False
 
 
+def _grant(waiter: asyncio.Future[None]) -> None:
+    """Wake a waiter with its slot (on its event loop); one cancelled meanwhile has already
+    been told, and its ``acquire`` passes the slot on."""
+    if not waiter.done():
+        waiter.set_result(None)
+
+
 class WorkerPool:
     """``size`` slots and ``size`` threads, created on demand and named
     ``<thread_prefix>_<n>`` (``thread_prefix`` is ``THREAD_PREFIX-<pool number>``).
@@ -93,20 +102,55 @@ class WorkerPool:
             raise ValueError("a worker pool needs at least one thread")
         self.size = size
         self.thread_prefix = f"{THREAD_PREFIX}-{next(_POOLS)}"
-        self._slots = threading.BoundedSemaphore(size)
+        self._free = size
+        self._waiters: deque[tuple[asyncio.AbstractEventLoop, asyncio.Future[None]]] = deque()
         self._executor: ThreadPoolExecutor | None = None
         self._lock = threading.Lock()
 
     async def acquire(self) -> None:
-        """Wait for a free slot (the caller's cancel scope bounds the wait)."""
-        delay = 0.002
-        while not self._slots.acquire(blocking=False):
-            await anyio.sleep(delay)
-            delay = min(delay * 2, 0.05)
+        """Wait for a free slot, behind the requests already waiting (first come, first
+        served); the caller's cancel scope bounds the wait. A waiter cancelled after a slot
+        was handed to it passes the slot on."""
+        loop = asyncio.get_running_loop()
+        with self._lock:
+            if self._free > 0 and not self._waiters:
+                self._free -= 1
+                return
+            waiter: asyncio.Future[None] = loop.create_future()
+            self._waiters.append((loop, waiter))
+        try:
+            await waiter
+        except BaseException:
+            with self._lock:
+                try:
+                    self._waiters.remove((loop, waiter))
+                    handed = False
+                except ValueError:  # release() popped it: the slot is this waiter's
+                    handed = True
+            if handed:
+                self.release()
+            raise
 
     def release(self) -> None:
-        """Give back a slot taken with ``acquire`` that no job was started in."""
-        self._slots.release()
+        """Give back a slot (from any thread): to the oldest waiter, else to the pool.
+
+        Raises:
+            ValueError: more slots given back than taken.
+        """
+        with self._lock:
+            if self._waiters:
+                loop, waiter = self._waiters.popleft()
+                loop.call_soon_threadsafe(_grant, waiter)
+                return
+            if self._free >= self.size:
+                raise ValueError("a worker slot was given back that was never taken")
+            self._free += 1
+
+    @property
+    def waiting(self) -> int:
+        """Requests waiting for a slot now."""
+        with self._lock:
+            return len(self._waiters)
 
     async def run(self, job: Job[T]) -> T | None:
         """Run ``job`` on a pool thread in the slot the caller acquired, and wait for it.
@@ -123,7 +167,7 @@ class WorkerPool:
         return await asyncio.wrap_future(future)
 
     def _done(self, _: Future) -> None:
-        self._slots.release()
+        self.release()
 
     def _pool(self) -> ThreadPoolExecutor:
         with self._lock:
