@@ -298,3 +298,91 @@ def cells_run(bccd_subset, tmp_path_factory: pytest.TempPathFactory) -> Path:
         "evaluate": {"n_bootstrap": 0},
     }
     return train_and_report(check_config(parse_config(config)), progress=False)
+
+
+WBC_TRAIN = tuple(f"{n:03d}" for n in range(1, 9))
+WBC_TEST = "020"  # not among the training images
+
+
+@pytest.fixture(scope="session")
+def wbc_cells(shared_data: Path) -> Path:
+    """The real white blood cell images (``NNN.bmp``, RGB) and their expert masks
+    (``NNN.png``: 0 background, 128 cytoplasm, 255 nucleus), one cell per image."""
+    return shared_data / "wbc_cells" / "Dataset 1"
+
+
+@pytest.fixture(scope="session")
+def wbc_test_image(wbc_cells: Path) -> np.ndarray:
+    """A real white blood cell image the mask run did not train on: uint8 ``(H, W, 3)``."""
+    return np.asarray(PIL.Image.open(wbc_cells / f"{WBC_TEST}.bmp").convert("RGB"))
+
+
+@pytest.fixture(scope="session")
+def wbc_mask_run(wbc_cells: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A Mask R-CNN run named ``wbc``: 1 epoch on 8 real white blood cell images (about
+    120 x 120 px), each cell (cytoplasm and nucleus) one instance, for plumbing tests of masks
+    in ``/v1/detect``, the web page and the detection SR, not accuracy. Its findings are
+    every detection scoring 0.05 or more (``threshold: fixed``, at most 3 per image), so the
+    barely trained run has some to list."""
+    import json
+
+    import torch
+
+    from medlens.commands.train import train_and_report
+    from medlens.config import parse_config
+    from medlens.data.boxes.rle import encode_mask, mask_box
+    from medlens.tasks import check_config
+
+    torch.set_num_threads(1)
+    root = tmp_path_factory.mktemp("wbc")
+    (root / "images").mkdir()
+    document: dict = {"images": [], "annotations": [], "categories": [{"id": 1, "name": "WBC"}]}
+    for k, name in enumerate(WBC_TRAIN, start=1):
+        PIL.Image.open(wbc_cells / f"{name}.bmp").convert("RGB").save(
+            root / "images" / f"{name}.png"
+        )
+        cell = np.asarray(PIL.Image.open(wbc_cells / f"{name}.png")) > 0
+        x1, y1, x2, y2 = mask_box(cell) or (0.0, 0.0, 0.0, 0.0)
+        height, width = cell.shape
+        document["images"].append(
+            {"id": k, "file_name": f"{name}.png", "height": height, "width": width}
+        )
+        document["annotations"].append(
+            {
+                "id": k,
+                "image_id": k,
+                "category_id": 1,
+                "bbox": [x1, y1, x2 - x1, y2 - y1],
+                "segmentation": encode_mask(cell),
+            }
+        )
+    (root / "annotations.json").write_text(json.dumps(document))
+    config = {
+        "name": "wbc",
+        "task": "detection",
+        "seed": 0,
+        "output_dir": str(root / "runs"),
+        "data": {
+            "format": "boxes",
+            "path": str(root / "annotations.json"),
+            "folds": 4,
+            "fold": 1,
+            "val_fraction": 0.2,
+        },
+        "preprocess": [{"name": "fixed_scale", "divisor": 255}],
+        "model": {"name": "mask_rcnn", "backbone": "resnet18"},
+        "detection": {
+            "fpn_channels": 32,
+            "box_head_size": 32,
+            "proposals_train": 60,
+            "proposals_test": 30,
+            "roi_batch_size": 32,
+            "anchor_sizes": [8, 16, 32, 64, 128],
+            "max_detections": 3,
+            "threshold": "fixed",
+            "fixed_threshold": 0.05,
+        },
+        "train": {"epochs": 1, "batch_size": 2, "lr": 0.001, "warmup_epochs": 0},
+        "evaluate": {"n_bootstrap": 0},
+    }
+    return train_and_report(check_config(parse_config(config)), progress=False)

@@ -1,6 +1,7 @@
 """Detections filed as a DICOM SR: highdicom's Comprehensive 3D SR with a TID 1500 Measurement
 Report, one planar ROI per detection (a closed POLYLINE in the source image's pixels that
-references its SOP instance), the class as the finding type and the score as a measurement.
+references its SOP instance: the box, or the outline of a Mask R-CNN detection's instance
+mask), the class as the finding type and the score (and a mask's area) as measurements.
 
 The SR is built from real DICOM (pydicom's CT test file, and a real BCCD blood smear as a
 Secondary Capture), read back with highdicom, and checked against the detections. The last
@@ -23,12 +24,14 @@ import pytest
 from pydicom.data import get_testdata_file
 from pydicom.dataset import Dataset
 
+from medlens.data.boxes.rle import mask_box
 from medlens.data.dicom import read_dicom_file
 from medlens.errors import InputError
 from medlens.inference.detection_run import load_detection_run
 from medlens.pacs.commands import process_study
 from medlens.pacs.detection_results import detection_sr, find_boxes
 from medlens.pacs.local_orthanc import LocalOrthanc
+from medlens.pacs.outlines import mask_outline
 from medlens.pacs.results import model_identity
 from medlens.pacs.sr import ModelIdentity
 from medlens.pacs.sr_detection import (
@@ -42,6 +45,8 @@ COMPREHENSIVE_3D_SR = "1.2.840.10008.5.1.4.1.1.88.34"
 CT_SMALL = str(get_testdata_file("CT_small.dcm"))  # pydicom's real 128 x 128 CT slice
 MODEL = ModelIdentity("faster_rcnn", "cells", "ab" * 32)
 CLASSES = ["Platelets", "RBC", "WBC"]
+MASK_PIXELS = hd.sr.CodedConcept("MASK-PIXELS", "99MEDLENS", "x")
+MASK_AREA = hd.sr.CodedConcept("42798000", "SCT", "x")
 
 
 # -- reading an SR back ---------------------------------------------------------------------
@@ -89,12 +94,56 @@ def _counts(ds: Dataset) -> dict[str, int]:
     return counts
 
 
+def _mask_measurements(ds: Dataset) -> list[dict[str, tuple[float, str]]]:
+    """Each planar ROI's mask measurements: ``pixels`` and ``area`` -> (value, UCUM unit)."""
+    report = hd.sr.Comprehensive3DSR.from_dataset(ds)
+    out = []
+    for group in report.content.get_planar_roi_measurement_groups():
+        found = {}
+        for key, name in (("pixels", MASK_PIXELS), ("area", MASK_AREA)):
+            for measurement in group.get_measurements(name=name):
+                found[key] = (float(measurement.value), str(measurement.unit.value))
+        out.append(found)
+    return out
+
+
+def _shoelace(points: np.ndarray) -> float:
+    x, y = points[:, 0], points[:, 1]
+    return 0.5 * abs(float(np.dot(x, np.roll(y, -1)) - np.dot(y, np.roll(x, -1))))
+
+
+def _disc(rows: int, columns: int, row: float, column: float, radius: float) -> np.ndarray:
+    yy, xx = np.mgrid[:rows, :columns]
+    return (yy - row) ** 2 + (xx - column) ** 2 <= radius**2
+
+
 def _outline(box: tuple[float, float, float, float]) -> np.ndarray:
     x1, y1, x2, y2 = box
     return np.array([[x1, y1], [x2, y1], [x2, y2], [x1, y2], [x1, y1]])
 
 
 # -- sources ---------------------------------------------------------------------------------
+
+
+def _secondary_capture(
+    pixels: np.ndarray, pixel_spacing: tuple[float, float] | None = None
+) -> hd.sc.SCImage:
+    """RGB uint8 ``(H, W, 3)`` pixels as a Secondary Capture in a study of its own."""
+    return hd.sc.SCImage(
+        pixel_array=pixels,
+        photometric_interpretation="RGB",
+        bits_allocated=8,
+        coordinate_system="PATIENT",
+        patient_orientation=("L", "F"),
+        study_instance_uid=hd.UID(),
+        series_instance_uid=hd.UID(),
+        series_number=1,
+        sop_instance_uid=hd.UID(),
+        instance_number=1,
+        manufacturer="medlens tests",
+        patient_id="S-1",
+        pixel_spacing=pixel_spacing,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -175,6 +224,49 @@ def test_boxes_are_clipped_to_the_image_and_odd_labels_get_a_safe_code(ct: Datas
     assert (roi["label"], roi["code"]) == ("white blood cell (band)", "CLASS-4")
 
 
+def test_a_detection_with_a_mask_is_its_mask_outline_and_area(ct: Dataset) -> None:
+    disc = _disc(128, 128, 60.3, 70.1, 30.0)
+    box = mask_box(disc)
+    assert box is not None
+    empty = np.zeros((128, 128), bool)
+    findings = [
+        BoxFinding("WBC", 2, 0.9, box, mask=disc),
+        BoxFinding("RBC", 1, 0.8, (10.5, 20.25, 30.0, 40.0)),
+        BoxFinding("RBC", 1, 0.7, (90.0, 5.0, 100.0, 15.0), mask=empty),
+    ]
+    sr = _part10(detection_report(ct, findings, CLASSES, MODEL))  # and read back
+
+    with_mask, boxes_only, empty_mask = _rois(sr)
+    assert with_mask["graphic_type"] == "POLYLINE"
+    outline = with_mask["outline"]
+    np.testing.assert_array_equal(outline[0], outline[-1])  # closed
+    assert len(outline) > 20
+    assert _shoelace(outline) == pytest.approx(disc.sum(), rel=0.02)
+    # on pixel edges: the outline spans exactly the mask's box (no half-pixel shift)
+    np.testing.assert_allclose([*outline.min(axis=0), *outline.max(axis=0)], box, atol=1e-4)
+    np.testing.assert_allclose(outline, mask_outline(disc), atol=1e-4)
+    assert (with_mask["label"], with_mask["score"]) == ("WBC", pytest.approx(0.9))
+    assert with_mask["referenced"] == ct.SOPInstanceUID
+    np.testing.assert_allclose(boxes_only["outline"], _outline(findings[1].box), atol=1e-4)
+    np.testing.assert_allclose(empty_mask["outline"], _outline(findings[2].box), atol=1e-4)
+
+    spacing = [float(v) for v in ct.PixelSpacing]
+    measured = _mask_measurements(sr)
+    assert measured[0]["pixels"] == (float(disc.sum()), "{pixels}")
+    area, unit = measured[0]["area"]
+    assert unit == "mm2" and area == pytest.approx(disc.sum() * spacing[0] * spacing[1], rel=1e-5)
+    assert measured[1] == {}  # boxes only: the score alone, as before
+    assert measured[2] == {"pixels": (0.0, "{pixels}"), "area": (0.0, "mm2")}
+
+    no_spacing = _part10(_secondary_capture(np.zeros((128, 128, 3), np.uint8)))
+    (only_pixels,) = _mask_measurements(
+        _part10(detection_report(no_spacing, findings[:1], CLASSES, MODEL))
+    )
+    assert only_pixels == {"pixels": (float(disc.sum()), "{pixels}")}
+    with pytest.raises(InputError, match="not on the source image's 128 x 128 pixels"):
+        detection_report(ct, [BoxFinding("WBC", 2, 0.9, box, mask=disc[:64])], CLASSES, MODEL)
+
+
 def test_no_detections_is_a_report_of_zero_counts_on_the_image(ct: Dataset) -> None:
     sr = _part10(detection_report(ct, [], CLASSES, MODEL))
     assert _rois(sr) == []
@@ -230,6 +322,30 @@ def test_the_sr_of_a_trained_run_holds_its_findings_on_the_smear(
         assert roi["referenced"] == header.SOPInstanceUID
         assert roi["outline"][:, 0].min() >= 0 and roi["outline"][:, 0].max() <= 640
         assert roi["outline"][:, 1].min() >= 0 and roi["outline"][:, 1].max() <= 480
+
+
+def test_the_sr_of_a_mask_rcnn_run_outlines_its_masks(
+    wbc_mask_run: Path, wbc_test_image: np.ndarray, tmp_path: Path
+) -> None:
+    cell = _secondary_capture(wbc_test_image, pixel_spacing=(0.1, 0.1))
+    path = tmp_path / "cell.dcm"
+    cell.save_as(path, enforce_file_format=True)
+    header = read_source_header(path)
+    run = load_detection_run(wbc_mask_run, device="cpu")
+    report, findings = detection_sr(
+        run, model_identity(run), read_dicom_file(path), header, hd.UID(), hd.UID(), 1
+    )
+    assert findings, "the tiny mask run finds nothing on this cell: pick another"
+    rois = _rois(_part10(report))
+    measured = _mask_measurements(_part10(report))
+    for roi, finding, measures in zip(rois, findings, measured, strict=True):
+        assert finding.mask is not None and finding.mask.shape == wbc_test_image.shape[:2]
+        expected = mask_outline(finding.mask)
+        assert expected is not None
+        np.testing.assert_allclose(roi["outline"], expected, atol=1e-4)
+        np.testing.assert_array_equal(roi["outline"][0], roi["outline"][-1])
+        assert measures["pixels"] == (float(finding.mask.sum()), "{pixels}")
+        assert measures["area"][0] == pytest.approx(finding.mask.sum() * 0.01, rel=1e-5)
 
 
 # -- through a real Orthanc ----------------------------------------------------------------

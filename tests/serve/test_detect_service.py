@@ -15,6 +15,7 @@ import pytest
 import torch
 from fastapi.testclient import TestClient
 
+from medlens.data.boxes.rle import decode_rle
 from medlens.data.readers import read_image
 from medlens.errors import ConfigError
 from medlens.inference.detect import detect_inputs, network_input
@@ -184,3 +185,50 @@ def test_size_limit_and_tokens_apply_to_detect(cells_run: Path, pneumonia_run: P
 def test_a_detector_is_served_with_the_torch_engine_only(cells_run: Path):
     with pytest.raises(ConfigError, match="--engine torch"):
         create_app([cells_run], engine="onnx")
+
+
+def test_a_mask_rcnn_run_answers_each_detection_with_its_instance_mask(
+    client: TestClient,
+    wbc_mask_run: Path,
+    wbc_test_image: np.ndarray,
+    smear: Path,
+    png_bytes,
+    tmp_path: Path,
+):
+    boxes_only = _detect(client, smear.read_bytes())
+    assert boxes_only["detections"]
+    assert not any({"mask", "mask_area_px"} & set(d) for d in boxes_only["detections"])
+    models = {m["name"]: m for m in client.get("/v1/models").json()["models"]}
+    assert models["cells"]["predicts_masks"] is False
+
+    image = tmp_path / "wbc.png"
+    image.write_bytes(png_bytes(wbc_test_image))
+    with TestClient(create_app([wbc_mask_run]), base_url=LOCAL) as masks_client:
+        (described,) = masks_client.get("/v1/models").json()["models"]
+        body = _detect(masks_client, image.read_bytes(), "model=wbc")
+    assert described["predicts_masks"] is True
+    height, width = wbc_test_image.shape[:2]
+    assert body["image_size"] == {"width": width, "height": height}
+    assert body["detections"], "the tiny mask run finds nothing on this cell: pick another"
+    fields = {"class", "class_index", "score", "x1", "y1", "x2", "y2", "finding"}
+    assert all(set(d) == fields | {"mask", "mask_area_px"} for d in body["detections"])
+
+    # each mask is the one the run finds locally, on the upload's pixels, inside its box
+    run = load_detection_run(wbc_mask_run, device="cpu")
+    (expected,) = detect_inputs(
+        run.model,
+        [network_input(read_image(image), run.preprocess)],
+        torch.device("cpu"),
+        run.mask_threshold,
+    )
+    assert expected.masks is not None
+    order = np.argsort(-expected.scores, kind="stable")[: len(body["detections"])]
+    for found, k in zip(body["detections"], order, strict=True):
+        assert found["mask"]["size"] == [height, width]
+        assert isinstance(found["mask"]["counts"], str)
+        mask = decode_rle(found["mask"], "answer")
+        np.testing.assert_array_equal(mask, expected.masks[k])
+        assert found["mask_area_px"] == int(mask.sum()) > 0
+        rows, columns = np.nonzero(mask)
+        assert found["x1"] - 1 <= columns.min() and columns.max() + 1 <= found["x2"] + 1
+        assert found["y1"] - 1 <= rows.min() and rows.max() + 1 <= found["y2"] + 1

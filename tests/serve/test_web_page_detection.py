@@ -1,5 +1,7 @@
 """The web page in a real browser (headless Chromium): a blood smear sent to a detection run
-comes back with its boxes drawn over the image in each class's colour, and a count table.
+comes back with its boxes drawn over the image in each class's colour, and a count table; a
+white blood cell sent to a Mask R-CNN run also gets each instance mask painted, translucent,
+in its box's colour, under the boxes.
 
 Screenshots go to the test's tmp_path, and also to ``test-artifacts/`` in the repository (or
 to the folder ``$MEDLENS_ARTIFACTS`` names) when ``MEDLENS_ARTIFACTS`` is set.
@@ -7,13 +9,18 @@ to the folder ``$MEDLENS_ARTIFACTS`` names) when ``MEDLENS_ARTIFACTS`` is set.
 
 from __future__ import annotations
 
+import base64
+import io
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
+import numpy as np
 import PIL.Image
 import pytest
+from scipy.ndimage import binary_dilation, binary_erosion
 
+from medlens.data.boxes.rle import decode_rle
 from medlens.serve.app import create_app
 
 pytestmark = pytest.mark.browser
@@ -84,3 +91,121 @@ def test_a_blood_smear_gets_its_boxes_drawn_and_counted(
     assert not browser.find_element(By.ID, "error").is_displayed()
     shot = save_screenshot(browser, tmp_path, "web_page_detection.png")
     assert PIL.Image.open(shot).size[0] > 0
+
+
+@pytest.fixture(scope="module")
+def masks_url(wbc_mask_run: Path, live_service) -> Iterator[str]:
+    """The Mask R-CNN run on a free loopback port, no tokens."""
+    with live_service(create_app([wbc_mask_run])) as url:
+        yield url
+
+
+def _rgb(colour: str) -> np.ndarray:
+    return np.array([int(colour[k : k + 2], 16) for k in (1, 3, 5)], dtype=np.float64)
+
+
+def test_instance_masks_are_painted_translucent_under_their_boxes(
+    browser,
+    masks_url: str,
+    wbc_test_image: np.ndarray,
+    png_bytes,
+    tmp_path: Path,
+    save_screenshot,
+):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as ec
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    image = tmp_path / "wbc.png"
+    image.write_bytes(png_bytes(wbc_test_image))
+    height, width = wbc_test_image.shape[:2]
+    answer = httpx.post(
+        f"{masks_url}/v1/detect", files={"file": ("wbc.png", image.read_bytes())}, timeout=60
+    ).json()
+    assert answer["detections"], "the tiny mask run finds nothing on this cell: pick another"
+    masks = [decode_rle(found["mask"], "answer") for found in answer["detections"]]
+    union = np.logical_or.reduce(masks)
+    assert union.any()
+
+    browser.get(masks_url)
+    wait = WebDriverWait(browser, WAIT_S)
+    wait.until(lambda d: len(d.find_elements(By.CSS_SELECTOR, "#model option")) == 1)
+    browser.find_element(By.ID, "file").send_keys(str(image))
+    wait.until(ec.visibility_of_element_located((By.ID, "detection")))
+
+    # one mask layer, between the image and the boxes, in each box's colour where the masks are
+    order = browser.execute_script(
+        "return [...document.getElementById('boxes').children].map("
+        "(e) => e.getAttribute('class') || e.tagName);"
+    )
+    assert order == ["image", "masks", *["detection"] * len(answer["detections"])]
+    colours = browser.execute_script(
+        "return [...document.querySelectorAll('#boxes rect.box')].map("
+        "(r) => r.getAttribute('stroke'));"
+    )
+    href = browser.execute_script(
+        "return document.querySelector('#boxes image.masks').getAttribute('href');"
+    )
+    assert href.startswith("data:image/png;base64,")
+    layer = np.asarray(
+        PIL.Image.open(io.BytesIO(base64.b64decode(href.split(",", 1)[1]))).convert("RGBA")
+    )
+    assert layer.shape == (height, width, 4)
+    np.testing.assert_array_equal(layer[..., 3] > 0, union)  # the JS decoder's pixels exactly
+    for mask, colour in zip(masks, colours, strict=True):  # one class: one colour
+        np.testing.assert_array_equal(layer[mask][:, :3], np.tile(_rgb(colour), (mask.sum(), 1)))
+    areas = browser.execute_script(
+        "return [...document.querySelectorAll('#boxes g.detection')].map("
+        "(g) => Number(g.dataset.maskArea));"
+    )
+    assert areas == [found["mask_area_px"] for found in answer["detections"]]
+
+    # on screen: the mask tints the image towards its colour, and nothing outside the boxes
+    opacity = float(
+        browser.execute_script(
+            "return getComputedStyle(document.querySelector('#boxes image.masks')).opacity;"
+        )
+    )
+    assert 0.2 <= opacity <= 0.8
+    svg = browser.find_element(By.ID, "boxes")
+    browser.execute_script(
+        "document.querySelectorAll('#boxes g.detection').forEach((g) => g.style.display = 'none');"
+    )
+    painted = np.asarray(PIL.Image.open(io.BytesIO(svg.screenshot_as_png)).convert("RGB"), float)
+    browser.execute_script("document.querySelector('#boxes image.masks').style.display = 'none';")
+    plain = np.asarray(PIL.Image.open(io.BytesIO(svg.screenshot_as_png)).convert("RGB"), float)
+    browser.execute_script("document.querySelector('#boxes image.masks').style.display = '';")
+    browser.execute_script(
+        "document.querySelectorAll('#boxes g.detection').forEach((g) => g.style.display = '');"
+    )
+    assert painted.shape == plain.shape
+    border = float(
+        browser.execute_script(
+            "return getComputedStyle(arguments[0]).borderTopWidth;", svg
+        ).removesuffix("px")
+    )
+    scale = (painted.shape[1] - 2 * border) / width  # screen pixels per image pixel
+
+    def on_screen(rows: np.ndarray, columns: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Screen pixels of image pixel centres."""
+        return (
+            np.floor(border + (rows + 0.5) * scale).astype(int),
+            np.floor(border + (columns + 0.5) * scale).astype(int),
+        )
+
+    inside = binary_erosion(union, iterations=1)
+    assert inside.any()
+    rows, columns = on_screen(*np.nonzero(inside))
+    colour = _rgb(colours[0])
+    expected = plain[rows, columns] * (1 - opacity) + colour * opacity
+    assert np.abs(painted[rows, columns] - expected).max() <= 8
+    assert np.abs(painted[rows, columns] - plain[rows, columns]).max() > 20
+    boxed = np.zeros_like(union)
+    for found in answer["detections"]:
+        x1, y1 = int(np.floor(found["x1"])), int(np.floor(found["y1"]))
+        boxed[y1 : int(np.ceil(found["y2"])), x1 : int(np.ceil(found["x2"]))] = True
+    outside = ~binary_dilation(boxed, iterations=2)
+    assert outside.any()
+    rows, columns = on_screen(*np.nonzero(outside))
+    np.testing.assert_array_equal(painted[rows, columns], plain[rows, columns])
+    save_screenshot(browser, tmp_path, "web_page_detection_masks.png")

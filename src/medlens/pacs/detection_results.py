@@ -21,7 +21,8 @@ from medlens.pacs.sr_detection import BoxFinding, check_source, detection_report
 def box_findings(
     found: DetectedObjects, class_names: Sequence[str], thresholds: Sequence[float]
 ) -> list[BoxFinding]:
-    """The detections scoring at least their class's threshold, by descending score."""
+    """The detections scoring at least their class's threshold, by descending score, each
+    with its instance mask when ``found`` has masks (on the image's pixels)."""
     if not len(found.scores):
         return []
     keep = np.flatnonzero(found.scores >= np.asarray(thresholds, dtype=np.float64)[found.labels])
@@ -37,13 +38,15 @@ def box_findings(
                 float(found.boxes[k, 2]),
                 float(found.boxes[k, 3]),
             ),
+            mask=None if found.masks is None else found.masks[k],
         )
         for k in keep
     ]
 
 
 def find_boxes(run: DetectionRunModel, image: Image, image_id: str) -> list[BoxFinding]:
-    """The run's findings on ``image``, boxes in its own pixels.
+    """The run's findings on ``image``, boxes (and a Mask R-CNN run's masks) in its own
+    pixels.
 
     Raises:
         InputError: a volume, or an image whose channels the detector does not take.

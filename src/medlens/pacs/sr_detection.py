@@ -14,9 +14,14 @@ The content tree (highdicom's ``MeasurementReport``)::
           CODE    (DCM 121071) Finding                  (99MEDLENS <code>) "<class>"
           CODE    (DCM 111001) Algorithm Name ...       "<model> (run <name>)", medlens version,
                                                         "weights-sha256=<hash>"
-          SCOORD  (DCM 111030) Image Region             POLYLINE, the box's closed outline,
-                                                        referencing the source image
+          SCOORD  (DCM 111030) Image Region             POLYLINE, the closed outline of the
+                                                        instance mask (Mask R-CNN) or else of
+                                                        the box, referencing the source image
           NUM     (99MEDLENS DET-SCORE) Detection score the detector's score (UCUM "1")
+          NUM     (99MEDLENS MASK-PIXELS) Mask pixel count  with a mask: its pixels (UCUM
+                                                        "{pixels}")
+          NUM     (SCT 42798000) Area                   with a mask and PixelSpacing: its area
+                                                        (UCUM "mm2")
         CONTAINER (DCM 125007) Measurement Group        one per class (TID 1501), after the
                                                         ROIs: "<class> count"
           CODE    (DCM 121071) Finding                  the class
@@ -25,8 +30,10 @@ The content tree (highdicom's ``MeasurementReport``)::
 
 Coordinates are the source image's pixels as DICOM defines SCOORD image coordinates: (0, 0)
 is the top left corner of the top left pixel and (Columns, Rows) the bottom right corner of
-the bottom right pixel; each point is (column, row) = (x, y). A box ``x1, y1, x2, y2`` is the
-outline (x1, y1), (x2, y1), (x2, y2), (x1, y2), (x1, y1).
+the bottom right pixel; each point is (column, row) = (x, y), so the centre of the top left
+pixel is (0.5, 0.5). A box ``x1, y1, x2, y2`` is the outline (x1, y1), (x2, y1), (x2, y2),
+(x1, y2), (x1, y1); a mask's outline is traced around its largest connected part (see
+``mask_outline``).
 """
 
 from __future__ import annotations
@@ -34,7 +41,7 @@ from __future__ import annotations
 import re
 import warnings
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import highdicom as hd
@@ -45,6 +52,7 @@ from pydicom.sr.codedict import codes
 
 from medlens import __version__
 from medlens.errors import InputError
+from medlens.pacs.outlines import box_outline, mask_outline
 from medlens.pacs.sr import (
     MANUFACTURER,
     MEDLENS_SCHEME,
@@ -55,6 +63,10 @@ from medlens.pacs.sr import (
 from medlens.pacs.uids import derived_uid
 
 DETECTION_SCORE = hd.sr.CodedConcept("DET-SCORE", MEDLENS_SCHEME, "Detection score")
+MASK_PIXELS = hd.sr.CodedConcept("MASK-PIXELS", MEDLENS_SCHEME, "Mask pixel count")
+MASK_AREA = hd.sr.CodedConcept("42798000", "SCT", "Area")
+PIXELS_UNIT = hd.sr.CodedConcept("{pixels}", "UCUM", "pixels")
+SQUARE_MM = hd.sr.CodedConcept("mm2", "UCUM", "square millimeter")
 IMAGING_PROCEDURE = hd.sr.CodedConcept("363679005", "SCT", "Imaging")
 OBJECT_COUNT = hd.sr.CodedConcept("OBJ-COUNT", MEDLENS_SCHEME, "Number of objects")
 UNITLESS = hd.sr.CodedConcept("1", "UCUM", "no units")
@@ -72,12 +84,16 @@ class BoxFinding:
         class_index: the class's 0-based index in the run's classes.
         score: the detector's score (0 to 1).
         box: ``(x1, y1, x2, y2)`` in the source image's pixels (see the module doc).
+        mask: the ``(Rows, Columns)`` boolean instance mask on the source image's pixels
+            (Mask R-CNN), or None (a boxes-only detector). Not compared: two findings are
+            equal when their class, score and box are.
     """
 
     label: str
     class_index: int
     score: float
     box: tuple[float, float, float, float]
+    mask: np.ndarray | None = field(default=None, compare=False, repr=False)
 
 
 def class_concept(label: str, class_index: int) -> hd.sr.CodedConcept:
@@ -131,18 +147,49 @@ def read_source_header(path: str | Path) -> Dataset:
     return check_source(header, path)
 
 
-def box_outline(box: Sequence[float], rows: int, columns: int) -> np.ndarray:
-    """The closed POLYLINE of a box, clipped to the image: ``(5, 2)`` (column, row) points.
+def _region_outline(finding: BoxFinding, rows: int, columns: int) -> np.ndarray:
+    """The finding's mask outline when it has a mask that is not empty, else its box's."""
+    if finding.mask is not None:
+        if finding.mask.shape != (rows, columns):
+            raise InputError(
+                "detections",
+                f"a mask of shape {finding.mask.shape} is not on the source image's "
+                f"{rows} x {columns} pixels",
+            )
+        outline = mask_outline(finding.mask)
+        if outline is not None:
+            return outline
+    return box_outline(finding.box, rows, columns)
 
-    Raises:
-        InputError: a box with a non-finite coordinate.
-    """
-    x1, y1, x2, y2 = (float(v) for v in box)
-    if not np.isfinite([x1, y1, x2, y2]).all():
-        raise InputError("detections", f"a box has a non-finite coordinate: {list(box)}")
-    x1, x2 = np.clip([x1, x2], 0.0, float(columns))
-    y1, y2 = np.clip([y1, y2], 0.0, float(rows))
-    return np.array([[x1, y1], [x2, y1], [x2, y2], [x1, y2], [x1, y1]], dtype=np.float64)
+
+def _pixel_area_mm2(source: Dataset) -> float | None:
+    """The area of one pixel (mm²) from PixelSpacing; None without a usable one."""
+    try:
+        row_mm, column_mm = (float(v) for v in source.PixelSpacing)
+    except (AttributeError, TypeError, ValueError):
+        return None
+    area = row_mm * column_mm
+    return area if np.isfinite(area) and area > 0 else None
+
+
+def _mask_measurements(
+    mask: np.ndarray, source: Dataset, algorithm: hd.sr.AlgorithmIdentification
+) -> list[hd.sr.Measurement]:
+    """A mask's pixel count, and its area in mm² when the source has PixelSpacing."""
+    pixels = int(np.count_nonzero(mask))
+    out = [
+        hd.sr.Measurement(
+            name=MASK_PIXELS, value=float(pixels), unit=PIXELS_UNIT, algorithm_id=algorithm
+        )
+    ]
+    pixel_mm2 = _pixel_area_mm2(source)
+    if pixel_mm2 is not None:
+        out.append(
+            hd.sr.Measurement(
+                name=MASK_AREA, value=pixels * pixel_mm2, unit=SQUARE_MM, algorithm_id=algorithm
+            )
+        )
+    return out
 
 
 def _roi(
@@ -154,8 +201,11 @@ def _roi(
 ) -> hd.sr.PlanarROIMeasurementsAndQualitativeEvaluations:
     region = hd.sr.ImageRegion(
         graphic_type=hd.sr.GraphicTypeValues.POLYLINE,
-        graphic_data=box_outline(finding.box, int(source.Rows), int(source.Columns)),
+        graphic_data=_region_outline(finding, int(source.Rows), int(source.Columns)),
         source_image=hd.sr.SourceImageForRegion.from_source_image(source),
+    )
+    mask_measurements = (
+        [] if finding.mask is None else _mask_measurements(finding.mask, source, algorithm)
     )
     return hd.sr.PlanarROIMeasurementsAndQualitativeEvaluations(
         tracking_identifier=hd.sr.TrackingIdentifier(
@@ -171,7 +221,8 @@ def _roi(
                 value=float(finding.score),
                 unit=UNITLESS,
                 algorithm_id=algorithm,
-            )
+            ),
+            *mask_measurements,
         ],
     )
 
@@ -214,7 +265,8 @@ def detection_report(
 
     Args:
         source: the header of the DICOM image the boxes are on (``check_source``).
-        findings: the detected objects, one planar ROI each (there may be none).
+        findings: the detected objects, one planar ROI each (there may be none): the
+            outline of its mask when it has one, else of its box.
         class_names: the run's classes, in order: one count group each (0 included).
         model: the model that found them.
         series_instance_uid: the SR's series; default a new one.
@@ -227,8 +279,8 @@ def detection_report(
         report"), not yet written anywhere.
 
     Raises:
-        InputError: ``source`` is not a DICOM image an SR can reference; no classes, or a
-            finding whose label is not one of them.
+        InputError: ``source`` is not a DICOM image an SR can reference; no classes, a
+            finding whose label is not one of them, or a mask not on the source's pixels.
     """
     source = check_source(source)
     names = [str(name) for name in class_names]

@@ -14,7 +14,8 @@ Endpoints (OpenAPI at ``/openapi.json``):
   (UTF-8), so the header stays ASCII whatever the class names.
 - ``POST /v1/detect?model=NAME&min_score=S`` the objects a detection run finds in a 2D
   image: each box (``x1, y1, x2, y2`` in the image's own pixels), class and score, and the
-  count per class. Without ``min_score`` the findings (each class's threshold) are listed.
+  count per class; a Mask R-CNN run adds each detection's instance mask (COCO RLE ``mask``,
+  ``mask_area_px``). Without ``min_score`` the findings (each class's threshold) are listed.
 - ``POST /v1/preview`` the uploaded image as a PNG (for the web page).
 - ``GET /v1/models``; ``GET /healthz`` (the process is up); ``GET /readyz`` (models loaded);
   ``GET /metrics`` (Prometheus: requests by status, latency histogram, model load times).

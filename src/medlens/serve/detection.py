@@ -5,6 +5,8 @@ function, run in a worker thread.
 Boxes are ``x1, y1, x2, y2`` in the uploaded image's pixels, with (0, 0) the top left corner
 of the top left pixel and (width, height) the bottom right corner of the bottom right pixel
 (the convention of DICOM's spatial coordinates), so a box always lies inside the image.
+A detector that predicts instance masks (Mask R-CNN) also gives each detection its mask on
+the same pixel grid, as COCO RLE (as in ``detections.json``).
 
 Everything it needs is imported with this module (at start-up), not on the first request."""
 
@@ -16,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from medlens.data.boxes.rle import encode_mask
 from medlens.errors import InputError
 from medlens.inference.detect import detect_inputs, network_input
 from medlens.metrics.detection.objects import DetectedObjects
@@ -52,6 +55,10 @@ def detection_answer(
 
     Each detection: ``class``, ``class_index`` (0-based, in ``class_names``), ``score``,
     ``x1, y1, x2, y2`` (pixels) and ``finding`` (its score reaches its class's threshold).
+    When ``found`` has instance masks (a Mask R-CNN run), every detection also has ``mask``,
+    its mask as compressed COCO RLE (``{"size": [height, width], "counts": str}``, on the
+    uploaded image's pixel grid, as in ``detections.json``), and ``mask_area_px``, the
+    number of pixels in it; a boxes-only detector's detections never have these two keys.
     ``counts``: class name -> number of detections listed, every class present (0 when none).
     """
     detections = []
@@ -62,18 +69,20 @@ def detection_answer(
         score = float(found.scores[k])
         name = class_names[label]
         counts[name] += 1
-        detections.append(
-            {
-                "class": name,
-                "class_index": label,
-                "score": score,
-                "x1": x1,
-                "y1": y1,
-                "x2": x2,
-                "y2": y2,
-                "finding": bool(score >= thresholds[label]),
-            }
-        )
+        detection: dict[str, Any] = {
+            "class": name,
+            "class_index": label,
+            "score": score,
+            "x1": x1,
+            "y1": y1,
+            "x2": x2,
+            "y2": y2,
+            "finding": bool(score >= thresholds[label]),
+        }
+        if found.masks is not None:
+            detection["mask"] = encode_mask(found.masks[k])
+            detection["mask_area_px"] = int(found.masks[k].sum())
+        detections.append(detection)
     return {"detections": detections, "counts": counts}
 
 
@@ -96,7 +105,8 @@ def detect(
     Returns:
         ``model``, ``weights_sha256``, ``engine``, ``class_names``, ``thresholds`` (class ->
         score), ``min_score``, ``image_size`` (``width``, ``height`` in pixels),
-        ``detections``, ``counts`` (see ``detection_answer``) and ``seconds``.
+        ``detections``, ``counts`` (see ``detection_answer``: with ``mask`` and
+        ``mask_area_px`` per detection when ``model.predicts_masks``) and ``seconds``.
 
     Raises:
         InputError: a volume, or an image whose channels the detector does not take.

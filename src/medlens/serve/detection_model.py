@@ -55,6 +55,12 @@ class ServedDetector:
         value = getattr(self.run.model, "config", {}).get("in_channels")
         return int(value) if value is not None else None
 
+    @property
+    def predicts_masks(self) -> bool:
+        """Whether the detector also predicts instance masks (Mask R-CNN), which ``/v1/detect``
+        then answers with each detection."""
+        return bool(getattr(self.run.model, "predicts_masks", False))
+
     def describe(self) -> dict[str, Any]:
         """What ``GET /v1/models`` says about the model: its classes and the score from which
         a detection of each class is a finding."""
@@ -70,7 +76,7 @@ class ServedDetector:
             "engine": self.engine,
             "weights_sha256": self.weights_sha256,
             "model": self.run.config.model.name,
-            "predicts_masks": bool(getattr(self.run.model, "predicts_masks", False)),
+            "predicts_masks": self.predicts_masks,
         }
 
 

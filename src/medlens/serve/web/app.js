@@ -194,6 +194,70 @@ function boxColour(classIndex) {
   return BOX_COLOURS[classIndex % BOX_COLOURS.length];
 }
 
+function hexRgb(colour) {
+  return [1, 3, 5].map((k) => parseInt(colour.slice(k, k + 2), 16));
+}
+
+// pycocotools' compressed RLE string (rleFrString) -> the run lengths, zeros first. Each count
+// is 6-bit characters (value + 48), 5 bits of payload each, least significant first, 0x20 set
+// on every character but the last, whose 0x10 is the sign; from the third count on, each is
+// the difference to the count two places before. Plain arithmetic, not bit shifts: a count
+// may be wider than JavaScript's 32-bit shifts.
+function rleCounts(text) {
+  const counts = [];
+  let p = 0;
+  while (p < text.length) {
+    let x = 0;
+    let k = 0;
+    let more = true;
+    while (more) {
+      const c = text.charCodeAt(p) - 48;
+      if (!(c >= 0 && c < 64)) throw new Error("malformed RLE mask");
+      x += (c & 0x1f) * 2 ** (5 * k);
+      more = (c & 0x20) !== 0;
+      p += 1;
+      k += 1;
+      if (!more && (c & 0x10)) x -= 2 ** (5 * k);
+    }
+    if (counts.length > 2) x += counts[counts.length - 2];
+    counts.push(x);
+  }
+  return counts;
+}
+
+// Paint the pixels of a COCO RLE mask ({size: [height, width], counts}) into `layer` (an
+// ImageData of the same size) in `rgba`. The runs go down the columns (column-major).
+function paintMask(layer, rle, rgba) {
+  const [height, width] = rle.size;
+  if (height !== layer.height || width !== layer.width) return;
+  const counts = typeof rle.counts === "string" ? rleCounts(rle.counts) : rle.counts;
+  let start = 0;
+  counts.forEach((run, r) => {
+    if (r % 2 === 1) {
+      for (let i = start; i < start + run && i < height * width; i++) {
+        const y = i % height;
+        const x = (i - y) / height;
+        layer.data.set(rgba, (y * width + x) * 4);
+      }
+    }
+    start += run;
+  });
+}
+
+// The instance masks of the detections that carry one, each in its box's colour, as a PNG
+// data URL of the image's own size (null when none has a mask); drawn translucent (style.css).
+function maskLayer(detections, width, height) {
+  const masked = detections.filter((found) => found.mask);
+  if (masked.length === 0) return null;
+  const layer = new ImageData(width, height);
+  for (const found of masked) paintMask(layer, found.mask, [...hexRgb(boxColour(found.class_index)), 255]);
+  const canvas = document.createElement("canvas");
+  canvas.width = width;
+  canvas.height = height;
+  canvas.getContext("2d").putImageData(layer, 0, 0);
+  return canvas.toDataURL("image/png");
+}
+
 function svgElement(name, attributes) {
   const element = document.createElementNS(SVG, name);
   for (const [key, value] of Object.entries(attributes)) element.setAttribute(key, String(value));
@@ -225,10 +289,16 @@ async function detect(model, file) {
   svg.dataset.height = height;
   const href = URL.createObjectURL(await preview.blob());
   svg.append(svgElement("image", { href, x: 0, y: 0, width, height, preserveAspectRatio: "none" }));
+  // instance masks (Mask R-CNN): one translucent layer over the image, under every box
+  const masks = maskLayer(result.detections, width, height);
+  if (masks) {
+    svg.append(svgElement("image", { class: "masks", href: masks, x: 0, y: 0, width, height, preserveAspectRatio: "none" }));
+  }
   const fontSize = Math.max(6, Math.round(Math.max(width, height) / 50));
   for (const found of result.detections) {
     const colour = boxColour(found.class_index);
     const group = svgElement("g", { class: "detection", "data-class": found.class });
+    if (found.mask) group.dataset.maskArea = found.mask_area_px;
     const rect = svgElement("rect", {
       class: "box",
       x: found.x1,
@@ -238,7 +308,8 @@ async function detect(model, file) {
       stroke: colour,
     });
     const title = svgElement("title", {});
-    title.textContent = `${found.class} ${found.score.toFixed(2)}`;
+    const area = found.mask ? `, mask ${found.mask_area_px} px` : "";
+    title.textContent = `${found.class} ${found.score.toFixed(2)}${area}`;
     rect.append(title);
     const label = svgElement("text", {
       x: found.x1 + 1,
