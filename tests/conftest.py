@@ -240,6 +240,20 @@ def small_npz(pneumonia_npz: Path, tmp_path_factory: pytest.TempPathFactory) -> 
 
 
 @pytest.fixture(scope="session")
+def tiny_detector() -> dict:
+    """``detection`` settings of a detector small enough to train a step in seconds on the
+    CPU (one dict for the session: extend it as ``{**tiny_detector, ...}``, never in place)."""
+    return {
+        "fpn_channels": 32,
+        "box_head_size": 32,
+        "proposals_train": 60,
+        "proposals_test": 30,
+        "roi_batch_size": 32,
+        "anchor_sizes": [8, 16, 32, 64, 128],
+    }
+
+
+@pytest.fixture(scope="session")
 def bccd_subset(shared_data: Path, tmp_path_factory: pytest.TempPathFactory):
     """``bccd_subset({"train": n, "val": n, "test": n})``: a Pascal VOC folder holding the
     first images of each official BCCD split (symbolic links to the real files)."""
@@ -264,7 +278,7 @@ def bccd_subset(shared_data: Path, tmp_path_factory: pytest.TempPathFactory):
 
 
 @pytest.fixture(scope="session")
-def cells_run(bccd_subset, tmp_path_factory: pytest.TempPathFactory) -> Path:
+def cells_run(bccd_subset, tmp_path_factory: pytest.TempPathFactory, tiny_detector: dict) -> Path:
     """A Faster R-CNN run named ``cells``: 1 epoch on 2 real BCCD blood smears (640 x 480
     JPEGs, worked on at 80 x 60), for plumbing tests of ``/v1/detect``, the web page and the
     detection SR, not accuracy."""
@@ -286,14 +300,7 @@ def cells_run(bccd_subset, tmp_path_factory: pytest.TempPathFactory) -> Path:
             {"name": "fit_size", "min_size": 60, "max_size": 80},
         ],
         "model": {"name": "faster_rcnn", "backbone": "resnet18"},
-        "detection": {
-            "fpn_channels": 32,
-            "box_head_size": 32,
-            "proposals_train": 60,
-            "proposals_test": 30,
-            "roi_batch_size": 32,
-            "anchor_sizes": [8, 16, 32, 64, 128],
-        },
+        "detection": tiny_detector,
         "train": {"epochs": 1, "batch_size": 2, "lr": 0.001, "warmup_epochs": 0},
         "evaluate": {"n_bootstrap": 0},
     }
@@ -318,7 +325,9 @@ def wbc_test_image(wbc_cells: Path) -> np.ndarray:
 
 
 @pytest.fixture(scope="session")
-def wbc_mask_run(wbc_cells: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+def wbc_mask_run(
+    wbc_cells: Path, tmp_path_factory: pytest.TempPathFactory, tiny_detector: dict
+) -> Path:
     """A Mask R-CNN run named ``wbc``: 1 epoch on 8 real white blood cell images (about
     120 x 120 px), each cell (cytoplasm and nucleus) one instance, for plumbing tests of masks
     in ``/v1/detect``, the web page and the detection SR, not accuracy. Its findings are
@@ -372,12 +381,7 @@ def wbc_mask_run(wbc_cells: Path, tmp_path_factory: pytest.TempPathFactory) -> P
         "preprocess": [{"name": "fixed_scale", "divisor": 255}],
         "model": {"name": "mask_rcnn", "backbone": "resnet18"},
         "detection": {
-            "fpn_channels": 32,
-            "box_head_size": 32,
-            "proposals_train": 60,
-            "proposals_test": 30,
-            "roi_batch_size": 32,
-            "anchor_sizes": [8, 16, 32, 64, 128],
+            **tiny_detector,
             "max_detections": 3,
             "threshold": "fixed",
             "fixed_threshold": 0.05,

@@ -126,9 +126,10 @@ def _outline(box: tuple[float, float, float, float]) -> np.ndarray:
 
 
 def _secondary_capture(
-    pixels: np.ndarray, pixel_spacing: tuple[float, float] | None = None
+    pixels: np.ndarray, pixel_spacing: tuple[float, float] | None = None, **patient: str
 ) -> hd.sc.SCImage:
-    """RGB uint8 ``(H, W, 3)`` pixels as a Secondary Capture in a study of its own."""
+    """RGB uint8 ``(H, W, 3)`` pixels as a Secondary Capture in a study of its own;
+    ``patient``: more highdicom arguments (``patient_name``, ``study_date``...)."""
     return hd.sc.SCImage(
         pixel_array=pixels,
         photometric_interpretation="RGB",
@@ -140,9 +141,8 @@ def _secondary_capture(
         series_number=1,
         sop_instance_uid=hd.UID(),
         instance_number=1,
-        manufacturer="medlens tests",
-        patient_id="S-1",
         pixel_spacing=pixel_spacing,
+        **{"manufacturer": "medlens tests", "patient_id": "S-1", **patient},
     )
 
 
@@ -159,17 +159,8 @@ def smear_dicom(shared_data: Path) -> bytes:
     source = shared_data / "bccd_blood_cells" / "BCCD"
     image_id = (source / "ImageSets" / "Main" / "test.txt").read_text().split()[-1]
     pixels = np.asarray(PIL.Image.open(source / "JPEGImages" / f"{image_id}.jpg").convert("RGB"))
-    image = hd.sc.SCImage(
-        pixel_array=pixels,
-        photometric_interpretation="RGB",
-        bits_allocated=8,
-        coordinate_system="PATIENT",
-        patient_orientation=("L", "F"),
-        study_instance_uid=hd.UID(),
-        series_instance_uid=hd.UID(),
-        series_number=1,
-        sop_instance_uid=hd.UID(),
-        instance_number=1,
+    image = _secondary_capture(
+        pixels,
         manufacturer="BCCD",
         patient_id="B-1",
         patient_name="Smear^Test",

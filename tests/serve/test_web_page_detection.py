@@ -35,26 +35,34 @@ def service_url(cells_run: Path, live_service) -> Iterator[str]:
         yield url
 
 
-def test_a_blood_smear_gets_its_boxes_drawn_and_counted(
-    browser, service_url: str, shared_data: Path, tmp_path: Path, save_screenshot
-):
+def _detect_and_show(browser, url: str, image: Path) -> dict:
+    """The service's answer for ``image`` (at least one detection), then the page at ``url``
+    with the same image uploaded and its detection panel shown."""
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support import expected_conditions as ec
     from selenium.webdriver.support.ui import WebDriverWait
 
+    answer = httpx.post(
+        f"{url}/v1/detect", files={"file": (image.name, image.read_bytes())}, timeout=60
+    ).json()
+    assert answer["detections"], f"the tiny run finds nothing in {image.name}: pick another"
+    browser.get(url)
+    wait = WebDriverWait(browser, WAIT_S)
+    wait.until(lambda d: len(d.find_elements(By.CSS_SELECTOR, "#model option")) == 1)
+    browser.find_element(By.ID, "file").send_keys(str(image))
+    wait.until(ec.visibility_of_element_located((By.ID, "detection")))
+    return answer
+
+
+def test_a_blood_smear_gets_its_boxes_drawn_and_counted(
+    browser, service_url: str, shared_data: Path, tmp_path: Path, save_screenshot
+):
+    from selenium.webdriver.common.by import By
+
     source = shared_data / "bccd_blood_cells" / "BCCD"
     image_id = (source / "ImageSets" / "Main" / "test.txt").read_text().split()[-1]
     smear = source / "JPEGImages" / f"{image_id}.jpg"
-    answer = httpx.post(
-        f"{service_url}/v1/detect", files={"file": ("smear.jpg", smear.read_bytes())}, timeout=60
-    ).json()
-    assert answer["detections"], "the tiny run finds nothing on this smear: pick another"
-
-    browser.get(service_url)
-    wait = WebDriverWait(browser, WAIT_S)
-    wait.until(lambda d: len(d.find_elements(By.CSS_SELECTOR, "#model option")) == 1)
-    browser.find_element(By.ID, "file").send_keys(str(smear))
-    wait.until(ec.visibility_of_element_located((By.ID, "detection")))
+    answer = _detect_and_show(browser, service_url, smear)
 
     # one box per finding, where the service puts it, in its class's colour
     drawn = browser.execute_script(
@@ -113,25 +121,14 @@ def test_instance_masks_are_painted_translucent_under_their_boxes(
     save_screenshot,
 ):
     from selenium.webdriver.common.by import By
-    from selenium.webdriver.support import expected_conditions as ec
-    from selenium.webdriver.support.ui import WebDriverWait
 
     image = tmp_path / "wbc.png"
     image.write_bytes(png_bytes(wbc_test_image))
     height, width = wbc_test_image.shape[:2]
-    answer = httpx.post(
-        f"{masks_url}/v1/detect", files={"file": ("wbc.png", image.read_bytes())}, timeout=60
-    ).json()
-    assert answer["detections"], "the tiny mask run finds nothing on this cell: pick another"
+    answer = _detect_and_show(browser, masks_url, image)
     masks = [decode_rle(found["mask"], "answer") for found in answer["detections"]]
     union = np.logical_or.reduce(masks)
     assert union.any()
-
-    browser.get(masks_url)
-    wait = WebDriverWait(browser, WAIT_S)
-    wait.until(lambda d: len(d.find_elements(By.CSS_SELECTOR, "#model option")) == 1)
-    browser.find_element(By.ID, "file").send_keys(str(image))
-    wait.until(ec.visibility_of_element_located((By.ID, "detection")))
 
     # one mask layer, between the image and the boxes, in each box's colour where the masks are
     order = browser.execute_script(

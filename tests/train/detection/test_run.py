@@ -19,17 +19,8 @@ from medlens.tasks import check_config
 
 torch.set_num_threads(1)
 
-TINY = {
-    "fpn_channels": 32,
-    "box_head_size": 32,
-    "proposals_train": 60,
-    "proposals_test": 30,
-    "roi_batch_size": 32,
-    "anchor_sizes": [8, 16, 32, 64, 128],
-}
 
-
-def _config(data_path: Path, out: Path, **changes) -> dict:
+def _config(data_path: Path, out: Path, detection: dict, **changes) -> dict:
     cfg = {
         "name": "bccd",
         "task": "detection",
@@ -41,7 +32,7 @@ def _config(data_path: Path, out: Path, **changes) -> dict:
         ],
         "augment": [{"name": "random_flip", "axes": [0, 1]}, {"name": "random_scale", "p": 0.5}],
         "model": {"name": "faster_rcnn", "backbone": "resnet18"},
-        "detection": TINY,
+        "detection": detection,
         "train": {"epochs": 1, "batch_size": 2, "lr": 0.001, "warmup_epochs": 0},
         "evaluate": {"n_bootstrap": 5},
     }
@@ -51,10 +42,12 @@ def _config(data_path: Path, out: Path, **changes) -> dict:
 
 
 @pytest.fixture(scope="module")
-def bccd_run(bccd_subset, tmp_path_factory) -> Path:
+def bccd_run(bccd_subset, tmp_path_factory, tiny_detector: dict) -> Path:
     data = bccd_subset({"train": 3, "val": 2, "test": 2})
     out = tmp_path_factory.mktemp("runs")
-    return train_and_report(check_config(parse_config(_config(data, out))), progress=False)
+    return train_and_report(
+        check_config(parse_config(_config(data, out, tiny_detector))), progress=False
+    )
 
 
 def test_the_run_folder(bccd_run: Path) -> None:
@@ -137,11 +130,12 @@ def _masks_set(root: Path, png_bytes) -> Path:
     return path
 
 
-def test_mask_rcnn_end_to_end(tmp_path: Path, png_bytes) -> None:
+def test_mask_rcnn_end_to_end(tmp_path: Path, png_bytes, tiny_detector: dict) -> None:
     data = _masks_set(tmp_path / "data", png_bytes)
     cfg = _config(
         data,
         tmp_path / "runs",
+        tiny_detector,
         name="masks",
         preprocess=[{"name": "fixed_scale", "divisor": 255}],
         augment=[{"name": "random_rotate90", "p": 0.5}],
@@ -157,18 +151,22 @@ def test_mask_rcnn_end_to_end(tmp_path: Path, png_bytes) -> None:
 
 
 def test_bad_input_stops_the_run_before_anything_is_written(
-    bccd_subset, tmp_path: Path, png_bytes
+    bccd_subset, tmp_path: Path, png_bytes, tiny_detector: dict
 ) -> None:
     data = bccd_subset({"train": 2, "val": 1, "test": 1})
     runs = tmp_path / "runs"
-    wrong = _config(data, runs, data={"class_names": ["RBC", "WBC", "Platelets", "Lymphocyte"]})
+    wrong = _config(
+        data, runs, tiny_detector, data={"class_names": ["RBC", "WBC", "Platelets", "Lymphocyte"]}
+    )
     with pytest.raises(ConfigError, match="Lymphocyte has no object"):
         train_and_report(check_config(parse_config(wrong)), progress=False)
-    boxes_only = _config(data, runs, model={"name": "mask_rcnn"})
+    boxes_only = _config(data, runs, tiny_detector, model={"name": "mask_rcnn"})
     with pytest.raises(ConfigError, match="learns instance masks"):
         train_and_report(check_config(parse_config(boxes_only)), progress=False)
     table = tmp_path / "boxes.csv"
     table.write_text("path,x1,y1,x2,y2,label\nmissing.png,1,1,5,5,cell\n")
     with pytest.raises(InputError, match="missing.png, which does not exist"):
-        train_and_report(check_config(parse_config(_config(table, runs))), progress=False)
+        train_and_report(
+            check_config(parse_config(_config(table, runs, tiny_detector))), progress=False
+        )
     assert not runs.exists() or not any(runs.iterdir())
