@@ -1053,8 +1053,10 @@ QUICK_PYDICOM = ("MR_truncated.dcm", "no_meta.dcm", "ExplVR_LitEndNoMeta.dcm")
 def is_legacy_data_set(path: Path) -> bool:
     """A data set written without the Part 10 preamble and file meta (as before 1993), that
     pydicom reads fully with ``force=True``, that names its SOP Class and SOP Instance and
-    holds no pixel data: complete, merely old. De-identification is the right answer to
-    such a file (the image paths still refuse it: it holds no image)."""
+    holds no pixel data: complete, merely old (without file meta the encoding is inferred,
+    which every element decoding confirms for a header; pixel data could still be misread,
+    so image-bearing files stay ``refuse``). De-identification is the right answer to such a
+    file (the image paths still refuse it: it holds no image)."""
     import pydicom
 
     try:
