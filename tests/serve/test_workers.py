@@ -1,72 +1,90 @@
-"""The worker pool's slots: first come, first served, and a waiter that gives up never
-keeps or loses a slot (serve/workers.py)."""
+"""The worker pool: jobs start in the order they came, a job cancelled before it starts
+never runs, and no more than ``size`` threads ever work (serve/workers.py)."""
 
 from __future__ import annotations
 
 import asyncio
 import threading
+import time
+from pathlib import Path
 
-import pytest
-
-from medlens.serve.workers import WorkerPool
+from medlens.serve.workers import Job, WorkerPool
 
 
-def test_waiters_get_slots_in_arrival_order() -> None:
-    """The oldest waiter gets the freed slot, even when newer ones arrived just before the
-    release (issue 13's soak: polling let newcomers overtake, p95 184 ms)."""
+def _job(tmp_path: Path, name: str, fn) -> Job:
+    work = tmp_path / name
+    work.mkdir()
+    return Job(work, fn)
 
-    async def scenario() -> list[int]:
+
+def test_jobs_start_in_the_order_they_came(tmp_path: Path) -> None:
+    """The oldest queued job starts first when a worker frees (issue 13's soak: waiters that
+    polled for a slot let newcomers overtake, max latency 3 s)."""
+    started: list[int] = []
+    gate = threading.Event()
+
+    def work(k: int):
+        def fn(checkpoint) -> int:
+            started.append(k)
+            if k == 0:
+                gate.wait(5)
+            return k
+
+        return fn
+
+    async def scenario() -> list[int | None]:
         pool = WorkerPool(1)
-        await pool.acquire()  # the slot is busy
-        order: list[int] = []
+        first = asyncio.create_task(pool.run(_job(tmp_path, "j0", work(0))))
+        await asyncio.sleep(0.05)  # job 0 holds the only worker
+        rest = [asyncio.create_task(pool.run(_job(tmp_path, f"j{k}", work(k)))) for k in (1, 2, 3)]
+        await asyncio.sleep(0.05)
+        gate.set()
+        return list(await asyncio.gather(first, *rest))
 
-        async def waiter(k: int) -> None:
-            await pool.acquire()
-            order.append(k)
-            await asyncio.sleep(0.005)
-            pool.release()
-
-        tasks = [asyncio.create_task(waiter(0))]
-        await asyncio.sleep(0.3)  # the first waiter has waited long
-        tasks += [asyncio.create_task(waiter(k)) for k in (1, 2)]
-        await asyncio.sleep(0.01)
-        assert pool.waiting == 3
-        threading.Thread(target=pool.release).start()  # as a worker thread gives it back
-        await asyncio.gather(*tasks)
-        return order
-
-    assert asyncio.run(scenario()) == [0, 1, 2]
+    assert asyncio.run(scenario()) == [0, 1, 2, 3]
+    assert started == [0, 1, 2, 3]
+    assert not any(tmp_path.iterdir())  # every job removed its folder
 
 
-def test_a_waiter_that_times_out_takes_no_slot() -> None:
+def test_a_job_cancelled_while_queued_never_runs_and_threads_stay_bounded(
+    tmp_path: Path,
+) -> None:
+    ran: list[str] = []
+    busy = threading.Event()
+    peak = [0]
+    active = [0]
+    lock = threading.Lock()
+
+    def work(name: str, hold: float):
+        def fn(checkpoint) -> str:
+            with lock:
+                active[0] += 1
+                peak[0] = max(peak[0], active[0])
+            ran.append(name)
+            busy.wait(hold)
+            with lock:
+                active[0] -= 1
+            return name
+
+        return fn
+
     async def scenario() -> None:
-        pool = WorkerPool(1)
-        await pool.acquire()
-        with pytest.raises(TimeoutError):
-            await asyncio.wait_for(pool.acquire(), 0.05)
-        assert pool.waiting == 0
-        pool.release()
-        await asyncio.wait_for(pool.acquire(), 0.5)  # the slot is free again, not lost
-        pool.release()
+        pool = WorkerPool(2)
+        holders = [
+            asyncio.create_task(pool.run(_job(tmp_path, f"h{k}", work(f"h{k}", 5.0))))
+            for k in range(2)
+        ]
+        queued = _job(tmp_path, "late", work("late", 0.0))
+        waiting = asyncio.create_task(pool.run(queued))
+        await asyncio.sleep(0.05)
+        assert queued.cancel()  # still queued: it never will run
+        waiting.cancel()
+        busy.set()
+        await asyncio.gather(*holders)
+        await asyncio.sleep(0.05)
+        pool.shutdown()
 
+    started = time.monotonic()
     asyncio.run(scenario())
-
-
-def test_a_slot_handed_to_a_cancelled_waiter_passes_to_the_next() -> None:
-    async def scenario() -> None:
-        pool = WorkerPool(1)
-        await pool.acquire()
-        first = asyncio.create_task(pool.acquire())
-        second = asyncio.create_task(pool.acquire())
-        await asyncio.sleep(0.01)
-        pool.release()  # hands the slot to ``first``...
-        first.cancel()  # ...which gives up before it wakes
-        with pytest.raises(asyncio.CancelledError):
-            await first
-        await asyncio.wait_for(second, 0.5)
-        assert pool.waiting == 0
-        pool.release()
-        with pytest.raises(ValueError, match="never taken"):
-            pool.release()
-
-    asyncio.run(scenario())
+    assert "late" not in ran and sorted(ran) == ["h0", "h1"]
+    assert peak[0] == 2 and time.monotonic() - started < 5

@@ -315,25 +315,22 @@ async def _with_upload(request: Request, work_fn: Callable[[Upload, Path, Checkp
     """Receive the upload into a private folder, then, on a worker thread, read it and run
     ``work_fn(upload, folder, checkpoint)``, all within the time limit.
 
-    The request waits for a free worker (``WorkerPool``) within its time limit: 503 when
-    none frees in time. A request over the limit is answered 504 and its job cancelled: it
-    stops at its next checkpoint, holding its worker until then. The folder is removed when
-    the work ends (by the worker itself when it had started)."""
+    The job waits in the worker pool's queue (``WorkerPool``) within the request's time
+    limit: 503 when no worker took it in time. A request over the limit whose job had started
+    is answered 504 and its job cancelled: it stops at its next checkpoint, holding its worker
+    until then. The folder is removed when the work ends (by the worker itself when it had
+    started)."""
     limits = request.app.state.limits
     workers: WorkerPool = request.app.state.workers
     work = Path(tempfile.mkdtemp(dir=request.app.state.workspace))
     job: Job[T] | None = None
-    stage = "upload"
     try:
         with anyio.fail_after(limits["timeout_s"]):
             raw = await receive_upload(request, work, limits["max_bytes"])
             job = Job(work, functools.partial(_process, raw, limits, work, work_fn))
-            stage = "waiting"
-            await workers.acquire()
-            stage = "working"
             result = await workers.run(job)
     except TimeoutError:
-        if stage == "waiting":
+        if job is not None and job.cancel():  # queued, and no worker took it in time
             raise ServiceError(
                 503, "every worker is busy; retry later", {"Retry-After": "5"}
             ) from None
@@ -341,7 +338,9 @@ async def _with_upload(request: Request, work_fn: Callable[[Upload, Path, Checkp
             504, f"the request took longer than the limit of {limits['timeout_s']:g} s"
         ) from None
     finally:
-        if job is None or job.cancel():  # cancel(): True when the job never started
+        # cancel(): True when the job had not started (it never will); the worker removes
+        # the folder of a job it ran
+        if job is None or job.cancel() or job.state == "abandoned":
             shutil.rmtree(work, ignore_errors=True)
     return result  # type: ignore[return-value]  # None only for an abandoned job
 

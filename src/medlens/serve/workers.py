@@ -1,16 +1,15 @@
 """Where requests decode and infer: a bounded pool of threads, and jobs that can be cancelled.
 
-Decoding an upload and running a model are CPU- and memory-heavy, so at most ``size``
-requests do that work at once, each on one of ``size`` threads. A request takes a slot
-before its job is handed to a thread, and the slot is given back when the job's thread has
-finished with it, not when the request stops waiting. A request that times out (504) sets
-its job's cancel flag; the job stops at its next checkpoint (between reading, inference,
-explanation and writing) but keeps its slot until then. Retries of a slow request therefore
-queue for a slot (and get 503 when none frees within their own time limit) instead of
-stacking up threads: the number of threads doing work never exceeds ``size``.
-
-Waiting requests are served first come, first served: a freed slot is handed to the oldest
-waiter at once (no polling), so under load the wait is the queue ahead, not luck.
+Decoding an upload and running a model are CPU- and memory-heavy, so at most ``size`` jobs
+do that work at once, each on one of ``size`` threads. A request hands its job to the pool
+at once; jobs wait in the pool's queue and start in the order they came (first come, first
+served), each on the first thread that frees: a thread that finishes a job takes the next
+one itself, with no round trip through the event loop. A request that gives up (its time
+limit) cancels its job: a job still queued never runs (the request answers 503: every
+worker was busy), a running one stops at its next checkpoint (between reading, inference,
+explanation and writing; the request answers 504) and keeps its thread until then. Retries
+of a slow request therefore queue instead of stacking up threads: the number of threads
+doing work never exceeds ``size``.
 """
 
 from __future__ import annotations
@@ -19,9 +18,8 @@ import asyncio
 import itertools
 import shutil
 import threading
-from collections import deque
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Generic, TypeVar
 
@@ -82,19 +80,13 @@ class Job(Generic[T]):
             return False
 
 
-def _grant(waiter: asyncio.Future[None]) -> None:
-    """Wake a waiter with its slot (on its event loop); one cancelled meanwhile has already
-    been told, and its ``acquire`` passes the slot on."""
-    if not waiter.done():
-        waiter.set_result(None)
-
-
 class WorkerPool:
-    """``size`` slots and ``size`` threads, created on demand and named
-    ``<thread_prefix>_<n>`` (``thread_prefix`` is ``THREAD_PREFIX-<pool number>``).
+    """``size`` threads, created on demand and named ``<thread_prefix>_<n>``
+    (``thread_prefix`` is ``THREAD_PREFIX-<pool number>``), fed from one first-in,
+    first-out queue.
 
     Args:
-        size: the most requests that decode and infer at once (at least 1).
+        size: the most jobs that run at once (at least 1).
     """
 
     def __init__(self, size: int = DEFAULT_CONCURRENT) -> None:
@@ -102,72 +94,14 @@ class WorkerPool:
             raise ValueError("a worker pool needs at least one thread")
         self.size = size
         self.thread_prefix = f"{THREAD_PREFIX}-{next(_POOLS)}"
-        self._free = size
-        self._waiters: deque[tuple[asyncio.AbstractEventLoop, asyncio.Future[None]]] = deque()
         self._executor: ThreadPoolExecutor | None = None
         self._lock = threading.Lock()
 
-    async def acquire(self) -> None:
-        """Wait for a free slot, behind the requests already waiting (first come, first
-        served); the caller's cancel scope bounds the wait. A waiter cancelled after a slot
-        was handed to it passes the slot on."""
-        loop = asyncio.get_running_loop()
-        with self._lock:
-            if self._free > 0 and not self._waiters:
-                self._free -= 1
-                return
-            waiter: asyncio.Future[None] = loop.create_future()
-            self._waiters.append((loop, waiter))
-        try:
-            await waiter
-        except BaseException:
-            with self._lock:
-                try:
-                    self._waiters.remove((loop, waiter))
-                    handed = False
-                except ValueError:  # release() popped it: the slot is this waiter's
-                    handed = True
-            if handed:
-                self.release()
-            raise
-
-    def release(self) -> None:
-        """Give back a slot (from any thread): to the oldest waiter, else to the pool.
-
-        Raises:
-            ValueError: more slots given back than taken.
-        """
-        with self._lock:
-            if self._waiters:
-                loop, waiter = self._waiters.popleft()
-                loop.call_soon_threadsafe(_grant, waiter)
-                return
-            if self._free >= self.size:
-                raise ValueError("a worker slot was given back that was never taken")
-            self._free += 1
-
-    @property
-    def waiting(self) -> int:
-        """Requests waiting for a slot now."""
-        with self._lock:
-            return len(self._waiters)
-
     async def run(self, job: Job[T]) -> T | None:
-        """Run ``job`` on a pool thread in the slot the caller acquired, and wait for it.
-
-        The slot is released when the thread is done with the job (or when a job that never
-        started is cancelled), whatever happens to the waiting request.
-        """
-        try:
-            future = self._pool().submit(job.run)
-        except BaseException:
-            self.release()
-            raise
-        future.add_done_callback(self._done)
-        return await asyncio.wrap_future(future)
-
-    def _done(self, _: Future) -> None:
-        self.release()
+        """Queue ``job`` behind the jobs already waiting and wait for its result (None for a
+        job cancelled before it started). Giving up the wait does not stop the job: cancel
+        it (``Job.cancel``)."""
+        return await asyncio.wrap_future(self._pool().submit(job.run))
 
     def _pool(self) -> ThreadPoolExecutor:
         with self._lock:
