@@ -200,7 +200,7 @@ function hexRgb(colour) {
 
 // pycocotools' compressed RLE string (rleFrString) -> the run lengths, zeros first. Each count
 // is 6-bit characters (value + 48), 5 bits of payload each, least significant first, 0x20 set
-// on every character but the last, whose 0x10 is the sign; from the third count on, each is
+// on every character but the last, whose 0x10 is the sign; from the fourth count on, each is
 // the difference to the count two places before. Plain arithmetic, not bit shifts: a count
 // may be wider than JavaScript's 32-bit shifts.
 function rleCounts(text) {
