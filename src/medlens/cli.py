@@ -144,7 +144,11 @@ def evaluate(
     detections.csv against box annotations (--pred FILE --ref ANNOTATIONS): COCO AP, FROC,
     F1 and counts with CIs, written as metrics.json + counts.csv."""
     from medlens.commands.evaluate import evaluate_command
+    from medlens.commands.pipeline import evaluate_pipeline_command, is_pipeline_run
 
+    if run_dir is not None and is_pipeline_run(run_dir):
+        typer.echo(evaluate_pipeline_command(run_dir))
+        return
     typer.echo(
         evaluate_command(
             run_dir,
@@ -655,14 +659,25 @@ def ensemble(
 @app.command()
 def cv(
     config: Annotated[Path, typer.Argument(help="Run config (YAML): deep, classical or hybrid.")],
-    folds: Annotated[int, typer.Option(min=2)] = 5,
+    folds: Annotated[
+        int | None, typer.Option(min=2, help="Default 5 (a pipeline: its data.folds).")
+    ] = None,
     out: Annotated[Path | None, typer.Option(help="Default <output_dir>/<name>-cv.")] = None,
     overwrite: Annotated[bool, typer.Option()] = False,
+    quiet: Annotated[bool, typer.Option(help="No progress bars.")] = False,
 ) -> None:
-    """Patient-aware stratified k-fold cross-validation of a config: mean ± sd of every metric."""
+    """Patient-aware stratified k-fold cross-validation of a config: mean ± sd of every metric.
+    A pipeline config (kind: pipeline) runs each outer fold with its stages cross-fitted."""
     from medlens.commands.cv import cross_validate
+    from medlens.pipeline.config import is_pipeline_file
 
-    result = cross_validate(config, folds, out, overwrite=overwrite)
+    if is_pipeline_file(config):
+        from medlens.commands.pipeline import cv_pipeline_command
+
+        result = cv_pipeline_command(config, folds, out, overwrite, progress=not quiet)
+        typer.echo(f"cross-validation written to {result}")
+        return
+    result = cross_validate(config, folds or 5, out, overwrite=overwrite, progress=not quiet)
     typer.echo(f"cross-validation written to {result}")
 
 

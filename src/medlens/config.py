@@ -524,6 +524,16 @@ def read_config(path: str | Path, overrides: dict[str, Any] | None = None) -> Ru
     Relative paths inside the file (data.path, model.init) resolve against the working
     directory, as a user typing them on the command line would expect.
     """
+    return parse_config(read_config_mapping(path, overrides), source=path, base_dir=Path.cwd())
+
+
+def read_config_mapping(path: str | Path, overrides: dict[str, Any] | None = None) -> Any:
+    """The YAML of ``path`` with dotted overrides merged in, not yet validated.
+
+    Raises:
+        ConfigError: a missing or unreadable file, invalid YAML, or an override inside a value
+            that is not a mapping.
+    """
     path = Path(path)
     if not path.is_file():
         reason = "is a folder, not a config file" if path.is_dir() else "config file not found"
@@ -552,4 +562,4 @@ def read_config(path: str | Path, overrides: dict[str, Any] | None = None) -> Ru
                 )
             node = child
         node[leaf] = value
-    return parse_config(raw, source=path, base_dir=Path.cwd())
+    return raw

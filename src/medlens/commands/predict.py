@@ -206,6 +206,13 @@ def predict_command(run_dir: Path, inputs: Sequence[Path], options: PredictOptio
         ConfigError: an option that does not apply to the run's task, or a bad value.
         InputError: an unusable run folder or input.
     """
+    from medlens.commands.pipeline import is_pipeline_run, predict_pipeline_command
+
+    if is_pipeline_run(run_dir):
+        extra = [n for n in options.given() if n != "quiet"]
+        if extra:
+            raise ConfigError(f"--{extra[0].replace('_', '-')}", "does not apply to a pipeline run")
+        return predict_pipeline_command(run_dir, inputs, options.out)
     task = read_run_task(run_dir)
     check_options(task, options, run_dir)
     return PREDICTORS[task.name](run_dir, inputs, options)

@@ -1,0 +1,71 @@
+"""What a pipeline config is checked for before any network trains: every region a stage
+names exists in the masks, and every stage's run fragment is a valid run of its stage's task
+(a segment stage's model is a segmenter, a classify stage's a classifier...)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from medlens.pipeline.cells import CellSet
+from medlens.pipeline.config import (
+    ClassifyStage,
+    CropStage,
+    DetectStage,
+    FeaturesStage,
+    PipelineConfig,
+    SegmentStage,
+)
+from medlens.pipeline.context import child_config
+
+_PLACEHOLDER = Path("pipeline-stage-data")
+
+
+def check_stages(config: PipelineConfig, cells: CellSet) -> None:
+    """Refuse a config whose stages cannot run on ``cells``.
+
+    Raises:
+        ConfigError: keyed ``stages.<stage>...``: a region the masks lack, or a run fragment
+            for another task (a classifier in a segment stage) or failing the run schema.
+    """
+    for stage in config.stages:
+        if isinstance(stage, FeaturesStage):
+            for name, parts in stage.regions.items():
+                for part in parts:
+                    cells.region_label(part, f"stages.{stage.name}.regions.{name}")
+        elif isinstance(stage, CropStage | DetectStage) and stage.regions:
+            for part in stage.regions:
+                cells.region_label(part, f"stages.{stage.name}.regions")
+        if isinstance(stage, SegmentStage) and stage.source == "model":
+            data = {"format": "segmentation", "layout": "folder", "path": str(_PLACEHOLDER),
+                    "class_names": ["background", *cells.regions]}  # fmt: skip
+            child_config(stage.name, stage.run, "segmentation", data, "check", _PLACEHOLDER, 0)
+        elif isinstance(stage, DetectStage) and stage.source == "model":
+            data = {"format": "boxes", "layout": "instance_masks", "path": str(_PLACEHOLDER)}
+            child_config(stage.name, stage.run, "detection", data, "check", _PLACEHOLDER, 0)
+        elif isinstance(stage, ClassifyStage):
+            _check_classifier(stage, config, cells)
+
+
+def _check_classifier(stage: ClassifyStage, config: PipelineConfig, cells: CellSet) -> None:
+    from medlens.errors import ConfigError, MedlensError
+
+    kinds = {s.name: s.kind for s in config.stages}
+    if stage.input == "image" or kinds.get(stage.input) == "crop":
+        if stage.estimator is not None or stage.selector is not None:
+            raise ConfigError(
+                f"stages.{stage.name}.estimator",
+                "an estimator classifies a features stage; images and crops take a CNN (run)",
+            )
+        data = {"format": "csv", "path": str(_PLACEHOLDER), "class_names": list(cells.class_names)}
+        child_config(stage.name, stage.run, "classification", data, "check", _PLACEHOLDER, 0)
+        return
+    if stage.run:
+        raise ConfigError(
+            f"stages.{stage.name}.run", "a features stage is classified by an estimator, not a CNN"
+        )
+    from medlens.pipeline.stages.classify import estimator_pipeline
+
+    try:
+        estimator_pipeline(stage, 0)
+    except MedlensError as exc:
+        raise ConfigError(f"stages.{stage.name}.estimator", str(exc)) from None

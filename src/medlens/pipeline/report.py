@@ -1,0 +1,183 @@
+"""``report.html`` of a pipeline run: which masks fed the later stages, each stage's figures,
+example test cases through every stage, and where the errors come from."""
+
+from __future__ import annotations
+
+import html
+import io
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from medlens.io_utils import write_atomic
+from medlens.pipeline.config import PipelineConfig
+from medlens.pipeline.context import StageContext
+from medlens.pipeline.flow import Outputs
+from medlens.run_folder.files import read_json
+
+REPORT = "report.html"
+
+_STYLE = """
+body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;color:#222}
+table{border-collapse:collapse;margin:.5em 0 1.5em}td,th{border:1px solid #ccc;padding:3px 8px;
+text-align:right}th{background:#f3f3f3}td:first-child,th:first-child{text-align:left}
+.note{background:#fff8e1;padding:.6em 1em;border-left:4px solid #f0b400}
+"""
+
+
+def _e(value: Any) -> str:
+    return html.escape(str(value))
+
+
+def _fmt(entry: dict[str, Any]) -> str:
+    value, low, high = entry["value"], entry["ci_low"], entry["ci_high"]
+    if low is None or not np.isfinite(low):
+        return f"{value:.3f}"
+    return f"{value:.3f} ({low:.3f}–{high:.3f})"
+
+
+def _table(header: list[str], rows: list[list[Any]]) -> str:
+    head = "".join(f"<th>{_e(h)}</th>" for h in header)
+    body = "".join("<tr>" + "".join(f"<td>{_e(c)}</td>" for c in r) + "</tr>" for r in rows)
+    return f"<table><tr>{head}</tr>{body}</table>"
+
+
+def _class_section(title: str, m: dict[str, Any]) -> str:
+    names = m["class_names"]
+    rows = [[k.replace("_", " "), _fmt(m[k])] for k in ("balanced_accuracy", "f1", "accuracy")]
+    per = [
+        [n, f"{s['precision']:.3f}", f"{s['recall']:.3f}", f"{s['f1']:.3f}", s["support"]]
+        for n, s in m["per_class"].items()
+    ]
+    confusion = [[names[i], *row] for i, row in enumerate(m["confusion"])]
+    return (
+        f"<h3>{_e(title)} (n = {m['n']}; 95% bootstrap CI)</h3>"
+        + _table(["metric", "value (CI)"], rows)
+        + _table(["class", "precision", "recall", "F1", "cases"], per)
+        + "<p>Confusion matrix: rows are the reference classes, columns the predicted ones. "
+        "The dataset's type labels may hold errors; look at the off-diagonal cells.</p>"
+        + _table(["reference \\ predicted", *names], confusion)
+    )
+
+
+def _examples_figure(ctx: StageContext, config: PipelineConfig, tested: Outputs) -> str:
+    """A PNG (data URI) of the first test cases through every stage."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from medlens.report.rendering import png_data_uri
+
+    n = min(config.examples, len(tested.cases))
+    if n == 0 or tested.probabilities is None:
+        return ""
+    panels = ["image", *tested.maps, *tested.crops]
+    fig, axes = plt.subplots(n, len(panels), figsize=(2.2 * len(panels), 2.2 * n), squeeze=False)
+    names = ctx.cells.class_names
+    for row, case in enumerate(tested.cases[:n]):
+        image = ctx.image(case).array
+        shown = np.moveaxis(image, 0, -1) if image.shape[0] == 3 else image[0]
+        scale = 255.0 if image.max() > 1 else 1.0
+        for col, panel in enumerate(panels):
+            ax = axes[row][col]
+            ax.axis("off")
+            if panel == "image":
+                ax.imshow(np.clip(shown / scale, 0, 1), cmap="gray")
+                pred = names[int(tested.probabilities[row].argmax())]
+                ax.set_title(f"{case.case_id}\ntruth {names[case.label]}\npred {pred}", fontsize=7)
+            elif panel in tested.maps:
+                ax.imshow(np.clip(shown / scale, 0, 1), cmap="gray")
+                labels = tested.maps[panel][case.case_id]
+                ax.imshow(
+                    np.ma.masked_equal(labels, 0),
+                    cmap="autumn",
+                    alpha=0.45,
+                    vmin=0,
+                    vmax=max(1, labels.max()),
+                )
+                ax.set_title(f"{panel} (predicted)", fontsize=7)
+            else:
+                crop = tested.crops[panel][case.case_id]
+                c = crop.image.array
+                ax.imshow(
+                    np.clip((np.moveaxis(c, 0, -1) if c.shape[0] == 3 else c[0]) / scale, 0, 1),
+                    cmap="gray",
+                )
+                ax.set_title(f"{panel}{' (whole image)' if crop.whole_image else ''}", fontsize=7)
+    fig.tight_layout()
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=80)
+    plt.close(fig)
+    return f'<img alt="example cases" src="{png_data_uri(buffer.getvalue())}">'
+
+
+def write_pipeline_report(
+    run_dir: Path, config: PipelineConfig, ctx: StageContext, tested: Outputs
+) -> Path:
+    """Write ``report.html`` from ``metrics.json`` and the test cases' outputs."""
+    metrics = read_json(run_dir / "metrics.json", required=True)
+    parts = [
+        f"<!doctype html><meta charset='utf-8'><title>{_e(config.name)}</title>"
+        f"<style>{_STYLE}</style><h1>Pipeline {_e(config.name)}</h1>",
+        f"<p>Data: {_e(config.data.path)}; outer fold {config.data.fold + 1} of "
+        f"{config.data.folds} is the test set ({metrics['classification']['n']} cases; "
+        f"{metrics.get('train_cases', '?')} training cases); seed {config.seed}.</p>",
+        f"<p class='note'>Masks fed to the later stages: <b>{_e(metrics['masks_used'])}</b>.</p>",
+        "<h2>Stages</h2>",
+        _table(["stage", "kind", "reads"], [[s.name, s.kind, _reads(s)] for s in config.stages]),
+    ]
+    if ctx.cells.excluded:
+        parts.append(
+            "<h2>Cases left out</h2>"
+            + _table(
+                ["case", "reason"], [[getattr(c, "case_id", c), r] for c, r in ctx.cells.excluded]
+            )
+        )
+    parts.append("<h2>Classification</h2>")
+    parts.append(_class_section("With this pipeline's masks", metrics["classification"]))
+    if "with_reference_masks" in metrics:
+        parts.append(
+            _class_section(
+                "The same fitted later stages on the reference masks (upper bound)",
+                metrics["with_reference_masks"],
+            )
+        )
+        src = metrics["error_sources"]
+        parts.append(
+            "<h3>Where the errors come from</h3>"
+            + _table(
+                ["cases", "count"],
+                [
+                    ["right with both masks", src["right_both"]],
+                    ["right with reference masks, wrong with predicted (segmentation errors)",
+                     src["right_reference_only"]],
+                    ["right with predicted masks, wrong with reference", src["right_predicted_only"]],
+                    ["wrong with both (classifier errors)", src["wrong_both"]],
+                ],
+            )
+        )  # fmt: skip
+    if metrics["segmentation"]:
+        rows = [
+            [stage, region, f"{s['mean']:.3f}", f"{s['sd']:.3f}", f"{s['median']:.3f}"]
+            for stage, regions in metrics["segmentation"].items()
+            for region, s in regions.items()
+        ]
+        parts.append(
+            "<h2>Segmentation (test cases, Dice per case)</h2>"
+            + _table(["stage", "region", "mean", "SD", "median"], rows)
+        )
+    parts.append("<h2>Example test cases through every stage</h2>")
+    parts.append(_examples_figure(ctx, config, tested))
+    path = run_dir / REPORT
+    write_atomic(path, "\n".join(parts))
+    return path
+
+
+def _reads(stage: Any) -> str:
+    for key in ("input", "masks"):
+        value = getattr(stage, key, None)
+        if value:
+            return str(value)
+    return "image"
