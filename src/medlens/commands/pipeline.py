@@ -141,10 +141,7 @@ def evaluate_pipeline_command(run_dir: Path) -> str:
     where = "an ensemble" if m.get("fold") is None else f"fold {m['fold'] + 1}/{m['folds']}"
     lines = [
         f"{run_dir}: {where}, {c['n']} test cases, masks: {m['masks_used']}",
-        *(
-            f"  {k}: {c[k]['value']:.3f} (95% CI {c[k]['ci_low']:.3f}-{c[k]['ci_high']:.3f})"
-            for k in ("balanced_accuracy", "f1", "accuracy")
-        ),
+        *(f"  {k}: {_ci(c[k])}" for k in ("balanced_accuracy", "f1", "accuracy")),
     ]
     for stage, regions in m["segmentation"].items():
         lines += [f"  {stage} Dice {r}: {s['mean']:.3f}" for r, s in regions.items()]
@@ -153,6 +150,13 @@ def evaluate_pipeline_command(run_dir: Path) -> str:
         lines.append(f"  balanced_accuracy with reference masks: {ref:.3f}")
         lines.append(f"  error sources: {json.dumps(m['error_sources'])}")
     return "\n".join(lines)
+
+
+def _ci(entry: dict[str, Any]) -> str:
+    def num(v: Any) -> str:
+        return "undefined" if v is None or not np.isfinite(v) else f"{v:.3f}"
+
+    return f"{num(entry['value'])} (95% CI {num(entry['ci_low'])}-{num(entry['ci_high'])})"
 
 
 def predict_pipeline_command(run_dir: Path, inputs: Sequence[Path], out: Path | None) -> str:

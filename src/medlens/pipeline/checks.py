@@ -6,8 +6,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from medlens.errors import InputError
 from medlens.pipeline.cells import CellSet
 from medlens.pipeline.config import (
+    CellData,
     ClassifyStage,
     CropStage,
     DetectStage,
@@ -44,6 +46,22 @@ def check_stages(config: PipelineConfig, cells: CellSet) -> None:
             child_config(stage.name, stage.run, "detection", data, "check", _PLACEHOLDER, 0)
         elif isinstance(stage, ClassifyStage):
             _check_classifier(stage, config, cells)
+
+
+def check_masks(cells: CellSet, data: CellData) -> None:
+    """Read every reference mask once: a mask off its image's grid or holding grey levels
+    that are not regions fails now, naming the file, not after minutes of training.
+
+    Raises:
+        InputError: naming the mask and the reason.
+    """
+    from medlens.pipeline.cells import load_image, load_regions
+
+    for case in cells.cases:
+        try:
+            load_regions(case, data, load_image(case))
+        except InputError as exc:
+            raise InputError(exc.path, f"reference mask: {exc.reason}") from None
 
 
 def _check_classifier(stage: ClassifyStage, config: PipelineConfig, cells: CellSet) -> None:

@@ -30,11 +30,18 @@ def _e(value: Any) -> str:
     return html.escape(str(value))
 
 
+def _num(value: Any) -> str:
+    """A figure to 3 decimals; "—" where it is undefined (None or NaN in the JSON)."""
+    if value is None or not np.isfinite(value):
+        return "—"
+    return f"{value:.3f}"
+
+
 def _fmt(entry: dict[str, Any]) -> str:
     value, low, high = entry["value"], entry["ci_low"], entry["ci_high"]
     if low is None or not np.isfinite(low):
-        return f"{value:.3f}"
-    return f"{value:.3f} ({low:.3f}–{high:.3f})"
+        return _num(value)
+    return f"{_num(value)} ({low:.3f}–{high:.3f})"
 
 
 def _table(header: list[str], rows: list[list[Any]]) -> str:
@@ -47,7 +54,7 @@ def _class_section(title: str, m: dict[str, Any]) -> str:
     names = m["class_names"]
     rows = [[k.replace("_", " "), _fmt(m[k])] for k in ("balanced_accuracy", "f1", "accuracy")]
     per = [
-        [n, f"{s['precision']:.3f}", f"{s['recall']:.3f}", f"{s['f1']:.3f}", s["support"]]
+        [n, _num(s["precision"]), _num(s["recall"]), _num(s["f1"]), s["support"]]
         for n, s in m["per_class"].items()
     ]
     confusion = [[names[i], *row] for i, row in enumerate(m["confusion"])]
@@ -160,7 +167,7 @@ def write_pipeline_report(
         )  # fmt: skip
     if metrics["segmentation"]:
         rows = [
-            [stage, region, f"{s['mean']:.3f}", f"{s['sd']:.3f}", f"{s['median']:.3f}"]
+            [stage, region, _num(s["mean"]), _num(s["sd"]), _num(s["median"])]
             for stage, regions in metrics["segmentation"].items()
             for region, s in regions.items()
         ]

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import csv
 import io
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +24,7 @@ import numpy as np
 from medlens.errors import InputError
 from medlens.io_utils import write_atomic, write_json_atomic
 from medlens.pipeline.cells import CellSet, open_cells
-from medlens.pipeline.checks import check_stages
+from medlens.pipeline.checks import check_masks, check_stages
 from medlens.pipeline.config import PipelineConfig, SegmentStage
 from medlens.pipeline.context import StageContext
 from medlens.pipeline.flow import Outputs, apply, fit_and_test, needs_masks, uses_models_for_masks
@@ -59,7 +60,23 @@ def train_pipeline(config: PipelineConfig, overwrite: bool = False, progress: bo
     check_stages(config, cells)
     labels = cells.labels
     train_idx, test_idx = outer_split(labels, config.data.folds, config.data.fold, config.seed)
+    if needs_masks(config):
+        check_masks(cells, config.data)
     stage_dir = open_stage(final)
+    try:
+        _build(stage_dir, config, cells, train_idx, test_idx, progress)
+    except BaseException:
+        shutil.rmtree(stage_dir, ignore_errors=True)  # nothing half-written is left behind
+        raise
+    return publish_run(stage_dir, final)
+
+
+def _build(
+    stage_dir: Path, config: PipelineConfig, cells: CellSet, train_idx: np.ndarray,
+    test_idx: np.ndarray, progress: bool,
+) -> None:  # fmt: skip
+    from medlens.pipeline.report import write_pipeline_report
+
     ctx = StageContext(stage_dir, cells, config.data, config.seed, progress)
     write_atomic(stage_dir / "config.yaml", config.to_yaml())
     train = [cells.cases[i] for i in train_idx]
@@ -71,10 +88,7 @@ def train_pipeline(config: PipelineConfig, overwrite: bool = False, progress: bo
     write_json_atomic(stage_dir / METRICS, metrics)
     write_predictions(stage_dir / PREDICTIONS, ctx, config, tested, reference)
     write_excluded(stage_dir / EXCLUDED, cells)
-    from medlens.pipeline.report import write_pipeline_report
-
     write_pipeline_report(stage_dir, config, ctx, tested)
-    return publish_run(stage_dir, final)
 
 
 def score(
