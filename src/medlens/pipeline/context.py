@@ -4,6 +4,7 @@ stage's folder)."""
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -76,7 +77,7 @@ def child_config(
             f"stages.{stage}.run.{clash[0]}", "is set by the pipeline; leave it out of the stage"
         )
     raw = {
-        **fragment,
+        **copy.deepcopy(fragment),
         "name": name,
         "task": task,
         "seed": seed,

@@ -44,6 +44,13 @@ def _fmt(entry: dict[str, Any]) -> str:
     return f"{_num(value)} ({low:.3f}–{high:.3f})"
 
 
+def _with_ci(scores: dict[str, Any], key: str) -> str:
+    bounds = scores.get(f"{key}_ci") or [None, None]
+    if bounds[0] is None or not np.isfinite(bounds[0]):
+        return _num(scores[key])
+    return f"{_num(scores[key])} ({bounds[0]:.2f}–{bounds[1]:.2f})"
+
+
 def _table(header: list[str], rows: list[list[Any]]) -> str:
     head = "".join(f"<th>{_e(h)}</th>" for h in header)
     body = "".join("<tr>" + "".join(f"<td>{_e(c)}</td>" for c in r) + "</tr>" for r in rows)
@@ -54,14 +61,14 @@ def _class_section(title: str, m: dict[str, Any]) -> str:
     names = m["class_names"]
     rows = [[k.replace("_", " "), _fmt(m[k])] for k in ("balanced_accuracy", "f1", "accuracy")]
     per = [
-        [n, _num(s["precision"]), _num(s["recall"]), _num(s["f1"]), s["support"]]
+        [n, *(_with_ci(s, k) for k in ("precision", "recall", "f1")), s["support"]]
         for n, s in m["per_class"].items()
     ]
     confusion = [[names[i], *row] for i, row in enumerate(m["confusion"])]
     return (
         f"<h3>{_e(title)} (n = {m['n']}; 95% bootstrap CI)</h3>"
         + _table(["metric", "value (CI)"], rows)
-        + _table(["class", "precision", "recall", "F1", "cases"], per)
+        + _table(["class", "precision (CI)", "recall (CI)", "F1 (CI)", "cases"], per)
         + "<p>Confusion matrix: rows are the reference classes, columns the predicted ones. "
         "The dataset's type labels may hold errors; look at the off-diagonal cells.</p>"
         + _table(["reference \\ predicted", *names], confusion)

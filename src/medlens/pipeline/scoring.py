@@ -33,13 +33,47 @@ def class_metrics(
         "accuracy": accuracy(truth, probs, pred),
     }
     ci = bootstrap_ci(truth, probs, pred, list(CLASS_METRICS), n_bootstrap, seed=seed)
+    per_class = per_class_scores(truth, pred, class_names)
+    for name, bounds in per_class_ci(truth, pred, len(class_names), n_bootstrap, seed).items():
+        for k, entry in enumerate(per_class.values()):
+            entry[f"{name}_ci"] = bounds[k]  # type: ignore[assignment]
     return {
         "n": len(truth),
         **{k: {"value": v, "ci_low": ci[k][0], "ci_high": ci[k][1]} for k, v in values.items()},
-        "per_class": per_class_scores(truth, pred, class_names),
+        "per_class": per_class,
         "confusion": confusion(truth, pred, len(class_names)).tolist(),
         "class_names": list(class_names),
     }
+
+
+def per_class_ci(
+    truth: np.ndarray, pred: np.ndarray, n_classes: int, n_bootstrap: int, seed: int
+) -> dict[str, list[tuple[float, float]]]:
+    """95% percentile bootstrap intervals of each class's precision, recall and F1 (cases
+    resampled within their reference class; NaN where a resample leaves it undefined)."""
+    from sklearn.metrics import precision_recall_fscore_support
+
+    labels = list(range(n_classes))
+    if n_bootstrap == 0:
+        nan = [(float("nan"), float("nan"))] * n_classes
+        return {"precision": nan, "recall": nan, "f1": nan}
+    rng = np.random.default_rng(seed)
+    groups = [np.flatnonzero(truth == k) for k in labels]
+    samples = np.full((3, n_bootstrap, n_classes), np.nan)
+    for b in range(n_bootstrap):
+        index = np.concatenate([rng.choice(g, size=g.size) for g in groups if g.size])
+        samples[:, b] = precision_recall_fscore_support(
+            truth[index], pred[index], labels=labels, zero_division=np.nan
+        )[:3]
+    out: dict[str, list[tuple[float, float]]] = {}
+    for i, name in enumerate(("precision", "recall", "f1")):
+        bounds = []
+        for k in labels:
+            defined = samples[i, :, k][np.isfinite(samples[i, :, k])]
+            low, high = np.percentile(defined, [2.5, 97.5]) if defined.size else (np.nan, np.nan)
+            bounds.append((float(low), float(high)))
+        out[name] = bounds
+    return out
 
 
 def region_dice(found: np.ndarray, reference: np.ndarray, regions: list[str]) -> dict[str, float]:

@@ -87,7 +87,10 @@ def make_crop(
     shape = (int(image.array.shape[1]), int(image.array.shape[2]))
     (y0, x0, y1, x1), whole = crop_box(box, shape, stage.margin, stage.name, image.source)
     size = (int(stage.size[0]), int(stage.size[1]))
-    pixels = resize(image.array[:, y0:y1, x0:x1], size)
+    region = image.array[:, y0:y1, x0:x1]
+    pixels = resize(region, size)
+    if region.min() >= 0 and region.max() <= 255 and np.array_equal(region, np.round(region)):
+        pixels = np.rint(pixels)  # an 8-bit image's crop stays 8-bit, as its PNG on disk
     meta = {**image.meta, "crop_box": [y0, x0, y1, x1]}
     crop = Image(pixels.astype(np.float32), (1.0, 1.0), source=image.source, meta=meta)
     return Crop(crop, (y0, x0, y1, x1), whole)

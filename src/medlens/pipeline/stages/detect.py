@@ -50,17 +50,28 @@ def _materialise(
         link = folder / "images" / f"{case.case_id}{case.image.suffix}"
         if not link.exists():
             os.symlink(case.image.resolve(), link)
-        mask = np.isin(ctx.regions(case), values).astype(np.uint8) * 255
+        mask = _one_object(np.isin(ctx.regions(case), values))
         if not mask.any():
-            raise InputError(
-                case.mask or case.image, f"stage {stage.name!r}: the mask holds no object"
-            )
+            raise InputError(case.mask or case.image, "the mask holds none of the stage's regions")
         write_png(mask, folder / "masks" / f"{case.case_id}.png")
         rows.append({"path": link.name, "label": stage.object})
     with open(folder / "labels.csv", "w", newline="", encoding="utf-8") as handle:
         writer = csv.DictWriter(handle, fieldnames=["path", "label"])
         writer.writeheader()
         writer.writerows(rows)
+
+
+def _one_object(mask: np.ndarray) -> np.ndarray:
+    """The largest 8-connected component of ``mask`` as 0/255: the layout splits a binary
+    mask into its components, and the stage looks for one object per image."""
+    from skimage.measure import label
+
+    components = label(mask, connectivity=2)
+    if components.max() > 1:
+        sizes = np.bincount(components.ravel())
+        sizes[0] = 0
+        mask = components == int(sizes.argmax())
+    return mask.astype(np.uint8) * 255
 
 
 def _held_out(run_dir: Path) -> list[str]:
@@ -139,4 +150,7 @@ def _mean_top_box(networks: list[Any], image: Any) -> Box:
         return None
     weights = np.array([s for s, _ in found])
     x0, y0, x1, y1 = (np.array([b for _, b in found]) * weights[:, None]).sum(0) / weights.sum()
-    return float(y0), float(x0), float(y1), float(x1)
+    height, width = image.spatial_shape
+    y0, x0 = max(0.0, float(y0)), max(0.0, float(x0))  # a detector's box may overhang by a
+    y1, x1 = min(float(height), float(y1)), min(float(width), float(x1))  # fraction of a pixel
+    return (y0, x0, y1, x1) if y1 > y0 and x1 > x0 else None
