@@ -200,22 +200,25 @@ def main() -> None:
     }
     with tempfile.TemporaryDirectory(prefix="medlens-bench-") as tmp:
         work = Path(tmp)
+        args.out.parent.mkdir(parents=True, exist_ok=True)
         for dataset in args.datasets:
-            runs = [
-                _spawn("medlens", dataset, s, args.minutes, work, args.threads) for s in args.seeds
+            finished: dict[str, list[dict]] = {"medlens": [], "baseline": []}
+            plan = [("medlens", s) for s in args.seeds] + [
+                ("baseline", s) for s in args.baseline_seeds
             ]
-            base = [
-                _spawn("baseline", dataset, s, args.minutes, work, args.threads)
-                for s in args.baseline_seeds
-            ]
+            for kind, seed in plan:
+                finished[kind].append(_spawn(kind, dataset, seed, args.minutes, work, args.threads))
+                # Each run's figures survive a later failure or an interrupted session.
+                report["runs_so_far"] = {**report.get("runs_so_far", {}), dataset: finished}
+                write_atomic(
+                    args.out.with_suffix(".partial.json"), json.dumps(report, indent=2) + "\n"
+                )
             report["datasets"][dataset] = {
-                "medlens": _aggregate(runs),
-                "baseline": _aggregate(base),
+                "medlens": _aggregate(finished["medlens"]),
+                "baseline": _aggregate(finished["baseline"]),
                 "paper": PAPER[dataset],
             }
-            # What is measured so far survives a later failure.
-            args.out.parent.mkdir(parents=True, exist_ok=True)
-            write_atomic(args.out.with_suffix(".partial.json"), json.dumps(report, indent=2) + "\n")
+        report.pop("runs_so_far", None)
         if not args.skip_transfer:
             report["transfer"] = run_transfer_benchmark(
                 work,

@@ -44,7 +44,11 @@ class StageContext:
     output_dir: Path | None = None
 
     def mask_dir(self, stage: str) -> Path:
-        return (self.output_dir or self.run_dir) / "stages" / stage / "masks"
+        return self.output_path(stage) / "masks"
+
+    def output_path(self, stage: str) -> Path:
+        """Where stage ``stage`` writes what it found (masks, crops, boxes, features)."""
+        return (self.output_dir or self.run_dir) / "stages" / stage
 
     def stage_dir(self, name: str) -> Path:
         path = self.run_dir / "stages" / name

@@ -7,6 +7,7 @@ import csv
 import html
 import io
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import yaml
@@ -60,7 +61,7 @@ def build_ensemble(config: EnsembleConfig, overwrite: bool = False) -> Path:
     write_atomic(
         stage / "config.yaml", yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False)
     )
-    metrics = {
+    metrics: dict[str, Any] = {
         "kind": "pipeline",
         "ensemble_of": [str(m) for m in config.members],
         "fold": None,

@@ -22,8 +22,21 @@ from medlens.pipeline.config import (
     SegmentStage,
 )
 from medlens.pipeline.context import StageContext
-from medlens.pipeline.stages.crop import Crop, crop_labels, make_crop, paste_labels, region_box
-from medlens.pipeline.stages.features import FeatureRows, deep_rows, handcrafted_rows, join
+from medlens.pipeline.stages.crop import (
+    Crop,
+    crop_labels,
+    make_crop,
+    paste_labels,
+    region_box,
+    save_crops,
+)
+from medlens.pipeline.stages.features import (
+    FeatureRows,
+    deep_rows,
+    handcrafted_rows,
+    join,
+    save_features,
+)
 
 
 @contextmanager
@@ -96,6 +109,11 @@ def _on_image_grid(
     return {cid: paste_labels(m, crops[cid], shapes[cid]) for cid, m in maps.items()}
 
 
+def _save_features(ctx: StageContext, stage: FeaturesStage, out: Outputs) -> None:
+    path = ctx.output_path(stage.name) / "features.csv"
+    save_features(path, [c.case_id for c in out.cases], out.features[stage.name])
+
+
 def _features(stage: FeaturesStage, out: Outputs, ctx: StageContext) -> FeatureRows:
     parts = []
     if stage.handcrafted is not None:
@@ -149,11 +167,13 @@ def _fit_stage(
             else detect_cases(ctx, stage, test)
         )
     elif isinstance(stage, CropStage):
-        fitted.crops[stage.name] = _crops_of(stage, fitted, ctx)
-        tested.crops[stage.name] = _crops_of(stage, tested, ctx)
+        for out in (fitted, tested):
+            out.crops[stage.name] = _crops_of(stage, out, ctx)
+            save_crops(ctx.output_path(stage.name), out.crops[stage.name])
     elif isinstance(stage, FeaturesStage):
-        fitted.features[stage.name] = _features(stage, fitted, ctx)
-        tested.features[stage.name] = _features(stage, tested, ctx)
+        for out in (fitted, tested):
+            out.features[stage.name] = _features(stage, out, ctx)
+            _save_features(ctx, stage, out)
     elif isinstance(stage, ClassifyStage):
         if stage.input in fitted.features:
             fit_estimator(ctx, stage, fitted.features[stage.input].values, labels)
@@ -216,8 +236,12 @@ def _apply_stage(ctx: StageContext, stage: Any, out: Outputs, reference: bool) -
         )
     elif isinstance(stage, CropStage):
         out.crops[stage.name] = _crops_of(stage, out, ctx)
+        if not reference:
+            save_crops(ctx.output_path(stage.name), out.crops[stage.name])
     elif isinstance(stage, FeaturesStage):
         out.features[stage.name] = _features(stage, out, ctx)
+        if not reference:
+            _save_features(ctx, stage, out)
     elif isinstance(stage, ClassifyStage):
         if stage.input in out.features:
             out.probabilities = estimator_probabilities_of(ctx, stage, out)

@@ -104,14 +104,10 @@ def _examples_figure(ctx: StageContext, config: PipelineConfig, tested: Outputs)
             elif panel in tested.maps:
                 ax.imshow(np.clip(shown / scale, 0, 1), cmap="gray")
                 labels = tested.maps[panel][case.case_id]
-                ax.imshow(
-                    np.ma.masked_equal(labels, 0),
-                    cmap="autumn",
-                    alpha=0.45,
-                    vmin=0,
-                    vmax=max(1, labels.max()),
-                )
-                ax.set_title(f"{panel} (predicted)", fontsize=7)
+                _outline(ax, labels, "-")
+                if case.mask is not None:
+                    _outline(ax, ctx.regions(case), "--")
+                ax.set_title(f"{panel}: found (solid), reference (dashed)", fontsize=6)
             else:
                 crop = tested.crops[panel][case.case_id]
                 c = crop.image.array
@@ -125,6 +121,15 @@ def _examples_figure(ctx: StageContext, config: PipelineConfig, tested: Outputs)
     fig.savefig(buffer, format="png", dpi=80)
     plt.close(fig)
     return f'<img alt="example cases" src="{png_data_uri(buffer.getvalue())}">'
+
+
+def _outline(ax: Any, labels: np.ndarray, style: str) -> None:
+    """Each region's outline (region 1 cyan, 2 magenta, ...) on ``ax``."""
+    colours = ["cyan", "magenta", "lime", "orange", "white"]
+    for value in range(1, int(labels.max()) + 1):
+        if (labels >= value).any():
+            ax.contour(labels >= value, levels=[0.5], colors=colours[(value - 1) % 5],
+                       linewidths=0.8, linestyles=style)  # fmt: skip
 
 
 def write_pipeline_report(
@@ -154,7 +159,7 @@ def write_pipeline_report(
     if "with_reference_masks" in metrics:
         parts.append(
             _class_section(
-                "The same fitted later stages on the reference masks (upper bound)",
+                "The same fitted later stages on the reference masks",
                 metrics["with_reference_masks"],
             )
         )

@@ -4,6 +4,7 @@ image's own grid."""
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -111,6 +112,27 @@ def paste_labels(crop_map: np.ndarray, crop: Crop, shape: tuple[int, int]) -> np
     return out
 
 
-def save_crops(folder: Path, crops: dict[str, Crop]) -> dict[str, Path]:
-    """Each crop as ``<folder>/<case>.png``."""
-    return {cid: write_png(c.image.array, folder / f"{cid}.png") for cid, c in crops.items()}
+def save_crops(folder: Path, crops: dict[str, Crop]) -> None:
+    """Each crop as ``<folder>/crops/<case>.png`` (8-bit images), and ``<folder>/boxes.csv``:
+    each crop's box on its image (pixels, end exclusive) and whether it is the whole image.
+    Rows of cases already in ``boxes.csv`` are replaced."""
+    import csv
+    import io
+
+    from medlens.io_utils import write_atomic
+
+    rows: dict[str, list[str]] = {}
+    table = folder / "boxes.csv"
+    if table.is_file():
+        with open(table, newline="", encoding="utf-8") as handle:
+            rows = {r[0]: r for r in list(csv.reader(handle))[1:]}
+    for cid, crop in crops.items():
+        # crops of images beyond 8 bits are not written as PNG (boxes.csv still lists them)
+        with contextlib.suppress(InputError):
+            write_png(crop.image.array, folder / "crops" / f"{cid}.png")
+        rows[cid] = [cid, *map(str, crop.box), str(crop.whole_image).lower()]
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(["case_id", "y0", "x0", "y1", "x1", "whole_image"])
+    writer.writerows(rows[k] for k in sorted(rows))
+    write_atomic(table, buffer.getvalue())

@@ -9,6 +9,7 @@ marked ``empty_regions`` in ``predictions.csv``.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -54,7 +55,7 @@ def handcrafted_rows(
     assert spec is not None
     values = region_values(ctx, stage)
     families = tuple(spec.families or FAMILIES_2D)
-    rows: list[list[float]] = []
+    rows: list[dict[str, float]] = []
     empties: list[list[str]] = []
     names: list[str] | None = None
     for case in tqdm(cases, desc=f"{stage.name}: features", disable=not ctx.progress):
@@ -75,13 +76,13 @@ def handcrafted_rows(
                 empty.append(region)
         if names is None and not empty:
             names = list(row)
-        rows.append(row)  # type: ignore[arg-type]
+        rows.append(row)
         empties.append(empty)
     if names is None:  # every case lacked a region: take the names from a reference map
         names = _names_from_reference(ctx, stage, cases[0], families)
     matrix = np.array(
         [[r.get(n, np.nan) for n in names] for r in rows],
-        dtype=np.float32,  # type: ignore[union-attr]
+        dtype=np.float32,
     ).reshape(len(rows), len(names))
     return FeatureRows(matrix, names, empties)
 
@@ -130,3 +131,20 @@ def join(parts: list[FeatureRows]) -> FeatureRows:
         [n for p in parts for n in p.names],
         [sum((p.empty_regions[i] for p in parts), []) for i in range(len(parts[0].empty_regions))],
     )
+
+
+def save_features(path: Path, case_ids: list[str], rows: FeatureRows) -> None:
+    """``features.csv``: one row per case (``case_id``, ``empty_regions``, every feature);
+    rows of cases already in the file are replaced."""
+    import pandas as pd
+
+    from medlens.io_utils import write_atomic
+
+    table = pd.DataFrame(rows.values, columns=rows.names)
+    table.insert(0, "empty_regions", [";".join(e) for e in rows.empty_regions])
+    table.insert(0, "case_id", case_ids)
+    if path.is_file():
+        old = pd.read_csv(path, dtype={"case_id": str, "empty_regions": str}, keep_default_na=False)
+        table = pd.concat([old[~old["case_id"].isin(case_ids)], table])
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_atomic(path, table.sort_values("case_id").to_csv(index=False))
