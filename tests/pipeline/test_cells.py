@@ -63,3 +63,11 @@ def test_mismatched_label_maps_are_refused(cells_dir: Path, cells_data) -> None:
         InputError, match=r"mask is \(20, 20\) but its image 000\.png is \(48, 48\)"
     ):
         load_regions(case, data, load_image(case))
+
+
+def test_a_named_class_without_a_case_is_left_out_and_listed(cells_dir: Path, cells_data) -> None:
+    names = {"small": "S", "huge": "H", "large": "L"}
+    cells = open_cells(CellData(**cells_data(cells_dir, class_names=names)), need_masks=False)
+    assert cells.class_names == ["S", "L"]
+    assert np.bincount(cells.labels).tolist() == [4, 4]
+    assert cells.excluded == [("H", "class named in data.class_names without a case")]

@@ -127,7 +127,28 @@ def _class_names(data: CellData, labels: dict[str, str]) -> dict[str, str]:
     return {v: v for v in sorted(set(labels.values()))}
 
 
+def _drop_absent_classes(cell_set: CellSet) -> CellSet:
+    """Named classes without a single case are not part of the task; listed as excluded."""
+    counts = np.bincount(cell_set.labels, minlength=len(cell_set.class_names))
+    keep = [k for k, n in enumerate(counts) if n > 0]
+    if len(keep) == len(counts):
+        return cell_set
+    remap = {old: new for new, old in enumerate(keep)}
+    absent: list[tuple[CellCase | str, str]] = [
+        (cell_set.class_names[k], "class named in data.class_names without a case")
+        for k, n in enumerate(counts)
+        if n == 0
+    ]
+    return CellSet(
+        [CellCase(c.case_id, c.image, c.mask, remap[c.label]) for c in cell_set.cases],
+        [cell_set.class_names[k] for k in keep],
+        cell_set.regions,
+        [*cell_set.excluded, *absent],
+    )
+
+
 def _apply_small_class_rule(cell_set: CellSet, data: CellData) -> CellSet:
+    cell_set = _drop_absent_classes(cell_set)
     counts = np.bincount(cell_set.labels, minlength=len(cell_set.class_names))
     small = [k for k, n in enumerate(counts) if n < data.folds]
     if not small:
@@ -153,7 +174,8 @@ def _apply_small_class_rule(cell_set: CellSet, data: CellData) -> CellSet:
         for c in cell_set.cases
         if c.label not in small
     ]
-    return CellSet(cases, [cell_set.class_names[k] for k in keep], cell_set.regions, excluded)
+    names = [cell_set.class_names[k] for k in keep]
+    return CellSet(cases, names, cell_set.regions, [*cell_set.excluded, *excluded])
 
 
 def load_image(case: CellCase) -> Image:
