@@ -172,3 +172,9 @@ def tiny_four_phase() -> Callable[..., dict[str, Any]]:
 def tiny_runs() -> dict[str, dict[str, Any]]:
     """Run fragments of a tiny U-Net and a tiny CNN."""
     return {"unet": TINY_UNET, "cnn": TINY_CNN}
+
+
+@pytest.fixture()
+def make_cells(tmp_path: Path) -> Callable[[int], Path]:
+    """``make_cells(n_per_class)``: synthetic cells of that many per class."""
+    return lambda n: synthetic_cells(tmp_path / f"cells{n}", n_per_class=n)

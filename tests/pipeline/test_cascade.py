@@ -64,8 +64,9 @@ def _box_of(mask: np.ndarray, margin: float) -> np.ndarray:
 
 
 def test_a_detector_trained_in_the_pipeline_feeds_a_cnn_on_its_crops(
-    cells_dir: Path, cells_data, tiny_runs, tiny_detector: dict, tmp_path: Path
+    make_cells, cells_data, tiny_runs, tiny_detector: dict, tmp_path: Path
 ) -> None:
+    cells_dir = make_cells(8)  # 8 training images: the CNN needs a few to train and validate
     detector = {
         "preprocess": [{"name": "fixed_scale", "divisor": 255}],
         "model": {"name": "mask_rcnn"},
@@ -85,7 +86,7 @@ def test_a_detector_trained_in_the_pipeline_feeds_a_cnn_on_its_crops(
     record = json.loads((run / "stages" / "detect" / "crossfit.json").read_text())
     test_cases = {r["case_id"] for r in _rows(run / "predictions.csv")}
     predicted = [c for n in record["networks"] for c in n["predicted"]]
-    assert sorted(predicted) == sorted({f"{k:03d}" for k in range(8)} - test_cases)
+    assert sorted(predicted) == sorted({f"{k:03d}" for k in range(16)} - test_cases)
     for network in record["networks"]:
         assert not set(network["trained_on"]) & set(network["predicted"])
         assert not set(network["trained_on"]) & test_cases
@@ -94,4 +95,4 @@ def test_a_detector_trained_in_the_pipeline_feeds_a_cnn_on_its_crops(
     assert {r["split"] for r in cnn_rows} == {"val", "test"}
     assert len(list((run / "stages" / "classify" / "data" / "train").glob("*.png"))) >= 1
     metrics = json.loads((run / "metrics.json").read_text())
-    assert "with_reference_masks" in metrics and metrics["classification"]["n"] == 4
+    assert "with_reference_masks" in metrics and metrics["classification"]["n"] == 8

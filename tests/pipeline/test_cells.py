@@ -71,3 +71,14 @@ def test_a_named_class_without_a_case_is_left_out_and_listed(cells_dir: Path, ce
     assert cells.class_names == ["S", "L"]
     assert np.bincount(cells.labels).tolist() == [4, 4]
     assert cells.excluded == [("H", "class named in data.class_names without a case")]
+
+
+def test_the_validation_carve_holds_every_class_when_it_can() -> None:
+    from medlens.pipeline.folds import validation_carve
+
+    labels = np.array([0, 0, 1, 1])
+    val = validation_carve(labels, 0.15, seed=0)
+    assert sorted(labels[val].tolist()) == [0, 1]
+    labels = np.array([0] * 200 + [1] * 40)
+    val = validation_carve(labels, 0.15, seed=0)
+    assert val.sum() == 36 and np.bincount(labels[val]).tolist() == [30, 6]

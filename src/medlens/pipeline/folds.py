@@ -29,13 +29,18 @@ def outer_split(
 
 
 def validation_carve(labels: np.ndarray, fraction: float, seed: int) -> np.ndarray:
-    """A boolean mask over ``labels`` marking a stratified ``fraction`` as validation (at least
-    one case; plain random when a class has a single case)."""
+    """A boolean mask over ``labels`` marking a stratified ``fraction`` as validation: at least
+    one case of every class when each class has two or more (calibration and the threshold
+    are fitted on validation), else at least one case, drawn plainly at random."""
     n = len(labels)
-    size = max(1, round(fraction * n))
     index = np.arange(n)
     counts = np.bincount(labels)
-    stratify = labels if counts[counts > 0].min() >= 2 and size >= len(counts[counts > 0]) else None
+    present = counts[counts > 0]
+    size = max(1, round(fraction * n))
+    stratify = None
+    if present.min() >= 2 and n - len(present) >= len(present):
+        size = max(size, len(present))
+        stratify = labels
     _, val = train_test_split(index, test_size=size, random_state=seed, stratify=stratify)
     mask = np.zeros(n, dtype=bool)
     mask[val] = True
