@@ -67,17 +67,29 @@ def train(
     ] = [],  # noqa: B006
     quiet: Annotated[bool, typer.Option(help="No progress bars.")] = False,
 ) -> None:
-    """Train a model from CONFIG and write its run folder (runs/<name>/)."""
-    from medlens.commands.train import train_command
+    """Train a model from CONFIG and write its run folder (runs/<name>/). A pipeline config
+    (kind: pipeline) trains its stages in order on one outer fold (docs/pipeline.md)."""
+    from medlens.pipeline.config import is_pipeline_file
 
-    run_dir = train_command(
-        config,
-        _parse_overrides(set_),
-        skip_bad=skip_bad,
-        resume=resume,
-        overwrite=overwrite,
-        progress=not quiet,
-    )
+    if is_pipeline_file(config):
+        from medlens.commands.pipeline import train_pipeline_command
+
+        if resume or skip_bad:
+            _fail(f"{'--resume' if resume else '--skip-bad'}: does not apply to a pipeline config")
+        run_dir = train_pipeline_command(
+            config, _parse_overrides(set_), overwrite=overwrite, progress=not quiet
+        )
+    else:
+        from medlens.commands.train import train_command
+
+        run_dir = train_command(
+            config,
+            _parse_overrides(set_),
+            skip_bad=skip_bad,
+            resume=resume,
+            overwrite=overwrite,
+            progress=not quiet,
+        )
     typer.echo(f"run folder: {run_dir}")
     typer.echo(f"report:     {run_dir / 'report.html'}")
 

@@ -11,6 +11,7 @@ import numpy as np
 import PIL.Image
 import pytest
 
+from medlens.commands.pipeline import run_child
 from medlens.pipeline.config import parse_pipeline
 from medlens.pipeline.run import train_pipeline
 
@@ -40,7 +41,7 @@ def test_a_cascade_segments_crops_and_maps_them_back_onto_each_image(
              "estimator": {"name": "logistic_regression"}},
         ],
     })  # fmt: skip
-    run = train_pipeline(config, progress=False)
+    run = train_pipeline(config, run_child, progress=False)
     for case in range(8):
         found = np.asarray(PIL.Image.open(run / "stages" / "segment" / "masks" / f"{case:03d}.png"))
         assert found.shape == (48, 48)  # the image's grid, not the 32 px crop's
@@ -82,7 +83,7 @@ def test_a_detector_trained_in_the_pipeline_feeds_a_cnn_on_its_crops(
             {"name": "classify", "kind": "classify", "input": "cell", "run": tiny_runs["cnn"]},
         ],
     })  # fmt: skip
-    run = train_pipeline(config, progress=False)
+    run = train_pipeline(config, run_child, progress=False)
     record = json.loads((run / "stages" / "detect" / "crossfit.json").read_text())
     test_cases = {r["case_id"] for r in _rows(run / "predictions.csv")}
     predicted = [c for n in record["networks"] for c in n["predicted"]]

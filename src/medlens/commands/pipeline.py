@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from medlens.config import RunConfig
 from medlens.errors import ConfigError, InputError
 from medlens.io_utils import write_atomic, write_json_atomic
 from medlens.pipeline.config import (
@@ -23,6 +24,14 @@ from medlens.pipeline.config import (
     is_pipeline_file,
     read_pipeline,
 )
+
+
+def run_child(config: RunConfig, progress: bool) -> Path:
+    """Train one network of a pipeline stage as ``medlens train`` does (its whole run
+    folder, report included), replacing a folder of an earlier attempt."""
+    from medlens.commands.train import train_and_report
+
+    return train_and_report(config, overwrite=True, progress=progress)
 
 
 def is_pipeline_run(run_dir: Path) -> bool:
@@ -41,7 +50,7 @@ def train_pipeline_command(
         return build_ensemble(config, overwrite=overwrite)
     from medlens.pipeline.run import train_pipeline
 
-    return train_pipeline(config, overwrite=overwrite, progress=progress)
+    return train_pipeline(config, run_child, overwrite=overwrite, progress=progress)
 
 
 def cv_pipeline_command(
@@ -62,7 +71,7 @@ def cv_pipeline_command(
         cfg.data = cfg.data.model_copy(update={"folds": k, "fold": fold})
         cfg.output_dir = out
         cfg.name = f"fold_{fold}"
-        runs.append(train_pipeline(cfg, overwrite=overwrite, progress=progress))
+        runs.append(train_pipeline(cfg, run_child, overwrite=overwrite, progress=progress))
     summarize_folds(runs, out)
     return out
 

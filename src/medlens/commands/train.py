@@ -88,19 +88,8 @@ def train_command(
     Returns:
         The finished run folder.
     """
-    from medlens.pipeline.config import is_pipeline_file
     from medlens.tasks import load_config
 
-    if is_pipeline_file(config_path):
-        from medlens.commands.pipeline import train_pipeline_command
-
-        if resume or skip_bad:
-            from medlens.errors import ConfigError
-
-            raise ConfigError(
-                "--resume" if resume else "--skip-bad", "does not apply to a pipeline config"
-            )
-        return train_pipeline_command(config_path, dict(overrides or {}), overwrite, progress)
     overrides = dict(overrides or {})
     if skip_bad:
         overrides["data.skip_bad"] = True

@@ -5,6 +5,7 @@ stage's folder)."""
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -32,6 +33,9 @@ class StageContext:
         data: the data section (mask grey levels, validation share).
         seed: the pipeline's seed; each network's seed derives from it.
         progress: show progress bars.
+        train_run: trains one network's run config (with progress bars or not) and returns
+            its run folder: ``medlens train``'s ``train_and_report``, handed down by the
+            command layer so this package stays below it.
         output_dir: where found masks are written (``stages/<s>/masks``): the run folder
             while training, the ``--out`` folder of ``medlens predict``.
     """
@@ -42,6 +46,7 @@ class StageContext:
     seed: int
     progress: bool = False
     output_dir: Path | None = None
+    train_run: Callable[[RunConfig, bool], Path] | None = None
 
     def mask_dir(self, stage: str) -> Path:
         return self.output_path(stage) / "masks"
@@ -99,11 +104,16 @@ def child_config(
         raise ConfigError(f"stages.{stage}.run.{exc.key}", exc.reason) from None
 
 
-def train_child(config: RunConfig, progress: bool) -> Path:
-    """Train one network of a stage and write its ordinary run folder."""
-    from medlens.commands.train import train_and_report
+def train_child(ctx: StageContext, config: RunConfig) -> Path:
+    """Train one network of a stage with the context's trainer (``medlens train``'s, handed
+    down by the command layer) and return its finished run folder.
 
-    return train_and_report(config, overwrite=True, progress=progress)
+    Raises:
+        ConfigError: a context without a trainer (one that only applies fitted stages).
+    """
+    if ctx.train_run is None:
+        raise ConfigError("stages", "this pipeline context applies fitted stages; it cannot train")
+    return ctx.train_run(config, ctx.progress)
 
 
 def write_png(array: np.ndarray, path: Path) -> Path:

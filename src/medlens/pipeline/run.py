@@ -16,11 +16,13 @@ from __future__ import annotations
 import csv
 import io
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from medlens.config import RunConfig
 from medlens.errors import InputError
 from medlens.io_utils import write_atomic, write_json_atomic
 from medlens.pipeline.cells import CellSet, open_cells
@@ -42,8 +44,16 @@ PREDICTIONS = "predictions.csv"
 EXCLUDED = "excluded.csv"
 
 
-def train_pipeline(config: PipelineConfig, overwrite: bool = False, progress: bool = True) -> Path:
+def train_pipeline(
+    config: PipelineConfig,
+    train_run: Callable[[RunConfig, bool], Path],
+    overwrite: bool = False,
+    progress: bool = True,
+) -> Path:
     """Fit the pipeline on every outer fold but ``data.fold`` and score it on that fold.
+
+    ``train_run`` trains each network of a stage (``medlens.commands.pipeline.run_child``:
+    ``medlens train`` on the network's run config).
 
     Returns:
         The finished run folder ``<output_dir>/<name>``.
@@ -64,7 +74,8 @@ def train_pipeline(config: PipelineConfig, overwrite: bool = False, progress: bo
         check_masks(cells, config.data)
     stage_dir = open_stage(final)
     try:
-        _build(stage_dir, config, cells, train_idx, test_idx, progress)
+        ctx = StageContext(stage_dir, cells, config.data, config.seed, progress, None, train_run)
+        _build(ctx, config, train_idx, test_idx)
     except BaseException:
         shutil.rmtree(stage_dir, ignore_errors=True)  # nothing half-written is left behind
         raise
@@ -72,12 +83,11 @@ def train_pipeline(config: PipelineConfig, overwrite: bool = False, progress: bo
 
 
 def _build(
-    stage_dir: Path, config: PipelineConfig, cells: CellSet, train_idx: np.ndarray,
-    test_idx: np.ndarray, progress: bool,
-) -> None:  # fmt: skip
+    ctx: StageContext, config: PipelineConfig, train_idx: np.ndarray, test_idx: np.ndarray
+) -> None:
     from medlens.pipeline.report import write_pipeline_report
 
-    ctx = StageContext(stage_dir, cells, config.data, config.seed, progress)
+    stage_dir, cells = ctx.run_dir, ctx.cells
     write_atomic(stage_dir / "config.yaml", config.to_yaml())
     train = [cells.cases[i] for i in train_idx]
     test = [cells.cases[i] for i in test_idx]

@@ -94,7 +94,7 @@ def fit_cnn(
          "class_names": list(ctx.cells.class_names)},
         CNN, folder, ctx.seed,
     )  # fmt: skip
-    return train_child(config, ctx.progress)
+    return train_child(ctx, config)
 
 
 def cnn_probabilities(ctx: StageContext, stage: ClassifyStage, images: list[Image]) -> np.ndarray:

@@ -99,7 +99,7 @@ def fit_detect(ctx: StageContext, stage: DetectStage, cases: list[CellCase]) -> 
              "fold": j, "val_fraction": ctx.data.val_fraction},
             f"crossfit{j}", folder, ctx.seed + j,
         )  # fmt: skip
-        run_dir = train_child(config, ctx.progress)
+        run_dir = train_child(ctx, config)
         held = _held_out(run_dir)
         network = _load(run_dir)
         for case_id in held:

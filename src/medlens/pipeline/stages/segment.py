@@ -88,7 +88,7 @@ def fit_segment(
              "class_names": ["background", *ctx.cells.regions]},
             f"crossfit{j}", folder, ctx.seed + j,
         )  # fmt: skip
-        run_dir = train_child(config, ctx.progress)
+        run_dir = train_child(ctx, config)
         run = _load(run_dir)
         for i in predict_idx:
             case = cases[i]
