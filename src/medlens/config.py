@@ -479,7 +479,8 @@ class RunConfig(_Strict):
         return yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False)
 
 
-def _format_location(loc: tuple[Any, ...]) -> str:
+def format_location(loc: tuple[Any, ...]) -> str:
+    """A pydantic error location as a config key: ``stages[0].run``."""
     out = ""
     for part in loc:
         out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
@@ -504,7 +505,7 @@ def parse_config(
         config = RunConfig.model_validate(raw)
     except ValidationError as exc:
         err = exc.errors()[0]
-        raise ConfigError(_format_location(tuple(err["loc"])), err["msg"], source) from None
+        raise ConfigError(format_location(tuple(err["loc"])), err["msg"], source) from None
     if base_dir is not None:
         for obj, attr in (
             (config.data, "path"),

@@ -18,7 +18,7 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from medlens.config import EstimatorSpec
+from medlens.config import EstimatorSpec, format_location
 from medlens.errors import ConfigError
 
 PIPELINE_KIND = "pipeline"
@@ -284,13 +284,6 @@ def is_pipeline_file(path: str | Path) -> bool:
     return isinstance(raw, dict) and raw.get("kind") in (PIPELINE_KIND, ENSEMBLE_KIND)
 
 
-def _location(loc: tuple[Any, ...]) -> str:
-    out = ""
-    for part in loc:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
-    return out or "<root>"
-
-
 def parse_pipeline(
     raw: Any, source: str | Path | None = None, base_dir: Path | None = None
 ) -> PipelineConfig | EnsembleConfig:
@@ -308,7 +301,7 @@ def parse_pipeline(
     except ValidationError as exc:
         err = exc.errors()[0]
         loc = tuple(p for p in err["loc"] if p not in _STAGE_KINDS)
-        raise ConfigError(_location(loc), err["msg"], source) from None
+        raise ConfigError(format_location(loc), err["msg"], source) from None
     if base_dir is not None:
         if isinstance(config, EnsembleConfig):
             config.members = [_resolved(base_dir, m) for m in config.members]
