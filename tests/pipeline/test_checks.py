@@ -79,3 +79,33 @@ def test_keys_the_pipeline_sets_and_estimators_on_images(
 def test_mismatched_label_maps_name_the_mask(base: dict, write_config, tmp_path: Path) -> None:
     base["data"]["mask_values"] = {"cytoplasm": 100, "nucleus": 255}
     _refused(write_config, base, tmp_path, "_mask.png: reference mask: holds grey levels 128")
+
+
+def test_cv_runs_every_outer_fold_and_pools_them(
+    cells_dir: Path, cells_data, write_config, tmp_path: Path
+) -> None:
+    """``medlens cv`` on a pipeline with reference masks (no network to train)."""
+    import json
+
+    config = {
+        "kind": "pipeline", "name": "gt", "output_dir": str(tmp_path / "runs"), "n_bootstrap": 10,
+        "examples": 1, "data": cells_data(cells_dir),
+        "stages": [
+            {"name": "segment", "kind": "segment", "source": "ground_truth"},
+            {"name": "features", "kind": "features", "masks": "segment",
+             "regions": {"nucleus": ["nucleus"]},
+             "handcrafted": {"families": ["shape"], "channels": [0], "bins": 8}},
+            {"name": "classify", "kind": "classify", "input": "features",
+             "estimator": {"name": "logistic_regression"}},
+        ],
+    }  # fmt: skip
+    result = CliRunner().invoke(app, ["cv", str(write_config(config)), "--quiet"])
+    assert result.exit_code == 0, result.output
+    out = tmp_path / "runs" / "gt-cv2"
+    summary = json.loads((out / "cv_summary.json").read_text())
+    assert summary["folds"] == 2 and summary["pooled"]["n"] == 8  # every case tested once
+    # nucleus size separates the synthetic classes: the reference masks classify them all
+    assert summary["pooled"]["balanced_accuracy"]["value"] == 1.0
+    metrics = json.loads((out / "fold_1" / "metrics.json").read_text())
+    assert metrics["masks_used"].startswith("reference (ground truth) masks")
+    assert "with_reference_masks" not in metrics
