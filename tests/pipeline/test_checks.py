@@ -109,3 +109,22 @@ def test_cv_runs_every_outer_fold_and_pools_them(
     metrics = json.loads((out / "fold_1" / "metrics.json").read_text())
     assert metrics["masks_used"].startswith("reference (ground truth) masks")
     assert "with_reference_masks" not in metrics
+
+
+def test_an_existing_run_of_another_task_or_other_labels(
+    base: dict, write_config, tmp_path: Path, pneumonia_run: Path, drive_run: Path
+) -> None:
+    base["stages"][0] = {"name": "segment", "kind": "segment", "from_run": str(pneumonia_run)}
+    _refused(
+        write_config, base, tmp_path,
+        "config.yaml: stage 'segment': a classification run; a segment stage needs a "
+        "segmentation run",
+    )  # fmt: skip
+    base["stages"][0]["from_run"] = str(drive_run)
+    _refused(
+        write_config, base, tmp_path,
+        "labels.json: stage 'segment': the run's labels ['background', 'vessel'] are not the "
+        "pipeline's ['background', 'cytoplasm', 'nucleus']",
+    )  # fmt: skip
+    base["stages"][0]["run"] = {"model": {"name": "unet"}}
+    _refused(write_config, base, tmp_path, "from_run (a finished run folder) replaces run")

@@ -111,3 +111,21 @@ def test_predict_applies_every_stage_to_new_images(
         refused.exit_code == 2
         and "--batch-size: does not apply to a pipeline run" in refused.output
     )
+
+
+def test_an_existing_segmenter_is_used_as_it_is_and_said_so(
+    trained: Path, wbc_subset: Path, wbc_section, tiny_four_phase, tmp_path: Path
+) -> None:
+    segmenter = trained / "stages" / "segment" / "crossfit0"  # an ordinary segmentation run
+    config = tiny_four_phase(wbc_section(wbc_subset, folds=2), tmp_path, name="reuse")
+    config["stages"][0] = {"name": "segment", "kind": "segment", "from_run": str(segmenter)}
+    path = tmp_path / "reuse.yaml"
+    path.write_text(yaml.safe_dump(config))
+    result = CliRunner().invoke(app, ["train", str(path), "--quiet"])
+    assert result.exit_code == 0, result.output
+    metrics = json.loads((tmp_path / "reuse" / "metrics.json").read_text())
+    assert metrics["masks_used"].startswith("predicted by an existing run")
+    assert metrics["masks_used"].endswith("not cross-fitted")
+    record = json.loads((tmp_path / "reuse" / "stages" / "segment" / "crossfit.json").read_text())
+    assert record["networks"][0]["trained_on"] is None
+    assert not (tmp_path / "reuse" / "stages" / "segment" / "data").exists()  # nothing trained

@@ -30,6 +30,9 @@ def check_stages(config: PipelineConfig, cells: CellSet) -> None:
             for another task (a classifier in a segment stage) or failing the run schema.
     """
     for stage in config.stages:
+        if getattr(stage, "from_run", None) is not None:
+            check_existing_run(stage, cells)
+            continue
         if isinstance(stage, FeaturesStage):
             for name, parts in stage.regions.items():
                 for part in parts:
@@ -46,6 +49,45 @@ def check_stages(config: PipelineConfig, cells: CellSet) -> None:
             child_config(stage.name, stage.run, "detection", data, "check", _PLACEHOLDER, 0)
         elif isinstance(stage, ClassifyStage):
             _check_classifier(stage, config, cells)
+
+
+_TASK_OF = {"segment": "segmentation", "detect": "detection", "classify": "classification"}
+
+
+def check_existing_run(stage: SegmentStage | DetectStage | ClassifyStage, cells: CellSet) -> None:
+    """A ``from_run`` stage's run folder: of the stage's task, with the pipeline's labels.
+
+    Raises:
+        InputError: naming the stage and the run's file: another task, or classes that are
+            not the pipeline's (a segmenter's: background and the mask regions, in order; a
+            classifier's: the pipeline's classes).
+    """
+    from medlens.run_folder.files import read_json
+    from medlens.run_folder.reader import read_run_task
+
+    assert stage.from_run is not None
+    run_dir = stage.from_run
+    want = _TASK_OF[stage.kind]
+    try:
+        task = read_run_task(run_dir).name
+    except InputError as exc:
+        raise InputError(exc.path, f"stage {stage.name!r}: {exc.reason}") from None
+    if task != want:
+        raise InputError(
+            run_dir / "config.yaml",
+            f"stage {stage.name!r}: a {task} run; a {stage.kind} stage needs a {want} run",
+        )
+    labels = read_json(run_dir / "labels.json", required=True)
+    names = list(labels.get("class_names", [])) if isinstance(labels, dict) else []
+    expected = {
+        "segment": ["background", *cells.regions],
+        "classify": list(cells.class_names),
+    }.get(stage.kind)
+    if expected is not None and names != expected:
+        raise InputError(
+            run_dir / "labels.json",
+            f"stage {stage.name!r}: the run's labels {names} are not the pipeline's {expected}",
+        )
 
 
 def check_masks(cells: CellSet, data: CellData) -> None:

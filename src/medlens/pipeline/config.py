@@ -82,7 +82,19 @@ class CellData(_Strict):
 
 
 class _Stage(_Strict):
+    """A stage; ``from_run`` (segment, detect, classify): a finished medlens run folder of the
+    stage's task, trained outside this pipeline, used as it is (no training, no
+    cross-fitting: the report says so)."""
+
     name: str
+
+    @model_validator(mode="after")
+    def _one_source(self) -> Any:
+        if getattr(self, "from_run", None) is not None and (
+            getattr(self, "run", None) or getattr(self, "source", "model") != "model"
+        ):
+            raise ValueError("from_run (a finished run folder) replaces run and source: give one")
+        return self
 
     @field_validator("name")
     @classmethod
@@ -108,6 +120,7 @@ class SegmentStage(_Stage):
         "pasted back onto each image's grid",
     )
     run: dict[str, Any] = Field(default_factory=dict)
+    from_run: Path | None = None
     crossfit_folds: int = Field(5, ge=2)
 
 
@@ -122,6 +135,7 @@ class DetectStage(_Stage):
     run: dict[str, Any] = Field(default_factory=dict)
     regions: list[str] | None = None
     object: str = "object"
+    from_run: Path | None = None
     crossfit_folds: int = Field(5, ge=2)
 
 
@@ -189,6 +203,7 @@ class ClassifyStage(_Stage):
     estimator: EstimatorSpec | None = None
     selector: EstimatorSpec | None = None
     run: dict[str, Any] = Field(default_factory=dict)
+    from_run: Path | None = None
 
 
 Stage = Annotated[
@@ -307,6 +322,9 @@ def parse_pipeline(
             config.members = [_resolved(base_dir, m) for m in config.members]
         else:
             config.data.path = _resolved(base_dir, config.data.path)
+            for stage in config.stages:
+                if getattr(stage, "from_run", None) is not None:
+                    stage.from_run = _resolved(base_dir, stage.from_run)  # type: ignore[union-attr]
     return config
 
 

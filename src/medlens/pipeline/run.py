@@ -27,7 +27,7 @@ from medlens.errors import InputError
 from medlens.io_utils import write_atomic, write_json_atomic
 from medlens.pipeline.cells import CellSet, open_cells
 from medlens.pipeline.checks import check_masks, check_stages
-from medlens.pipeline.config import PipelineConfig, SegmentStage
+from medlens.pipeline.config import DetectStage, PipelineConfig, SegmentStage
 from medlens.pipeline.context import StageContext
 from medlens.pipeline.flow import Outputs, apply, fit_and_test, needs_masks, uses_models_for_masks
 from medlens.pipeline.folds import outer_split
@@ -136,18 +136,21 @@ def score(
 
 
 def _masks_used(config: PipelineConfig) -> str:
-    sources = {s.source for s in config.stages if isinstance(s, SegmentStage) or s.kind == "detect"}  # type: ignore[union-attr]
-    if not sources:
+    finders = [s for s in config.stages if isinstance(s, SegmentStage | DetectStage)]
+    if not finders:
         return "none"
-    if sources == {"ground_truth"}:
-        return "reference (ground truth) masks, at training and at test time"
-    if sources == {"model"}:
+
+    def said(stage: SegmentStage | DetectStage) -> str:
+        if stage.source == "ground_truth":
+            return "reference (ground truth) masks, at training and at test time"
+        if stage.from_run is not None:
+            return f"predicted by an existing run ({stage.from_run}), not cross-fitted"
         return "predicted masks (cross-fitted on the training cases)"
-    return "mixed: " + ", ".join(
-        f"{s.name}: {'reference' if s.source == 'ground_truth' else 'predicted'}"  # type: ignore[union-attr]
-        for s in config.stages
-        if s.kind in ("segment", "detect")
-    )
+
+    kinds = {said(s) for s in finders}
+    if len(kinds) == 1:
+        return kinds.pop()
+    return "mixed: " + "; ".join(f"{s.name}: {said(s)}" for s in finders)
 
 
 def write_predictions(

@@ -68,7 +68,10 @@ def fit_cnn(
 ) -> Path:  # fmt: skip
     """Train the stage's CNN on ``cases`` (their crops, or their images), a stratified share
     of them choosing the epoch; the ``test`` cases are its run's test split (scored there,
-    never trained on). The run folder is ``stages/<stage>/cnn``."""
+    never trained on). The run folder is ``stages/<stage>/cnn`` (or ``from_run``, used as it
+    is)."""
+    if stage.from_run is not None:
+        return stage.from_run
     folder = ctx.stage_dir(stage.name)
     labels = np.array([c.label for c in cases])
     val = validation_carve(labels, ctx.data.val_fraction, ctx.seed)
@@ -101,5 +104,5 @@ def cnn_probabilities(ctx: StageContext, stage: ClassifyStage, images: list[Imag
     """Calibrated class probabilities ``(N, K)`` of the stored CNN for each image."""
     from medlens.inference.loaded_run import load_run, predict_images
 
-    run = load_run(ctx.run_dir / "stages" / stage.name / CNN)
+    run = load_run(stage.from_run or ctx.run_dir / "stages" / stage.name / CNN)
     return predict_images(run, images)

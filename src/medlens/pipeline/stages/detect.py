@@ -86,6 +86,12 @@ def fit_detect(ctx: StageContext, stage: DetectStage, cases: list[CellCase]) -> 
     if stage.source == "ground_truth":
         return reference_boxes(ctx, stage, cases)
     folder = ctx.stage_dir(stage.name)
+    if stage.from_run is not None:  # trained outside: used as it is, not cross-fitted
+        record = {"networks": [{"run": str(stage.from_run.resolve()), "trained_on": None,
+                                "predicted": [c.case_id for c in cases]}]}  # fmt: skip
+        write_json_atomic(folder / CROSSFIT, record)
+        network = _load(stage.from_run)
+        return {c.case_id: _mean_top_box([network], ctx.image(c)) for c in cases}
     data_dir = folder / "data"
     _materialise(ctx, stage, cases, data_dir)
     by_id = {c.case_id: c for c in cases}

@@ -69,6 +69,15 @@ def fit_segment(
     if stage.source == "ground_truth":
         return crop_maps if crop_maps is not None else {c.case_id: ctx.regions(c) for c in cases}
     folder = ctx.stage_dir(stage.name)
+    if stage.from_run is not None:  # trained outside: used as it is, not cross-fitted
+        record = {"networks": [{"run": str(stage.from_run.resolve()), "trained_on": None,
+                                "predicted": [c.case_id for c in cases]}]}  # fmt: skip
+        write_json_atomic(folder / CROSSFIT, record)
+        run = _load(stage.from_run)
+        return {
+            c.case_id: _labels([run], crops[c.case_id] if crops is not None else ctx.image(c))
+            for c in cases
+        }
     labels = np.array([c.label for c in cases])
     k = min(stage.crossfit_folds, len(cases))
     held_out = fold_indices(labels, k, ctx.seed)
