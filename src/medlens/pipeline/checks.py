@@ -30,7 +30,7 @@ def check_stages(config: PipelineConfig, cells: CellSet) -> None:
             for another task (a classifier in a segment stage) or failing the run schema.
     """
     for stage in config.stages:
-        if getattr(stage, "from_run", None) is not None:
+        if isinstance(stage, SegmentStage | DetectStage | ClassifyStage) and stage.from_run:
             check_existing_run(stage, cells)
             continue
         if isinstance(stage, FeaturesStage):

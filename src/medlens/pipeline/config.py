@@ -323,8 +323,9 @@ def parse_pipeline(
         else:
             config.data.path = _resolved(base_dir, config.data.path)
             for stage in config.stages:
-                if getattr(stage, "from_run", None) is not None:
-                    stage.from_run = _resolved(base_dir, stage.from_run)  # type: ignore[union-attr]
+                found = getattr(stage, "from_run", None)
+                if isinstance(found, Path):
+                    stage.from_run = _resolved(base_dir, found)  # type: ignore[union-attr]
     return config
 
 

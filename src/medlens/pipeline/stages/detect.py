@@ -87,9 +87,9 @@ def fit_detect(ctx: StageContext, stage: DetectStage, cases: list[CellCase]) -> 
         return reference_boxes(ctx, stage, cases)
     folder = ctx.stage_dir(stage.name)
     if stage.from_run is not None:  # trained outside: used as it is, not cross-fitted
-        record = {"networks": [{"run": str(stage.from_run.resolve()), "trained_on": None,
+        used: dict[str, Any] = {"networks": [{"run": str(stage.from_run.resolve()), "trained_on": None,
                                 "predicted": [c.case_id for c in cases]}]}  # fmt: skip
-        write_json_atomic(folder / CROSSFIT, record)
+        write_json_atomic(folder / CROSSFIT, used)
         network = _load(stage.from_run)
         return {c.case_id: _mean_top_box([network], ctx.image(c)) for c in cases}
     data_dir = folder / "data"

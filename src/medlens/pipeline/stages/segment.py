@@ -70,9 +70,9 @@ def fit_segment(
         return crop_maps if crop_maps is not None else {c.case_id: ctx.regions(c) for c in cases}
     folder = ctx.stage_dir(stage.name)
     if stage.from_run is not None:  # trained outside: used as it is, not cross-fitted
-        record = {"networks": [{"run": str(stage.from_run.resolve()), "trained_on": None,
+        used: dict[str, Any] = {"networks": [{"run": str(stage.from_run.resolve()), "trained_on": None,
                                 "predicted": [c.case_id for c in cases]}]}  # fmt: skip
-        write_json_atomic(folder / CROSSFIT, record)
+        write_json_atomic(folder / CROSSFIT, used)
         run = _load(stage.from_run)
         return {
             c.case_id: _labels([run], crops[c.case_id] if crops is not None else ctx.image(c))
