@@ -132,7 +132,7 @@ def test_the_service_option_sets_its_own_voxel_budget(pneumonia_run: Path):
 def test_a_timed_out_job_is_cancelled_and_retries_never_stack_worker_threads(
     pneumonia_run: Path, chest_png: bytes, monkeypatch: pytest.MonkeyPatch
 ):
-    real_predict = analysis.predict_arrays
+    real_predict = analysis.predict_with_features
     lock = threading.Lock()
     state = {"running": 0, "peak": 0, "explained": 0}
     release = threading.Event()
@@ -152,7 +152,7 @@ def test_a_timed_out_job_is_cancelled_and_retries_never_stack_worker_threads(
         state["explained"] += 1
         raise AssertionError("Grad-CAM ran for a request that had timed out")
 
-    monkeypatch.setattr(analysis, "predict_arrays", slow_predict)
+    monkeypatch.setattr(analysis, "predict_with_features", slow_predict)
     monkeypatch.setattr(analysis, "explain", counted_explain)
 
     app = create_app([pneumonia_run], timeout_s=0.4, max_concurrent=1)
@@ -179,7 +179,7 @@ def test_a_timed_out_job_is_cancelled_and_retries_never_stack_worker_threads(
         deadline = time.monotonic() + 10
         while state["running"] and time.monotonic() < deadline:
             time.sleep(0.02)
-        monkeypatch.setattr(analysis, "predict_arrays", real_predict)
+        monkeypatch.setattr(analysis, "predict_with_features", real_predict)
         again = None
         while time.monotonic() < deadline:  # the worker is free again once the job stopped
             again = hurried.post("/v1/predict?heatmap=false", files=_upload(chest_png))

@@ -62,3 +62,30 @@ def test_uncertainty_on_request_and_a_method_the_model_lacks_is_a_422(
         )
         unknown = client.post("/v1/predict?uncertainty=ensemble", files=_upload(chest_png))
         assert unknown.status_code == 422
+
+
+def test_one_forward_pass_gives_the_probabilities_and_the_ood_score_predict_gives(
+    pneumonia_run: Path, chest_png: bytes, tmp_path: Path
+):
+    import io
+
+    import PIL.Image
+
+    from medlens.data.readers import read_image
+    from medlens.inference.decide import RunPredictor
+
+    with TestClient(create_app([pneumonia_run]), base_url=LOCAL) as client:
+        served = client.app.state.models["pneumonia"]
+        assert served.run.trust.ood is not None
+        first_layer = next(m for m in served.predictor.model.modules() if not list(m.children()))
+        calls: list[int] = []
+        handle = first_layer.register_forward_hook(lambda *_: calls.append(1))
+        body = client.post("/v1/predict?heatmap=false", files=_upload(chest_png)).json()
+        handle.remove()
+    assert len(calls) == 1  # one pass of the network, not one for the probabilities and one more
+    path = tmp_path / "chest.png"
+    PIL.Image.open(io.BytesIO(chest_png)).save(path)
+    predictor = RunPredictor(served.run)
+    offline = predictor.decisions([predictor.prepare(read_image(path))])
+    assert body["ood"]["score"] == pytest.approx(float(offline.ood_scores[0]), rel=1e-5)
+    assert body["probabilities"] == pytest.approx(offline.probs[0].tolist(), rel=1e-5)

@@ -29,8 +29,8 @@ from medlens.data.masks import write_mask
 from medlens.errors import InputError
 from medlens.explain import explain, save_overlay
 from medlens.explain.overlay import display_image
-from medlens.inference.decide import decisions_of, ood_features
-from medlens.inference.loaded_run import predict_arrays, prepare_input
+from medlens.inference.decide import decisions_of
+from medlens.inference.loaded_run import predict_with_features, prepare_input
 from medlens.inference.segment import predict_mask
 from medlens.inference.uncertainty import dropout_layers, sample_probabilities
 from medlens.serve.inputs import Upload, for_model_dims
@@ -122,13 +122,20 @@ def _uncertainty(model: ServedModel, x: np.ndarray, method: str) -> dict[str, An
     }
 
 
-def trust_fields(model: ServedModel, x: np.ndarray, probs: np.ndarray) -> dict[str, Any]:
+def trust_fields(
+    model: ServedModel, probs: np.ndarray, features: np.ndarray | None
+) -> dict[str, Any]:
     """The decision and whether to refer it: ``decision``, ``decision_index``, ``refer``,
     ``refer_reason`` (``uncertain``, ``out_of_distribution`` or null), ``refer_band``,
     ``ood`` (score, threshold, flagged; null for a run without the score) and
-    ``calibration`` (the calibrator's method)."""
+    ``calibration`` (the calibrator's method).
+
+    Args:
+        probs: the calibrated probabilities ``(K,)`` of one image.
+        features: its pooled penultimate features ``(1, D)`` (None for a run without the
+            out-of-distribution score).
+    """
     run = model.run
-    features = ood_features(run, [x], feature_model=run.model)
     decisions = decisions_of(run, probs[None], features)
     row = decisions.row(0, run.class_names)
     index = int(decisions.preds[0])
@@ -175,10 +182,13 @@ def classify(
     run = model.run
     x = prepare_input(run, for_model_dims(upload.image, model.spatial_dims))
     checkpoint()
-    probs = predict_arrays(model.predictor, [x])[0]
+    # one forward pass gives the probabilities and the features the ood score reads (a
+    # second pass, through the PyTorch network, only behind an ONNX engine)
+    batch_probs, features = predict_with_features(model.predictor, [x], feature_model=run.model)
+    probs = batch_probs[0]
     checkpoint()
     binary = len(run.class_names) == 2
-    decided = trust_fields(model, x, probs)
+    decided = trust_fields(model, probs, features)
     index = decided["decision_index"]
     result: dict[str, Any] = {
         "model": model.name,

@@ -222,7 +222,9 @@ def extract_series(
 
     Directories, hidden files, ``__MACOSX`` resource forks and ``DICOMDIR`` indexes are
     skipped; every other member becomes ``dest/NNNNN.dcm``. Every entry of the zip's
-    directory (files, folders, anything else) counts against ``MAX_MEMBERS``.
+    directory (files, folders, anything else) counts against ``MAX_MEMBERS``. A zip whose
+    directory declares more than ``max_bytes`` is refused before anything is unpacked; the
+    bytes actually unpacked are counted too, since a declared size can lie.
 
     Raises:
         ServiceError: 422 not a zip, an unsafe, linked or encrypted member, a corrupt member,
@@ -248,6 +250,8 @@ def extract_series(
         files = [info for info in members if _is_slice_member(info)]
         if not files:
             raise ServiceError(422, "the zip holds no files")
+        if sum(info.file_size for info in files) > max_bytes:  # declared: refused unread
+            raise ServiceError(413, f"the zip unpacks to more than {max_bytes / 2**20:.3g} MB")
         dest.mkdir(mode=0o700)
         budget = max_bytes
         for number, info in enumerate(files, start=1):
