@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import io
 import struct
-import zipfile
 from pathlib import Path
 
 import pytest
@@ -13,19 +11,11 @@ from medlens.serve.inputs import extract_series
 from medlens.serve.service_errors import ServiceError
 
 
-def _zip(members: dict[str, bytes]) -> bytes:
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
-        for name, data in members.items():
-            archive.writestr(name, data)
-    return buffer.getvalue()
-
-
 def test_a_zip_declaring_more_than_the_budget_is_refused_before_anything_is_unpacked(
-    tmp_path: Path,
+    tmp_path: Path, zip_bytes
 ):
     archive = tmp_path / "bomb.zip"
-    archive.write_bytes(_zip({"a.dcm": bytes(600_000), "b.dcm": bytes(600_000)}))
+    archive.write_bytes(zip_bytes({"a.dcm": bytes(600_000), "b.dcm": bytes(600_000)}))
     dest = tmp_path / "series"
     with pytest.raises(ServiceError) as refused:
         extract_series(archive, dest, max_bytes=1_000_000)
@@ -33,21 +23,21 @@ def test_a_zip_declaring_more_than_the_budget_is_refused_before_anything_is_unpa
     assert not dest.exists()  # refused from the directory alone: nothing was written
 
 
-def test_a_zip_within_the_budget_is_unpacked_under_server_chosen_names(tmp_path: Path):
+def test_a_zip_within_the_budget_is_unpacked_under_server_chosen_names(tmp_path: Path, zip_bytes):
     archive = tmp_path / "ok.zip"
-    archive.write_bytes(_zip({"x/../../IM1": b"a" * 10} | {"__MACOSX/._IM1": b"junk"}))
+    archive.write_bytes(zip_bytes({"x/../../IM1": b"a" * 10} | {"__MACOSX/._IM1": b"junk"}))
     with pytest.raises(ServiceError):  # '..' in a member name is refused
         extract_series(archive, tmp_path / "s1", max_bytes=1_000)
-    archive.write_bytes(_zip({"dir/IM1": b"a" * 10, "IM2": b"b" * 20, "__MACOSX/._IM1": b"j"}))
+    archive.write_bytes(zip_bytes({"dir/IM1": b"a" * 10, "IM2": b"b" * 20, "__MACOSX/._IM1": b"j"}))
     dest = extract_series(archive, tmp_path / "s2", max_bytes=1_000)
     assert sorted(p.name for p in dest.iterdir()) == ["00001.dcm", "00002.dcm"]
     assert (dest / "00002.dcm").read_bytes() == b"b" * 20
 
 
 def test_a_zip_whose_directory_understates_a_member_never_unpacks_more_than_it_declares(
-    tmp_path: Path,
+    tmp_path: Path, zip_bytes
 ):
-    data = _zip({"IM1": bytes(2**20)})
+    data = zip_bytes({"IM1": bytes(2**20)})
     # rewrite the declared uncompressed size (local header and central directory) to 10 bytes
     local = data.index(b"PK\x03\x04")
     central = data.index(b"PK\x01\x02")
