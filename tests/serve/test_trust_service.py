@@ -3,12 +3,16 @@ out-of-distribution flag and, on request, sampled uncertainty."""
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import numpy as np
+import PIL.Image
 import pytest
 from fastapi.testclient import TestClient
 
+from medlens.data.readers import read_image
+from medlens.inference.decide import RunPredictor
 from medlens.serve.app import create_app
 
 LOCAL = "http://localhost"
@@ -67,13 +71,6 @@ def test_uncertainty_on_request_and_a_method_the_model_lacks_is_a_422(
 def test_one_forward_pass_gives_the_probabilities_and_the_ood_score_predict_gives(
     pneumonia_run: Path, chest_png: bytes, tmp_path: Path
 ):
-    import io
-
-    import PIL.Image
-
-    from medlens.data.readers import read_image
-    from medlens.inference.decide import RunPredictor
-
     with TestClient(create_app([pneumonia_run]), base_url=LOCAL) as client:
         served = client.app.state.models["pneumonia"]
         assert served.run.trust.ood is not None

@@ -251,7 +251,7 @@ def extract_series(
         if not files:
             raise ServiceError(422, "the zip holds no files")
         if sum(info.file_size for info in files) > max_bytes:  # declared: refused unread
-            raise ServiceError(413, f"the zip unpacks to more than {max_bytes / 2**20:.3g} MB")
+            raise _unpacks_too_large(max_bytes)
         dest.mkdir(mode=0o700)
         budget = max_bytes
         for number, info in enumerate(files, start=1):
@@ -259,6 +259,10 @@ def extract_series(
                 checkpoint()
             budget = _copy_member(archive_file, info, dest / f"{number:05d}.dcm", budget, max_bytes)
     return dest
+
+
+def _unpacks_too_large(max_bytes: int) -> ServiceError:
+    return ServiceError(413, f"the zip unpacks to more than {max_bytes / 2**20:.3g} MB")
 
 
 def _is_slice_member(info: zipfile.ZipInfo) -> bool:
@@ -278,9 +282,7 @@ def _copy_member(
             while block := source.read(1 << 20):
                 budget -= len(block)
                 if budget < 0:
-                    raise ServiceError(
-                        413, f"the zip unpacks to more than {max_bytes / 2**20:.3g} MB"
-                    )
+                    raise _unpacks_too_large(max_bytes)
                 sink.write(block)
     except (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError, OSError):
         raise ServiceError(
