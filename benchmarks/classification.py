@@ -6,6 +6,10 @@ peak memory is its own. Writes benchmarks/results/classification.json (+ .md).
 
     python benchmarks/classification.py                 # full protocol (3 seeds per dataset)
     python benchmarks/classification.py --minutes 2 --seeds 0 --quick   # a smoke run
+
+``--reuse REPORT`` takes the runs an earlier report (final or ``.partial.json``) finished with
+the same ``--minutes``, matched by dataset, method and seed, and trains only the rest: a
+protocol split over several sessions ends in one report. Reused runs say so (``"reused"``).
 """
 
 from __future__ import annotations
@@ -148,8 +152,45 @@ def _spawn(
     if proc.returncode != 0:
         raise RuntimeError(f"{kind} {dataset} seed {seed} failed:\n{proc.stderr[-4000:]}")
     result = json.loads(proc.stdout.strip().splitlines()[-1])
+    result["seed"] = seed
     print(f"    -> {json.dumps(result)}", flush=True)
     return result
+
+
+def reusable_runs(path: Path, minutes: float) -> dict[tuple[str, str, int], dict]:
+    """Finished runs of an earlier report, keyed by (dataset, "medlens" | "baseline", seed).
+
+    Reads a final report (``datasets``), a partial one (``runs_so_far``) or a one-dataset
+    report (``dataset`` with ``medlens``/``baseline``). A run without its own ``seed`` gets
+    the report's seed list in order, as the benchmark ran them.
+
+    Raises:
+        SystemExit: the report was made with another budget per run.
+    """
+    report = json.loads(path.read_text())
+    if float(report["minutes_per_run"]) != minutes:
+        raise SystemExit(
+            f"{path}: its runs had {report['minutes_per_run']} min each, not --minutes {minutes}"
+        )
+    if "runs_so_far" in report:
+        per_dataset = {
+            d: {k: {"runs": r} for k, r in v.items()} for d, v in report["runs_so_far"].items()
+        }
+    elif "datasets" in report:
+        per_dataset = report["datasets"]
+    else:
+        per_dataset = {
+            report["dataset"]: {k: report[k] for k in ("medlens", "baseline") if k in report}
+        }
+    seed_lists = {"medlens": report.get("seeds", []), "baseline": report.get("baseline_seeds", [])}
+    found: dict[tuple[str, str, int], dict] = {}
+    for dataset, methods in per_dataset.items():
+        for kind in ("medlens", "baseline"):
+            for i, run in enumerate(methods.get(kind, {}).get("runs", [])):
+                seed = run.get("seed", seed_lists[kind][i] if i < len(seed_lists[kind]) else None)
+                if seed is not None:
+                    found[(dataset, kind, int(seed))] = {**run, "seed": int(seed)}
+    return found
 
 
 def _mean_sd(values: list[float]) -> dict:
@@ -183,6 +224,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--workdir")
     parser.add_argument("--extra")
+    parser.add_argument("--reuse", type=Path, action="append", default=[], metavar="REPORT")
     args = parser.parse_args()
     if args.child:
         child(args)
@@ -196,8 +238,12 @@ def main() -> None:
         "minutes_per_run": args.minutes,
         "seeds": args.seeds,
         "baseline_seeds": args.baseline_seeds,
+        "reused_from": [str(p) for p in args.reuse],
         "datasets": {},
     }
+    reused: dict[tuple[str, str, int], dict] = {}
+    for path in args.reuse:
+        reused.update(reusable_runs(path, args.minutes))
     with tempfile.TemporaryDirectory(prefix="medlens-bench-") as tmp:
         work = Path(tmp)
         args.out.parent.mkdir(parents=True, exist_ok=True)
@@ -207,6 +253,10 @@ def main() -> None:
                 ("baseline", s) for s in args.baseline_seeds
             ]
             for kind, seed in plan:
+                if (dataset, kind, seed) in reused:
+                    print(f"{kind} {dataset} seed {seed}: reused from --reuse", flush=True)
+                    finished[kind].append({**reused[(dataset, kind, seed)], "reused": True})
+                    continue
                 finished[kind].append(_spawn(kind, dataset, seed, args.minutes, work, args.threads))
                 # Each run's figures survive a later failure or an interrupted session.
                 report["runs_so_far"] = {**report.get("runs_so_far", {}), dataset: finished}

@@ -1,0 +1,96 @@
+"""benchmarks/classification.py --reuse: runs finished in an earlier session are taken by
+dataset, method and seed, only the rest are trained, and a report with another budget is
+refused."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO / "benchmarks"))
+import classification  # noqa: E402
+
+
+def _run(auc: float, seed: int | None = None) -> dict[str, Any]:
+    run: dict[str, Any] = {
+        "test_auc": auc,
+        "test_acc_at_val_threshold": 0.8,
+        "test_acc_at_0.5": 0.8,
+        "train_minutes": 1.0,
+        "peak_rss_mb": 100.0,
+    }
+    if seed is not None:
+        run["seed"] = seed
+    return run
+
+
+def _write(path: Path, report: dict[str, Any]) -> Path:
+    path.write_text(json.dumps(report))
+    return path
+
+
+def test_a_one_dataset_report_gives_its_runs_the_seeds_in_order(tmp_path: Path) -> None:
+    report = {
+        "minutes_per_run": 15.0,
+        "dataset": "pneumonia",
+        "seeds": [4, 7],
+        "medlens": {"runs": [_run(0.91), _run(0.92)]},
+    }
+    found = classification.reusable_runs(_write(tmp_path / "r.json", report), 15.0)
+    assert {k: v["test_auc"] for k, v in found.items()} == {
+        ("pneumonia", "medlens", 4): 0.91,
+        ("pneumonia", "medlens", 7): 0.92,
+    }
+
+
+def test_a_partial_report_keeps_each_runs_own_seed(tmp_path: Path) -> None:
+    report = {
+        "minutes_per_run": 15.0,
+        "seeds": [0, 1, 2],
+        "baseline_seeds": [0],
+        "runs_so_far": {"adrenal": {"medlens": [_run(0.88, seed=2)], "baseline": []}},
+    }
+    found = classification.reusable_runs(_write(tmp_path / "r.partial.json", report), 15.0)
+    assert list(found) == [("adrenal", "medlens", 2)]
+
+
+def test_a_report_with_another_budget_is_refused(tmp_path: Path) -> None:
+    report = {"minutes_per_run": 7.0, "datasets": {}, "seeds": [0], "baseline_seeds": [0]}
+    with pytest.raises(SystemExit, match="7.0 min each"):
+        classification.reusable_runs(_write(tmp_path / "r.json", report), 15.0)
+
+
+def test_main_trains_only_the_runs_not_reused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    earlier = {
+        "minutes_per_run": 15.0,
+        "dataset": "pneumonia",
+        "seeds": [0, 1],
+        "medlens": {"runs": [_run(0.90), _run(0.94)]},
+    }
+    spawned: list[tuple[str, str, int]] = []
+
+    def fake_spawn(kind: str, dataset: str, seed: int, *args: Any, **kwargs: Any) -> dict:
+        spawned.append((kind, dataset, seed))
+        return _run(0.70, seed=seed)
+
+    monkeypatch.setattr(classification, "_spawn", fake_spawn)
+    out = tmp_path / "out.json"
+    argv = ["classification.py", "--datasets", "pneumonia", "--seeds", "0", "1"]
+    argv += ["--baseline-seeds", "0", "--skip-transfer", "--out", str(out)]
+    argv += ["--reuse", str(_write(tmp_path / "earlier.json", earlier))]
+    monkeypatch.setattr(sys, "argv", argv)
+    classification.main()
+
+    assert spawned == [("baseline", "pneumonia", 0)]
+    report = json.loads(out.read_text())
+    medlens = report["datasets"]["pneumonia"]["medlens"]
+    assert medlens["test_auc"]["values"] == [0.90, 0.94]
+    assert all(run["reused"] for run in medlens["runs"])
+    assert report["summary"]["baseline_pneumonia_test_auc"] == 0.70
