@@ -90,6 +90,9 @@ quarter of the soak), minus 1; <= 0.10) and ``soak_p95_ms`` (good requests only;
 Writes benchmarks/results/robustness.json (``--quick``: a subset of the corpus through
 every path and a 20 s soak, robustness_quick.json; ``--only``/``--paths``:
 robustness_subset.json). Children run with one torch thread (``OMP_NUM_THREADS=1``).
+``--service-processes N`` serves with ``medlens serve --processes N``; the server's RSS is
+then that of its whole process tree (the supervisor and its N processes), and a request's
+peak is the tree's RSS after it (no single ``VmHWM`` covers the tree).
 
     python benchmarks/robustness.py                   # full corpus, 10 min soak (~50 min)
     python benchmarks/robustness.py --quick           # smoke run (~10 min on 2 cores)
@@ -1572,6 +1575,9 @@ class Service:
             "--timeout-s",
             str(bench.args.service_timeout_s),
         ]
+        self.processes = int(bench.args.service_processes)
+        if self.processes > 1:
+            argv += ["--processes", str(self.processes)]
         self.argv = argv
         with open(self.log, "ab") as handle:
             self.process = subprocess.Popen(
@@ -1610,7 +1616,16 @@ class Service:
         return self.process.poll() is None
 
     def rss_mib(self) -> float:
+        """The server's RSS (MiB): its process, or its whole tree under ``--processes``."""
+        if self.processes > 1:
+            import psutil
+
+            return _tree_rss(psutil.Process(self.process.pid)) / 2**20
         return _proc_kib(self.process.pid, "VmRSS") / 1024
+
+    def reset_peak(self) -> bool:
+        """Reset the peak RSS; False (no exact peak) under ``--processes``."""
+        return self.processes == 1 and reset_peak(self.process.pid)
 
     def stop(self) -> list[str]:
         """Stop it (SIGTERM, as a process manager would) and return what it left in its
@@ -1643,7 +1658,7 @@ def service_trial(
     before_files = snapshot(service.tmp)
     log_offset = service.log.stat().st_size
     rss_before = service.rss_mib()
-    exact = reset_peak(pid)
+    exact = service.reset_peak()
     start = time.perf_counter()
     try:
         response = httpx.post(
@@ -1926,6 +1941,9 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="corpus subset, 20 s soak")
     parser.add_argument("--soak-seconds", type=float, default=None, help="default 600 (quick 20)")
     parser.add_argument("--clients", type=int, default=8)
+    parser.add_argument(
+        "--service-processes", type=int, default=1, help="medlens serve --processes N"
+    )
     parser.add_argument("--bad-fraction", type=float, default=0.2)
     parser.add_argument("--max-upload-mb", type=float, default=16.0)
     parser.add_argument("--service-timeout-s", type=float, default=60.0)
@@ -2024,7 +2042,7 @@ def run(args: argparse.Namespace, root: Path, corpus: Corpus, ray: bool, t0: flo
     if service_paths or args.soak_seconds > 0:
         service = Service(bench, "service")
         restarts = 0
-        exact_peak = reset_peak(service.process.pid)
+        exact_peak = service.reset_peak()
         try:
             for path in service_paths:
                 # twice: the first request of a route also pays its lazy set-up
@@ -2065,7 +2083,12 @@ def run(args: argparse.Namespace, root: Path, corpus: Corpus, ray: bool, t0: flo
                 "command": " ".join(service.argv),
                 "restarts_after_a_crash": restarts,
                 "left_in_tmpdir_after_stop": left[:20],
-                "peak_rss_method": "VmHWM after clear_refs" if exact_peak else "VmRSS after",
+                "processes": service.processes,
+                "peak_rss_method": "VmHWM after clear_refs"
+                if exact_peak
+                else "RSS of the process tree after"
+                if service.processes > 1
+                else "VmRSS after",
             }
     summary = summarize(rows, soak_result, shutdown_left)
     wall = time.perf_counter() - t0

@@ -584,6 +584,10 @@ def serve(
         list[str],
         typer.Option(help="Host header names answered besides loopback (repeat or comma-list)."),
     ] = [],  # noqa: B006
+    processes: Annotated[
+        int,
+        typer.Option(min=1, help="Service processes behind one socket (each loads the models)."),
+    ] = 1,
 ) -> None:
     """Serve run folders over HTTP: /v1/predict, /v1/segment, /v1/models, a web page at /."""
     from medlens.serve.app import serve as run_service
@@ -599,6 +603,7 @@ def serve(
         max_voxels=max_voxels,
         max_concurrent=max_concurrent,
         allowed_hosts=[h.strip() for item in allowed_hosts for h in item.split(",") if h.strip()],
+        processes=processes,
     )
 
 

@@ -177,7 +177,11 @@ def create_app(
     workspace = tempfile.TemporaryDirectory(prefix="medlens-serve-")  # 0700, removed at exit
     root = Path(workspace.name)
     (root / "onnx").mkdir()
-    models = load_models([Path(p) for p in run_dirs], engine=engine, onnx_cache=root / "onnx")
+    try:
+        models = load_models([Path(p) for p in run_dirs], engine=engine, onnx_cache=root / "onnx")
+    except BaseException:
+        workspace.cleanup()  # now, not at interpreter exit: a failed start leaves nothing
+        raise
     limits = {
         "max_bytes": int(max_upload_mb * 2**20),
         "timeout_s": float(timeout_s),
@@ -530,10 +534,15 @@ def serve(
     max_voxels: int | None = None,
     max_concurrent: int = DEFAULT_CONCURRENT,
     allowed_hosts: Sequence[str] | None = None,
+    processes: int = 1,
 ) -> None:
     """``medlens serve RUN_DIR... [--host] [--port] [--tokens FILE] [--engine torch|onnx]
-    [--max-upload-mb] [--timeout-s] [--max-voxels] [--max-concurrent] [--allowed-hosts]``:
-    run the service with uvicorn until interrupted.
+    [--max-upload-mb] [--timeout-s] [--max-voxels] [--max-concurrent] [--allowed-hosts]
+    [--processes N]``: run the service with uvicorn until interrupted.
+
+    ``processes`` > 1 runs that many copies of the service behind one socket, each with its
+    own models and ``max_concurrent`` workers, and ``/metrics`` summed over all of them
+    (``serve.processes``): for machines with more cores than one interpreter lock can use.
 
     Tokens come from ``tokens_file``, else from ``$MEDLENS_TOKENS``; with neither, there is
     no authentication, ``host`` must be a loopback address, and requests must name a
@@ -556,7 +565,24 @@ def serve(
             f"without tokens (--tokens FILE or $MEDLENS_TOKENS) the service has no authentication "
             f"and binds only to a loopback address such as 127.0.0.1, not {host!r}",
         )
+    if isinstance(processes, bool) or not isinstance(processes, int) or processes < 1:
+        raise ConfigError("--processes", "must be a whole number, at least 1")
     configure_json_logging()
+    if processes > 1:
+        from medlens.serve.processes import run_processes
+
+        options = {
+            "run_dirs": [str(Path(p).resolve()) for p in run_dirs],
+            "tokens_file": None if tokens_file is None else str(Path(tokens_file).resolve()),
+            "max_upload_mb": max_upload_mb,
+            "timeout_s": timeout_s,
+            "engine": engine,
+            "max_voxels": max_voxels,
+            "max_concurrent": max_concurrent,
+            "allowed_hosts": list(allowed_hosts or ()),
+        }
+        run_processes(options, host, port, processes)
+        return
     app = create_app(
         run_dirs,
         tokens,

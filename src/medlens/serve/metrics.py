@@ -2,11 +2,18 @@
 ``prometheus_client``: requests by endpoint and status, a latency histogram by endpoint, and
 each model's load time. One registry per app, so two apps in one process never share counts.
 
+Under ``serve --processes N`` (``$PROMETHEUS_MULTIPROC_DIR`` set by its supervisor) every
+process writes its counts to files in that folder and ``render`` adds them up: the answer is
+the service's, whichever process gives it. A model's load time is then the largest of the
+processes'.
+
 Endpoint labels are the service's routes only (anything else counts as ``other``), so a
 scanner's random paths cannot grow the label set without bound.
 """
 
 from __future__ import annotations
+
+import os
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
@@ -42,6 +49,7 @@ class ServiceMetrics:
             "Time to load and warm up each served model at start-up (s)",
             ["model", "engine"],
             registry=self.registry,
+            multiprocess_mode="max",
         )
 
     def observe(self, path: str, status: int, seconds: float) -> None:
@@ -56,5 +64,11 @@ class ServiceMetrics:
         self.model_load.labels(model=model, engine=engine).set(seconds)
 
     def render(self) -> bytes:
-        """The text exposition of every metric."""
+        """The text exposition of every metric (of every process, under ``--processes``)."""
+        if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+            from prometheus_client import multiprocess
+
+            registry = CollectorRegistry()
+            multiprocess.MultiProcessCollector(registry)
+            return generate_latest(registry)
         return generate_latest(self.registry)

@@ -141,8 +141,8 @@ def load_models(
 
 def _load_one(run_dir: Path, name: str, engine: str, onnx_cache: Path | None) -> ServedModel:
     started = time.perf_counter()
+    run = load_run(run_dir, device="cpu" if engine != "torch" else None)  # names a missing file
     sha = weights_sha256(run_dir)
-    run = load_run(run_dir, device="cpu" if engine != "torch" else None)
     predictor = run
     if engine != "torch":
         from medlens.serve.onnx_engine import OnnxModule
