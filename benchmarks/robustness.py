@@ -1283,6 +1283,13 @@ def _reap_group(pgid: int, wait_s: float = 15.0) -> None:
     _kill_group(pgid)
 
 
+def _service_state(relative: str) -> bool:
+    """The supervisor's folder under ``serve --processes`` (``medlens-serve-state-*``): its
+    metrics store gains a process's files at that process's first request and lives as long
+    as the service. Not a request's leftover; ``Service.stop`` checks that it goes at exit."""
+    return relative.split(os.sep, 1)[0].startswith("medlens-serve-state-")
+
+
 def snapshot(folder: Path) -> set[str]:
     """Every entry under ``folder`` (relative paths), torch's ``torchinductor_*`` cache left
     out; links are not followed."""
@@ -1673,7 +1680,7 @@ def service_trial(
     seconds = time.perf_counter() - start
     left: list[str] = []
     for _ in range(30):  # a job removes its folder when its thread is done with it
-        left = sorted(snapshot(service.tmp) - before_files)
+        left = sorted(p for p in snapshot(service.tmp) - before_files if not _service_state(p))
         if not left:
             break
         time.sleep(0.1)

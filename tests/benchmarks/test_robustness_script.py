@@ -300,3 +300,11 @@ def test_quick_mode_end_to_end_writes_every_summary_key(shared_data: Path, tmp_p
     assert result["summary"]["inputs_tried"] == 2
     assert result["summary"]["refused_cleanly"] == 2, result["summary"]["not_clean"]
     assert result["soak"]["requests"] > 0 and result["summary"]["soak_errors_5xx"] == 0
+
+
+def test_the_supervisors_metrics_store_is_not_a_requests_leftover() -> None:
+    """Under ``serve --processes`` a process's first request adds its files to the live
+    metrics store; a request's own folder left behind still counts."""
+    assert rb._service_state(os.path.join("medlens-serve-state-ab12", "metrics", "counter_7.db"))
+    assert not rb._service_state(os.path.join("medlens-serve-x1", "job", "upload.png"))
+    assert not rb._service_state("medlens-serve-state.png")
