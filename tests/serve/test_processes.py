@@ -136,3 +136,23 @@ def test_process_counts_are_checked() -> None:
         serve([Path("unused")], processes=0)
     with pytest.raises(ConfigError, match="--processes"):
         run_processes({}, "127.0.0.1", 8000, processes=1)
+
+
+def test_a_folder_without_a_run_is_one_error_and_leaves_no_workspace(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Also with one process: the missing file is named (it was a FileNotFoundError
+    traceback, from hashing the weights before the folder was checked), and the service's
+    workspace is removed at once."""
+    from medlens.errors import InputError
+    from medlens.serve.app import create_app
+
+    workdir = tmp_path / "tmp"
+    workdir.mkdir()
+    monkeypatch.setenv("TMPDIR", str(workdir))
+    monkeypatch.setattr("tempfile.tempdir", None)
+    empty = tmp_path / "empty-run"
+    empty.mkdir()
+    with pytest.raises(InputError, match="config.yaml"):
+        create_app([empty])
+    assert _leftovers(workdir) == []

@@ -44,10 +44,6 @@ def app_from_environment() -> FastAPI:
 
 
 def _stop(message: str) -> NoReturn:
-    """Leave ``message`` for the supervisor and end this process at once. A plain
-    ``sys.exit`` inside uvicorn's event loop can linger on library threads until the
-    supervisor's health check gives up on it (minutes)."""
+    """Leave ``message`` for the supervisor and end this process with ``STARTUP_FAILURE``."""
     record_startup_error(message)
-    logging.shutdown()
-    sys.stderr.flush()
-    os._exit(STARTUP_FAILURE)
+    sys.exit(STARTUP_FAILURE)
