@@ -8,8 +8,11 @@ For each seed:
   default trust settings (temperature scaling, the youden_plateau threshold, a coverage
   refer band, the Mahalanobis score). From each run folder: the test ECE before and after
   calibration and the test AUC of both (calibration is fitted on validation only); the
-  balanced accuracy of the 80% most confident test cases (margin to the decision) against
-  all of them; AURC (balanced risk) of the margin against plain max-softmax.
+  balanced accuracy of the test cases kept at 80% coverage (the run's class-stratified order:
+  the same share of each decided class, most probable decision first) against all of them,
+  and beside it that of the other orders (the decision's probability, the margin, plain
+  max-softmax) on the same predictions; AURC (error rate) of the run's order against plain
+  max-softmax.
 - Out of distribution (the PneumoniaMNIST run): ``medlens predict`` on two shifts, scored
   against the run's own in-distribution test rows: the inverted-contrast, blurred "site B"
   of benchmarks/group_reweighting.py applied to the test images, and another modality:
@@ -90,6 +93,12 @@ def classification_figures(run: Path) -> dict[str, Any]:
     from sklearn.metrics import roc_auc_score
 
     from medlens.metrics.threshold import choose_threshold
+    from medlens.trust.selective import (
+        coverage_table,
+        decision_confidence,
+        margin_confidence,
+        max_softmax,
+    )
 
     metrics = json.loads((run / "metrics.json").read_text())
     trust = metrics["trust"]
@@ -102,6 +111,20 @@ def classification_figures(run: Path) -> dict[str, Any]:
     calibration = trust["calibration"]["splits"]["test"]
     coverage = {row["coverage"]: row for row in trust["selective"]["test"]["coverage"]}
     selective = trust["selective"]["test"]
+
+    probs = test[[f"prob_{n}" for n in names]].to_numpy()
+    labels, preds = test["label"].to_numpy(), test["pred"].to_numpy()
+    orders = {
+        "decision": decision_confidence(probs, preds),
+        "margin": margin_confidence(probs, float(metrics["threshold"])),
+        "max_softmax": max_softmax(probs),
+    }
+    other_gains = {}
+    for name, score in orders.items():
+        kept = coverage_table(labels, preds, score, coverages=(0.8,))[0]["balanced_accuracy"]
+        other_gains[f"bal_acc_gain_at_80_cov_{name}"] = 100 * (
+            kept - coverage[1.0]["balanced_accuracy"]
+        )
 
     def rates(threshold: float, column: str) -> tuple[float, float]:
         called = test[column] >= threshold
@@ -122,9 +145,12 @@ def classification_figures(run: Path) -> dict[str, Any]:
         "bal_acc_at_80_cov": coverage[0.8]["balanced_accuracy"],
         "bal_acc_gain_at_80_cov": 100
         * (coverage[0.8]["balanced_accuracy"] - coverage[1.0]["balanced_accuracy"]),
+        **other_gains,
+        "selective_order": selective.get("confidence"),
         "aurc": selective["aurc"],
         "aurc_max_softmax": selective["aurc_max_softmax"],
         "aurc_gain_vs_maxsoftmax": 1 - selective["aurc"] / selective["aurc_max_softmax"],
+        "aurc_decision": selective["aurc_decision"],
         "aurc_margin": selective["aurc_margin"],
         "aurc_balanced": selective["aurc_balanced"],
         "aurc_balanced_max_softmax": selective["aurc_balanced_max_softmax"],
@@ -250,9 +276,13 @@ def summarize(runs: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
                 "bal_acc_all",
                 "bal_acc_at_80_cov",
                 "bal_acc_gain_at_80_cov",
+                "bal_acc_gain_at_80_cov_decision",
+                "bal_acc_gain_at_80_cov_margin",
+                "bal_acc_gain_at_80_cov_max_softmax",
                 "aurc",
                 "aurc_max_softmax",
                 "aurc_gain_vs_maxsoftmax",
+                "aurc_decision",
                 "aurc_margin",
                 "aurc_balanced",
                 "aurc_balanced_max_softmax",
@@ -347,7 +377,8 @@ def main() -> None:
             "segmentation_minutes": args.seg_minutes,
             "recipes": {k: str(v.relative_to(REPO)) for k, v in RECIPES.items()},
             "trust_settings": "defaults: calibration temperature, threshold youden_plateau, "
-            "refer coverage 0.9, ood mahalanobis at 5% validation false alarms",
+            "refer coverage 0.9, selective order class-stratified, ood mahalanobis at 5% "
+            "validation false alarms",
             "ood_shifts": "site B (255 - x, blur sigma 0.7 px) of the 624 test images; "
             f"{CROPS_PER_IMAGE} seeded grey crops of each of the 40 DRIVE photographs at 28 px",
             "summary_rule": "each key is a mean over seeds; across datasets or shifts the worse "

@@ -14,7 +14,7 @@ def test_report_and_model_card_have_the_trust_section(pneumonia_run: Path, tmp_p
     run = shutil.copytree(pneumonia_run, tmp_path / "pneumonia")
     html = write_report(run).read_text()
     assert '<section id="trust">' in html
-    for text in ("ECE before", "temperature scaling", "Refer to a human", "AURC, decision's probability",
+    for text in ("ECE before", "temperature scaling", "Refer to a human", "AURC, class-stratified",
                  "Out-of-distribution score: mahalanobis"):  # fmt: skip
         assert text in html, text
     for name in ("calibration_test.png", "risk_coverage_test.png", "calibration_val.png"):

@@ -13,6 +13,7 @@ from medlens.trust.selective import (
     margin_confidence,
     max_softmax,
     risk_coverage,
+    stratified_confidence,
 )
 
 
@@ -45,9 +46,9 @@ def test_margin_is_the_distance_from_the_decision_in_log_odds() -> None:
     assert [row["kept"] for row in table] == [3, 2]
 
 
-def test_summary_headline_aurc_is_the_error_rate_of_the_decisions_probability() -> None:
-    """The headline AURC orders by the probability of the decided class and counts errors
-    (Geifman and El-Yaniv); the balanced-risk and margin AURCs are recorded beside it."""
+def test_summary_headline_aurc_is_the_error_rate_of_the_class_stratified_order() -> None:
+    """The headline AURC orders by the class-stratified score and counts errors (Geifman and
+    El-Yaniv); the balanced-risk, decision's-probability and margin AURCs are beside it."""
     from medlens.trust.summary import selective_summary
 
     p1 = np.array([0.99, 0.98, 0.97, 0.02, 0.05, 0.3, 0.7, 0.4])
@@ -55,11 +56,58 @@ def test_summary_headline_aurc_is_the_error_rate_of_the_decisions_probability() 
     preds = (p1 >= 0.25).astype(int)
     probs = np.c_[1 - p1, p1]
     summary = selective_summary(labels, preds, probs, 0.25)
+    ours = stratified_confidence(probs, preds)
+    assert summary["confidence"] == "stratified"
+    assert summary["aurc"] == pytest.approx(aurc(labels, preds, ours, "error"))
+    assert summary["aurc_balanced"] == pytest.approx(aurc(labels, preds, ours, "balanced"))
     decided = np.where(preds == 1, p1, 1 - p1)
-    assert summary["aurc"] == pytest.approx(aurc(labels, preds, decided, "error"))
-    assert summary["aurc_balanced"] == pytest.approx(aurc(labels, preds, decided, "balanced"))
+    assert summary["aurc_decision"] == pytest.approx(aurc(labels, preds, decided, "error"))
     margin = margin_confidence(probs, 0.25)
     assert summary["aurc_margin"] == pytest.approx(aurc(labels, preds, margin, "error"))
+    kept = coverage_table(labels, preds, ours, coverages=(0.5,))[0]
+    assert kept["kept"] == 4
+
+
+def test_stratified_score_is_the_rank_share_within_each_decided_class() -> None:
+    p1 = np.array([0.9, 0.3, 0.6, 0.1, 0.2, 0.05])
+    preds = (p1 >= 0.25).astype(int)  # class 1: 0.9, 0.3, 0.6; class 0: 0.1, 0.2, 0.05
+    score = stratified_confidence(np.c_[1 - p1, p1], preds)
+    np.testing.assert_allclose(score, [1.0, 1 / 3, 2 / 3, 2 / 3, 1 / 3, 1.0])
+    # a monotone recalibration and another threshold with the same decisions change nothing
+    squashed = p1**3
+    again = stratified_confidence(np.c_[1 - squashed, squashed], preds)
+    np.testing.assert_allclose(again, score)
+
+
+@pytest.mark.parametrize("threshold", [0.1, 0.2, 0.3])
+def test_stratified_order_raises_balanced_accuracy_wherever_the_threshold_lies(
+    threshold: float,
+) -> None:
+    """A rare class 1 (20%), calibrated probabilities, a threshold on either side of the
+    balanced optimum (about the prevalence). Keeping the same share of each decided class
+    raises the kept cases' balanced accuracy at 80% coverage at every threshold. The
+    decision's probability does not: above the optimum most class-1 decisions have
+    p(class 1) < 0.5, so it refers them first, true positives with them, and the kept
+    cases' balanced accuracy falls."""
+    rng = np.random.default_rng(0)
+    n = 6000
+    labels = (rng.uniform(size=n) < 0.2).astype(int)
+    log_odds = np.where(labels == 1, 1.2, -1.2) + rng.normal(0, 1.2, n) + np.log(0.25)
+    p1 = 1 / (1 + np.exp(-log_odds))
+    preds = (p1 >= threshold).astype(int)
+    probs = np.c_[1 - p1, p1]
+    everyone = balanced_accuracy(labels, preds)
+
+    def gain_at_80(score: np.ndarray) -> float:
+        kept = coverage_table(labels, preds, score, coverages=(0.8,))[0]
+        return kept["balanced_accuracy"] - everyone
+
+    ours = stratified_confidence(probs, preds)
+    assert gain_at_80(ours) > 0.02
+    for k in (0, 1):  # about 80% of each decided class is kept
+        assert (ours[preds == k] > 0.2).mean() == pytest.approx(0.8, abs=0.002)
+    if threshold == 0.3:
+        assert gain_at_80(decision_confidence(probs, preds)) < -0.05
 
 
 def test_the_decisions_probability_beats_max_softmax_off_a_half_threshold() -> None:

@@ -12,7 +12,13 @@ from sklearn.calibration import CalibrationDisplay
 
 from medlens.metrics.calibration import N_BINS, calibration_gap, reliability_target
 from medlens.report.plots import new_figure, save_figure
-from medlens.trust.selective import aurc, decision_confidence, max_softmax, risk_coverage
+from medlens.trust.selective import (
+    aurc,
+    decision_confidence,
+    max_softmax,
+    risk_coverage,
+    stratified_confidence,
+)
 
 
 def plot_reliability_before_after(
@@ -53,11 +59,13 @@ def plot_risk_coverage(
     path: str | Path,
     title: str | None = None,
 ) -> Path:
-    """Risk (the error rate of the kept cases) against coverage, keeping the
-    cases whose decision is most probable first and, for comparison, the most probable
-    (max-softmax); the AURC of each is in the legend."""
+    """Risk (the error rate of the kept cases) against coverage, keeping the same share of
+    each decided class, most probable decision first (ours), and, for comparison, the most
+    probable decisions overall and the largest probabilities (max-softmax); the AURC of each
+    is in the legend."""
     fig, ax = new_figure(5.0, 4.4)
     scores = (
+        ("class-stratified", stratified_confidence(probs, preds)),
         ("probability of the decision", decision_confidence(probs, preds)),
         ("max-softmax", max_softmax(probs)),
     )

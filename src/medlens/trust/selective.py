@@ -10,6 +10,14 @@ run's threshold rule weighs (Youden's J = 2 balanced accuracy - 1) and the one t
 when one class is rare.
 
 Confidence scores:
+    stratified (the default order): cases are ranked within the class they were decided to
+        be, by the probability of that decision, and a case's score is its rank as a share of
+        that class (1 = the most probable of its class). Keeping the top share ``c`` keeps
+        about the share ``c`` of every decided class, so referring cannot trade one class's
+        recall for another's: the order the run's balanced threshold rule (Youden's J) calls
+        for, where one class is rare or the threshold is far from 0.5. It depends only on the
+        order of each class's probabilities, so it is the same before and after a monotone
+        calibration and wherever the threshold lies.
     decision: the calibrated probability of the class the run decided (at its threshold):
         the probability that the decision is right, the score whose order minimises the
         expected error of the kept cases when the probabilities are calibrated. It differs
@@ -47,6 +55,20 @@ def decision_confidence(probs: ArrayLike, preds: ArrayLike) -> np.ndarray:
     """``(N,)``: each case's probability of the class it was decided to be."""
     p = np.asarray(probs, dtype=float)
     return p[np.arange(len(p)), np.asarray(preds, dtype=int)]
+
+
+def stratified_confidence(probs: ArrayLike, preds: ArrayLike) -> np.ndarray:
+    """``(N,)`` in (0, 1]: each case's rank among the cases decided the same class, by the
+    probability of its decision, divided by that class's count (ties keep case order)."""
+    decided = np.asarray(preds, dtype=int)
+    confidence = decision_confidence(probs, decided)
+    share = np.zeros(len(decided), dtype=float)
+    for k in np.unique(decided):
+        members = np.flatnonzero(decided == k)
+        rank = np.empty(len(members), dtype=float)
+        rank[np.argsort(confidence[members], kind="mergesort")] = np.arange(1, len(members) + 1)
+        share[members] = rank / len(members)
+    return share
 
 
 def max_softmax(probs: ArrayLike) -> np.ndarray:

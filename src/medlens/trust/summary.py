@@ -20,6 +20,7 @@ from medlens.trust.selective import (
     decision_confidence,
     margin_confidence,
     max_softmax,
+    stratified_confidence,
 )
 
 
@@ -47,24 +48,25 @@ def calibration_summary(
 def selective_summary(
     labels: np.ndarray, preds: np.ndarray, probs: np.ndarray, threshold: float | None
 ) -> dict[str, Any]:
-    """AURC (error rate, the usual one; and balanced risk) of the decision's probability
-    (ours) and of the max-softmax baseline (and of the margin, for the record), and the
-    balanced accuracy of the kept cases at each coverage of ``COVERAGES``.
+    """AURC (error rate, the usual one; and balanced risk) of the class-stratified order
+    (ours, ``medlens.trust.selective``) and of the max-softmax baseline, the error-rate AURC
+    of the decision's probability and of the margin (for the record), and the balanced
+    accuracy of the kept cases at each coverage of ``COVERAGES``.
 
     The headline ``aurc`` is the error-rate one: the balanced risk of the few most confident
     cases is undefined or jumps to 0.5 while they hold cases of one class only, so its area
     rewards an order that alternates the classes early rather than one that makes fewer
     confident mistakes (``aurc_balanced`` is kept beside it)."""
-    confidence = decision_confidence(probs, preds)
-    margin = margin_confidence(probs, threshold)
+    confidence = stratified_confidence(probs, preds)
     baseline = max_softmax(probs)
     return {
-        "confidence": "decision",
+        "confidence": "stratified",
         "aurc": aurc(labels, preds, confidence, "error"),
         "aurc_max_softmax": aurc(labels, preds, baseline, "error"),
         "aurc_balanced": aurc(labels, preds, confidence, "balanced"),
         "aurc_balanced_max_softmax": aurc(labels, preds, baseline, "balanced"),
-        "aurc_margin": aurc(labels, preds, margin, "error"),
+        "aurc_decision": aurc(labels, preds, decision_confidence(probs, preds), "error"),
+        "aurc_margin": aurc(labels, preds, margin_confidence(probs, threshold), "error"),
         "coverage": coverage_table(labels, preds, confidence),
     }
 
