@@ -28,6 +28,8 @@ For each seed:
 
     python benchmarks/uncertainty.py            # 3 seeds, 10 + 10 + 15 min per seed
     python benchmarks/uncertainty.py --quick    # 2 seeds, 1-2 minute budgets: a smoke test
+    python benchmarks/uncertainty.py --keep-runs RUNS          # ... and keep what is needed to
+    python benchmarks/uncertainty.py --refigure RUNS --out R   # recompute the figures of R
 
 Writes benchmarks/results/uncertainty.json (``--quick``: uncertainty_quick.json).
 """
@@ -94,10 +96,12 @@ def classification_figures(run: Path) -> dict[str, Any]:
 
     from medlens.metrics.threshold import choose_threshold
     from medlens.trust.selective import (
+        aurc,
         coverage_table,
         decision_confidence,
         margin_confidence,
         max_softmax,
+        stratified_confidence,
     )
 
     metrics = json.loads((run / "metrics.json").read_text())
@@ -125,6 +129,8 @@ def classification_figures(run: Path) -> dict[str, Any]:
         other_gains[f"bal_acc_gain_at_80_cov_{name}"] = 100 * (
             kept - coverage[1.0]["balanced_accuracy"]
         )
+    weighted = aurc(labels, preds, stratified_confidence(probs, preds), "weighted")
+    weighted_baseline = aurc(labels, preds, orders["max_softmax"], "weighted")
 
     def rates(threshold: float, column: str) -> tuple[float, float]:
         called = test[column] >= threshold
@@ -154,6 +160,9 @@ def classification_figures(run: Path) -> dict[str, Any]:
         "aurc_margin": selective["aurc_margin"],
         "aurc_balanced": selective["aurc_balanced"],
         "aurc_balanced_max_softmax": selective["aurc_balanced_max_softmax"],
+        "aurc_weighted": weighted,
+        "aurc_weighted_max_softmax": weighted_baseline,
+        "aurc_weighted_gain_vs_maxsoftmax": 1 - weighted / weighted_baseline,
         "refer_band": trust["refer"]["band"],
         "test_referred": trust["refer"]["splits"]["test"]["referred"],
         "test_bal_acc_kept_by_band": trust["refer"]["splits"]["test"]["balanced_accuracy_kept"],
@@ -286,6 +295,9 @@ def summarize(runs: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
                 "aurc_margin",
                 "aurc_balanced",
                 "aurc_balanced_max_softmax",
+                "aurc_weighted",
+                "aurc_weighted_max_softmax",
+                "aurc_weighted_gain_vs_maxsoftmax",
                 "threshold_rule",
                 "threshold_youden_raw",
                 "threshold_youden_calibrated",
@@ -318,6 +330,37 @@ def summarize(runs: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
     return {"summary": summary, "datasets": per, "ood": ood, "drive": drive}
 
 
+KEPT_FILES = ("predictions.csv", "metrics.json")
+
+
+def keep_run(run: Path, folder: Path) -> None:
+    """Copy what ``classification_figures`` reads of a run to ``folder/<run name>``."""
+    target = folder / run.name
+    target.mkdir(parents=True, exist_ok=True)
+    for name in KEPT_FILES:
+        shutil.copy2(run / name, target / name)
+
+
+def refigure(report_path: Path, runs_folder: Path) -> dict[str, Any]:
+    """The report at ``report_path`` with its classification figures computed again from the
+    kept runs ``runs_folder/<dataset>-s<seed>`` (``--keep-runs``); the out-of-distribution
+    and DRIVE figures are kept as they were."""
+    report = json.loads(report_path.read_text())
+    runs = report["runs"]
+    for dataset in ("pneumonia", "adrenal"):
+        runs[dataset] = [
+            classification_figures(runs_folder / f"{dataset}-s{seed}")
+            for seed in range(len(runs[dataset]))
+        ]
+    report.update(summarize(runs))
+    report["runs"] = runs
+    report["refigured"] = {
+        "date": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()),
+        "from": "the predictions.csv and metrics.json of each classification run",
+    }
+    return report
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -328,7 +371,22 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--out", type=Path)
+    parser.add_argument(
+        "--keep-runs", type=Path, help="copy each classification run's predictions here"
+    )
+    parser.add_argument(
+        "--refigure",
+        type=Path,
+        metavar="RUNS",
+        help="no training: recompute the classification figures of --out from kept runs",
+    )
     args = parser.parse_args()
+    if args.refigure:
+        out = args.out or HERE / "results" / "uncertainty.json"
+        report = refigure(out, args.refigure)
+        out.write_text(json.dumps(report, indent=2) + "\n")
+        print(json.dumps(report["summary"], indent=2))
+        return
     if args.quick:
         args.seeds, args.minutes, args.seg_minutes = 2, 1.0, 2.0
     import torch
@@ -350,6 +408,8 @@ def main() -> None:
             for dataset in ("pneumonia", "adrenal"):
                 t0 = time.perf_counter()
                 run = train(dataset, seed, args.minutes, work / "runs")
+                if args.keep_runs:
+                    keep_run(run, args.keep_runs)
                 figures = classification_figures(run)
                 runs[dataset].append(figures)
                 if dataset == "pneumonia":

@@ -124,3 +124,19 @@ def test_the_decisions_probability_beats_max_softmax_off_a_half_threshold() -> N
     assert ours < baseline - 0.01
     half = (p1 >= 0.5).astype(int)
     np.testing.assert_allclose(decision_confidence(probs, half), max_softmax(probs))
+
+
+def test_weighted_risk_weighs_each_class_by_its_count_among_all_cases() -> None:
+    """Class-weighted error: 9 class-0 cases, 1 class-1 case, the class-1 case wrong. Its
+    weight (1/1) equals the nine class-0 weights together (9 x 1/9), so the risk of all the
+    cases is 0.5 (the error rate is 0.1); it is defined from the first kept case on."""
+    y = np.array([1] + [0] * 9)
+    pred = np.zeros(10, dtype=int)
+    first_the_rare_mistake = np.arange(10, 0, -1)
+    _, weighted = risk_coverage(y, pred, first_the_rare_mistake, "weighted")
+    assert weighted[0] == pytest.approx(1.0) and weighted[-1] == pytest.approx(0.5)
+    _, last = risk_coverage(y, pred, first_the_rare_mistake[::-1], "weighted")
+    assert last[:9].max() == 0 and last[-1] == pytest.approx(0.5)
+    assert aurc(y, pred, first_the_rare_mistake[::-1], "weighted") < aurc(
+        y, pred, first_the_rare_mistake, "weighted"
+    )

@@ -7,7 +7,10 @@ its area (AURC, Geifman and El-Yaniv 2017) is lower for a better ordering.
 Risk: ``error`` is the error rate of the kept cases (the usual AURC); ``balanced`` is one
 minus their balanced accuracy (the mean recall over the classes present), the risk the
 run's threshold rule weighs (Youden's J = 2 balanced accuracy - 1) and the one that counts
-when one class is rare.
+when one class is rare; ``weighted`` is the class-weighted error rate of the kept cases,
+each case weighted by the inverse of its class's count among all the cases: the same
+weighing of the classes, but defined from the first kept case on (``balanced`` is undefined
+or jumps to 0.5 while the kept cases hold one class only).
 
 Confidence scores:
     stratified (the default order): cases are ranked within the class they were decided to
@@ -85,13 +88,18 @@ def risk_coverage(
     labels: ArrayLike, preds: ArrayLike, confidence: ArrayLike, risk: str = "error"
 ) -> tuple[np.ndarray, np.ndarray]:
     """``(coverage, risk)``, both ``(N,)``: the risk of the ``k`` most confident cases
-    (coverage ``k / N``, k = 1..N): their error rate (``risk="error"``) or one minus their
-    balanced accuracy (``risk="balanced"``)."""
+    (coverage ``k / N``, k = 1..N): their error rate (``risk="error"``), one minus their
+    balanced accuracy (``risk="balanced"``) or their class-weighted error rate
+    (``risk="weighted"``)."""
     order = _order(confidence)
     y, p = np.asarray(labels)[order], np.asarray(preds)[order]
     k = np.arange(1, len(order) + 1)
     if risk == "error":
         return k / len(order), np.cumsum(y != p) / k
+    if risk == "weighted":
+        _, index, counts = np.unique(y, return_inverse=True, return_counts=True)
+        weight = 1.0 / counts[index]
+        return k / len(order), np.cumsum(weight * (y != p)) / np.cumsum(weight)
     recalls = []
     for c in np.unique(y):
         seen = np.cumsum(y == c)

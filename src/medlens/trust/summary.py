@@ -48,7 +48,8 @@ def calibration_summary(
 def selective_summary(
     labels: np.ndarray, preds: np.ndarray, probs: np.ndarray, threshold: float | None
 ) -> dict[str, Any]:
-    """AURC (error rate, the usual one; and balanced risk) of the class-stratified order
+    """AURC (error rate, the usual one; balanced and class-weighted risk) of the
+    class-stratified order
     (ours, ``medlens.trust.selective``) and of the max-softmax baseline, the error-rate AURC
     of the decision's probability and of the margin (for the record), and the balanced
     accuracy of the kept cases at each coverage of ``COVERAGES``.
@@ -65,6 +66,8 @@ def selective_summary(
         "aurc_max_softmax": aurc(labels, preds, baseline, "error"),
         "aurc_balanced": aurc(labels, preds, confidence, "balanced"),
         "aurc_balanced_max_softmax": aurc(labels, preds, baseline, "balanced"),
+        "aurc_weighted": aurc(labels, preds, confidence, "weighted"),
+        "aurc_weighted_max_softmax": aurc(labels, preds, baseline, "weighted"),
         "aurc_decision": aurc(labels, preds, decision_confidence(probs, preds), "error"),
         "aurc_margin": aurc(labels, preds, margin_confidence(probs, threshold), "error"),
         "coverage": coverage_table(labels, preds, confidence),

@@ -1,0 +1,55 @@
+"""benchmarks/uncertainty.py: the classification figures of a run come from its own files
+(the class-stratified order, every other order's gain at 80% coverage, the class-weighted
+AURC), and ``--refigure`` computes them again from kept runs without training."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO / "benchmarks"))
+import uncertainty  # noqa: E402
+
+
+def test_figures_of_a_run_and_refigure_from_kept_runs(pneumonia_run: Path, tmp_path: Path):
+    figures = uncertainty.classification_figures(pneumonia_run)
+    assert figures["selective_order"] == "stratified"
+    for key in (
+        "bal_acc_gain_at_80_cov_decision",
+        "bal_acc_gain_at_80_cov_margin",
+        "bal_acc_gain_at_80_cov_max_softmax",
+        "aurc_weighted_gain_vs_maxsoftmax",
+    ):
+        assert isinstance(figures[key], float), key
+    metrics = json.loads((pneumonia_run / "metrics.json").read_text())
+    assert figures["aurc"] == pytest.approx(metrics["trust"]["selective"]["test"]["aurc"])
+
+    kept = tmp_path / "kept"
+    for dataset in ("pneumonia", "adrenal"):
+        run = tmp_path / "runs" / f"{dataset}-s0"
+        shutil.copytree(pneumonia_run, run)
+        uncertainty.keep_run(run, kept)
+    assert sorted(p.name for p in (kept / "adrenal-s0").iterdir()) == sorted(uncertainty.KEPT_FILES)
+    stale = {k: -1.0 for k in figures if isinstance(figures[k], float)}
+    stale.update(sens_spec_rule=(0.0, 0.0), sens_spec_youden_raw=(0.0, 0.0))
+    ood = {s: {"auroc": 0.9, "flagged": 0.5} for s in ("site_b", "fundus_28px")}
+    drive = {
+        "spearman_uncertainty_dice": -0.6,
+        "spearman_mean_entropy_dice": -0.1,
+        "test_dice_mean": 0.8,
+    }
+    report_path = tmp_path / "uncertainty.json"
+    runs = {"pneumonia": [stale], "adrenal": [stale], "ood": [ood], "drive": [drive]}
+    report_path.write_text(json.dumps({"runs": runs}))
+    report = uncertainty.refigure(report_path, kept)
+    again = report["runs"]["adrenal"][0]
+    assert again["aurc"] == pytest.approx(figures["aurc"])
+    assert report["summary"]["bal_acc_gain_at_80_cov"] == pytest.approx(
+        figures["bal_acc_gain_at_80_cov"], abs=1e-4
+    )
+    assert report["ood"]["site_b"]["auroc"]["mean"] == 0.9 and "refigured" in report
