@@ -140,3 +140,8 @@ def test_weighted_risk_weighs_each_class_by_its_count_among_all_cases() -> None:
     assert aurc(y, pred, first_the_rare_mistake[::-1], "weighted") < aurc(
         y, pred, first_the_rare_mistake, "weighted"
     )
+
+
+def test_an_unknown_risk_is_refused_not_counted_as_another() -> None:
+    with pytest.raises(ValueError, match="unknown risk 'weigthed'"):
+        risk_coverage([0, 1], [0, 1], [1.0, 0.5], "weigthed")

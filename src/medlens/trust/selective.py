@@ -42,6 +42,8 @@ from numpy.typing import ArrayLike
 
 from medlens.trust.calibrators import binary_log_odds
 
+#: The risks a risk-coverage curve can count (see the module's docstring).
+RISKS = ("error", "balanced", "weighted")
 #: The coverages of the report's table (shares of cases kept).
 COVERAGES = (1.0, 0.95, 0.9, 0.8, 0.7, 0.5)
 
@@ -91,6 +93,8 @@ def risk_coverage(
     (coverage ``k / N``, k = 1..N): their error rate (``risk="error"``), one minus their
     balanced accuracy (``risk="balanced"``) or their class-weighted error rate
     (``risk="weighted"``)."""
+    if risk not in RISKS:
+        raise ValueError(f"unknown risk {risk!r}; use {', '.join(RISKS)}")
     order = _order(confidence)
     y, p = np.asarray(labels)[order], np.asarray(preds)[order]
     k = np.arange(1, len(order) + 1)

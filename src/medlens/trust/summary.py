@@ -49,10 +49,9 @@ def selective_summary(
     labels: np.ndarray, preds: np.ndarray, probs: np.ndarray, threshold: float | None
 ) -> dict[str, Any]:
     """AURC (error rate, the usual one; balanced and class-weighted risk) of the
-    class-stratified order
-    (ours, ``medlens.trust.selective``) and of the max-softmax baseline, the error-rate AURC
-    of the decision's probability and of the margin (for the record), and the balanced
-    accuracy of the kept cases at each coverage of ``COVERAGES``.
+    class-stratified order (ours, ``medlens.trust.selective``) and of the max-softmax
+    baseline, the error-rate AURC of the decision's probability and of the margin (for the
+    record), and the balanced accuracy of the kept cases at each coverage of ``COVERAGES``.
 
     The headline ``aurc`` is the error-rate one: the balanced risk of the few most confident
     cases is undefined or jumps to 0.5 while they hold cases of one class only, so its area
