@@ -13,7 +13,8 @@ basophil (1 image) is left out and listed in each run's excluded.csv. Scores are
 other 299 images and 4 types.
 
 Every run is its own process (``medlens train``) so its wall and CPU time are its own; runs
-already finished under --work are reused, so an interrupted benchmark resumes. Results that
+already finished under --work from the same config are reused, so an interrupted benchmark
+resumes (a run whose config in configs/wbc/ has changed since is trained again). Results that
 do not cover the whole protocol say so (``protocol_complete``).
 
     python benchmarks/pipeline.py                         # 3 seeds x 5 folds x every system
@@ -75,15 +76,23 @@ def system_config(system: str, seed: int, fold: int, folds: int, out: Path) -> d
 
 
 def run_system(system: str, seed: int, fold: int, folds: int, work: Path) -> dict[str, Any]:
-    """Train one system on one outer fold in its own process (reused when finished)."""
+    """Train one system on one outer fold in its own process.
+
+    A finished run is reused only when it was made from the same config as the shipped one
+    now gives (so an interrupted benchmark resumes); a run made from an edited config is
+    trained again, and the benchmark says so.
+    """
     out = work / f"seed{seed}" / f"fold{fold}"
     run_dir = out / system
     timing = out / f"{system}.timing.json"
-    if (run_dir / "metrics.json").is_file() and timing.is_file():
-        return json.loads(timing.read_text())
-    out.mkdir(parents=True, exist_ok=True)
     config = out / f"{system}.yaml"
-    config.write_text(yaml.safe_dump(system_config(system, seed, fold, folds, out)))
+    wanted = system_config(system, seed, fold, folds, out)
+    if (run_dir / "metrics.json").is_file() and timing.is_file():
+        if config.is_file() and yaml.safe_load(config.read_text()) == wanted:
+            return json.loads(timing.read_text())
+        print(f"{system} seed {seed} fold {fold}: its config changed since it ran; training again")
+    out.mkdir(parents=True, exist_ok=True)
+    config.write_text(yaml.safe_dump(wanted))
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
     print(f"[{time.strftime('%H:%M:%S')}] {system} seed {seed} fold {fold}", flush=True)
