@@ -95,8 +95,10 @@ def classification_figures(run: Path) -> dict[str, Any]:
     from sklearn.metrics import roc_auc_score
 
     from medlens.metrics.threshold import choose_threshold
+    from medlens.trust.refer import choose_band
     from medlens.trust.selective import (
         aurc,
+        balanced_accuracy,
         coverage_table,
         decision_confidence,
         margin_confidence,
@@ -130,6 +132,19 @@ def classification_figures(run: Path) -> dict[str, Any]:
             kept - coverage[1.0]["balanced_accuracy"]
         )
     weighted = aurc(labels, preds, stratified_confidence(probs, preds), "weighted")
+    # The refer band again from the validation split with today's rule, so --refigure gives
+    # the band of the code as it is; the band the run itself recorded is kept beside it.
+    # band_*: the band alone; refer_recorded_*: what the run referred (band or OOD flag).
+    recorded = trust["refer"]["band"]
+    band = choose_band(
+        "coverage",
+        val["label"].to_numpy(),
+        val[[f"prob_{n}" for n in names]].to_numpy(),
+        float(metrics["threshold"]),
+        coverage=float((recorded.get("targets") or {}).get("coverage", 0.9)),
+    )
+    kept_by_band = ~band.refers(probs)
+    band_kept = balanced_accuracy(labels[kept_by_band], preds[kept_by_band])
     weighted_baseline = aurc(labels, preds, orders["max_softmax"], "weighted")
 
     def rates(threshold: float, column: str) -> tuple[float, float]:
@@ -163,9 +178,15 @@ def classification_figures(run: Path) -> dict[str, Any]:
         "aurc_weighted": weighted,
         "aurc_weighted_max_softmax": weighted_baseline,
         "aurc_weighted_gain_vs_maxsoftmax": 1 - weighted / weighted_baseline,
-        "refer_band": trust["refer"]["band"],
-        "test_referred": trust["refer"]["splits"]["test"]["referred"],
-        "test_bal_acc_kept_by_band": trust["refer"]["splits"]["test"]["balanced_accuracy_kept"],
+        "refer_band": band.to_dict(),
+        "band_test_coverage": float(kept_by_band.mean()),
+        "band_bal_acc_gain": 100 * (band_kept - coverage[1.0]["balanced_accuracy"]),
+        "refer_band_recorded": recorded,
+        "refer_recorded_bal_acc_gain": 100
+        * (
+            trust["refer"]["splits"]["test"]["balanced_accuracy_kept"]
+            - trust["refer"]["splits"]["test"]["balanced_accuracy_all"]
+        ),
         "threshold_rule": rule,
         "threshold_youden_raw": youden_raw,
         "threshold_youden_calibrated": youden_cal,
@@ -298,6 +319,8 @@ def summarize(runs: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
                 "aurc_weighted",
                 "aurc_weighted_max_softmax",
                 "aurc_weighted_gain_vs_maxsoftmax",
+                "band_test_coverage",
+                "band_bal_acc_gain",
                 "threshold_rule",
                 "threshold_youden_raw",
                 "threshold_youden_calibrated",
@@ -356,7 +379,8 @@ def refigure(report_path: Path, runs_folder: Path) -> dict[str, Any]:
     report["runs"] = runs
     report["refigured"] = {
         "date": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()),
-        "from": "the predictions.csv and metrics.json of each classification run",
+        "from": "the predictions.csv and metrics.json of each classification run; the refer "
+        "band chosen again on each run's validation split by the code of this commit",
     }
     return report
 

@@ -28,6 +28,11 @@ def test_figures_of_a_run_and_refigure_from_kept_runs(pneumonia_run: Path, tmp_p
         assert isinstance(figures[key], float), key
     metrics = json.loads((pneumonia_run / "metrics.json").read_text())
     assert figures["aurc"] == pytest.approx(metrics["trust"]["selective"]["test"]["aurc"])
+    # The band recomputed from the validation split is the one today's training recorded.
+    assert figures["refer_band"] == figures["refer_band_recorded"]
+    # The band alone keeps at least the cases the run kept (it also refers flagged ones).
+    recorded = metrics["trust"]["refer"]["splits"]["test"]
+    assert 1.0 > figures["band_test_coverage"] >= recorded["coverage"] > 0.5
 
     kept = tmp_path / "kept"
     for dataset in ("pneumonia", "adrenal"):

@@ -39,6 +39,27 @@ def test_coverage_band_refers_its_share_around_the_threshold(rng) -> None:
     assert np.mean(recall) > np.mean(all_recall)
 
 
+def test_coverage_band_refers_the_same_share_of_each_decided_class(rng) -> None:
+    """Class by class, as the selective order keeps cases, and from the scores alone: the
+    labels do not move the band."""
+    y, probs = _scores(rng)
+    band = choose_band("coverage", y, probs, 0.4, coverage=0.8)
+    p, referred = probs[:, 1], band.refers(probs)
+    for side in (p < 0.4, p >= 0.4):
+        assert referred[side].mean() == pytest.approx(0.2, abs=0.001)
+        distance = np.abs(p[side] - 0.4)
+        assert distance[referred[side]].max() < distance[~referred[side]].min()
+    assert choose_band("coverage", rng.permutation(y), probs, 0.4, coverage=0.8) == band
+
+
+def test_coverage_band_with_every_case_on_one_side(rng) -> None:
+    y, probs = _scores(rng, 200)
+    band = choose_band("coverage", y, probs, 0.0, coverage=0.9)
+    assert band.low == 0.0
+    assert band.refers(probs).sum() == 20
+    assert probs[band.refers(probs), 1].max() < probs[~band.refers(probs), 1].min()
+
+
 def test_full_coverage_and_none_refer_nothing(rng) -> None:
     y, probs = _scores(rng, 200)
     assert not choose_band("coverage", y, probs, 0.5, coverage=1.0).refers(probs).any()

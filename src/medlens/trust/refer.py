@@ -8,10 +8,11 @@ gives. More classes: a case is referred when its largest probability is below
 ``min_confidence``.
 
 Rules (``refer.rule``):
-    coverage: refer the share ``1 - coverage`` of validation cases. Two classes: the referred
-        cases are a run of consecutive validation scores that touches the decision
-        threshold, placed where the kept cases' balanced accuracy is highest (ties: the run
-        most centred on the threshold). More classes: the least confident cases.
+    coverage: refer the share ``1 - coverage`` of validation cases. Two classes: class by
+        class, as the selective order of ``medlens.trust.selective`` keeps them: of the
+        validation cases the threshold calls class 0, the share ``1 - coverage`` nearest the
+        threshold, and the same share of those it calls class 1. It reads only the
+        validation scores, not their labels. More classes: the least confident cases.
     sens_spec: two classes only. ``low`` is the highest threshold whose validation
         sensitivity is at least ``sensitivity`` (rule-out: few positives fall below it);
         ``high`` the lowest whose specificity is at least ``specificity`` (rule-in). When one
@@ -91,31 +92,17 @@ class ReferBand:
             raise InputError("refer", "the refer band's thresholds are malformed") from None
 
 
-def _coverage_band_binary(
-    y: np.ndarray, p: np.ndarray, threshold: float, n_refer: int
-) -> tuple[float, float]:
-    order = np.argsort(p, kind="mergesort")
-    s, labels = p[order], y[order]
-    n = len(s)
-    if n_refer == 0:
-        return threshold, threshold
-    j = int(np.searchsorted(s, threshold, side="left"))  # cases called class 0
-    pos = np.concatenate([[0], np.cumsum(labels == 1)])
-    neg = np.concatenate([[0], np.cumsum(labels == 0)])
-    starts = np.arange(max(0, j - n_refer), min(j, n - n_refer) + 1)
-    ends = starts + n_refer
-    tn, fn = neg[starts], pos[starts]
-    tp, fp = pos[n] - pos[ends], neg[n] - neg[ends]
-    with np.errstate(invalid="ignore", divide="ignore"):
-        sens = np.where(tp + fn > 0, tp / np.maximum(tp + fn, 1), np.nan)
-        spec = np.where(tn + fp > 0, tn / np.maximum(tn + fp, 1), np.nan)
-    balanced = np.nanmean(np.column_stack([sens, spec]), axis=1)
-    balanced = np.nan_to_num(balanced, nan=-1.0)
-    centred = -np.abs(starts + n_refer / 2 - j)
-    best = int(np.lexsort((centred, balanced))[-1])
-    start, end = int(starts[best]), int(ends[best])
-    low = float(s[start])
-    high = float(s[end]) if end < n else _ABOVE_ONE
+def _coverage_band_binary(p: np.ndarray, threshold: float, coverage: float) -> tuple[float, float]:
+    """``(low, high)`` referring, on each side of ``threshold``, the share ``1 - coverage`` of
+    the validation scores ``p`` that side holds, those nearest the threshold (rounded down)."""
+    below, above = np.sort(p[p < threshold]), np.sort(p[p >= threshold])
+    n_below = int(math.floor((1.0 - coverage) * below.size + 1e-9))
+    n_above = int(math.floor((1.0 - coverage) * above.size + 1e-9))
+    low = float(below[below.size - n_below]) if n_below > 0 else threshold
+    if n_above == 0:
+        high = threshold
+    else:
+        high = float(above[n_above]) if n_above < above.size else _ABOVE_ONE
     return low, high
 
 
@@ -169,10 +156,10 @@ def choose_band(
         low, high = _sens_spec_band(y, p[:, 1], threshold, sensitivity, specificity)
         targets = (("sensitivity", sensitivity), ("specificity", specificity))
         return ReferBand(rule, low, high, targets=targets)
-    n_refer = int(math.floor((1.0 - coverage) * len(y) + 1e-9))
     if binary:
-        low, high = _coverage_band_binary(y, p[:, 1], threshold, n_refer)
+        low, high = _coverage_band_binary(p[:, 1], threshold, coverage)
         return ReferBand(rule, low, high, targets=(("coverage", coverage),))
+    n_refer = int(math.floor((1.0 - coverage) * len(y) + 1e-9))
     confidence = np.sort(p.max(axis=1))
     if n_refer == 0:
         minimum = 0.0
