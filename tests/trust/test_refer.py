@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from medlens.errors import ConfigError
+from medlens.errors import ConfigError, InputError
 from medlens.trust.refer import ReferBand, choose_band
 
 
@@ -66,15 +66,48 @@ def test_full_coverage_and_none_refer_nothing(rng) -> None:
     assert not choose_band("none", y, probs, 0.5).refers(probs).any()
 
 
-def test_more_classes_refer_the_least_confident(rng) -> None:
-    probs = rng.dirichlet([1, 1, 1], size=1000)
-    y = probs.argmax(1)
+def test_more_classes_refer_the_same_share_of_each_decided_class(rng) -> None:
+    """Three classes, one decided with much lower probabilities: a single cut on the largest
+    probability would refer nearly only its cases; the band refers 10% of each."""
+    confident = rng.dirichlet([8, 1, 1], size=600)
+    also_confident = rng.dirichlet([1, 8, 1], size=300)
+    hesitant = rng.dirichlet([1, 1, 2.2], size=300)
+    probs = np.concatenate([confident, also_confident, hesitant])
+    decided = probs.argmax(1)
+    y = rng.permutation(decided)  # the labels play no part
     band = choose_band("coverage", y, probs, 0.5, coverage=0.9)
     referred = band.refers(probs)
-    assert referred.sum() == 100
-    assert probs.max(1)[referred].max() <= probs.max(1)[~referred].min()
+    assert band.class_min_confidence is not None and band.min_confidence is None
+    for k in range(3):
+        mine = decided == k
+        assert referred[mine].sum() == int(np.floor(0.1 * mine.sum() + 1e-9))
+        p_k = probs[mine, k]
+        assert p_k[referred[mine]].max() <= p_k[~referred[mine]].min()
+    single_cut = np.sort(probs.max(1))[int(0.1 * len(probs))]
+    assert (probs.max(1) < single_cut)[decided == 2].mean() > 0.2  # what the band avoids
+    assert ReferBand.from_dict(band.to_dict()) == band
+    assert "class_min_confidence" in band.public() and "targets" not in band.public()
+    with pytest.raises(InputError, match="thresholds for 3 classes"):
+        band.refers(probs[:, :2])
     with pytest.raises(ConfigError, match="sens_spec needs two classes"):
         choose_band("sens_spec", y, probs, 0.5)
+
+
+def test_a_class_never_decided_on_validation_gets_the_overall_cut(rng) -> None:
+    probs = rng.dirichlet([3, 1, 0.2], size=400)
+    probs = probs[probs.argmax(1) != 2]
+    band = choose_band("coverage", probs.argmax(1), probs, 0.5, coverage=0.8)
+    assert band.class_min_confidence is not None
+    overall = np.sort(probs.max(1))[int(np.floor(0.2 * len(probs) + 1e-9))]
+    assert band.class_min_confidence[2] == pytest.approx(overall)
+
+
+def test_an_old_many_class_band_still_refers_by_its_single_cut() -> None:
+    old = ReferBand.from_dict(
+        {"rule": "coverage", "low": None, "high": None, "min_confidence": 0.6, "targets": {}}
+    )
+    probs = np.array([[0.5, 0.3, 0.2], [0.7, 0.2, 0.1]])
+    assert old.refers(probs).tolist() == [True, False]
 
 
 def test_band_round_trips_and_an_old_run_refers_nothing(rng) -> None:

@@ -46,6 +46,12 @@ def describe_band(band: dict[str, Any], class_names: list[str]) -> str:
             where = "is empty: one threshold met the targets"
         else:
             where = f"refers cases with p({class_names[1]}) in [{low:.4g}, {high:.4g})"
+    elif band.get("class_min_confidence") is not None:
+        below = ", ".join(
+            f"p({name}) < {format_value(min(float(v), 1.0))}"
+            for name, v in zip(class_names, band["class_min_confidence"], strict=False)
+        )
+        where = f"refers a case decided a class when its probability of that class is low: {below}"
     else:
         where = f"refers cases whose largest probability is below {format_value(band.get('min_confidence'))}"
     aim = ", ".join(f"{k} {format_value(v)}" for k, v in targets.items())

@@ -146,13 +146,12 @@ def trust_fields(
             "threshold": run.trust.ood.threshold,
             "flagged": bool(row["ood"]),
         }
-    band = run.trust.band.to_dict()
     return {
         "decision": run.class_names[index],
         "decision_index": index,
         "refer": bool(row["refer"]),
         "refer_reason": row["refer_reason"] or None,
-        "refer_band": {k: band[k] for k in ("rule", "low", "high", "min_confidence")},
+        "refer_band": run.trust.band.public(),
         "ood": ood,
         "calibration": run.trust.calibrator.method,
     }

@@ -89,10 +89,9 @@ class ServedModel:
 
         if self.task.predicts_masks:
             return {"calibration": self.run.trust.calibrator.method}
-        band = self.run.trust.band.to_dict()
         return {
             "calibration": self.run.trust.calibrator.method,
-            "refer_band": {k: band[k] for k in ("rule", "low", "high", "min_confidence")},
+            "refer_band": self.run.trust.band.public(),
             "ood_threshold": None if self.run.trust.ood is None else self.run.trust.ood.threshold,
             "uncertainty": ["tta"] + (["mc_dropout"] if dropout_layers(self.explainer) else []),
         }

@@ -4,15 +4,19 @@ validation.
 Two classes: two thresholds ``low <= high`` on the calibrated p(class 1). Cases with
 ``p < low`` are called class 0, ``p >= high`` class 1, the rest are referred. The band always
 contains the run's decision threshold, so a case outside it gets the decision the threshold
-gives. More classes: a case is referred when its largest probability is below
-``min_confidence``.
+gives. More classes: a case is referred when the probability of its decided (arg-max)
+class ``k`` is below ``class_min_confidence[k]`` (runs made before 2026-12-03: its largest
+probability below one ``min_confidence``).
 
 Rules (``refer.rule``):
     coverage: refer the share ``1 - coverage`` of validation cases. Two classes: class by
         class, as the selective order of ``medlens.trust.selective`` keeps them: of the
         validation cases the threshold calls class 0, the share ``1 - coverage`` nearest the
         threshold, and the same share of those it calls class 1. It reads only the
-        validation scores, not their labels. More classes: the least confident cases.
+        validation scores, not their labels. More classes: likewise, the share
+        ``1 - coverage`` of the validation cases decided each class with the lowest
+        probability of that class (a class never decided on validation: the least confident
+        share of all cases).
     sens_spec: two classes only. ``low`` is the highest threshold whose validation
         sensitivity is at least ``sensitivity`` (rule-out: few positives fall below it);
         ``high`` the lowest whose specificity is at least ``specificity`` (rule-in). When one
@@ -43,7 +47,10 @@ class ReferBand:
     Attributes:
         rule: ``coverage``, ``sens_spec`` or ``none``.
         low, high: two classes: refer when ``low <= p(class 1) < high`` (empty when equal).
-        min_confidence: more classes: refer when the largest probability is below it.
+        class_min_confidence: more classes: refer a case decided class ``k`` when its
+            probability of ``k`` is below the ``k``-th value.
+        min_confidence: more classes, bands recorded before ``class_min_confidence``: refer
+            when the largest probability is below it.
         targets: what the rule aimed at (``coverage``, ``sensitivity``, ``specificity``).
     """
 
@@ -52,12 +59,23 @@ class ReferBand:
     high: float | None = None
     min_confidence: float | None = None
     targets: tuple[tuple[str, float], ...] = ()
+    class_min_confidence: tuple[float, ...] | None = None
 
     def refers(self, probs: ArrayLike) -> np.ndarray:
         """``(N,)`` bool: which of the calibrated probabilities ``(N, K)`` are referred."""
         p = np.asarray(probs, dtype=float)
         if self.low is not None and self.high is not None:
             return (p[:, 1] >= self.low) & (p[:, 1] < self.high)
+        if self.class_min_confidence is not None:
+            minimum = np.asarray(self.class_min_confidence, dtype=float)
+            if p.ndim != 2 or p.shape[1] != minimum.size:
+                raise InputError(
+                    "refer",
+                    f"the refer band has thresholds for {minimum.size} classes, "
+                    f"the probabilities {p.shape[-1]}",
+                )
+            decided = p.argmax(axis=1)
+            return p[np.arange(len(p)), decided] < minimum[decided]
         if self.min_confidence is not None:
             return p.max(axis=1) < self.min_confidence
         return np.zeros(len(p), dtype=bool)
@@ -68,8 +86,15 @@ class ReferBand:
             "low": self.low,
             "high": self.high,
             "min_confidence": self.min_confidence,
+            "class_min_confidence": (
+                None if self.class_min_confidence is None else list(self.class_min_confidence)
+            ),
             "targets": dict(self.targets),
         }
+
+    def public(self) -> dict[str, Any]:
+        """The band as the service and the web page show it (``to_dict`` less the targets)."""
+        return {k: v for k, v in self.to_dict().items() if k != "targets"}
 
     @classmethod
     def from_dict(cls, record: dict[str, Any] | None) -> ReferBand:
@@ -87,6 +112,11 @@ class ReferBand:
                     else float(record["min_confidence"])
                 ),
                 targets=tuple((str(k), float(v)) for k, v in (record.get("targets") or {}).items()),
+                class_min_confidence=(
+                    None
+                    if record.get("class_min_confidence") is None
+                    else tuple(float(v) for v in record["class_min_confidence"])
+                ),
             )
         except (TypeError, ValueError, AttributeError):
             raise InputError("refer", "the refer band's thresholds are malformed") from None
@@ -159,10 +189,20 @@ def choose_band(
     if binary:
         low, high = _coverage_band_binary(p[:, 1], threshold, coverage)
         return ReferBand(rule, low, high, targets=(("coverage", coverage),))
-    n_refer = int(math.floor((1.0 - coverage) * len(y) + 1e-9))
-    confidence = np.sort(p.max(axis=1))
+    decided = p.argmax(axis=1)
+    overall = _least_confident_share(p.max(axis=1), coverage)
+    minimum = tuple(
+        _least_confident_share(p[decided == k, k], coverage) if (decided == k).any() else overall
+        for k in range(p.shape[1])
+    )
+    return ReferBand(rule, targets=(("coverage", coverage),), class_min_confidence=minimum)
+
+
+def _least_confident_share(confidence: np.ndarray, coverage: float) -> float:
+    """The confidence below which lie the share ``1 - coverage`` of ``confidence`` (rounded
+    down): 0 when that is no case."""
+    ordered = np.sort(confidence)
+    n_refer = int(math.floor((1.0 - coverage) * len(ordered) + 1e-9))
     if n_refer == 0:
-        minimum = 0.0
-    else:
-        minimum = float(confidence[n_refer]) if n_refer < len(confidence) else _ABOVE_ONE
-    return ReferBand(rule, min_confidence=minimum, targets=(("coverage", coverage),))
+        return 0.0
+    return float(ordered[n_refer]) if n_refer < len(ordered) else _ABOVE_ONE

@@ -55,6 +55,9 @@ function describeTrust(result) {
   const band = result.refer_band || {};
   if (band.low !== null && band.low !== undefined && band.high > band.low) {
     notes.push(`refer band ${band.low.toFixed(3)}–${Math.min(band.high, 1).toFixed(3)}`);
+  } else if (Array.isArray(band.class_min_confidence) && result.decision_index !== undefined) {
+    const minimum = band.class_min_confidence[result.decision_index];
+    if (minimum > 0) notes.push(`refer when p(${result.decision}) is below ${Math.min(minimum, 1).toFixed(3)}`);
   }
   if (result.ood) {
     notes.push(`out-of-distribution score ${result.ood.score.toFixed(1)} (flagged above ${result.ood.threshold.toFixed(1)})`);

@@ -1,0 +1,27 @@
+"""The report's sentence on the refer band, for each kind of band a run may have recorded."""
+
+from __future__ import annotations
+
+from medlens.report.trust_section import describe_band
+
+
+def test_a_two_class_band_is_given_as_its_interval() -> None:
+    band = {"rule": "coverage", "low": 0.2, "high": 0.45, "targets": {"coverage": 0.9}}
+    text = describe_band(band, ["normal", "pneumonia"])
+    assert "p(pneumonia) in [0.2, 0.45)" in text and "coverage 0.9" in text
+
+
+def test_a_many_class_band_names_each_class_cut() -> None:
+    band = {
+        "rule": "coverage",
+        "class_min_confidence": [0.61, 0.5, 1.0000000000000002],
+        "targets": {"coverage": 0.9},
+    }
+    text = describe_band(band, ["neutrophil", "lymphocyte", "monocyte"])
+    assert "p(neutrophil) < 0.61" in text and "p(lymphocyte) < 0.5" in text
+    assert "p(monocyte) < 1" in text  # every monocyte decision referred, said without 1.0000…
+
+
+def test_a_band_recorded_before_the_class_cuts_keeps_its_single_cut() -> None:
+    band = {"rule": "coverage", "min_confidence": 0.55, "targets": {"coverage": 0.9}}
+    assert "largest probability is below 0.55" in describe_band(band, ["a", "b", "c"])
