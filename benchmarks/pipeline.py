@@ -90,7 +90,10 @@ def run_system(system: str, seed: int, fold: int, folds: int, work: Path) -> dic
     if (run_dir / "metrics.json").is_file() and timing.is_file():
         if config.is_file() and yaml.safe_load(config.read_text()) == wanted:
             return json.loads(timing.read_text())
-        print(f"{system} seed {seed} fold {fold}: its config changed since it ran; training again")
+        print(
+            f"{system} seed {seed} fold {fold}: its config changed since it ran; training again",
+            flush=True,
+        )
     out.mkdir(parents=True, exist_ok=True)
     config.write_text(yaml.safe_dump(wanted))
     before = resource.getrusage(resource.RUSAGE_CHILDREN)

@@ -132,6 +132,7 @@ def classification_figures(run: Path) -> dict[str, Any]:
             kept - coverage[1.0]["balanced_accuracy"]
         )
     weighted = aurc(labels, preds, stratified_confidence(probs, preds), "weighted")
+    weighted_baseline = aurc(labels, preds, orders["max_softmax"], "weighted")
     # The refer band again from the validation split with today's rule, so --refigure gives
     # the band of the code as it is; the band the run itself recorded is kept beside it.
     # band_*: the band alone; refer_recorded_*: what the run referred (band or OOD flag).
@@ -145,7 +146,6 @@ def classification_figures(run: Path) -> dict[str, Any]:
     )
     kept_by_band = ~band.refers(probs)
     band_kept = balanced_accuracy(labels[kept_by_band], preds[kept_by_band])
-    weighted_baseline = aurc(labels, preds, orders["max_softmax"], "weighted")
 
     def rates(threshold: float, column: str) -> tuple[float, float]:
         called = test[column] >= threshold

@@ -49,7 +49,7 @@ def describe_band(band: dict[str, Any], class_names: list[str]) -> str:
     elif band.get("class_min_confidence") is not None:
         below = ", ".join(
             f"p({name}) < {format_value(min(float(v), 1.0))}"
-            for name, v in zip(class_names, band["class_min_confidence"], strict=False)
+            for name, v in zip(class_names, band["class_min_confidence"], strict=True)
         )
         where = f"refers a case decided a class when its probability of that class is low: {below}"
     else:

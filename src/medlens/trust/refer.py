@@ -125,14 +125,10 @@ class ReferBand:
 def _coverage_band_binary(p: np.ndarray, threshold: float, coverage: float) -> tuple[float, float]:
     """``(low, high)`` referring, on each side of ``threshold``, the share ``1 - coverage`` of
     the validation scores ``p`` that side holds, those nearest the threshold (rounded down)."""
-    below, above = np.sort(p[p < threshold]), np.sort(p[p >= threshold])
-    n_below = int(math.floor((1.0 - coverage) * below.size + 1e-9))
-    n_above = int(math.floor((1.0 - coverage) * above.size + 1e-9))
+    below = np.sort(p[p < threshold])
+    n_below = _n_referred(below.size, coverage)
     low = float(below[below.size - n_below]) if n_below > 0 else threshold
-    if n_above == 0:
-        high = threshold
-    else:
-        high = float(above[n_above]) if n_above < above.size else _ABOVE_ONE
+    high = max(_least_confident_share(p[p >= threshold], coverage), threshold)
     return low, high
 
 
@@ -202,7 +198,12 @@ def _least_confident_share(confidence: np.ndarray, coverage: float) -> float:
     """The confidence below which lie the share ``1 - coverage`` of ``confidence`` (rounded
     down): 0 when that is no case."""
     ordered = np.sort(confidence)
-    n_refer = int(math.floor((1.0 - coverage) * len(ordered) + 1e-9))
+    n_refer = _n_referred(len(ordered), coverage)
     if n_refer == 0:
         return 0.0
     return float(ordered[n_refer]) if n_refer < len(ordered) else _ABOVE_ONE
+
+
+def _n_referred(n: int, coverage: float) -> int:
+    """How many of ``n`` cases the share ``1 - coverage`` refers (rounded down)."""
+    return int(math.floor((1.0 - coverage) * n + 1e-9))
