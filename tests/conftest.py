@@ -324,6 +324,53 @@ def wbc_test_image(wbc_cells: Path) -> np.ndarray:
     return np.asarray(PIL.Image.open(wbc_cells / f"{WBC_TEST}.bmp").convert("RGB"))
 
 
+WBC_TYPE_LABELS = {"1": "neutrophil", "2": "lymphocyte", "3": "monocyte"}
+
+
+@pytest.fixture(scope="session")
+def wbc_types_run(shared_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A three-class classification run named ``wbc_types``: small_cnn, 15 epochs on the
+    first 16 real white blood cell images of each of neutrophil, lymphocyte and monocyte
+    (RGB, resized to 32 px), split at random, with a refer band at 50% coverage: trained
+    enough to decide more than one class, so that the cuts per class differ, for the
+    plumbing of the per-class band (predict, service, web page), not accuracy."""
+    import csv
+
+    import torch
+
+    from medlens.config import parse_config
+    from medlens.train.deep.run import train_from_config
+
+    torch.set_num_threads(1)
+    source = shared_data / "wbc_cells"
+    with open(source / "Class Labels of Dataset 1.csv", newline="", encoding="utf-8-sig") as f:
+        labels = {int(r["image ID"]): r["class label"] for r in csv.DictReader(f)}
+    root = tmp_path_factory.mktemp("wbc_types")
+    for label, name in WBC_TYPE_LABELS.items():
+        (root / "images" / name).mkdir(parents=True)
+        for i in [i for i in sorted(labels) if labels[i] == label][:16]:
+            image = source / "Dataset 1" / f"{i:03d}.bmp"
+            (root / "images" / name / image.name).symlink_to(image)
+    config = {
+        "name": "wbc_types",
+        "seed": 5,
+        "output_dir": str(root / "runs"),
+        "data": {
+            "format": "folder",
+            "path": str(root / "images"),
+            "split": "random",
+            "val_fraction": 0.25,
+            "test_fraction": 0.25,
+        },
+        "preprocess": [{"name": "resize", "size": 32}, {"name": "fixed_scale", "divisor": 255}],
+        "model": {"name": "small_cnn"},
+        "train": {"epochs": 15, "batch_size": 8, "lr": 3e-3, "warmup_epochs": 0},
+        "refer": {"rule": "coverage", "coverage": 0.5},
+        "evaluate": {"n_bootstrap": 20},
+    }
+    return train_from_config(parse_config(config), progress=False)
+
+
 @pytest.fixture(scope="session")
 def wbc_mask_run(
     wbc_cells: Path, tmp_path_factory: pytest.TempPathFactory, tiny_detector: dict

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import yaml
 
 from medlens.errors import ConfigError
 from medlens.inference.classify import predict_files
@@ -101,3 +102,39 @@ def test_an_uncertainty_the_run_cannot_give_is_one_clear_error(
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and "--uncertainty" in lines[0] and reason in lines[0]
     assert not out.exists()
+
+
+def test_a_three_class_run_refers_each_decided_class_below_its_own_cut(
+    wbc_types_run: Path, tmp_path: Path
+) -> None:
+    """Trained on real cells of three types, the run records one cut per class, chosen on
+    validation; its predictions.csv refers exactly the cases below their decided class's cut
+    (or flagged out of distribution), half of each decided class on validation; and
+    ``medlens predict`` replays the same referrals."""
+    run = load_run(wbc_types_run)
+    band = run.trust.band
+    assert band.low is None and band.high is None and band.min_confidence is None
+    cuts = np.asarray(band.class_min_confidence)
+    assert cuts.shape == (3,) and len(set(cuts.tolist())) == 3  # a cut of each class's own
+    table = pd.read_csv(wbc_types_run / "predictions.csv", keep_default_na=False)
+    probs = table[[f"prob_{name}" for name in run.class_names]].to_numpy()
+    decided = probs.argmax(axis=1)
+    below = probs[np.arange(len(probs)), decided] < cuts[decided]
+    ood = table["ood"].to_numpy().astype(bool)
+    assert (table["refer"].to_numpy().astype(bool) == (below | ood)).all()
+    assert ((table["refer_reason"] == "uncertain").to_numpy() == (below & ~ood)).all()
+    assert below.any() and not below.all()
+    val = (table["split"] == "val").to_numpy()
+    assert len(np.unique(decided[val])) >= 2
+    for k in np.unique(decided[val]):  # coverage 0.5: half of each, rounded down
+        assert below[val & (decided == k)].sum() == (val & (decided == k)).sum() // 2
+
+    out = tmp_path / "pred.csv"
+    test_rows = table[table["split"] == "test"]
+    root = Path(yaml.safe_load((wbc_types_run / "config.yaml").read_text())["data"]["path"])
+    files = [root / case_id for case_id in test_rows["case_id"]]
+    written = predict_files(wbc_types_run, files, out, progress=False)
+    replayed = pd.read_csv(out, keep_default_na=False)
+    assert written.referred == int(test_rows["refer"].sum())
+    assert replayed["refer"].tolist() == test_rows["refer"].tolist()
+    assert replayed["decision"].tolist() == test_rows["decision"].tolist()

@@ -13,6 +13,7 @@ from fastapi.testclient import TestClient
 
 from medlens.data.readers import read_image
 from medlens.inference.decide import RunPredictor
+from medlens.inference.loaded_run import load_run
 from medlens.serve.app import create_app
 
 LOCAL = "http://localhost"
@@ -86,3 +87,35 @@ def test_one_forward_pass_gives_the_probabilities_and_the_ood_score_predict_give
     offline = predictor.decisions([predictor.prepare(read_image(path))])
     assert body["ood"]["score"] == pytest.approx(float(offline.ood_scores[0]), rel=1e-5)
     assert body["probabilities"] == pytest.approx(offline.probs[0].tolist(), rel=1e-5)
+
+
+def test_a_three_class_answer_refers_below_the_decided_class_cut(
+    wbc_types_run: Path, wbc_cells: Path, png_bytes
+):
+    """Each answer of a three-class run carries the run's cut per class, and refers exactly
+    when the decided class's probability is below its cut (or the image is flagged)."""
+    cuts = _recorded_cuts(wbc_types_run)
+    reasons = []
+    with TestClient(create_app([wbc_types_run]), base_url=LOCAL) as client:
+        for name in (f"{i:03d}.bmp" for i in range(1, 13)):
+            data = png_bytes(np.asarray(PIL.Image.open(wbc_cells / name).convert("RGB")))
+            body = client.post("/v1/predict?heatmap=false", files=_upload(data)).json()
+            k = body["decision_index"]
+            assert body["decision"] == body["class_names"][k]
+            assert body["refer_band"]["class_min_confidence"] == pytest.approx(cuts)
+            assert body["refer_band"]["low"] is None and "targets" not in body["refer_band"]
+            in_band = body["probabilities"][k] < cuts[k]
+            flagged = body["ood"]["flagged"]
+            assert body["refer"] == (in_band or flagged)
+            reasons.append(body["refer_reason"])
+            assert reasons[-1] == (
+                "out_of_distribution" if flagged else "uncertain" if in_band else None
+            )
+    assert "uncertain" in reasons and None in reasons  # both sides of a cut were served
+
+
+def _recorded_cuts(run: Path) -> list[float]:
+    """The run's per-class cuts, as training recorded them."""
+    cuts = load_run(run).trust.band.class_min_confidence
+    assert cuts is not None
+    return list(cuts)
