@@ -324,40 +324,54 @@ def wbc_test_image(wbc_cells: Path) -> np.ndarray:
     return np.asarray(PIL.Image.open(wbc_cells / f"{WBC_TEST}.bmp").convert("RGB"))
 
 
+@pytest.fixture(scope="session")
+def wbc_labels(shared_data: Path) -> dict[int, str]:
+    """The real WBC cell types by image number: ``{1: "2", ...}`` (``"1"``-``"5"``:
+    neutrophil, lymphocyte, monocyte, eosinophil, basophil)."""
+    import csv
+
+    table = shared_data / "wbc_cells" / "Class Labels of Dataset 1.csv"
+    with open(table, newline="", encoding="utf-8-sig") as f:
+        return {int(r["image ID"]): r["class label"] for r in csv.DictReader(f)}
+
+
 WBC_TYPE_LABELS = {"1": "neutrophil", "2": "lymphocyte", "3": "monocyte"}
 
 
 @pytest.fixture(scope="session")
-def wbc_types_run(shared_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A three-class classification run named ``wbc_types``: small_cnn, 15 epochs on the
-    first 16 real white blood cell images of each of neutrophil, lymphocyte and monocyte
-    (RGB, resized to 32 px), split at random, with a refer band at 50% coverage: trained
-    enough to decide more than one class, so that the cuts per class differ, for the
-    plumbing of the per-class band (predict, service, web page), not accuracy."""
-    import csv
+def wbc_types_images(
+    wbc_cells: Path, wbc_labels: dict[int, str], tmp_path_factory: pytest.TempPathFactory
+) -> Path:
+    """A class-folder layout (``<type>/NNN.bmp``, links to the real files) of the first 16
+    white blood cell images of each of neutrophil, lymphocyte and monocyte."""
+    root = tmp_path_factory.mktemp("wbc_types_images")
+    for label, name in WBC_TYPE_LABELS.items():
+        (root / name).mkdir()
+        for i in [i for i in sorted(wbc_labels) if wbc_labels[i] == label][:16]:
+            (root / name / f"{i:03d}.bmp").symlink_to(wbc_cells / f"{i:03d}.bmp")
+    return root
 
+
+@pytest.fixture(scope="session")
+def wbc_types_run(wbc_types_images: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A three-class classification run named ``wbc_types``: small_cnn, 15 epochs on
+    ``wbc_types_images`` (RGB, resized to 32 px), split at random, with a refer band at 50%
+    coverage: trained enough to decide more than one class, so that the cuts per class
+    differ, for the plumbing of the per-class band (predict, service, web page), not
+    accuracy."""
     import torch
 
     from medlens.config import parse_config
     from medlens.train.deep.run import train_from_config
 
     torch.set_num_threads(1)
-    source = shared_data / "wbc_cells"
-    with open(source / "Class Labels of Dataset 1.csv", newline="", encoding="utf-8-sig") as f:
-        labels = {int(r["image ID"]): r["class label"] for r in csv.DictReader(f)}
-    root = tmp_path_factory.mktemp("wbc_types")
-    for label, name in WBC_TYPE_LABELS.items():
-        (root / "images" / name).mkdir(parents=True)
-        for i in [i for i in sorted(labels) if labels[i] == label][:16]:
-            image = source / "Dataset 1" / f"{i:03d}.bmp"
-            (root / "images" / name / image.name).symlink_to(image)
     config = {
         "name": "wbc_types",
         "seed": 5,
-        "output_dir": str(root / "runs"),
+        "output_dir": str(tmp_path_factory.mktemp("wbc_types_runs")),
         "data": {
             "format": "folder",
-            "path": str(root / "images"),
+            "path": str(wbc_types_images),
             "split": "random",
             "val_fraction": 0.25,
             "test_fraction": 0.25,

@@ -10,7 +10,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-import yaml
 
 from medlens.errors import ConfigError
 from medlens.inference.classify import predict_files
@@ -105,7 +104,7 @@ def test_an_uncertainty_the_run_cannot_give_is_one_clear_error(
 
 
 def test_a_three_class_run_refers_each_decided_class_below_its_own_cut(
-    wbc_types_run: Path, tmp_path: Path
+    wbc_types_run: Path, wbc_types_images: Path, tmp_path: Path
 ) -> None:
     """Trained on real cells of three types, the run records one cut per class, chosen on
     validation; its predictions.csv refers exactly the cases below their decided class's cut
@@ -131,8 +130,7 @@ def test_a_three_class_run_refers_each_decided_class_below_its_own_cut(
 
     out = tmp_path / "pred.csv"
     test_rows = table[table["split"] == "test"]
-    root = Path(yaml.safe_load((wbc_types_run / "config.yaml").read_text())["data"]["path"])
-    files = [root / case_id for case_id in test_rows["case_id"]]
+    files = [wbc_types_images / case_id for case_id in test_rows["case_id"]]
     written = predict_files(wbc_types_run, files, out, progress=False)
     replayed = pd.read_csv(out, keep_default_na=False)
     assert written.referred == int(test_rows["refer"].sum())

@@ -38,14 +38,14 @@ def wbc_data(root: Path, **extra: Any) -> dict[str, Any]:
 
 
 @pytest.fixture(scope="session")
-def wbc_subset(shared_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+def wbc_subset(
+    shared_data: Path, wbc_labels: dict[int, str], tmp_path_factory: pytest.TempPathFactory
+) -> Path:
     """The WBC layout with 8 neutrophils and 8 lymphocytes (links to the real files) and the
     real labels file."""
     source = shared_data / "wbc_cells"
-    with open(source / "Class Labels of Dataset 1.csv", newline="", encoding="utf-8-sig") as f:
-        labels = {int(r["image ID"]): r["class label"] for r in csv.DictReader(f)}
-    chosen = [i for i in sorted(labels) if labels[i] == "1"][:8]
-    chosen += [i for i in sorted(labels) if labels[i] == "2"][:8]
+    chosen = [i for i in sorted(wbc_labels) if wbc_labels[i] == "1"][:8]
+    chosen += [i for i in sorted(wbc_labels) if wbc_labels[i] == "2"][:8]
     root = tmp_path_factory.mktemp("wbc")
     (root / "Dataset 1").mkdir()
     for i in chosen:

@@ -10,7 +10,6 @@ import numpy as np
 import pandas as pd
 import PIL.Image
 import pytest
-import yaml
 
 from medlens.serve.app import create_app
 
@@ -59,7 +58,7 @@ def types_url(wbc_types_run: Path, live_service) -> Iterator[str]:
 
 
 def test_a_three_class_answer_shows_the_decided_class_cut(
-    browser, types_url: str, wbc_types_run: Path, tmp_path: Path
+    browser, types_url: str, wbc_types_run: Path, wbc_types_images: Path, tmp_path: Path
 ):
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support import expected_conditions as ec
@@ -73,9 +72,8 @@ def test_a_three_class_answer_shows_the_decided_class_cut(
     # a test case decided for a class whose cut refers some cases (a zero cut shows no line)
     table = pd.read_csv(wbc_types_run / "predictions.csv")
     chosen = table[(table["split"] == "test") & (table["pred"].map(lambda k: cuts[k] > 0))]
-    root = Path(yaml.safe_load((wbc_types_run / "config.yaml").read_text())["data"]["path"])
     image = tmp_path / "cell.png"
-    PIL.Image.open(root / chosen["case_id"].iloc[0]).convert("RGB").save(image)
+    PIL.Image.open(wbc_types_images / chosen["case_id"].iloc[0]).convert("RGB").save(image)
     browser.get(types_url)
     wait = WebDriverWait(browser, WAIT_S)
     wait.until(lambda d: len(d.find_elements(By.CSS_SELECTOR, "#model option")) == 1)
