@@ -130,7 +130,9 @@ def _ensemble_runs(
 ) -> tuple[np.ndarray, np.ndarray, list[str]]:
     from medlens.pipeline.ensemble import mean_probabilities
 
-    truth, probs, names = [], [], []
+    truth: list[np.ndarray] = []
+    probs: list[np.ndarray] = []
+    names: list[str] = []
     for fold in folds_run:
         members = [work / f"seed{seed}" / f"fold{fold}" / s for s in ENSEMBLE_MEMBERS]
         rows, names, mean = mean_probabilities(members)
@@ -140,7 +142,7 @@ def _ensemble_runs(
 
 
 def summarise(
-    work: Path, systems: list[str], seeds: list[int], folds_run: list[int]
+    work: Path, systems: list[str], seeds: list[int], folds_run: list[int], n_bootstrap: int = 1000
 ) -> dict[str, Any]:
     """Per system: balanced accuracy, macro-F1, accuracy of the test predictions pooled over
     the folds run, per seed (mean, SD) and with a bootstrap CI on seed 0's pooled cases; the
@@ -159,7 +161,7 @@ def summarise(
                 runs = [work / f"seed{seed}" / f"fold{f}" / system for f in folds_run]
                 truth, probs, names = _pooled(runs)
             per_seed.append(
-                class_metrics(truth, probs, names, 1000 if seed == seeds[0] else 0, seed)
+                class_metrics(truth, probs, names, n_bootstrap if seed == seeds[0] else 0, seed)
             )
         entry: dict[str, Any] = {
             k: {
@@ -217,6 +219,105 @@ def summarise(
     return out
 
 
+def _weighted_mean(parts: list[tuple[float, int]]) -> float:
+    return sum(v * n for v, n in parts) / sum(n for _, n in parts)
+
+
+def merge_system(entries: list[dict[str, Any]], runs: list[int]) -> dict[str, Any]:
+    """One system's entries from reports over disjoint seeds (in seed order) as one entry.
+
+    ``runs[i]`` is the number of (seed, fold) runs behind ``entries[i]``: means over runs
+    (Dice, the reference-mask fold mean) are weighted by it. Per-seed values are joined and
+    their mean and SD recomputed; what is kept of the first seed only (CI, confusion, per
+    class) comes from the first entry; counts add up; the longest fold is the longest of all.
+    """
+    first = entries[0]
+    out: dict[str, Any] = dict(first)
+    for k in ("balanced_accuracy", "f1", "accuracy"):
+        values = [v for e in entries for v in e[k]["values"]]
+        out[k] = {
+            "mean": statistics.fmean(values),
+            "sd": statistics.stdev(values) if len(values) > 1 else 0.0,
+            "values": values,
+            "ci_first_seed": first[k]["ci_first_seed"],
+        }
+    if "dice" in first:
+        out["dice"] = {
+            stage: {
+                region: _weighted_mean(
+                    [(e["dice"][stage][region], n) for e, n in zip(entries, runs, strict=True)]
+                )
+                for region in regions
+            }
+            for stage, regions in first["dice"].items()
+        }
+    key = "bal_acc_same_classifier_reference_masks_fold_mean"
+    if key in first:
+        out[key] = _weighted_mean([(e[key], n) for e, n in zip(entries, runs, strict=True)])
+        out["error_sources"] = {
+            k: sum(e["error_sources"][k] for e in entries) for k in first["error_sources"]
+        }
+    for k in ("wall_minutes_per_fold", "cpu_minutes_per_fold"):
+        if k in first:
+            out[k] = max(e[k] for e in entries)
+    if "runs_wall_minutes" in first:
+        out["runs_wall_minutes"] = sum(e["runs_wall_minutes"] for e in entries)
+    return out
+
+
+def merge_reports(parts: list[dict[str, Any]]) -> dict[str, Any]:
+    """Reports of this benchmark over disjoint seeds (same folds, systems, classes) as one,
+    as if every run had been summarised together; each part's machine and times are kept.
+
+    Raises:
+        ValueError: parts that share a seed, or differ in folds, systems or classes.
+    """
+    parts = sorted(parts, key=lambda r: r["seeds"][0])
+    seeds = [s for r in parts for s in r["seeds"]]
+    if len(set(seeds)) != len(seeds):
+        raise ValueError(f"the reports share seeds: {[r['seeds'] for r in parts]}")
+    for r in parts[1:]:
+        for k in ("folds", "folds_run"):
+            if r[k] != parts[0][k]:
+                raise ValueError(f"the reports differ in {k}: {r[k]} and {parts[0][k]}")
+        if list(r["systems"]) != list(parts[0]["systems"]):
+            raise ValueError(
+                f"the reports differ in systems: {list(r['systems'])} and {list(parts[0]['systems'])}"
+            )
+        for name, e in r["systems"].items():
+            if e["class_names"] != parts[0]["systems"][name]["class_names"]:
+                raise ValueError(f"{name}: the reports differ in classes")
+    runs = [len(r["seeds"]) * len(r["folds_run"]) for r in parts]
+    systems = {
+        name: merge_system([r["systems"][name] for r in parts], runs)
+        for name in parts[0]["systems"]
+    }
+    folds_run = parts[0]["folds_run"]
+    report = {
+        "machine": parts[-1]["machine"],
+        "seeds": seeds,
+        "folds": parts[0]["folds"],
+        "folds_run": folds_run,
+        "protocol_complete": sorted(seeds) == [0, 1, 2]
+        and folds_run == list(range(5))
+        and set(SYSTEMS) <= set(systems),
+        "small_class_rule": parts[0]["small_class_rule"],
+        "wall_minutes": sum(r["wall_minutes"] for r in parts),
+        "runs_wall_minutes": sum(r["runs_wall_minutes"] for r in parts),
+        "systems": systems,
+        "parts": [
+            {
+                "seeds": r["seeds"],
+                "machine": r["machine"],
+                "runs_wall_minutes": r["runs_wall_minutes"],
+            }
+            for r in parts
+        ],
+    }
+    report["summary"] = _summary_keys(systems)
+    return report
+
+
 def _summary_keys(systems: dict[str, Any]) -> dict[str, float | None]:
     keys: dict[str, float | None] = {v: None for v in SUMMARY_KEY.values()}
     keys.update(wbc_dice_nucleus=None, wbc_dice_cell=None)
@@ -240,6 +341,20 @@ def _markdown(report: dict[str, Any]) -> str:
         f"{report['runs_wall_minutes']:.1f} min (this invocation {report['wall_minutes']:.1f} min; "
         "finished runs are reused).",
         "",
+        *(
+            [
+                "Joined from reports over disjoint seeds, each summarised from its own runs: "
+                + "; ".join(
+                    f"seeds {p['seeds']} on {p['machine']['date']} "
+                    f"({p['runs_wall_minutes']:.1f} min of runs)"
+                    for p in report["parts"]
+                )
+                + ".",
+                "",
+            ]
+            if "parts" in report
+            else []
+        ),
         "Balanced accuracy over the test predictions pooled across the folds run (mean ± SD over "
         "seeds; 95% bootstrap CI of the first seed), macro-F1, accuracy; the longest fold's wall "
         "and CPU minutes.",
@@ -267,6 +382,35 @@ def _markdown(report: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def build_report(
+    work: Path,
+    systems: list[str],
+    seeds: list[int],
+    folds: int,
+    folds_run: list[int],
+    wall_minutes: float,
+    n_bootstrap: int = 1000,
+) -> dict[str, Any]:
+    """The benchmark's report on the finished runs under ``work`` (``wall_minutes``: this
+    invocation's wall time; ``n_bootstrap`` resamples for the first seed's CIs)."""
+    scores = summarise(work, systems, seeds, folds_run, n_bootstrap)
+    report = {
+        "machine": machine_info(),
+        "seeds": seeds,
+        "folds": folds,
+        "folds_run": folds_run,
+        "protocol_complete": seeds == [0, 1, 2]
+        and folds_run == list(range(5))
+        and list(systems) == list(SYSTEMS),
+        "small_class_rule": "classes with fewer cases than the outer folds are left out and listed (basophil: 1 image)",
+        "wall_minutes": wall_minutes,
+        "runs_wall_minutes": sum(e.get("runs_wall_minutes", 0.0) for e in scores.values()),
+        "systems": scores,
+    }
+    report["summary"] = _summary_keys(scores)
+    return report
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -277,31 +421,34 @@ def main() -> None:
     parser.add_argument("--systems", nargs="+", choices=SYSTEMS, default=list(SYSTEMS))
     parser.add_argument("--work", type=Path, default=Path("/tmp/medlens-pipeline-bench"))
     parser.add_argument("--out", type=Path, default=HERE / "results" / "pipeline.json")
+    parser.add_argument(
+        "--merge",
+        type=Path,
+        nargs="+",
+        default=None,
+        help="join reports of this benchmark over disjoint seeds into --out; trains nothing",
+    )
     args = parser.parse_args()
+    if args.merge:
+        report = merge_reports([json.loads(p.read_text()) for p in args.merge])
+        _write(report, args.out)
+        return
     folds_run = args.folds_run if args.folds_run is not None else list(range(args.folds))
     t0 = time.perf_counter()
     for seed in args.seeds:
         for fold in folds_run:
             for system in args.systems:
                 run_system(system, seed, fold, args.folds, args.work)
-    systems = summarise(args.work, args.systems, args.seeds, folds_run)
-    report = {
-        "machine": machine_info(),
-        "seeds": args.seeds,
-        "folds": args.folds,
-        "folds_run": folds_run,
-        "protocol_complete": args.seeds == [0, 1, 2]
-        and folds_run == list(range(5))
-        and list(args.systems) == list(SYSTEMS),
-        "small_class_rule": "classes with fewer cases than the outer folds are left out and listed (basophil: 1 image)",
-        "wall_minutes": (time.perf_counter() - t0) / 60,
-        "runs_wall_minutes": sum(e.get("runs_wall_minutes", 0.0) for e in systems.values()),
-        "systems": systems,
-    }
-    report["summary"] = _summary_keys(systems)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    write_atomic(args.out, json.dumps(report, indent=2) + "\n")
-    write_atomic(args.out.with_suffix(".md"), _markdown(report))
+    report = build_report(
+        args.work, args.systems, args.seeds, args.folds, folds_run, (time.perf_counter() - t0) / 60
+    )
+    _write(report, args.out)
+
+
+def _write(report: dict[str, Any], out: Path) -> None:
+    out.parent.mkdir(parents=True, exist_ok=True)
+    write_atomic(out, json.dumps(report, indent=2) + "\n")
+    write_atomic(out.with_suffix(".md"), _markdown(report))
     print(_markdown(report))
 
 
