@@ -19,6 +19,10 @@ do not cover the whole protocol say so (``protocol_complete``).
 
     python benchmarks/pipeline.py                         # 3 seeds x 5 folds x every system
     python benchmarks/pipeline.py --seeds 0 --folds-run 0 --systems cnn four_phase   # a part
+
+Seeds run in different sessions (their run folders gone) are joined from their reports:
+
+    python benchmarks/pipeline.py --merge results/pipeline.json seed2.json --out results/pipeline.json
 """
 
 from __future__ import annotations
