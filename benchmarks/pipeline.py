@@ -349,7 +349,7 @@ def _markdown(report: dict[str, Any]) -> str:
             [
                 "Joined from reports over disjoint seeds, each summarised from its own runs: "
                 + "; ".join(
-                    f"seeds {p['seeds']} on {p['machine']['date']} "
+                    f"seeds {p['seeds']} on {p['machine']['date']}, {p['machine']['cpu']} "
                     f"({p['runs_wall_minutes']:.1f} min of runs)"
                     for p in report["parts"]
                 )
