@@ -336,14 +336,17 @@ def _summary_keys(systems: dict[str, Any]) -> dict[str, float | None]:
 
 def _markdown(report: dict[str, Any]) -> str:
     m = report["machine"]
+    joined = "parts" in report
     lines = [
         "# WBC pipelines benchmark",
         "",
-        f"Machine: {m['cpu']}, {m['cores']} cores, torch {m['torch']}, {m['date']}. "
+        f"{'Machine of the newest part' if joined else 'Machine'}: {m['cpu']}, {m['cores']} "
+        f"cores, torch {m['torch']}, {m['date']}. "
         f"Seeds {report['seeds']}, outer folds run {report['folds_run']} of {report['folds']}; "
         f"protocol complete: {report['protocol_complete']}. Wall time of the runs "
-        f"{report['runs_wall_minutes']:.1f} min (this invocation {report['wall_minutes']:.1f} min; "
-        "finished runs are reused).",
+        f"{report['runs_wall_minutes']:.1f} min ("
+        + ("the parts' invocations" if joined else "this invocation")
+        + f" {report['wall_minutes']:.1f} min; finished runs are reused).",
         "",
         *(
             [
@@ -356,7 +359,7 @@ def _markdown(report: dict[str, Any]) -> str:
                 + ".",
                 "",
             ]
-            if "parts" in report
+            if joined
             else []
         ),
         "Balanced accuracy over the test predictions pooled across the folds run (mean ± SD over "
@@ -434,7 +437,10 @@ def main() -> None:
     )
     args = parser.parse_args()
     if args.merge:
-        report = merge_reports([json.loads(p.read_text()) for p in args.merge])
+        try:
+            report = merge_reports([json.loads(p.read_text()) for p in args.merge])
+        except (OSError, ValueError, KeyError) as exc:
+            sys.exit(f"error: --merge {' '.join(map(str, args.merge))}: {exc!r}")
         _write(report, args.out)
         return
     folds_run = args.folds_run if args.folds_run is not None else list(range(args.folds))

@@ -105,26 +105,33 @@ def test_reports_that_share_a_seed_or_differ_in_folds_are_refused(
         pipeline.merge_reports([first, other_folds])
 
 
+def _merge_cli(*reports: Path, out: Path) -> subprocess.CompletedProcess[str]:
+    args = [str(REPO / "benchmarks" / "pipeline.py"), "--merge", *map(str, reports)]
+    return subprocess.run(
+        [sys.executable, *args, "--out", str(out)], capture_output=True, text=True, check=False
+    )
+
+
 def test_merge_from_the_command_line_writes_json_and_markdown(
     reports: dict[str, Any], tmp_path: Path
 ) -> None:
     for name, key in (("a", "01"), ("b", "2")):
         (tmp_path / f"{name}.json").write_text(json.dumps(reports[key]))
     out = tmp_path / "joined.json"
-    proc = subprocess.run(
-        [
-            sys.executable,
-            str(REPO / "benchmarks" / "pipeline.py"),
-            "--merge",
-            str(tmp_path / "a.json"),
-            str(tmp_path / "b.json"),
-            "--out",
-            str(out),
-        ],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    proc = _merge_cli(tmp_path / "a.json", tmp_path / "b.json", out=out)
     assert proc.returncode == 0, proc.stderr
     assert json.loads(out.read_text())["seeds"] == [0, 1, 2]
     assert "Joined from reports over disjoint seeds" in out.with_suffix(".md").read_text()
+
+
+def test_merge_of_reports_that_share_a_seed_is_one_error_line(
+    reports: dict[str, Any], tmp_path: Path
+) -> None:
+    for name, key in (("a", "01"), ("b", "12")):
+        (tmp_path / f"{name}.json").write_text(json.dumps(reports[key]))
+    out = tmp_path / "joined.json"
+    proc = _merge_cli(tmp_path / "a.json", tmp_path / "b.json", out=out)
+    assert proc.returncode == 1
+    assert proc.stderr.startswith("error: --merge") and "share seeds" in proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert not out.exists()
