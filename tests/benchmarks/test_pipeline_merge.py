@@ -105,20 +105,25 @@ def test_reports_that_share_a_seed_or_differ_in_folds_are_refused(
         pipeline.merge_reports([first, other_folds])
 
 
-def _merge_cli(*reports: Path, out: Path) -> subprocess.CompletedProcess[str]:
-    args = [str(REPO / "benchmarks" / "pipeline.py"), "--merge", *map(str, reports)]
+def _merge_cli(folder: Path, *parts: dict[str, Any]) -> subprocess.CompletedProcess[str]:
+    """``pipeline.py --merge`` of ``parts`` (written to ``folder``) into ``folder/joined.json``."""
+    paths = [folder / f"part{i}.json" for i in range(len(parts))]
+    for path, part in zip(paths, parts, strict=True):
+        path.write_text(json.dumps(part))
+    args = [str(REPO / "benchmarks" / "pipeline.py"), "--merge", *map(str, paths)]
     return subprocess.run(
-        [sys.executable, *args, "--out", str(out)], capture_output=True, text=True, check=False
+        [sys.executable, *args, "--out", str(folder / "joined.json")],
+        capture_output=True,
+        text=True,
+        check=False,
     )
 
 
 def test_merge_from_the_command_line_writes_json_and_markdown(
     reports: dict[str, Any], tmp_path: Path
 ) -> None:
-    for name, key in (("a", "01"), ("b", "2")):
-        (tmp_path / f"{name}.json").write_text(json.dumps(reports[key]))
+    proc = _merge_cli(tmp_path, reports["01"], reports["2"])
     out = tmp_path / "joined.json"
-    proc = _merge_cli(tmp_path / "a.json", tmp_path / "b.json", out=out)
     assert proc.returncode == 0, proc.stderr
     assert json.loads(out.read_text())["seeds"] == [0, 1, 2]
     assert "Joined from reports over disjoint seeds" in out.with_suffix(".md").read_text()
@@ -127,11 +132,8 @@ def test_merge_from_the_command_line_writes_json_and_markdown(
 def test_merge_of_reports_that_share_a_seed_is_one_error_line(
     reports: dict[str, Any], tmp_path: Path
 ) -> None:
-    for name, key in (("a", "01"), ("b", "12")):
-        (tmp_path / f"{name}.json").write_text(json.dumps(reports[key]))
-    out = tmp_path / "joined.json"
-    proc = _merge_cli(tmp_path / "a.json", tmp_path / "b.json", out=out)
+    proc = _merge_cli(tmp_path, reports["01"], reports["12"])
     assert proc.returncode == 1
     assert proc.stderr.startswith("error: --merge") and "share seeds" in proc.stderr
     assert "Traceback" not in proc.stderr
-    assert not out.exists()
+    assert not (tmp_path / "joined.json").exists()
