@@ -127,6 +127,14 @@ class TrainConfig(_Strict):
         "(group, class) cell weighs the same — a fairness mitigation",
     )
     label_smoothing: float = Field(0.0, ge=0, lt=1)
+    ema_half_life_epochs: float | None = Field(
+        None,
+        gt=0,
+        description="an exponential moving average of the weights and BatchNorm statistics, "
+        "updated after every step, whose weight halves every this many epochs; validation, "
+        "the kept best epoch and everything after training use the averaged weights "
+        "(None: off)",
+    )
     early_stopping_patience: int | None = Field(10, ge=1)
     max_minutes: float | None = Field(None, gt=0, description="wall-clock budget for training")
     threshold: Literal["youden_plateau", "youden", "max_f1", "fixed"] = Field(

@@ -17,6 +17,7 @@ from typing import Any, Protocol
 import numpy as np
 import torch
 from torch import nn
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
@@ -55,6 +56,12 @@ def validation_score(labels: np.ndarray, probs: np.ndarray) -> float:
     if len(present) < probs.shape[1]:
         return float("nan")
     return float(roc_auc_score(labels, probs, multi_class="ovr", average="macro"))
+
+
+def ema_decay(half_life_epochs: float, steps_per_epoch: int) -> float:
+    """The per-step decay of a moving average whose weight halves every ``half_life_epochs``
+    epochs of ``steps_per_epoch`` optimizer steps: ``0.5 ** (1 / (half_life * steps))``."""
+    return float(0.5 ** (1.0 / (half_life_epochs * max(steps_per_epoch, 1))))
 
 
 def _unwrap(model: nn.Module) -> nn.Module:
@@ -144,6 +151,10 @@ class Trainer:
     The best epoch (highest validation score, ties to lower validation loss) is kept as a deep
     copy of the weights. ``last.pt`` in ``checkpoint_dir`` is written after every epoch so a
     killed run resumes exactly where it stopped (same seed -> same final weights).
+    With ``config.ema_half_life_epochs`` set, an exponential moving average of the weights
+    (and BatchNorm statistics) is updated after every optimizer step; validation scores
+    and the kept best epoch then come from the average, and the raw model's validation
+    score is recorded beside it as ``<score>_raw``.
 
     Args:
         model: the classifier (already wrapped in DDP when distributed).
@@ -205,6 +216,21 @@ class Trainer:
             cosine=config.scheduler == "cosine",
         )
         self.use_amp = config.amp and device.type == "cuda"
+        self.ema: AveragedModel | None = None
+        if config.ema_half_life_epochs is not None:
+            self.ema = AveragedModel(
+                _unwrap(model),
+                multi_avg_fn=get_ema_multi_avg_fn(
+                    ema_decay(config.ema_half_life_epochs, steps_per_epoch)
+                ),
+                use_buffers=True,
+            )
+
+    @property
+    def scored_model(self) -> nn.Module:
+        """The weights validation scores and the best epoch keeps: the moving average when
+        ``ema_half_life_epochs`` is set, the trained weights otherwise."""
+        return self.ema.module if self.ema is not None else _unwrap(self.model)
 
     # -- checkpoints -----------------------------------------------------------------------
     def _last_path(self) -> Path | None:
@@ -220,6 +246,7 @@ class Trainer:
             {
                 "model": _unwrap(self.model).state_dict(),
                 "model_config": getattr(_unwrap(self.model), "config", {}),
+                "ema": self.ema.state_dict() if self.ema is not None else None,
                 "optimizer": self.optimizer.state_dict(),
                 "scheduler": self.scheduler.state_dict(),
                 "epoch": epoch,
@@ -251,6 +278,8 @@ class Trainer:
         _unwrap(self.model).load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
+        if self.ema is not None:
+            self.ema.load_state_dict(state["ema"])
         torch.set_rng_state(state["torch_rng"])
         if state["cuda_rng"] and torch.cuda.is_available():
             torch.cuda.set_rng_state_all(state["cuda_rng"])
@@ -289,13 +318,15 @@ class Trainer:
             loss.backward()
             self.optimizer.step()
             self.scheduler.step()
+            if self.ema is not None:
+                self.ema.update_parameters(_unwrap(self.model))
             total += loss.item() * n
             count += n
             bar.set_postfix(loss=f"{total / count:.4f}")
         return total / max(count, 1)
 
     def _validate(self) -> tuple[float, float]:
-        return self.task.validate(_unwrap(self.model), self.device)
+        return self.task.validate(self.scored_model, self.device)
 
     # -- the loop --------------------------------------------------------------------------
     def fit(self, resume: bool = False) -> FitResult:
@@ -328,6 +359,11 @@ class Trainer:
                 "lr": self.optimizer.param_groups[-1]["lr"],
                 "seconds": seconds,
             }
+            if self.ema is not None:
+                # The trained (not averaged) weights' scores, so the curves show what the
+                # average bought.
+                raw_score, raw_loss = self.task.validate(_unwrap(self.model), self.device)
+                record.update({f"{score_name}_raw": raw_score, "val_loss_raw": raw_loss})
             result.history.append(record)
             score = val_score if not math.isnan(val_score) else -val_loss
             best_loss = (
@@ -337,7 +373,7 @@ class Trainer:
             )
             if score > result.best_score or (score == result.best_score and val_loss < best_loss):
                 result.best_score, result.best_epoch, bad_epochs = score, epoch + 1, 0
-                result.best_state = copy.deepcopy(_unwrap(self.model).state_dict())
+                result.best_state = copy.deepcopy(self.scored_model.state_dict())
             else:
                 bad_epochs += 1
             if cfg.max_minutes is not None:

@@ -60,10 +60,11 @@ def test_run_folder_is_complete_and_threshold_comes_from_validation(
     assert list(history["epoch"]) == [1, 2]
 
 
+@pytest.mark.parametrize("ema_half_life_epochs", [None, 0.5])
 def test_same_seed_same_numbers_and_resume_after_kill(
-    tiny_config: dict[str, Any], tmp_path: Path
+    tiny_config: dict[str, Any], tmp_path: Path, ema_half_life_epochs: float | None
 ) -> None:
-    tiny_config["train"]["epochs"] = 3
+    tiny_config["train"].update(epochs=3, ema_half_life_epochs=ema_half_life_epochs)
     straight = train_from_config(parse_config(tiny_config), progress=False)
     reference = torch.load(straight / "model.pt", weights_only=False)["model"]
 
@@ -84,10 +85,18 @@ def test_same_seed_same_numbers_and_resume_after_kill(
     again = torch.load(resumed / "model.pt", weights_only=False)["model"]
     for key, value in reference.items():
         assert torch.equal(value, again[key]), key
+    # the whole training state, the moving average included, not only the kept epoch
+    last_straight = torch.load(straight / "last.pt", weights_only=False)
+    last_resumed = torch.load(resumed / "last.pt", weights_only=False)
+    for part in ("model", "ema") if ema_half_life_epochs else ("model",):
+        for key, value in last_straight[part].items():
+            assert torch.equal(value, last_resumed[part][key]), (part, key)
     m1 = json.loads((straight / "metrics.json").read_text())["splits"]["test"]["metrics"]
     m2 = json.loads((resumed / "metrics.json").read_text())["splits"]["test"]["metrics"]
     assert m1["auc"]["value"] == m2["auc"]["value"]
-    assert len(pd.read_csv(resumed / "history.csv")) == 3
+    history = pd.read_csv(resumed / "history.csv")
+    assert len(history) == 3
+    assert ("val_auc_raw" in history.columns) == (ema_half_life_epochs is not None)
 
 
 def test_existing_run_is_not_overwritten(tiny_config: dict[str, Any]) -> None:
