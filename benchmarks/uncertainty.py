@@ -154,7 +154,22 @@ def classification_figures(run: Path) -> dict[str, Any]:
     youden_raw = choose_threshold(val["label"], val[f"raw_prob_{positive}"], "youden")
     youden_cal = choose_threshold(val["label"], val[f"prob_{positive}"], "youden")
     rule = float(metrics["threshold"])
+    shift = trust["calibration"].get("prior_shift") or {}
+    adapted = (
+        {
+            # the test split read as one unlabelled batch from a new site (medlens.trust.
+            # label_shift): not calibration fitted on validation, so beside the headline
+            "test_ece_prior_adapted": shift["ece_adapted"],
+            "ece_rel_drop_prior_adapted": 1 - shift["ece_adapted"] / calibration["ece_before"],
+            "prior_source": shift["source_prior"][positive],
+            "prior_estimated": shift["target_prior"][positive],
+            "prior_true": shift["true_prior"][positive],
+        }
+        if "ece_adapted" in shift
+        else {}
+    )
     return {
+        **adapted,
         "temperature": trust["calibration"].get("temperature"),
         "test_ece_before": calibration["ece_before"],
         "test_ece_after": calibration["ece_after"],
@@ -326,6 +341,17 @@ def summarize(runs: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
                 "threshold_youden_calibrated",
             )
         }
+        if all("ece_rel_drop_prior_adapted" in r for r in rows):
+            per[dataset]["prior_adapted"] = {
+                key: _stat([float(r[key]) for r in rows])
+                for key in (
+                    "test_ece_prior_adapted",
+                    "ece_rel_drop_prior_adapted",
+                    "prior_source",
+                    "prior_estimated",
+                    "prior_true",
+                )
+            }
         per[dataset]["sensitivity_rule"] = _stat([r["sens_spec_rule"][0] for r in rows])
         per[dataset]["specificity_rule"] = _stat([r["sens_spec_rule"][1] for r in rows])
         per[dataset]["sensitivity_youden_raw"] = _stat([r["sens_spec_youden_raw"][0] for r in rows])
@@ -350,7 +376,22 @@ def summarize(runs: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
         "drive_unc_dice_spearman": drive["spearman_uncertainty_dice"]["mean"],
         "threshold_sd_pneumonia": per["pneumonia"]["threshold_rule"]["sd"],
     }
-    return {"summary": summary, "datasets": per, "ood": ood, "drive": drive}
+    # Not the keys: adapting to the test split's class mix reads the test images
+    # (never their labels); the headline ECE keys stay calibration fitted on validation alone.
+    prior_adapted = {
+        f"ece_rel_drop_{d}_prior_adapted": per[d]["prior_adapted"]["ece_rel_drop_prior_adapted"][
+            "mean"
+        ]
+        for d in per
+        if "prior_adapted" in per[d]
+    }
+    return {
+        "summary": summary,
+        "prior_adapted": prior_adapted,
+        "datasets": per,
+        "ood": ood,
+        "drive": drive,
+    }
 
 
 KEPT_FILES = ("predictions.csv", "metrics.json")
@@ -443,7 +484,8 @@ def main() -> None:
                     f"{figures['test_ece_after']:.3f}, dAUC {figures['auc_change']:.1e}, "
                     f"bal. acc. {figures['bal_acc_all']:.3f} -> {figures['bal_acc_at_80_cov']:.3f}"
                     f" at 80%, AURC {figures['aurc']:.4f} vs {figures['aurc_max_softmax']:.4f}, "
-                    f"threshold {figures['threshold_rule']:.3f} "
+                    f"threshold {figures['threshold_rule']:.3f}, adapted to the estimated "
+                    f"test mix ECE {figures.get('test_ece_prior_adapted', float('nan')):.3f} "
                     f"({time.perf_counter() - t0:.0f} s)",
                     flush=True,
                 )
@@ -475,6 +517,7 @@ def main() -> None:
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(report, indent=2) + "\n")
     print(json.dumps(report["summary"], indent=2))
+    print(json.dumps(report["prior_adapted"], indent=2))
     print(f"wrote {out} in {report['wall_seconds']} s")
 
 

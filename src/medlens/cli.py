@@ -235,6 +235,15 @@ def predict(
             "summary (segmentation)."
         ),
     ] = None,
+    adapt_prior: Annotated[
+        bool,
+        typer.Option(
+            "--adapt-prior",
+            help="Classification: estimate the class mix of these images (a batch from one "
+            "site, at least 30) without labels, and add probabilities adapted to it "
+            "(adapted_prob_* columns, <out>.prior_shift.json); decisions are unchanged.",
+        ),
+    ] = False,
 ) -> None:
     """Apply a run's model to images: one CSV row per image (classification), or one mask per
     image (segmentation). An option that does not apply to the run's task is refused."""
@@ -250,6 +259,7 @@ def predict(
         workers=workers,
         quiet=quiet,
         uncertainty=uncertainty,
+        adapt_prior=adapt_prior,
     )
     typer.echo(predict_command(run_dir, inputs, options))
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -100,6 +101,8 @@ def test_both_engines_pick_the_same_files(
         ("drive_run", ["--batch-size", "8"]),
         ("drive_run", ["--workers", "2"]),
         ("pneumonia_run", ["--workers", "2"]),  # streaming workers without --engine
+        ("drive_run", ["--adapt-prior"]),
+        ("pneumonia_run", ["--adapt-prior", "--engine", "local"]),  # a batch, not a stream
     ],
 )
 def test_an_option_that_does_not_apply_is_refused(
@@ -120,3 +123,67 @@ def test_an_option_that_does_not_apply_is_refused(
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and option[0] in lines[0], proc.stderr
     assert not out.exists()  # refused before anything was written
+
+
+def _batch(npz: Path, root: Path, normal: int, pneumonia: int) -> Path:
+    """Real PneumoniaMNIST test images, ``normal`` of class 0 and ``pneumonia`` of class 1."""
+    data = load_medmnist_npz(npz)
+    images, labels = data.images["test"], np.asarray(data.labels["test"]).ravel()
+    root.mkdir()
+    for label, count in ((0, normal), (1, pneumonia)):
+        for i in np.flatnonzero(labels == label)[:count]:
+            PILImage.fromarray(images[i]).save(root / f"{label}_{i}.png")
+    return root
+
+
+def test_adapt_prior_estimates_the_batch_mix_and_keeps_decisions(
+    pneumonia_run: Path, pneumonia_npz: Path, tmp_path: Path
+) -> None:
+    from medlens.trust.label_shift import adapt_to_prior
+
+    estimates = {}
+    for name, normal, pneumonia in (("mostly_normal", 50, 10), ("mostly_pneumonia", 10, 50)):
+        folder = _batch(pneumonia_npz, tmp_path / name, normal, pneumonia)
+        plain, adapted = tmp_path / f"{name}_plain.csv", tmp_path / f"{name}.csv"
+        for out, extra in ((plain, []), (adapted, ["--adapt-prior"])):
+            result = runner.invoke(app, ["predict", str(pneumonia_run), str(folder), "--out", str(out), "--quiet", *extra])  # fmt: skip
+            assert result.exit_code == 0, result.output
+        a, b = pd.read_csv(plain), pd.read_csv(adapted)
+        assert "adapted_prob_pneumonia" not in a.columns
+        # decisions and calibrated probabilities are those of a plain predict
+        assert a["pred"].tolist() == b["pred"].tolist()
+        assert a["decision"].tolist() == b["decision"].tolist()
+        np.testing.assert_allclose(a["prob_pneumonia"], b["prob_pneumonia"])
+        record = json.loads((tmp_path / f"{name}.prior_shift.json").read_text())
+        # cases flagged out of distribution are left out of the estimate and not adapted
+        inside = b["ood"] == 0
+        assert record["n_cases"] == inside.sum() and record["converged"]
+        assert record["out_of_distribution_left_out"] == (~inside).sum()
+        assert b.loc[~inside, "adapted_prob_pneumonia"].isna().all()
+        assert "estimated class mix" in result.output
+        source = [record["source_prior"][c] for c in ("normal", "pneumonia")]
+        target = [record["target_prior"][c] for c in ("normal", "pneumonia")]
+        probs = b.loc[inside, ["prob_normal", "prob_pneumonia"]].to_numpy()
+        np.testing.assert_allclose(
+            b.loc[inside, ["adapted_prob_normal", "adapted_prob_pneumonia"]],
+            adapt_to_prior(probs, source, target),
+        )
+        estimates[name] = target[1]
+    # the estimate follows the batch's true mix, which it never saw
+    assert estimates["mostly_normal"] < estimates["mostly_pneumonia"]
+
+
+def test_adapt_prior_refuses_a_batch_too_small_to_estimate(
+    pneumonia_run: Path, pneumonia_npz: Path, tmp_path: Path
+) -> None:
+    folder = _batch(pneumonia_npz, tmp_path / "few", 5, 5)
+    out = tmp_path / "few.csv"
+    proc = subprocess.run(
+        [sys.executable, "-m", "medlens.cli", "predict", str(pneumonia_run), str(folder),
+         "--out", str(out), "--adapt-prior", "--quiet"],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert proc.returncode != 0
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and str(out) in lines[0] and "too few" in lines[0], proc.stderr
+    assert not out.exists() and not (tmp_path / "few.prior_shift.json").exists()

@@ -423,10 +423,17 @@ def ensemble_runs(
         PosixPath('runs/ensemble-stacking')
     """
     from medlens.metrics import choose_threshold, evaluate_predictions
+    from medlens.run_folder.trust import calibration_record
     from medlens.trust.calibrators import fit_calibrator
     from medlens.trust.decisions import decide
+    from medlens.trust.label_shift import source_prior
     from medlens.trust.refer import choose_band
-    from medlens.trust.summary import calibration_summary, refer_summary, selective_summary
+    from medlens.trust.summary import (
+        calibration_summary,
+        prior_shift_summary,
+        refer_summary,
+        selective_summary,
+    )
 
     if method not in METHODS:
         raise ConfigError("--method", f"unknown method {method!r}; use {', '.join(METHODS)}")
@@ -444,6 +451,7 @@ def ensemble_runs(
     y = {s: reference.loc[reference["split"] == s, "label"].to_numpy(dtype=int) for s in raw}
     calibrator = fit_calibrator(calibration, raw["val"], y["val"])
     probs = {s: calibrator.transform(p) for s, p in raw.items()}
+    prior = source_prior(probs["val"])
     cut = 0.5
     if binary:
         cut = float(choose_threshold(y["val"], probs["val"][:, 1], rule, fixed_threshold))
@@ -478,6 +486,9 @@ def ensemble_runs(
             for s in decisions
         },
     }
+    trust["calibration"]["prior_shift"] = prior_shift_summary(
+        y["test"], probs["test"], decisions["test"].preds, prior, class_names, seed
+    )
     weights = fitted["combiner"].get("weights")
     paths = [str(m.run.path.resolve()) for m in members]
     settings = {
@@ -519,7 +530,7 @@ def ensemble_runs(
     writer.config(config)
     writer.json(layout.ENSEMBLE, fitted)
     writer.labels(class_names, cut, threshold_method=tmethod, refer=band.to_dict())
-    writer.json(layout.CALIBRATION, {**calibrator.to_dict(), "fitted_on": "val"})
+    writer.json(layout.CALIBRATION, calibration_record(calibrator, prior))
     writer.metrics(
         {
             "task": CLASSIFICATION.name,

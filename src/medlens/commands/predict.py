@@ -36,6 +36,8 @@ class PredictOptions:
         uncertainty: ``tta``, ``mc_dropout`` or ``ensemble`` (an ensemble run folder):
             per-case entropy and mutual information (classification), per-voxel maps and a
             per-case summary (segmentation).
+        adapt_prior: estimate the batch's class mix and add probabilities adapted to it
+            (classification, ``medlens.trust.label_shift``).
     """
 
     out: Path | None = None
@@ -47,6 +49,7 @@ class PredictOptions:
     workers: int | None = None
     quiet: bool = False
     uncertainty: str | None = None
+    adapt_prior: bool = False
 
     def streams(self) -> bool:
         """Whether the streaming engines run: an engine or a Ray address given, or a
@@ -66,6 +69,7 @@ class PredictOptions:
                 "address",
                 "workers",
                 "uncertainty",
+                "adapt_prior",
             )
             if getattr(self, name) not in (None, False)
         ] + (["quiet"] if self.quiet else [])
@@ -98,6 +102,11 @@ def check_options(task: Task, options: PredictOptions, run_dir: Path) -> None:
             raise ConfigError(
                 "--uncertainty", "is written to the CSV of a plain predict, not when streaming"
             )
+    if options.adapt_prior and options.streams():
+        raise ConfigError(
+            "--adapt-prior",
+            "estimates the class mix of a plain predict's batch, not when streaming",
+        )
 
 
 def _classify(run_dir: Path, inputs: Sequence[Path], options: PredictOptions) -> str:
@@ -133,12 +142,14 @@ def _classify(run_dir: Path, inputs: Sequence[Path], options: PredictOptions) ->
         batch_size=batch_size,
         progress=not options.quiet,
         uncertainty=options.uncertainty,
+        adapt_prior=options.adapt_prior,
     )
     return (
         f"{written.predicted} predictions written to {out_csv}"
         f" ({written.referred} referred to a human, {written.out_of_distribution} of them "
         "out of distribution)"
         + (f"; {written.skipped} files skipped (listed there)" if written.skipped else "")
+        + (f"; {written.prior_shift}" if written.prior_shift else "")
     )
 
 

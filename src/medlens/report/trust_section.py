@@ -58,6 +58,35 @@ def describe_band(band: dict[str, Any], class_names: list[str]) -> str:
     return f"The refer band (rule {rule}: {aim}, chosen on validation) {where}."
 
 
+def describe_prior_shift(shift: dict[str, Any] | None, class_names: list[str]) -> str:
+    """One sentence: the test split's class mix as estimated without its labels against its
+    true mix, and the calibration after adapting to the estimate ("" when not recorded)."""
+    if not isinstance(shift, dict):
+        return ""
+    if "skipped" in shift:
+        return f"The test split's class mix was not estimated: {shift['skipped']}."
+    shown = class_names[1:] if len(class_names) == 2 else class_names
+
+    def mix(key: str) -> str:
+        return ", ".join(f"{name} {100 * float(shift[key][name]):.1f}%" for name in shown)
+
+    interval = shift.get("target_prior_95ci") or {}
+    ci = "; ".join(
+        f"{name} {100 * float(interval[name][0]):.1f}-{100 * float(interval[name][1]):.1f}%"
+        for name in shown
+        if name in interval
+    )
+    return (
+        "A new site's class mix may differ from validation's. Read as one batch from a new "
+        f"site, without its labels, the test split's class mix is estimated at {mix('target_prior')}"
+        f" (95% bootstrap interval {ci}); it truly is {mix('true_prior')}, and the calibrated "
+        f"probabilities assume {mix('source_prior')}. Adapted to the estimate, the test "
+        f"probabilities' ECE is {format_value(shift.get('ece_adapted'), 4)} and Brier "
+        f"{format_value(shift.get('brier_adapted'), 4)}; decisions are unchanged "
+        "(medlens predict --adapt-prior does this for a batch of new images)."
+    )
+
+
 def trust_context(run: RunFolder) -> dict[str, Any] | None:
     """The report's trust section, or None for a run that recorded none."""
     trust = run.metrics.get("trust")
@@ -93,6 +122,7 @@ def trust_context(run: RunFolder) -> dict[str, Any] | None:
     return {
         "calibration_text": describe_calibrator(calibration),
         "calibration_rows": cal_rows,
+        "prior_shift_text": describe_prior_shift(calibration.get("prior_shift"), run.class_names),
         "band_text": describe_band(refer.get("band") or {}, run.class_names),
         "refer_rows": refer_rows,
         "aurc_rows": [
@@ -157,6 +187,8 @@ def trust_markdown(run: RunFolder) -> list[str]:
             for r in context["calibration_rows"]
         ],
     )
+    if context["prior_shift_text"]:
+        lines += ["", escape_markdown(context["prior_shift_text"])]
     lines += ["", escape_markdown(context["band_text"]), ""]
     if context["refer_rows"]:
         lines += markdown_table(

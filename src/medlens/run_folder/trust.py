@@ -1,7 +1,8 @@
 """Reading what a run fitted on validation to say when not to trust a prediction: its
-calibrator (``calibration.json``), its refer band (in ``labels.json``) and its
-out-of-distribution score (``ood.npz``). Each is optional: a run made before them, or one
-that switched them off, reads as uncalibrated, referring nothing, flagging nothing."""
+calibrator (``calibration.json``, with the class mix its probabilities assume), its refer
+band (in ``labels.json``) and its out-of-distribution score (``ood.npz``). Each is optional:
+a run made before them, or one that switched them off, reads as uncalibrated, referring
+nothing, flagging nothing; only adapting to a new class mix needs the recorded mix."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from medlens.errors import InputError
 from medlens.run_folder import layout
 from medlens.run_folder.files import read_json_object
 from medlens.trust.calibrators import Calibrator, Uncalibrated, calibrator_from_dict
+from medlens.trust.label_shift import check_prior
 from medlens.trust.ood import MahalanobisDetector
 from medlens.trust.refer import ReferBand
 
@@ -46,6 +48,39 @@ def read_calibrator(run_dir: str | Path) -> Calibrator:
         return calibrator_from_dict(record)
     except InputError as exc:
         raise InputError(path, exc.reason) from None
+
+
+def calibration_record(calibrator: Calibrator, source_prior: np.ndarray | None) -> dict[str, Any]:
+    """What ``calibration.json`` holds: the calibrator's parameters, ``fitted_on: val`` and
+    (when given) ``source_prior``, the class shares its probabilities assume
+    (``medlens.trust.label_shift``), in class order."""
+    record = {**calibrator.to_dict(), "fitted_on": "val"}
+    if source_prior is not None:
+        record["source_prior"] = [float(share) for share in source_prior]
+    return record
+
+
+def read_source_prior(run_dir: str | Path, n_classes: int) -> np.ndarray:
+    """The class shares recorded in ``calibration.json`` (``calibration_record``).
+
+    Raises:
+        InputError: naming the file when it is absent, has no ``source_prior`` (a run made
+            before it was recorded: train it again) or holds malformed shares.
+    """
+    path = Path(run_dir) / layout.CALIBRATION
+    record = read_json_object(path)
+    if record is None or "source_prior" not in record:
+        raise InputError(
+            path,
+            "records no source_prior (the class mix the calibrated probabilities assume), "
+            "which adapting to a new class mix needs; runs made before it was recorded must "
+            "be trained again",
+        )
+    try:
+        return check_prior(record["source_prior"], n_classes)
+    except (InputError, TypeError, ValueError) as exc:
+        reason = exc.reason if isinstance(exc, InputError) else "malformed class shares"
+        raise InputError(path, f"source_prior: {reason}") from None
 
 
 def read_refer_band(labels: dict[str, Any], run_dir: str | Path) -> ReferBand:

@@ -16,7 +16,16 @@ CLASSIFICATION = Task(
     route="/v1/predict",
     predict_output=Path("predictions.csv"),
     predict_options=frozenset(
-        {"skip_bad", "batch_size", "engine", "address", "workers", "quiet", "uncertainty"}
+        {
+            "skip_bad",
+            "batch_size",
+            "engine",
+            "address",
+            "workers",
+            "quiet",
+            "uncertainty",
+            "adapt_prior",
+        }
     ),
     trust_sections=frozenset({"calibration", "refer", "ood"}),
 )

@@ -15,6 +15,7 @@ from medlens.config import RunConfig
 from medlens.data.case import Case
 from medlens.errors import ConfigError
 from medlens.run_folder import layout
+from medlens.run_folder.trust import calibration_record
 from medlens.run_folder.writer import RunWriter
 from medlens.train.data import PreparedData, data_summary
 from medlens.trust.calibrators import Calibrator, Uncalibrated
@@ -57,6 +58,8 @@ class ClassificationResults:
         band: the refer band chosen on validation.
         ood: the out-of-distribution score, or None.
         trust: what ``metrics.json`` records under ``trust`` (``medlens.trust.summary``).
+        source_prior: the class shares the calibrated probabilities assume (their mean over
+            validation, ``medlens.trust.label_shift``), or None.
     """
 
     threshold: float
@@ -67,6 +70,7 @@ class ClassificationResults:
     band: ReferBand = ReferBand()
     ood: MahalanobisDetector | None = None
     trust: dict[str, Any] = field(default_factory=dict)
+    source_prior: np.ndarray | None = None
 
 
 def check_trust_config(config: RunConfig, class_names: Sequence[str]) -> None:
@@ -145,10 +149,12 @@ def score_classification(
     from medlens.metrics.threshold import choose_threshold
     from medlens.trust.calibrators import fit_calibrator
     from medlens.trust.decisions import decide
+    from medlens.trust.label_shift import source_prior
     from medlens.trust.refer import choose_band
     from medlens.trust.summary import (
         calibration_summary,
         ood_summary,
+        prior_shift_summary,
         refer_summary,
         selective_summary,
     )
@@ -161,6 +167,7 @@ def score_classification(
     }
     calibrator = fit_calibrator(config.calibration.method, probs["val"], labels["val"])
     calibrated = {name: calibrator.transform(probs[name]) for name in ("val", "test")}
+    prior = source_prior(calibrated["val"])
     threshold = (
         float(
             choose_threshold(
@@ -219,6 +226,10 @@ def score_classification(
             labels[name], decisions.preds, calibrated[name], threshold if binary else None
         )
         rows += prediction_rows(cases[name], name, probs[name], decisions, class_names)
+        if name == "test":
+            trust["calibration"]["prior_shift"] = prior_shift_summary(
+                labels[name], calibrated[name], decisions.preds, prior, class_names, config.seed
+            )
     return ClassificationResults(
         threshold,
         tcfg.threshold if binary else "argmax",
@@ -228,6 +239,7 @@ def score_classification(
         band=band,
         ood=detector,
         trust=trust,
+        source_prior=prior,
     )
 
 
@@ -252,7 +264,10 @@ def write_classification_run(
         threshold_method=results.threshold_method,
         refer=results.band.to_dict(),
     )
-    writer.json(layout.CALIBRATION, {**results.calibrator.to_dict(), "fitted_on": "val"})
+    writer.json(
+        layout.CALIBRATION,
+        calibration_record(results.calibrator, results.source_prior),
+    )
     if results.ood is not None:
         writer.arrays(layout.OOD, results.ood.arrays())
     writer.metrics(

@@ -1,17 +1,20 @@
 """What ``metrics.json`` records under ``trust``: calibration before and after, the refer
-band's effect, selective prediction (AURC, balanced accuracy by coverage) and the
-out-of-distribution flags, per split. Plain numbers, JSON-ready."""
+band's effect, selective prediction (AURC, balanced accuracy by coverage), the
+out-of-distribution flags, per split, and the test split's class mix estimated without its
+labels with the calibration after adapting to it. Plain numbers, JSON-ready."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
 
+from medlens.errors import InputError
 from medlens.metrics.calibration import brier, ece
 from medlens.metrics.threshold import predict_labels
 from medlens.trust.calibrators import Calibrator
+from medlens.trust.label_shift import estimate_prior_shift
 from medlens.trust.refer import ReferBand
 from medlens.trust.selective import (
     aurc,
@@ -43,6 +46,34 @@ def calibration_summary(
             "brier_after": brier(y, calibrated[split], after),
         }
     return {**calibrator.to_dict(), "fitted_on": "val", "splits": splits}
+
+
+def prior_shift_summary(
+    labels: np.ndarray,
+    calibrated: np.ndarray,
+    preds: np.ndarray,
+    source_prior: np.ndarray,
+    class_names: Sequence[str],
+    seed: int,
+) -> dict[str, Any]:
+    """The split's class mix as EM estimates it from its calibrated probabilities alone (as
+    if it were a batch from a new site, ``medlens.trust.label_shift``), its true class mix,
+    and ECE and Brier of the probabilities adapted to the estimate (decisions unchanged).
+
+    A split with too few cases records ``skipped`` with the reason instead."""
+    names = list(class_names)
+    try:
+        shift = estimate_prior_shift(calibrated, source_prior, seed=seed, what="test split")
+    except InputError as exc:
+        return {"skipped": exc.reason}
+    adapted = shift.transform(calibrated)
+    counts = np.bincount(labels, minlength=len(names)) / max(len(labels), 1)
+    return {
+        **shift.to_dict(names),
+        "true_prior": dict(zip(names, map(float, counts), strict=True)),
+        "ece_adapted": ece(labels, adapted, preds),
+        "brier_adapted": brier(labels, adapted, preds),
+    }
 
 
 def selective_summary(
