@@ -664,7 +664,7 @@ def ensemble(
         str,
         typer.Option(
             help="none (the members' calibrated probabilities combined as they are) | "
-            "temperature | dirichlet | isotonic: recalibrate the ensemble on validation."
+            "temperature | bcts | dirichlet | isotonic: recalibrate the ensemble on validation."
         ),
     ] = "none",
 ) -> None:

@@ -383,13 +383,15 @@ class CalibrationConfig(_Strict):
     every later verb (predict, serve, PACS, export, ensembles).
 
     ``method``: ``temperature`` (one temperature; keeps the arg-max class and, for two
-    classes, the ranking, so the AUC is unchanged; segmentation runs: per voxel), ``dirichlet`` (a logistic
+    classes, the ranking, so the AUC is unchanged; segmentation runs: per voxel), ``bcts``
+    (temperature plus a bias per class: also moves probabilities towards validation's class
+    mix; two classes: ranking kept), ``dirichlet`` (a logistic
     regression on log-probabilities), ``isotonic`` (a monotone step function per class), or
     ``none``. The decision threshold and the refer band are chosen on the calibrated
     validation probabilities.
     """
 
-    method: Literal["temperature", "dirichlet", "isotonic", "none"] = "temperature"
+    method: Literal["temperature", "bcts", "dirichlet", "isotonic", "none"] = "temperature"
 
 
 class ReferConfig(_Strict):

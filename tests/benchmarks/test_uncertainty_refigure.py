@@ -28,6 +28,18 @@ def test_figures_of_a_run_and_refigure_from_kept_runs(pneumonia_run: Path, tmp_p
         assert isinstance(figures[key], float), key
     metrics = json.loads((pneumonia_run / "metrics.json").read_text())
     assert figures["aurc"] == pytest.approx(metrics["trust"]["selective"]["test"]["aurc"])
+    # Every calibrator refitted from the CSV's raw validation probabilities: the default one
+    # gives the ECE the run recorded, and the choice is the lowest held-out validation loss.
+    compared = figures["calibrators"]
+    assert set(compared["methods"]) == {"none", "temperature", "bcts", "dirichlet", "isotonic"}
+    temperature = compared["methods"]["temperature"]
+    assert temperature["test_ece"] == pytest.approx(figures["test_ece_after"], abs=1e-4)
+    assert compared["methods"]["none"]["ece_rel_drop"] == pytest.approx(0.0, abs=1e-4)
+    losses = {m: v["val_cv_log_loss"] for m, v in compared["methods"].items()}
+    assert compared["chosen"] == min(losses, key=losses.__getitem__)
+    assert compared["methods"]["bcts"]["auc_change"] < 1e-12  # two classes: ranking kept
+    # The test split's mix estimated without labels, recorded by the run and read back
+    assert 0 < figures["prior_estimated"] < 1 and 0 <= figures["test_ece_prior_adapted"] <= 1
     # The band recomputed from the validation split is the one today's training recorded.
     assert figures["refer_band"] == figures["refer_band_recorded"]
     # The band alone keeps at least the cases the run kept (it also refers flagged ones).
@@ -58,3 +70,14 @@ def test_figures_of_a_run_and_refigure_from_kept_runs(pneumonia_run: Path, tmp_p
         figures["bal_acc_gain_at_80_cov"], abs=1e-4
     )
     assert report["ood"]["site_b"]["auroc"]["mean"] == 0.9 and "refigured" in report
+    chosen = report["datasets"]["adrenal"]["calibrators"]["chosen_by_val_cv"]
+    assert chosen["each"] == [figures["calibrators"]["chosen"]]
+    assert set(report["calibrator_chosen_on_validation"]) == {
+        f"ece_rel_drop_{d}_val_chosen_calibrator{s}"
+        for d in ("pneumonia", "adrenal")
+        for s in ("", "_prior_adapted")
+    }
+    assert set(report["prior_adapted"]) == {
+        "ece_rel_drop_pneumonia_prior_adapted",
+        "ece_rel_drop_adrenal_prior_adapted",
+    }

@@ -6,6 +6,8 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+import pytest
+
 from medlens.report.html import write_report
 from medlens.report.model_card import write_model_card
 
@@ -17,8 +19,31 @@ def test_report_and_model_card_have_the_trust_section(pneumonia_run: Path, tmp_p
     for text in ("ECE before", "temperature scaling", "Refer to a human", "AURC, class-stratified",
                  "Out-of-distribution score: mahalanobis"):  # fmt: skip
         assert text in html, text
+    # the test split read as a batch from a new site: its mix estimated without labels
+    assert "the test split's class mix is estimated at pneumonia" in html
     for name in ("calibration_test.png", "risk_coverage_test.png", "calibration_val.png"):
         assert (run / "plots" / name).is_file(), name
     card = write_model_card(run).read_text()
     assert "## When not to trust a prediction" in card and "| test |" in card
     assert "middle of the thresholds whose Youden's J" in card
+
+
+def test_the_run_records_the_test_mix_estimated_without_labels(pneumonia_run: Path) -> None:
+    import json
+
+    import pandas as pd
+
+    metrics = json.loads((pneumonia_run / "metrics.json").read_text())
+    shift = metrics["trust"]["calibration"]["prior_shift"]
+    table = pd.read_csv(pneumonia_run / "predictions.csv")
+    test = table[table["split"] == "test"]
+    assert shift["n_cases"] == len(test) and shift["converged"]
+    assert shift["true_prior"]["pneumonia"] == (test["label"] == 1).mean()
+    low, high = shift["target_prior_95ci"]["pneumonia"]
+    assert low <= shift["target_prior"]["pneumonia"] <= high
+    # the source mix is the mean calibrated validation probability, and calibration.json has it
+    val = table[table["split"] == "val"]
+    assert shift["source_prior"]["pneumonia"] == pytest.approx(val["prob_pneumonia"].mean())
+    record = json.loads((pneumonia_run / "calibration.json").read_text())
+    assert record["source_prior"][1] == pytest.approx(shift["source_prior"]["pneumonia"])
+    assert 0 <= shift["ece_adapted"] <= 1

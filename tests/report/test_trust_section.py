@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from medlens.report.trust_section import describe_band
+from medlens.report.trust_section import describe_band, describe_prior_shift
 
 
 def test_a_two_class_band_is_given_as_its_interval() -> None:
@@ -25,3 +25,20 @@ def test_a_many_class_band_names_each_class_cut() -> None:
 def test_a_band_recorded_before_the_class_cuts_keeps_its_single_cut() -> None:
     band = {"rule": "coverage", "min_confidence": 0.55, "targets": {"coverage": 0.9}}
     assert "largest probability is below 0.55" in describe_band(band, ["a", "b", "c"])
+
+
+def test_the_prior_shift_sentence_gives_estimate_interval_truth_and_ece() -> None:
+    shift = {
+        "source_prior": {"normal": 0.26, "pneumonia": 0.74},
+        "target_prior": {"normal": 0.4, "pneumonia": 0.6},
+        "target_prior_95ci": {"normal": [0.35, 0.45], "pneumonia": [0.55, 0.65]},
+        "true_prior": {"normal": 0.375, "pneumonia": 0.625},
+        "ece_adapted": 0.0312,
+        "brier_adapted": 0.08,
+    }
+    text = describe_prior_shift(shift, ["normal", "pneumonia"])
+    assert "estimated at pneumonia 60.0%" in text and "55.0-65.0%" in text
+    assert "truly is pneumonia 62.5%" in text and "assume pneumonia 74.0%" in text
+    assert "ECE is 0.0312" in text
+    assert describe_prior_shift(None, ["a", "b"]) == ""
+    assert "too few" in describe_prior_shift({"skipped": "12 cases are too few"}, ["a", "b"])

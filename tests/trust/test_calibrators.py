@@ -11,6 +11,7 @@ from medlens.errors import ConfigError, InputError
 from medlens.metrics.calibration import ece
 from medlens.trust.calibrators import (
     METHODS,
+    BiasCorrectedTemperature,
     TemperatureScaling,
     Uncalibrated,
     binary_log_odds,
@@ -44,6 +45,33 @@ def test_temperature_recovers_the_known_overconfidence_and_keeps_the_ranking(rng
             assert after == before
         else:  # one-vs-rest scores also depend on the other classes' logits
             assert after == pytest.approx(before, abs=0.005)
+
+
+@pytest.mark.parametrize("k", [2, 3])
+def test_bcts_recovers_temperature_and_class_offset_that_temperature_alone_cannot(rng, k) -> None:
+    # a class-weighted loss shifts the logits: reported = softmax(2 z + shift) for labels of
+    # softmax(z); the exact inverse is T = 2 and bias = -shift / 2 (relative to class 0)
+    z = rng.normal(size=(20_000, k)) * 1.5
+    labels = np.array([rng.choice(k, p=row) for row in softmax(z, axis=1)])
+    shift = np.array([0.0, 1.2, -0.6][:k])
+    probs = softmax(2.0 * z + shift, axis=1)
+    bcts = fit_calibrator("bcts", probs, labels)
+    assert isinstance(bcts, BiasCorrectedTemperature)
+    assert bcts.temperature == pytest.approx(2.0, rel=0.05)
+    expected_bias = -shift[1:] / 2
+    np.testing.assert_allclose(bcts.bias[-len(expected_bias) :], expected_bias, atol=0.06)
+    calibrated = bcts.transform(probs)
+    np.testing.assert_allclose(calibrated.sum(axis=1), 1.0, atol=1e-12)
+    # the class mix comes right; a temperature alone leaves it off
+    temperature = fit_calibrator("temperature", probs, labels).transform(probs)
+    share = np.bincount(labels, minlength=k) / len(labels)
+    assert np.abs(calibrated.mean(axis=0) - share).max() < 0.01
+    assert (
+        np.abs(temperature.mean(axis=0) - share).max()
+        > 2 * np.abs(calibrated.mean(axis=0) - share).max()
+    )
+    if k == 2:  # p(class 1) monotone in the raw one: the very same AUC
+        assert roc_auc_score(labels, calibrated[:, 1]) == roc_auc_score(labels, probs[:, 1])
 
 
 def test_binary_ranking_is_kept_even_at_saturated_float32_probabilities() -> None:
@@ -108,3 +136,20 @@ def test_bad_method_missing_class_and_malformed_record_are_one_clear_error(rng) 
         calibrator_from_dict({"method": "temperature", "temperature": -1})
     with pytest.raises(InputError, match="unknown method"):
         calibrator_from_dict({"method": "beta"})
+
+
+def test_cross_fitted_choice_prefers_the_bias_when_the_class_mix_is_off(rng) -> None:
+    from medlens.trust.calibration_choice import best_by_log_loss, cross_fitted_scores
+
+    z = rng.normal(size=(600, 2)) * 1.5
+    labels = np.array([rng.choice(2, p=row) for row in softmax(z, axis=1)])
+    shifted = softmax(2.0 * z + np.array([0.0, 1.5]), axis=1)  # sharp and off-centre
+    table = cross_fitted_scores(shifted, labels, seed=0)
+    assert set(table) == {"none", "temperature", "bcts", "dirichlet", "isotonic"}
+    assert table["bcts"]["log_loss"] < table["temperature"]["log_loss"] < table["none"]["log_loss"]
+    assert best_by_log_loss(table) in {"bcts", "dirichlet"}  # the two with an intercept
+    # well calibrated already: nothing beats leaving it alone by much
+    calm = cross_fitted_scores(softmax(z, axis=1), labels, methods=("none", "bcts"))
+    assert calm["bcts"]["log_loss"] == pytest.approx(calm["none"]["log_loss"], abs=0.01)
+    with pytest.raises(InputError, match="class 1 has 1 validation cases"):
+        cross_fitted_scores(shifted[:50], np.r_[np.zeros(49, int), 1])

@@ -405,7 +405,7 @@ def ensemble_runs(
         overwrite: replace an existing folder of that name.
         documents: write report.html and model_card.md.
         calibration: the ensemble's own calibrator, fitted on its validation probabilities
-            (``temperature``, ``dirichlet``, ``isotonic``); default ``none``: the members'
+            (``temperature``, ``bcts``, ``dirichlet``, ``isotonic``); default ``none``: the members'
             calibrated probabilities combined as they are.
         refer: the refer band's rule (default: ``ReferConfig()``, 10% of validation cases).
 

@@ -26,6 +26,8 @@ def describe_calibrator(calibration: dict[str, Any]) -> str:
     unit = " per voxel" if calibration.get("unit") == "voxel" else ""
     what = {
         "temperature": f"temperature scaling{unit} (T = {format_value(calibration.get('temperature'))})",
+        "bcts": f"bias-corrected temperature scaling (T = {format_value(calibration.get('temperature'))}, "
+        f"bias {', '.join(format_value(b) for b in calibration.get('bias') or [])})",
         "dirichlet": "Dirichlet calibration (a logistic regression on log-probabilities)",
         "isotonic": "isotonic regression",
     }.get(method, method)

@@ -10,6 +10,12 @@ Methods:
         log loss (Guo et al. 2017), fitted by scikit-learn's ``CalibratedClassifierCV(
         method="temperature")``. It keeps the arg-max class and, for two classes, the ranking
         of p(class 1), so the AUC is unchanged. The default.
+    bcts: bias-corrected temperature scaling, ``softmax(log p / T + b)`` with one bias per
+        class (b of class 0 fixed at 0), all minimising the validation log loss (Alexandari
+        et al. 2020). The bias moves probabilities towards validation's class mix, which a
+        temperature alone cannot (a class-weighted loss shifts them away from it). For two
+        classes p(class 1) stays a monotone function of the raw one (AUC unchanged); for
+        more it may change the arg-max.
     dirichlet: a multinomial logistic regression on ``log p`` (Kull et al. 2019; for two
         classes it is beta calibration), L2-penalised (C = 1). It may change rankings.
     isotonic: a monotone step function per class, one-vs-rest, rows renormalised
@@ -41,8 +47,11 @@ from scipy.special import expit, softmax
 
 from medlens.errors import ConfigError, InputError
 
-CalibrationMethod = Literal["temperature", "dirichlet", "isotonic", "none"]
-METHODS: tuple[str, ...] = ("temperature", "dirichlet", "isotonic", "none")
+CalibrationMethod = Literal["temperature", "bcts", "dirichlet", "isotonic", "none"]
+METHODS: tuple[str, ...] = ("temperature", "bcts", "dirichlet", "isotonic", "none")
+#: bcts searches log T within these bounds and each bias within +-_BCTS_BIAS_BOUND.
+_BCTS_LOG_T_BOUNDS = (float(np.log(0.01)), float(np.log(100.0)))
+_BCTS_BIAS_BOUND = 30.0
 #: log-odds given to p(class 1) = 1 and 0 exactly: beyond every finite float64 log-odds
 #: (+36.7 and -744.4), so that the map from p to log-odds stays strictly increasing.
 _LOGIT_AT_ONE = 37.0
@@ -127,6 +136,54 @@ class TemperatureScaling(Calibrator):
 
     def parameters(self) -> dict[str, Any]:
         return {"temperature": float(self.temperature)}
+
+
+@dataclass(frozen=True)
+class BiasCorrectedTemperature(Calibrator):
+    """``softmax(log p / temperature + bias)``; two classes: ``sigmoid(log-odds /
+    temperature + bias[0])`` (one bias, on class 1's log-odds)."""
+
+    temperature: float
+    bias: tuple[float, ...]
+    method = "bcts"
+
+    def transform(self, probs: ArrayLike) -> np.ndarray:
+        scores = log_scores(probs)
+        if scores.ndim == 1:
+            return _two_columns(expit(scores / self.temperature + self.bias[0]))
+        if len(self.bias) != scores.shape[1]:
+            raise InputError(
+                "probabilities",
+                f"bcts was fitted on {len(self.bias)} classes, not {scores.shape[1]}",
+            )
+        return softmax(scores / self.temperature + np.asarray(self.bias), axis=1)
+
+    def parameters(self) -> dict[str, Any]:
+        return {"temperature": float(self.temperature), "bias": [float(b) for b in self.bias]}
+
+
+def _fit_bcts(scores: np.ndarray, y: np.ndarray) -> BiasCorrectedTemperature:
+    """Minimise the mean log loss over ``(log T, biases)`` (L-BFGS-B, bounded)."""
+    from scipy.optimize import minimize
+    from scipy.special import logsumexp
+
+    binary = scores.ndim == 1
+    n_bias = 1 if binary else scores.shape[1] - 1
+    rows = np.arange(len(y))
+
+    def loss(theta: np.ndarray) -> float:
+        inv_t = np.exp(-theta[0])
+        if binary:
+            z = scores * inv_t + theta[1]
+            return float(np.mean(np.logaddexp(0.0, z) - y * z))
+        z = scores * inv_t + np.concatenate([[0.0], theta[1:]])
+        return float(np.mean(logsumexp(z, axis=1) - z[rows, y]))
+
+    bounds = [_BCTS_LOG_T_BOUNDS] + [(-_BCTS_BIAS_BOUND, _BCTS_BIAS_BOUND)] * n_bias
+    fitted = minimize(loss, np.zeros(1 + n_bias), method="L-BFGS-B", bounds=bounds)
+    temperature = float(np.exp(fitted.x[0]))
+    bias = tuple(float(b) for b in fitted.x[1:])
+    return BiasCorrectedTemperature(temperature, bias if binary else (0.0, *bias))
 
 
 @dataclass(frozen=True)
@@ -247,6 +304,8 @@ def fit_calibrator(method: str, probs: ArrayLike, labels: ArrayLike) -> Calibrat
         coef = tuple(tuple(float(v) for v in row) for row in model.coef_)
         return DirichletCalibration(coef, tuple(float(v) for v in model.intercept_))
     scores = log_scores(p)
+    if method == "bcts":
+        return _fit_bcts(scores, y)
     calibrators = _sklearn_calibration(method, scores, y, p.shape[1])
     if method == "temperature":
         return TemperatureScaling(float(1.0 / calibrators[0].beta_))
@@ -274,6 +333,14 @@ def calibrator_from_dict(record: dict[str, Any] | None) -> Calibrator:
             if not (np.isfinite(temperature) and temperature > 0):
                 raise ValueError
             return TemperatureScaling(temperature)
+        if method == "bcts":
+            temperature = float(record["temperature"])
+            bias = tuple(float(b) for b in record["bias"])
+            if not (bias and np.isfinite(bias).all() and np.isfinite(temperature)):
+                raise ValueError
+            if temperature <= 0:
+                raise ValueError
+            return BiasCorrectedTemperature(temperature, bias)
         if method == "dirichlet":
             return DirichletCalibration(
                 tuple(tuple(float(v) for v in row) for row in record["coef"]),

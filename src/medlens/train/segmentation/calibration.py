@@ -29,7 +29,7 @@ def check_segmentation_calibration(config: RunConfig) -> None:
     """Refuse a calibration method segmentation runs do not fit.
 
     Raises:
-        ConfigError: ``dirichlet`` or ``isotonic`` (keyed ``calibration.method``).
+        ConfigError: ``bcts``, ``dirichlet`` or ``isotonic`` (keyed ``calibration.method``).
     """
     if config.calibration.method not in SEGMENTATION_METHODS:
         raise ConfigError(
