@@ -161,6 +161,8 @@ def test_adapt_prior_estimates_the_batch_mix_and_keeps_decisions(
         assert record["out_of_distribution_left_out"] == (~inside).sum()
         assert b.loc[~inside, "adapted_prob_pneumonia"].isna().all()
         assert "estimated class mix" in result.output
+        # an estimate the batch itself shows to be shaky says so where it is printed
+        assert ("not to be relied on" in result.output) == ("warning" in record)
         source = [record["source_prior"][c] for c in ("normal", "pneumonia")]
         target = [record["target_prior"][c] for c in ("normal", "pneumonia")]
         probs = b.loc[inside, ["prob_normal", "prob_pneumonia"]].to_numpy()

@@ -39,6 +39,9 @@ def test_the_prior_shift_sentence_gives_estimate_interval_truth_and_ece() -> Non
     text = describe_prior_shift(shift, ["normal", "pneumonia"])
     assert "estimated at pneumonia 60.0%" in text and "55.0-65.0%" in text
     assert "truly is pneumonia 62.5%" in text and "assume pneumonia 74.0%" in text
-    assert "ECE is 0.0312" in text
+    assert "ECE is 0.0312" in text and "relied on" not in text
+    warned = describe_prior_shift({**shift, "warning": "a class share went to the edge"},
+                                  ["normal", "pneumonia"])  # fmt: skip
+    assert warned.endswith("not to be relied on: a class share went to the edge.")
     assert describe_prior_shift(None, ["a", "b"]) == ""
     assert "too few" in describe_prior_shift({"skipped": "12 cases are too few"}, ["a", "b"])

@@ -50,6 +50,18 @@ def test_em_recovers_the_class_mix_and_the_true_posterior(target: float) -> None
     preds = (probs[:, 1] >= 0.5).astype(int)
     if target != 0.5:  # adapting removes the calibration error the shift caused
         assert ece(y, adapted, preds) < 0.6 * ece(y, probs, preds)
+    assert shift.warning is None and "warning" not in shift.to_dict()
+
+
+def test_an_estimate_driven_to_the_edge_carries_a_warning() -> None:
+    # a weak model whose batch probabilities all sit a little below the source mix: the
+    # likelihood keeps rising towards "no positives", whatever the batch truly holds
+    rng = np.random.default_rng(4)
+    p1 = rng.uniform(0.40, 0.49, 300)
+    shift = estimate_prior_shift(np.stack([1 - p1, p1], axis=1), [0.5, 0.5], n_bootstrap=20)
+    assert shift.target_prior[1] < 1e-3
+    assert shift.warning is not None and "edge" in shift.warning
+    assert shift.to_dict()["warning"] == shift.warning
 
 
 def test_no_shift_on_the_cases_that_set_the_source_prior() -> None:

@@ -147,6 +147,8 @@ def predict_files(
         target, source = record["target_prior"], record["source_prior"]
         mix = ", ".join(f"{n} {target[n]:.1%} (validation {source[n]:.1%})" for n in names)
         shift_line = f"estimated class mix {mix} -> {prior_shift_path(out)}"
+        if record.get("warning"):
+            shift_line += f" (not to be relied on: {record['warning']})"
     rows.extend(errors)
     frame = pd.DataFrame(rows)
     write_atomic(out, frame.to_csv(index=False))

@@ -78,6 +78,9 @@ def describe_prior_shift(shift: dict[str, Any] | None, class_names: list[str]) -
         for name in shown
         if name in interval
     )
+    caution = (
+        f" The estimate is not to be relied on: {shift['warning']}." if shift.get("warning") else ""
+    )
     return (
         "A new site's class mix may differ from validation's. Read as one batch from a new "
         f"site, without its labels, the test split's class mix is estimated at {mix('target_prior')}"
@@ -85,7 +88,7 @@ def describe_prior_shift(shift: dict[str, Any] | None, class_names: list[str]) -
         f"probabilities assume {mix('source_prior')}. Adapted to the estimate, the test "
         f"probabilities' ECE is {format_value(shift.get('ece_adapted'), 4)} and Brier "
         f"{format_value(shift.get('brier_adapted'), 4)}; decisions are unchanged "
-        "(medlens predict --adapt-prior does this for a batch of new images)."
+        "(medlens predict --adapt-prior does this for a batch of new images)." + caution
     )
 
 

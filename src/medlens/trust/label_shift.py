@@ -48,6 +48,12 @@ TOLERANCE = 1e-8
 MAX_ITERATIONS = 10_000
 #: Bootstrap resamples of the batch for the 95% interval of each class share.
 N_BOOTSTRAP = 200
+#: A class share estimated below this sits at the edge of what EM can return: the
+#: likelihood kept rising towards "this class is absent", which a weak or miscalibrated
+#: model produces as readily as a batch without the class.
+EDGE_SHARE = 1e-3
+#: A 95% interval wider than this (share units, 0-1) says the batch cannot pin its mix down.
+MAX_INTERVAL_WIDTH = 0.5
 
 
 def _probabilities(probs: ArrayLike, what: str = "probabilities") -> np.ndarray:
@@ -115,6 +121,9 @@ class PriorShift:
             bootstrap resamples of the batch (``(K, 2)``).
         n_cases: the cases the estimate used.
         iterations: EM iterations (``MAX_ITERATIONS``: it did not settle).
+
+    ``warning`` says, in words, why the estimate should not be relied on (None when nothing
+    is wrong with it that the batch itself shows).
     """
 
     source_prior: np.ndarray
@@ -123,6 +132,24 @@ class PriorShift:
     n_cases: int
     iterations: int
 
+    @property
+    def warning(self) -> str | None:
+        """Why the estimate should not be relied on, or None: EM did not settle, a class
+        share went to the edge (below ``EDGE_SHARE``), or a 95% interval is wider than
+        ``MAX_INTERVAL_WIDTH``."""
+        reasons = []
+        if self.iterations >= MAX_ITERATIONS:
+            reasons.append(f"EM did not settle in {MAX_ITERATIONS} iterations")
+        if self.target_prior.min() < EDGE_SHARE:
+            reasons.append(
+                "a class share went to the edge (near 0), which a weak or miscalibrated "
+                "model produces as readily as a batch without that class"
+            )
+        width = float((self.interval[:, 1] - self.interval[:, 0]).max())
+        if width > MAX_INTERVAL_WIDTH:
+            reasons.append(f"a 95% interval is {100 * width:.0f} points wide")
+        return "; ".join(reasons) or None
+
     def transform(self, probs: ArrayLike) -> np.ndarray:
         """``probs`` (calibrated) adapted to the batch's estimated class mix."""
         return adapt_to_prior(probs, self.source_prior, self.target_prior)
@@ -130,7 +157,9 @@ class PriorShift:
     def to_dict(self, class_names: list[str] | None = None) -> dict[str, Any]:
         """Plain numbers, per class name when ``class_names`` is given (else index)."""
         names = class_names or [str(k) for k in range(len(self.source_prior))]
+        warning = self.warning
         return {
+            **({"warning": warning} if warning else {}),
             "method": "em",
             "n_cases": self.n_cases,
             "iterations": self.iterations,
