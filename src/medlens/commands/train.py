@@ -115,13 +115,17 @@ def train_and_report(
             existing run folder without ``overwrite``.
     """
     from medlens.report.documents import write_documents
+    from medlens.train.distributed import shutdown
 
     check_config(config)
-    return run_module(config)(
-        config,
-        resume=resume,
-        overwrite=overwrite,
-        callbacks=callbacks,
-        progress=progress,
-        finalize=write_documents,
-    )
+    try:
+        return run_module(config)(
+            config,
+            resume=resume,
+            overwrite=overwrite,
+            callbacks=callbacks,
+            progress=progress,
+            finalize=write_documents,
+        )
+    finally:
+        shutdown()  # under torchrun every rank leaves the process group before it exits

@@ -53,6 +53,11 @@ def broadcast_object(obj: object, ctx: DistContext) -> object:
     return box[0]
 
 
-def shutdown(ctx: DistContext) -> None:
-    if ctx.enabled and dist.is_initialized():
+def shutdown() -> None:
+    """Leave the process group, if this process joined one.
+
+    Every rank calls it before its interpreter exits: a gloo group still alive at exit can
+    abort the process ("terminate called without an active exception") while its background
+    threads are torn down, which fails the torchrun job although training finished."""
+    if dist.is_available() and dist.is_initialized():
         dist.destroy_process_group()
