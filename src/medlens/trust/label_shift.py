@@ -10,7 +10,8 @@ with ``p_s(y | x)`` the calibrated probabilities, ``pi_s`` the class mix they as
 
 ``pi_t`` is unknown; the EM algorithm estimates it by maximum likelihood from the batch's
 calibrated probabilities alone (repeat: adapt with the current ``pi_t``, set ``pi_t`` to the
-mean adapted probability). Alexandari et al. (2020) found this hard to beat when the
+mean adapted probability); for two classes the same maximum is found by bisection, which
+also lands on a maximum at the edge that EM only creeps towards. Alexandari et al. (2020) found this hard to beat when the
 probabilities are calibrated first, as medlens does.
 
 ``pi_s`` is the mean calibrated probability over the validation cases, not validation's label
@@ -43,9 +44,16 @@ from medlens.errors import InputError
 
 #: Fewest cases whose class mix is estimated: below it the estimate is mostly noise.
 MIN_CASES = 30
-#: EM stops when no class share moves by more than this between iterations.
-TOLERANCE = 1e-8
-MAX_ITERATIONS = 10_000
+#: EM stops when no class share moves by more than this between iterations (share units,
+#: 0-1: far below any precision the batch can give).
+TOLERANCE = 1e-6
+#: EM gives up here. A flat likelihood (a model that barely tells the classes apart) creeps
+#: towards the edge this slowly; the estimate then carries a warning.
+MAX_ITERATIONS = 1000
+#: Halvings of [0, 1] that place a two-class share: 2**-40 is far below any precision.
+_BISECTIONS = 40
+#: Bootstrap resamples run through EM together, at most this many probabilities at once.
+_CHUNK_VALUES = 4_000_000
 #: Bootstrap resamples of the batch for the 95% interval of each class share.
 N_BOOTSTRAP = 200
 #: A class share estimated below this sits at the edge of what EM can return: the
@@ -99,15 +107,60 @@ def em_prior(
     probs: np.ndarray, source_prior: np.ndarray, tol: float = TOLERANCE
 ) -> tuple[np.ndarray, int]:
     """The maximum-likelihood class mix of the cases behind ``probs`` by EM, and the
-    iterations it took. Starts at ``source_prior``."""
-    pi = source_prior.copy()
+    iterations it took (``MAX_ITERATIONS``: it did not settle). Starts at ``source_prior``."""
+    priors, iterations = _em_batched(probs[None], source_prior, tol)
+    return priors[0], int(iterations[0])
+
+
+def _em_batched(
+    probs: np.ndarray, source_prior: np.ndarray, tol: float = TOLERANCE
+) -> tuple[np.ndarray, np.ndarray]:
+    """The maximum-likelihood class mixes ``(B, K)`` of ``B`` batches at once (``probs``
+    ``(B, N, K)``) and the iterations each took.
+
+    More than two classes: EM; a batch stops once no share moves by more than ``tol``. Two
+    classes: the same maximum by bisection on the log-likelihood's derivative, which is
+    decreasing in the share of class 1. EM creeps towards an edge maximum (a flat likelihood,
+    from a model that barely tells the classes apart, can take thousands of iterations);
+    bisection lands on it in ``_BISECTIONS`` steps."""
+    ratio = probs / source_prior
+    if probs.shape[2] == 2:
+        return _two_class_mle(ratio)
+    pi = np.repeat(source_prior[None], len(probs), axis=0)
+    iterations = np.full(len(probs), MAX_ITERATIONS)
+    active = np.arange(len(probs))
     for iteration in range(1, MAX_ITERATIONS + 1):
-        updated = adapt_to_prior(probs, source_prior, pi).mean(axis=0)
-        moved = float(np.abs(updated - pi).max())
-        pi = updated
-        if moved <= tol:
-            return pi, iteration
-    return pi, MAX_ITERATIONS
+        adapted = ratio[active] * pi[active, None, :]
+        total = adapted.sum(axis=2, keepdims=True)
+        # a row that is 0 wherever the weight is positive keeps its (degenerate) probabilities
+        adapted = np.divide(adapted, total, out=probs[active].copy(), where=total > 0)
+        updated = adapted.mean(axis=1)
+        settled = np.abs(updated - pi[active]).max(axis=1) <= tol
+        pi[active] = updated
+        iterations[active[settled]] = iteration
+        active = active[~settled]
+        if len(active) == 0:
+            break
+    return pi, iterations
+
+
+def _two_class_mle(ratio: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``ratio`` ``(B, N, 2)``: p_s(k | x) / pi_s(k). With ``f = ratio[..., 1] / ratio[..., 0]``
+    the log-likelihood of a share ``q`` of class 1 is ``sum log(1 + q (f - 1))`` up to a
+    constant; its derivative ``sum (f - 1) / (1 + q (f - 1))`` decreases in ``q``."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        excess = ratio[..., 1] / ratio[..., 0] - 1.0  # f - 1, +inf where p_s(0 | x) = 0
+    low, high = np.zeros(len(ratio)), np.ones(len(ratio))
+    for _ in range(_BISECTIONS):
+        q = (low + high) / 2
+        with np.errstate(divide="ignore", invalid="ignore"):
+            terms = excess / (1.0 + q[:, None] * excess)
+        # a case certain of class 1 (f infinite) contributes 1 / q > 0
+        terms = np.where(np.isinf(excess), 1.0 / q[:, None], terms)
+        rising = terms.sum(axis=1) > 0
+        low, high = np.where(rising, q, low), np.where(rising, high, q)
+    share = (low + high) / 2
+    return np.stack([1 - share, share], axis=1), np.full(len(ratio), _BISECTIONS)
 
 
 @dataclass(frozen=True)
@@ -120,7 +173,8 @@ class PriorShift:
         interval: per class, the 2.5th and 97.5th percentiles of the estimate over
             bootstrap resamples of the batch (``(K, 2)``).
         n_cases: the cases the estimate used.
-        iterations: EM iterations (``MAX_ITERATIONS``: it did not settle).
+        iterations: EM iterations (``MAX_ITERATIONS``: it did not settle); for two classes
+            the bisection's steps.
 
     ``warning`` says, in words, why the estimate should not be relied on (None when nothing
     is wrong with it that the batch itself shows).
@@ -160,7 +214,8 @@ class PriorShift:
         warning = self.warning
         return {
             **({"warning": warning} if warning else {}),
-            "method": "em",
+            # the same maximum: EM for more than two classes, bisection for two
+            "method": "em" if len(self.source_prior) > 2 else "bisection",
             "n_cases": self.n_cases,
             "iterations": self.iterations,
             "converged": self.iterations < MAX_ITERATIONS,
@@ -202,8 +257,13 @@ def estimate_prior_shift(
     target, iterations = em_prior(p, pi_s)
     if n_bootstrap > 0:
         rng = np.random.default_rng(seed)
-        draws = np.stack(
-            [em_prior(p[rng.integers(0, len(p), len(p))], pi_s)[0] for _ in range(n_bootstrap)]
+        resamples = rng.integers(0, len(p), (n_bootstrap, len(p)))
+        per_chunk = max(1, _CHUNK_VALUES // p.size)
+        draws = np.concatenate(
+            [
+                _em_batched(p[resamples[start : start + per_chunk]], pi_s)[0]
+                for start in range(0, n_bootstrap, per_chunk)
+            ]
         )
         interval = np.percentile(draws, [2.5, 97.5], axis=0).T
     else:
