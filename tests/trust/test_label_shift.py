@@ -130,6 +130,10 @@ def test_bad_input_is_one_clear_error() -> None:
         estimate_prior_shift(enough, [0.2, 0.3, 0.5])
     with pytest.raises(InputError, match="finite"):
         estimate_prior_shift(np.full((MIN_CASES, 2), np.nan), [0.5, 0.5])
+    zeros = enough.copy()
+    zeros[3] = 0.0
+    with pytest.raises(InputError, match="case 3 does not"):
+        estimate_prior_shift(zeros, [0.5, 0.5])
 
 
 def test_the_run_folder_records_the_source_prior(tmp_path: Path) -> None:

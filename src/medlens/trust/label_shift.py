@@ -70,6 +70,11 @@ def _probabilities(probs: ArrayLike, what: str = "probabilities") -> np.ndarray:
         raise InputError(what, f"expected shape (N, K) with K >= 2, got {p.shape}")
     if not np.isfinite(p).all() or p.min() < 0 or p.max() > 1:
         raise InputError(what, "must be finite numbers in [0, 1]")
+    off = np.abs(p.sum(axis=1) - 1.0)
+    if len(p) and off.max() > 1e-3:
+        raise InputError(
+            what, f"each case's probabilities must sum to 1 (case {int(off.argmax())} does not)"
+        )
     return p
 
 
