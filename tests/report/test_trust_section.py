@@ -43,5 +43,9 @@ def test_the_prior_shift_sentence_gives_estimate_interval_truth_and_ece() -> Non
     warned = describe_prior_shift({**shift, "warning": "a class share went to the edge"},
                                   ["normal", "pneumonia"])  # fmt: skip
     assert warned.endswith("not to be relied on: a class share went to the edge.")
+    # the demo's test split: 69.1% estimated (64.5-73.1%), 62.5% true
+    outside = {**shift, "target_prior_95ci": {"normal": [0.27, 0.35], "pneumonia": [0.65, 0.73]}}
+    assert "interval misses the true mix" in describe_prior_shift(outside, ["normal", "pneumonia"])
+    assert "misses" not in text
     assert describe_prior_shift(None, ["a", "b"]) == ""
     assert "too few" in describe_prior_shift({"skipped": "12 cases are too few"}, ["a", "b"])

@@ -81,6 +81,19 @@ def describe_prior_shift(shift: dict[str, Any] | None, class_names: list[str]) -
     caution = (
         f" The estimate is not to be relied on: {shift['warning']}." if shift.get("warning") else ""
     )
+    truth = shift.get("true_prior") or {}
+    missed = [
+        name
+        for name in shown
+        if name in interval and name in truth
+        and not interval[name][0] <= float(truth[name]) <= interval[name][1]
+    ]  # fmt: skip
+    if missed:
+        caution += (
+            " The interval misses the true mix: more than the class mix changed between "
+            "validation and test, and the adaptation, which assumes only the mix changed, "
+            "cannot be trusted here."
+        )
     return (
         "A new site's class mix may differ from validation's. Read as one batch from a new "
         f"site, without its labels, the test split's class mix is estimated at {mix('target_prior')}"
