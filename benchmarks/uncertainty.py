@@ -206,6 +206,13 @@ def classification_figures(run: Path) -> dict[str, Any]:
             "prior_source": shift["source_prior"][positive],
             "prior_estimated": shift["target_prior"][positive],
             "prior_true": shift["true_prior"][positive],
+            "prior_estimated_95ci": shift["target_prior_95ci"][positive],
+            # the interval covers sampling noise only: a miss says more than the mix changed
+            "prior_true_in_interval": bool(
+                shift["target_prior_95ci"][positive][0]
+                <= shift["true_prior"][positive]
+                <= shift["target_prior_95ci"][positive][1]
+            ),
         }
         if "ece_adapted" in shift
         else {}
@@ -425,6 +432,9 @@ def summarize(runs: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
                     "prior_estimated",
                     "prior_true",
                 ),
+            )
+            per[dataset]["prior_adapted"]["prior_true_in_interval_runs"] = sum(
+                r["prior_true_in_interval"] for r in rows
             )
         per[dataset]["calibrators"] = _calibrator_stats(rows)
         per[dataset]["sensitivity_rule"] = _stat([r["sens_spec_rule"][0] for r in rows])

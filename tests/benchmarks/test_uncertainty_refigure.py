@@ -40,6 +40,8 @@ def test_figures_of_a_run_and_refigure_from_kept_runs(pneumonia_run: Path, tmp_p
     assert compared["methods"]["bcts"]["auc_change"] < 1e-12  # two classes: ranking kept
     # The test split's mix estimated without labels, recorded by the run and read back
     assert 0 < figures["prior_estimated"] < 1 and 0 <= figures["test_ece_prior_adapted"] <= 1
+    low, high = figures["prior_estimated_95ci"]
+    assert figures["prior_true_in_interval"] == (low <= figures["prior_true"] <= high)
     # The band recomputed from the validation split is the one today's training recorded.
     assert figures["refer_band"] == figures["refer_band_recorded"]
     # The band alone keeps at least the cases the run kept (it also refers flagged ones).
