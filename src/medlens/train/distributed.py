@@ -8,6 +8,10 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 
+#: Whether this process's group was started by ``init_distributed`` (and so is medlens's to
+#: end): a group the caller started before calling medlens is left alone.
+_started_here = False
+
 
 @dataclass(frozen=True)
 class DistContext:
@@ -26,12 +30,14 @@ class DistContext:
 
 def init_distributed() -> DistContext:
     """Join the process group torchrun describes in the environment, if any."""
+    global _started_here
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
     if world_size <= 1:
         return DistContext()
     if not dist.is_initialized():
         backend = "nccl" if torch.cuda.is_available() else "gloo"
         dist.init_process_group(backend=backend)
+        _started_here = True
     return DistContext(
         rank=dist.get_rank(),
         world_size=dist.get_world_size(),
@@ -54,10 +60,13 @@ def broadcast_object(obj: object, ctx: DistContext) -> object:
 
 
 def shutdown() -> None:
-    """Leave the process group, if this process joined one.
+    """Leave the process group ``init_distributed`` started, if it started one.
 
     Every rank calls it before its interpreter exits: a gloo group still alive at exit can
     abort the process ("terminate called without an active exception") while its background
-    threads are torn down, which fails the torchrun job although training finished."""
-    if dist.is_available() and dist.is_initialized():
+    threads are torn down, which fails the torchrun job although training finished. A group
+    the caller had started before is the caller's to end."""
+    global _started_here
+    if _started_here and dist.is_initialized():
         dist.destroy_process_group()
+    _started_here = False
