@@ -108,16 +108,17 @@ def adapt_to_prior(
     return np.divide(adapted, total, out=p.copy(), where=total > 0)
 
 
-def em_prior(
+def ml_prior(
     probs: np.ndarray, source_prior: np.ndarray, tol: float = TOLERANCE
 ) -> tuple[np.ndarray, int]:
-    """The maximum-likelihood class mix of the cases behind ``probs`` by EM, and the
-    iterations it took (``MAX_ITERATIONS``: it did not settle). Starts at ``source_prior``."""
-    priors, iterations = _em_batched(probs[None], source_prior, tol)
+    """The maximum-likelihood class mix of the cases behind ``probs`` (EM started at
+    ``source_prior``; bisection for two classes), and the iterations it took
+    (``MAX_ITERATIONS``: EM did not settle)."""
+    priors, iterations = _ml_priors(probs[None], source_prior, tol)
     return priors[0], int(iterations[0])
 
 
-def _em_batched(
+def _ml_priors(
     probs: np.ndarray, source_prior: np.ndarray, tol: float = TOLERANCE
 ) -> tuple[np.ndarray, np.ndarray]:
     """The maximum-likelihood class mixes ``(B, K)`` of ``B`` batches at once (``probs``
@@ -259,14 +260,14 @@ def estimate_prior_shift(
             f"{len(p)} cases are too few to estimate their class mix (at least {MIN_CASES})",
         )
     pi_s = check_prior(source_prior, p.shape[1])
-    target, iterations = em_prior(p, pi_s)
+    target, iterations = ml_prior(p, pi_s)
     if n_bootstrap > 0:
         rng = np.random.default_rng(seed)
         resamples = rng.integers(0, len(p), (n_bootstrap, len(p)))
         per_chunk = max(1, _CHUNK_VALUES // p.size)
         draws = np.concatenate(
             [
-                _em_batched(p[resamples[start : start + per_chunk]], pi_s)[0]
+                _ml_priors(p[resamples[start : start + per_chunk]], pi_s)[0]
                 for start in range(0, n_bootstrap, per_chunk)
             ]
         )
