@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # GPU check: classification and segmentation training on CUDA, plus the surface-metric
 # benchmark, timed and written to benchmarks/results/gpu.json with the card's name.
-# About 6-7 minutes (under 8): 2 min of ResNet-18 training on PneumoniaMNIST, 2 min of
-# U-Net training on DRIVE, each followed by its evaluation and report, then
-# benchmarks/surface_metrics.py --quick.
+# 2 min (at most 20 epochs) of ResNet-18 training on PneumoniaMNIST and 2 min of U-Net training
+# on DRIVE, each followed by its evaluation and report, then benchmarks/surface_metrics.py
+# --quick. On an H200: 1.5 + 2.6 minutes for the two trainings; the surface metrics, which run on
+# the CPU, took more than 4 minutes there.
 #
 #   benchmarks/gpu_check.sh [DATA_DIR]          run from anywhere; works in the repo root
 #
@@ -20,8 +21,9 @@
 #
 # Knobs (environment): CLS_MINUTES=2 SEG_MINUTES=2 CLS_EPOCHS=20 LOADER_WORKERS=8
 # OUT_JSON=benchmarks/results/gpu.json WORK_DIR=(a temp dir) ALLOW_CPU=0 SURFACE=1 (0 skips
-# the surface-metric benchmark) CLS_EXTRA= SEG_EXTRA= (more `--set key=value` arguments for
-# each training, e.g. a smaller data.train_fraction_used for a dry run)
+# the surface-metric benchmark) SURFACE_LIMIT=480 (its seconds) CLS_EXTRA= SEG_EXTRA= (more
+# `--set key=value` arguments for each training, e.g. a smaller data.train_fraction_used for
+# a dry run)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 REPO=$PWD
@@ -39,6 +41,7 @@ LOADER_WORKERS=${LOADER_WORKERS:-8}
 OUT_JSON=${OUT_JSON:-benchmarks/results/gpu.json}
 ALLOW_CPU=${ALLOW_CPU:-0}
 SURFACE=${SURFACE:-1}
+SURFACE_LIMIT=${SURFACE_LIMIT:-480}
 CLS_EXTRA=${CLS_EXTRA:-}
 SEG_EXTRA=${SEG_EXTRA:-}
 WORK_DIR=${WORK_DIR:-$(mktemp -d /tmp/medlens-gpu-check.XXXXXX)}
@@ -144,8 +147,12 @@ timed segmentation $((${SEG_MINUTES%.*} * 60 + 240)) \
   --set "data.path=$DRIVE" --set "output_dir=$WORK_DIR/runs" --set name=gpu-segmentation \
   --set "train.max_minutes=$SEG_MINUTES" --set "train.num_workers=$LOADER_WORKERS" $SEG_EXTRA
 
+# The surface metrics run on the CPU (one child process per memory reading, each importing
+# torch): on the H200 machine they took more than 240 s, against 46 s here. Their failure no
+# longer costs the training figures above: gpu.json is written either way.
 if [ "$SURFACE" = 1 ]; then
-  timed surface_metrics 240 "$PY" benchmarks/surface_metrics.py --quick
+  (timed surface_metrics "$SURFACE_LIMIT" "$PY" benchmarks/surface_metrics.py --quick) ||
+    echo "gpu_check: the surface metrics did not finish; gpu.json records none" >&2
 fi
 
 # --- gpu.json -------------------------------------------------------------------------
@@ -203,7 +210,10 @@ report = {
         "wall_seconds": float((work / "surface_metrics.seconds").read_text())
         if (work / "surface_metrics.seconds").is_file()
         else None,
-        "results": json.loads(surface.read_text()) if surface.is_file() else None,
+        # Only a run that finished here: the committed file holds the development machine's.
+        "results": json.loads(surface.read_text())
+        if surface.is_file() and (work / "surface_metrics.seconds").is_file()
+        else None,
     },
 }
 Path(os.environ["OUT_JSON"]).write_text(json.dumps(report, indent=2) + "\n")
