@@ -28,6 +28,12 @@ def test_figures_of_a_run_and_refigure_from_kept_runs(pneumonia_run: Path, tmp_p
         assert isinstance(figures[key], float), key
     metrics = json.loads((pneumonia_run / "metrics.json").read_text())
     assert figures["aurc"] == pytest.approx(metrics["trust"]["selective"]["test"]["aurc"])
+    # The classification benchmark's figures of the same run, from its own metrics.json
+    test = metrics["splits"]["test"]
+    assert figures["test_auc"] == test["metrics"]["auc"]["value"]
+    assert figures["test_acc_at_val_threshold"] == test["metrics"]["accuracy"]["value"]
+    assert figures["test_acc_at_0.5"] == test["metrics_at_0.5"]["accuracy"]
+    assert figures["epochs"] == metrics["epochs_run"] >= 1
     # Every calibrator refitted from the CSV's raw validation probabilities: the default one
     # gives the ECE the run recorded, and the choice is the lowest held-out validation loss.
     compared = figures["calibrators"]
@@ -72,6 +78,10 @@ def test_figures_of_a_run_and_refigure_from_kept_runs(pneumonia_run: Path, tmp_p
         figures["bal_acc_gain_at_80_cov"], abs=1e-4
     )
     assert report["ood"]["site_b"]["auroc"]["mean"] == 0.9 and "refigured" in report
+    assert report["classification"]["adrenal_test_auc"] == pytest.approx(figures["test_auc"])
+    assert report["classification"]["pneumonia_test_acc"] == pytest.approx(
+        figures["test_acc_at_val_threshold"]
+    )
     chosen = report["datasets"]["adrenal"]["calibrators"]["chosen_by_val_cv"]
     assert chosen["each"] == [figures["calibrators"]["chosen"]]
     assert set(report["calibrator_chosen_on_validation"]) == {
