@@ -40,10 +40,16 @@ def test_shutdown_leaves_the_group_medlens_started(
     assert not dist.is_initialized()
 
 
-def test_a_group_the_caller_started_is_left_alone(tmp_path: Path) -> None:
+@pytest.mark.parametrize("world_size", ["1", "2"])
+def test_a_group_the_caller_started_is_left_alone(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, world_size: str
+) -> None:
+    """With or without a torchrun environment, a group that exists before medlens is called
+    is used (never started again) and outlives medlens's shutdown."""
     _join_alone(tmp_path)
+    monkeypatch.setenv("WORLD_SIZE", world_size)
     try:
-        assert init_distributed().world_size == 1  # no torchrun environment: not joined again
+        assert init_distributed().world_size == 1  # the caller's one-process group
         shutdown()
         assert dist.is_initialized()
     finally:
