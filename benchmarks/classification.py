@@ -10,6 +10,8 @@ peak memory is its own. Writes benchmarks/results/classification.json (+ .md).
 ``--reuse REPORT`` takes the runs an earlier report (final or ``.partial.json``) finished with
 the same ``--minutes``, matched by dataset, method and seed, and trains only the rest: a
 protocol split over several sessions ends in one report. Reused runs say so (``"reused"``).
+``--reuse-kind baseline`` takes only the baseline's runs from it: a changed medlens recipe is
+trained again beside the baseline runs it is compared with.
 """
 
 from __future__ import annotations
@@ -225,6 +227,12 @@ def main() -> None:
     parser.add_argument("--workdir")
     parser.add_argument("--extra")
     parser.add_argument("--reuse", type=Path, action="append", default=[], metavar="REPORT")
+    parser.add_argument(
+        "--reuse-kind",
+        choices=["medlens", "baseline"],
+        action="append",
+        help="take only these methods' runs from --reuse (default: both)",
+    )
     args = parser.parse_args()
     if args.child:
         child(args)
@@ -239,11 +247,13 @@ def main() -> None:
         "seeds": args.seeds,
         "baseline_seeds": args.baseline_seeds,
         "reused_from": [str(p) for p in args.reuse],
+        "reused_kinds": args.reuse_kind or ["medlens", "baseline"],
         "datasets": {},
     }
     reused: dict[tuple[str, str, int], dict] = {}
     for path in args.reuse:
         reused.update(reusable_runs(path, args.minutes))
+    reused = {key: run for key, run in reused.items() if key[1] in report["reused_kinds"]}
     with tempfile.TemporaryDirectory(prefix="medlens-bench-") as tmp:
         work = Path(tmp)
         args.out.parent.mkdir(parents=True, exist_ok=True)

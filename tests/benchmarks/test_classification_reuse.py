@@ -94,3 +94,37 @@ def test_main_trains_only_the_runs_not_reused(
     assert medlens["test_auc"]["values"] == [0.90, 0.94]
     assert all(run["reused"] for run in medlens["runs"])
     assert report["summary"]["baseline_pneumonia_test_auc"] == 0.70
+
+
+def test_reuse_kind_baseline_trains_the_medlens_runs_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    earlier = {
+        "minutes_per_run": 15.0,
+        "dataset": "adrenal",
+        "seeds": [0],
+        "baseline_seeds": [0],
+        "medlens": {"runs": [_run(0.90)]},
+        "baseline": {"runs": [_run(0.86)]},
+    }
+    spawned: list[tuple[str, str, int]] = []
+
+    def fake_spawn(kind: str, dataset: str, seed: int, *args: Any, **kwargs: Any) -> dict:
+        spawned.append((kind, dataset, seed))
+        return _run(0.92, seed=seed)
+
+    monkeypatch.setattr(classification, "_spawn", fake_spawn)
+    out = tmp_path / "out.json"
+    argv = ["classification.py", "--datasets", "adrenal", "--seeds", "0"]
+    argv += ["--baseline-seeds", "0", "--skip-transfer", "--out", str(out)]
+    argv += ["--reuse", str(_write(tmp_path / "earlier.json", earlier))]
+    argv += ["--reuse-kind", "baseline"]
+    monkeypatch.setattr(sys, "argv", argv)
+    classification.main()
+
+    assert spawned == [("medlens", "adrenal", 0)]
+    report = json.loads(out.read_text())
+    assert report["reused_kinds"] == ["baseline"]
+    assert report["summary"]["adrenal_test_auc"] == 0.92
+    assert report["summary"]["baseline_adrenal_test_auc"] == 0.86
+    assert report["datasets"]["adrenal"]["baseline"]["runs"][0]["reused"]

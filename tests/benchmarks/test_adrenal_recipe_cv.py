@@ -1,0 +1,66 @@
+"""benchmarks/adrenal_recipe_cv.py: the folds are made of the training split alone (the
+official test split never chooses a recipe), and the rule picks a candidate only when it
+beats the earlier recipe over every fold's mean."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO / "benchmarks"))
+import adrenal_recipe_cv as cv  # noqa: E402
+
+
+def _rows(aucs: dict[str, list[float]]) -> list[dict]:
+    return [
+        {
+            "candidate": name,
+            "fold": k,
+            "test_auc": auc,
+            "test_acc_at_val_threshold": 0.8,
+            "best_epoch": 5,
+            "epochs": 10,
+        }
+        for name, values in aucs.items()
+        for k, auc in enumerate(values)
+    ]
+
+
+def test_the_candidate_with_the_best_mean_is_chosen_when_it_beats_the_earlier_recipe() -> None:
+    rows = _rows({"A_current": [0.80, 0.84, 0.82], "C_wd0.05": [0.83, 0.83, 0.83]})
+    assert cv.summarise(rows)["chosen"] == "C_wd0.05"
+
+
+def test_the_earlier_recipe_stays_when_nothing_beats_it() -> None:
+    rows = _rows({"A_current": [0.83, 0.83, 0.83], "B_affine": [0.90, 0.70, 0.80]})
+    assert cv.summarise(rows)["chosen"] == "A_current"
+
+
+def test_a_candidate_missing_a_fold_is_not_chosen() -> None:
+    rows = _rows({"A_current": [0.80, 0.80, 0.80], "E_rotate_wd0.05": [0.95, 0.95]})
+    report = cv.summarise(rows)
+    assert report["chosen"] == "A_current"
+    assert report["candidates"]["E_rotate_wd0.05"]["complete"] is False
+
+
+def test_folds_partition_the_training_split_and_keep_the_validation_split(
+    tmp_path: Path, adrenal_npz: Path, monkeypatch
+) -> None:
+    monkeypatch.setattr(cv, "SOURCE", adrenal_npz)
+    paths = cv.write_folds(tmp_path)
+    official = np.load(adrenal_npz)
+    n_train = len(official["train_labels"])
+    held_out = []
+    for path in paths:
+        fold = np.load(path)
+        assert len(fold["train_labels"]) + len(fold["test_labels"]) == n_train
+        np.testing.assert_array_equal(fold["val_images"], official["val_images"])
+        held_out.append(fold["test_images"].reshape(len(fold["test_images"]), -1))
+    # The held-out thirds together are the training split, case for case, in some order.
+    pooled = np.concatenate(held_out)
+    train = official["train_images"].reshape(n_train, -1)
+    key = lambda a: sorted(map(bytes, a))  # noqa: E731
+    assert key(pooled) == key(train)
