@@ -65,6 +65,30 @@ def test_a_report_with_another_budget_is_refused(tmp_path: Path) -> None:
         classification.reusable_runs(_write(tmp_path / "r.json", report), 15.0)
 
 
+def _main_with(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    earlier: dict,
+    options: list[str],
+    new_auc: float,
+) -> tuple[list[tuple[str, str, int]], dict]:
+    """Run the benchmark's main with ``--reuse`` of ``earlier`` and a fake trainer whose runs
+    score ``new_auc``; return the runs it trained and the report it wrote."""
+    spawned: list[tuple[str, str, int]] = []
+
+    def fake_spawn(kind: str, dataset: str, seed: int, *args: Any, **kwargs: Any) -> dict:
+        spawned.append((kind, dataset, seed))
+        return _run(new_auc, seed=seed)
+
+    monkeypatch.setattr(classification, "_spawn", fake_spawn)
+    out = tmp_path / "out.json"
+    argv = ["classification.py", "--skip-transfer", "--out", str(out), *options]
+    argv += ["--reuse", str(_write(tmp_path / "earlier.json", earlier))]
+    monkeypatch.setattr(sys, "argv", argv)
+    classification.main()
+    return spawned, json.loads(out.read_text())
+
+
 def test_main_trains_only_the_runs_not_reused(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -74,22 +98,10 @@ def test_main_trains_only_the_runs_not_reused(
         "seeds": [0, 1],
         "medlens": {"runs": [_run(0.90), _run(0.94)]},
     }
-    spawned: list[tuple[str, str, int]] = []
-
-    def fake_spawn(kind: str, dataset: str, seed: int, *args: Any, **kwargs: Any) -> dict:
-        spawned.append((kind, dataset, seed))
-        return _run(0.70, seed=seed)
-
-    monkeypatch.setattr(classification, "_spawn", fake_spawn)
-    out = tmp_path / "out.json"
-    argv = ["classification.py", "--datasets", "pneumonia", "--seeds", "0", "1"]
-    argv += ["--baseline-seeds", "0", "--skip-transfer", "--out", str(out)]
-    argv += ["--reuse", str(_write(tmp_path / "earlier.json", earlier))]
-    monkeypatch.setattr(sys, "argv", argv)
-    classification.main()
+    options = ["--datasets", "pneumonia", "--seeds", "0", "1", "--baseline-seeds", "0"]
+    spawned, report = _main_with(tmp_path, monkeypatch, earlier, options, new_auc=0.70)
 
     assert spawned == [("baseline", "pneumonia", 0)]
-    report = json.loads(out.read_text())
     medlens = report["datasets"]["pneumonia"]["medlens"]
     assert medlens["test_auc"]["values"] == [0.90, 0.94]
     assert all(run["reused"] for run in medlens["runs"])
@@ -107,23 +119,11 @@ def test_reuse_kind_baseline_trains_the_medlens_runs_again(
         "medlens": {"runs": [_run(0.90)]},
         "baseline": {"runs": [_run(0.86)]},
     }
-    spawned: list[tuple[str, str, int]] = []
-
-    def fake_spawn(kind: str, dataset: str, seed: int, *args: Any, **kwargs: Any) -> dict:
-        spawned.append((kind, dataset, seed))
-        return _run(0.92, seed=seed)
-
-    monkeypatch.setattr(classification, "_spawn", fake_spawn)
-    out = tmp_path / "out.json"
-    argv = ["classification.py", "--datasets", "adrenal", "--seeds", "0"]
-    argv += ["--baseline-seeds", "0", "--skip-transfer", "--out", str(out)]
-    argv += ["--reuse", str(_write(tmp_path / "earlier.json", earlier))]
-    argv += ["--reuse-kind", "baseline"]
-    monkeypatch.setattr(sys, "argv", argv)
-    classification.main()
+    options = ["--datasets", "adrenal", "--seeds", "0", "--baseline-seeds", "0"]
+    options += ["--reuse-kind", "baseline"]
+    spawned, report = _main_with(tmp_path, monkeypatch, earlier, options, new_auc=0.92)
 
     assert spawned == [("medlens", "adrenal", 0)]
-    report = json.loads(out.read_text())
     assert report["reused_kinds"] == ["baseline"]
     assert report["summary"]["adrenal_test_auc"] == 0.92
     assert report["summary"]["baseline_adrenal_test_auc"] == 0.86
