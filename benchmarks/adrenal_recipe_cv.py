@@ -3,7 +3,8 @@
 The official validation split has 98 cases, too few to tell recipes apart, and the test
 split must not choose anything. Each fold trains on two thirds of the official training
 split, chooses its epoch and threshold on the official validation split, and is scored on
-the held-out third of the training split. The official test split is never read.
+the held-out third of the training split. The official test split is never read, which is
+why this is not ``medlens cv``: its folds pool every case of the source, test split included.
 
 Every candidate is ``configs/adrenalmnist3d_small_cnn.yaml`` with the overrides below, the
 same seed per fold (the fold's index) and the same wall-time budget. The decision rule,
@@ -30,13 +31,13 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from sklearn.model_selection import StratifiedKFold
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 from _machine import SHARED_DATA, machine_info  # noqa: E402
 
 from medlens.io_utils import write_atomic  # noqa: E402
+from medlens.pipeline.folds import fold_indices  # noqa: E402
 
 SOURCE = SHARED_DATA / "adrenalmnist3d" / "adrenalmnist3d.npz"
 FOLDS = 3
@@ -61,9 +62,9 @@ def write_folds(folder: Path, seed: int = 0) -> list[Path]:
     split, val = the official validation split, test = the held-out third."""
     data = dict(np.load(SOURCE))
     labels = data["train_labels"].ravel()
-    splitter = StratifiedKFold(FOLDS, shuffle=True, random_state=seed)
     paths = []
-    for k, (train, held_out) in enumerate(splitter.split(np.zeros(len(labels)), labels)):
+    for k, held_out in enumerate(fold_indices(labels, FOLDS, seed)):
+        train = np.setdiff1d(np.arange(len(labels)), held_out)
         path = folder / f"fold{k}.npz"
         np.savez(
             path,
