@@ -7,11 +7,13 @@ the held-out third of the training split. The official test split is never read,
 why this is not ``medlens cv``: its folds pool every case of the source, test split included.
 
 Every candidate is ``configs/adrenalmnist3d_small_cnn.yaml`` with the overrides below, the
-same seed per fold (the fold's index) and the same wall-time budget. The decision rule,
-written down before the first run: adopt the candidate with the highest mean held-out AUC
-over the folds if it beats the earlier recipe (``A_current``); otherwise keep that recipe.
+same seed per fold (the fold's index) and the same wall-time budget. The candidates come in
+rounds (``ROUNDS``); each round's rule was written down before its first run: adopt the
+candidate with the highest mean held-out AUC over the folds if it beats the round's recipe
+of the time (its ``baseline``); otherwise keep that recipe. The last round's choice is the
+recipe.
 
-    python benchmarks/adrenal_recipe_cv.py --minutes 4 --rows ROWS.jsonl   # trains (~1 h)
+    python benchmarks/adrenal_recipe_cv.py --minutes 4 --rows ROWS.jsonl   # the last round
     python benchmarks/adrenal_recipe_cv.py --rows ROWS.jsonl --summarise-only
 
 Each finished run is appended to ``--rows`` at once, and a rerun skips the runs found there.
@@ -53,8 +55,34 @@ CANDIDATES: dict[str, dict[str, Any]] = {
     # Added after folds 0-1 of B and D, which lost to A: rotation without the scaling, as
     # these volumes are shape masks whose size may be the cue.
     "E_rotate_wd0.05": {"augment": [_FLIP, _ROTATE], "train__weight_decay": 0.05},
+    # Round 2: regularisers on top of C, the recipe round 1 chose.
+    "F_wd0.05_ema1": {
+        "augment": [_FLIP],
+        "train__weight_decay": 0.05,
+        "train__ema_half_life_epochs": 1.0,
+    },
+    "G_wd0.05_ls0.1": {
+        "augment": [_FLIP],
+        "train__weight_decay": 0.05,
+        "train__label_smoothing": 0.1,
+    },
+    "H_wd0.05_dropout0.3": {
+        "augment": [_FLIP],
+        "train__weight_decay": 0.05,
+        "model__dropout": 0.3,
+    },
 }
-BASELINE = "A_current"
+#: Each round: the recipe of the time (``baseline``) and the candidates it is measured against.
+ROUNDS: list[dict[str, Any]] = [
+    {
+        "baseline": "A_current",
+        "candidates": ["A_current", "B_affine", "C_wd0.05", "D_affine_wd0.05", "E_rotate_wd0.05"],
+    },
+    {
+        "baseline": "C_wd0.05",
+        "candidates": ["C_wd0.05", "F_wd0.05_ema1", "G_wd0.05_ls0.1", "H_wd0.05_dropout0.3"],
+    },
+]
 
 
 def write_folds(folder: Path, seed: int = 0) -> list[Path]:
@@ -85,12 +113,14 @@ def read_rows(rows: Path) -> list[dict]:
     return [json.loads(line) for line in rows.read_text().splitlines() if line.strip()]
 
 
-def train_all(minutes: float, rows: Path, threads: int) -> None:
+def train_all(minutes: float, rows: Path, threads: int, names: list[str]) -> None:
+    """Train every fold of ``names`` not yet in ``rows``, appending each run as it ends."""
     done = {(r["candidate"], r["fold"]) for r in read_rows(rows)}
     with tempfile.TemporaryDirectory(prefix="medlens-recipe-cv-") as tmp:
         work = Path(tmp)
         for k, fold in enumerate(write_folds(work)):
-            for name, extra in CANDIDATES.items():
+            for name in names:
+                extra = CANDIDATES[name]
                 if (name, k) in done:
                     continue
                 cmd = [sys.executable, str(HERE / "classification.py"), "--child", "medlens"]
@@ -112,9 +142,24 @@ def train_all(minutes: float, rows: Path, threads: int) -> None:
                 )
 
 
-def summarise(rows: list[dict]) -> dict:
-    """Per candidate: the held-out figures of each fold and their mean; the rule's choice
-    among the candidates with every fold finished."""
+def choose(candidates: dict[str, dict], round_: dict[str, Any]) -> str:
+    """A round's rule: its complete candidate with the best mean held-out AUC if that beats
+    the round's baseline, else the baseline."""
+    complete = {
+        n: candidates[n]["heldout_auc_mean"]
+        for n in round_["candidates"]
+        if n in candidates and candidates[n]["complete"]
+    }
+    baseline = round_["baseline"]
+    if not complete:
+        return baseline
+    best = max(complete, key=lambda n: complete[n])
+    return best if complete[best] > complete.get(baseline, float("-inf")) else baseline
+
+
+def summarise(rows: list[dict], rounds: list[dict[str, Any]] = ROUNDS) -> dict:
+    """Per candidate: the held-out figures of each fold and their mean; per round, the rule's
+    choice among its candidates with every fold finished; ``chosen``: the last round's."""
     out: dict[str, Any] = {}
     for name in CANDIDATES:
         mine = sorted((r for r in rows if r["candidate"] == name), key=lambda r: r["fold"])
@@ -131,10 +176,13 @@ def summarise(rows: list[dict]) -> dict:
             "complete": len(mine) == FOLDS,
             "heldout_auc_mean": statistics.fmean(auc),
         }
-    complete = {n: c["heldout_auc_mean"] for n, c in out.items() if c["complete"]}
-    best = max(complete, key=lambda n: complete[n])
-    chosen = best if complete[best] > complete.get(BASELINE, float("-inf")) else BASELINE
-    return {"candidates": out, "chosen": chosen}
+    chosen_per_round = [
+        {**round_, "chosen": choose(out, round_)}
+        for round_ in rounds
+        if any(n in out for n in round_["candidates"])
+    ]
+    chosen = chosen_per_round[-1]["chosen"] if chosen_per_round else rounds[0]["baseline"]
+    return {"candidates": out, "rounds": chosen_per_round, "chosen": chosen}
 
 
 def main() -> None:
@@ -144,24 +192,33 @@ def main() -> None:
     parser.add_argument("--minutes", type=float, default=4.0, help="training budget per fold")
     parser.add_argument("--rows", type=Path, required=True, help="JSON lines, one per run")
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument(
+        "--round",
+        type=int,
+        default=len(ROUNDS),
+        help="which round to train (1-based; default: the last)",
+    )
     parser.add_argument("--summarise-only", action="store_true")
     parser.add_argument("--note", default="", help="a sentence on how the runs went")
     parser.add_argument("--out", type=Path, default=HERE / "results" / "adrenal_recipe_cv.json")
     args = parser.parse_args()
     if not args.summarise_only:
-        train_all(args.minutes, args.rows, args.threads)
+        train_all(args.minutes, args.rows, args.threads, ROUNDS[args.round - 1]["candidates"])
     rows = read_rows(args.rows)
     report = {
         "machine": machine_info(),
         "minutes_per_run": sorted({r["minutes_per_run"] for r in rows}),
         "folds": FOLDS,
-        "rule": "highest mean held-out AUC over the folds, if above A_current's",
+        "rule": "per round: the highest mean held-out AUC over the folds, if above the round's "
+        "baseline's; the recipe is the last round's choice",
         "note": args.note,
         **summarise(rows),
     }
     write_atomic(args.out, json.dumps(report, indent=2) + "\n")
     for name, c in report["candidates"].items():
         print(f"{name:18s} held-out AUC {c['heldout_auc_mean']:.4f} over folds {c['folds']}")
+    for k, round_ in enumerate(report["rounds"], start=1):
+        print(f"round {k}: baseline {round_['baseline']}, chosen {round_['chosen']}")
     print(f"chosen: {report['chosen']}")
 
 

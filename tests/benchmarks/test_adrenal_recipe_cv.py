@@ -46,6 +46,28 @@ def test_a_candidate_missing_a_fold_is_not_chosen() -> None:
     assert report["candidates"]["E_rotate_wd0.05"]["complete"] is False
 
 
+def test_a_later_round_is_measured_against_its_own_baseline() -> None:
+    # Round 1 chose C; in round 2, F beats A's mean but not C's, so C stays the recipe.
+    rows = _rows(
+        {
+            "A_current": [0.80, 0.80, 0.80],
+            "C_wd0.05": [0.84, 0.84, 0.84],
+            "F_wd0.05_ema1": [0.82, 0.82, 0.82],
+        }
+    )
+    report = cv.summarise(rows)
+    assert [r["chosen"] for r in report["rounds"]] == ["C_wd0.05", "C_wd0.05"]
+    assert report["chosen"] == "C_wd0.05"
+    rows += _rows({"G_wd0.05_ls0.1": [0.85, 0.85, 0.85]})
+    assert cv.summarise(rows)["chosen"] == "G_wd0.05_ls0.1"
+
+
+def test_every_round_names_known_candidates_and_includes_its_baseline() -> None:
+    for round_ in cv.ROUNDS:
+        assert round_["baseline"] in round_["candidates"]
+        assert set(round_["candidates"]) <= set(cv.CANDIDATES)
+
+
 def test_folds_partition_the_training_split_and_keep_the_validation_split(
     tmp_path: Path, adrenal_npz: Path, monkeypatch
 ) -> None:
