@@ -16,6 +16,53 @@ sys.path.insert(0, str(REPO / "benchmarks"))
 import uncertainty  # noqa: E402
 
 
+def _stale_report(figures: dict, path: Path, seeds: int = 1) -> Path:
+    """A report whose classification runs hold -1 wherever ``figures`` holds a float (its
+    counts, flags and names as they are)."""
+    stale = {k: -1.0 for k in figures if isinstance(figures[k], float)}
+    stale.update({k: v for k, v in figures.items() if isinstance(v, (bool, int, str))})
+    stale.update(sens_spec_rule=(0.0, 0.0), sens_spec_youden_raw=(0.0, 0.0))
+    ood = {s: {"auroc": 0.9, "flagged": 0.5} for s in ("site_b", "fundus_28px")}
+    drive = {
+        "spearman_uncertainty_dice": -0.6,
+        "spearman_mean_entropy_dice": -0.1,
+        "test_dice_mean": 0.8,
+    }
+    runs = {
+        "pneumonia": [stale] * seeds,
+        "adrenal": [stale] * seeds,
+        "ood": [ood] * seeds,
+        "drive": [drive] * seeds,
+    }
+    path.write_text(json.dumps({"runs": runs}))
+    return path
+
+
+def test_retrain_trains_one_datasets_seeds_again_and_keeps_the_rest(
+    pneumonia_run: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    figures = uncertainty.classification_figures(pneumonia_run)
+    report_path = _stale_report(figures, tmp_path / "uncertainty.json", seeds=2)
+    calls = []
+
+    def fake_train(kind: str, seed: int, minutes: float, out: Path) -> Path:
+        calls.append((kind, seed, minutes))
+        return pneumonia_run
+
+    monkeypatch.setattr(uncertainty, "train", fake_train)
+    report = uncertainty.retrain(report_path, "adrenal", 15.0, keep_runs=tmp_path / "kept")
+    assert calls == [("adrenal", 0, 15.0), ("adrenal", 1, 15.0)]
+    assert [r["aurc"] for r in report["runs"]["adrenal"]] == [pytest.approx(figures["aurc"])] * 2
+    assert [r["aurc"] for r in report["runs"]["pneumonia"]] == [-1.0, -1.0]
+    assert report["datasets"]["adrenal"]["aurc"]["mean"] == pytest.approx(figures["aurc"], abs=1e-4)
+    assert report["summary"]["ece_rel_drop_pneumonia"] == -1.0
+    assert report["ood"]["site_b"]["auroc"]["mean"] == 0.9
+    (entry,) = report["retrained"]
+    assert entry["dataset"] == "adrenal" and entry["minutes"] == 15.0
+    assert entry["recipe"] == "configs/adrenalmnist3d_small_cnn.yaml"
+    assert (tmp_path / "kept" / pneumonia_run.name / "predictions.csv").exists()
+
+
 def test_figures_of_a_run_and_refigure_from_kept_runs(pneumonia_run: Path, tmp_path: Path):
     figures = uncertainty.classification_figures(pneumonia_run)
     assert figures["selective_order"] == "stratified"
@@ -60,17 +107,7 @@ def test_figures_of_a_run_and_refigure_from_kept_runs(pneumonia_run: Path, tmp_p
         shutil.copytree(pneumonia_run, run)
         uncertainty.keep_run(run, kept)
     assert sorted(p.name for p in (kept / "adrenal-s0").iterdir()) == sorted(uncertainty.KEPT_FILES)
-    stale = {k: -1.0 for k in figures if isinstance(figures[k], float)}
-    stale.update(sens_spec_rule=(0.0, 0.0), sens_spec_youden_raw=(0.0, 0.0))
-    ood = {s: {"auroc": 0.9, "flagged": 0.5} for s in ("site_b", "fundus_28px")}
-    drive = {
-        "spearman_uncertainty_dice": -0.6,
-        "spearman_mean_entropy_dice": -0.1,
-        "test_dice_mean": 0.8,
-    }
-    report_path = tmp_path / "uncertainty.json"
-    runs = {"pneumonia": [stale], "adrenal": [stale], "ood": [ood], "drive": [drive]}
-    report_path.write_text(json.dumps({"runs": runs}))
+    report_path = _stale_report(figures, tmp_path / "uncertainty.json")
     report = uncertainty.refigure(report_path, kept)
     again = report["runs"]["adrenal"][0]
     assert again["aurc"] == pytest.approx(figures["aurc"])
