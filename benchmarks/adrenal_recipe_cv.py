@@ -196,6 +196,7 @@ def main() -> None:
         "--round",
         type=int,
         default=len(ROUNDS),
+        choices=range(1, len(ROUNDS) + 1),
         help="which round to train (1-based; default: the last)",
     )
     parser.add_argument("--summarise-only", action="store_true")
