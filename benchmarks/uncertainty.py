@@ -552,6 +552,19 @@ def refigure(report_path: Path, runs_folder: Path) -> dict[str, Any]:
     return report
 
 
+def seed_line(seed: int, dataset: str, figures: dict[str, Any]) -> str:
+    """One classification run's figures, as the progress log shows them."""
+    return (
+        f"seed {seed} {dataset}: ECE {figures['test_ece_before']:.3f} -> "
+        f"{figures['test_ece_after']:.3f}, dAUC {figures['auc_change']:.1e}, "
+        f"bal. acc. {figures['bal_acc_all']:.3f} -> {figures['bal_acc_at_80_cov']:.3f}"
+        f" at 80%, AURC {figures['aurc']:.4f} vs {figures['aurc_max_softmax']:.4f}, "
+        f"threshold {figures['threshold_rule']:.3f}, adapted to the estimated "
+        f"test mix ECE {figures.get('test_ece_prior_adapted', float('nan')):.3f}, "
+        f"test AUC {figures['test_auc']:.4f}"
+    )
+
+
 def retrain(
     report_path: Path, dataset: str, minutes: float, keep_runs: Path | None = None
 ) -> dict[str, Any]:
@@ -571,13 +584,7 @@ def retrain(
             runs[dataset][seed] = classification_figures(run)
             if dataset == "pneumonia":
                 runs["ood"][seed] = ood_figures(run, seed, work)
-            figures = runs[dataset][seed]
-            print(
-                f"seed {seed} {dataset}: ECE {figures['test_ece_before']:.3f} -> "
-                f"{figures['test_ece_after']:.3f}, AURC {figures['aurc']:.4f} vs "
-                f"{figures['aurc_max_softmax']:.4f}, test AUC {figures['test_auc']:.4f}",
-                flush=True,
-            )
+            print(seed_line(seed, dataset, runs[dataset][seed]), flush=True)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     report.update(summarize(runs))
@@ -669,13 +676,7 @@ def main() -> None:
                 if dataset == "pneumonia":
                     runs["ood"].append(ood_figures(run, seed, work))
                 print(
-                    f"seed {seed} {dataset}: ECE {figures['test_ece_before']:.3f} -> "
-                    f"{figures['test_ece_after']:.3f}, dAUC {figures['auc_change']:.1e}, "
-                    f"bal. acc. {figures['bal_acc_all']:.3f} -> {figures['bal_acc_at_80_cov']:.3f}"
-                    f" at 80%, AURC {figures['aurc']:.4f} vs {figures['aurc_max_softmax']:.4f}, "
-                    f"threshold {figures['threshold_rule']:.3f}, adapted to the estimated "
-                    f"test mix ECE {figures.get('test_ece_prior_adapted', float('nan')):.3f} "
-                    f"({time.perf_counter() - t0:.0f} s)",
+                    f"{seed_line(seed, dataset, figures)} ({time.perf_counter() - t0:.0f} s)",
                     flush=True,
                 )
             print(f"seed {seed} ood: {json.dumps(runs['ood'][-1])}", flush=True)
