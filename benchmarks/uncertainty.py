@@ -644,7 +644,7 @@ def main() -> None:
     if args.refigure:
         out = args.out or HERE / "results" / "uncertainty.json"
         report = refigure(out, args.refigure)
-        out.write_text(json.dumps(report, indent=2) + "\n")
+        write_atomic(out, json.dumps(report, indent=2) + "\n")
         print(json.dumps(report["summary"], indent=2))
         return
     if args.quick:
@@ -705,7 +705,7 @@ def main() -> None:
         "wall_seconds": round(time.perf_counter() - started, 1),
     }
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(report, indent=2) + "\n")
+    write_atomic(out, json.dumps(report, indent=2) + "\n")
     print(json.dumps(report["summary"], indent=2))
     print(json.dumps(report["prior_adapted"], indent=2))
     print(f"wrote {out} in {report['wall_seconds']} s")
