@@ -102,8 +102,9 @@ class ModelConfig(_Strict):
     cifar_stem: bool | None = Field(None, description="None: automatic for inputs under 64 px")
     channels: list[int] | None = Field(
         None,
-        min_length=3,
-        description="U-Net-style segmenters: feature channels per level (None: 16, 32, 64, 128)",
+        min_length=1,
+        description="U-Net-style segmenters: feature channels per level, at least 3 (None: "
+        "16, 32, 64, 128); small_cnn: channels per convolution block (None: 32, 64)",
     )
     deep_supervision: bool = Field(
         False,

@@ -45,7 +45,8 @@ def create_model(
             Inception-v3 75) upsample smaller inputs to it whatever this says.
         dropout: dropout probability before the last linear layer.
         channels: feature channels per level of a U-Net-style segmenter (``unet``,
-            ``residual_unet``, ``attention_unet``); default (16, 32, 64, 128).
+            ``residual_unet``, ``attention_unet``; at least 3, default (16, 32, 64, 128)), or
+            per convolution block of ``small_cnn`` (default (32, 64)).
         deep_supervision: ``unet_plus_plus`` returns, in training mode, the logits of its
             four nested decoders (final first) for a deeply supervised loss; evaluation mode
             still returns the final logits alone.
@@ -97,6 +98,11 @@ def create_model(
         )
     if channels is not None and not entry.takes_channels:
         raise ConfigError("model.channels", f"{name} has no per-level channels to set")
+    if channels is not None and len(channels) < entry.min_channel_levels:
+        raise ConfigError(
+            "model.channels",
+            f"{name} needs at least {entry.min_channel_levels} levels, got {list(channels)}",
+        )
     if deep_supervision and not entry.takes_deep_supervision:
         takers = [n for n in MODELS.names() if MODELS.get(n).takes_deep_supervision]
         raise ConfigError(

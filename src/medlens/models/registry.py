@@ -58,6 +58,7 @@ class ModelEntry:
             ``"registration"`` (a moving + fixed pair -> a flow field in voxels) or
             ``"detection"`` (a ``Detector``, built by ``create_detector``: images -> boxes).
         takes_channels: accepts ``BuildOptions.channels``.
+        min_channel_levels: the fewest entries ``BuildOptions.channels`` may have.
         takes_deep_supervision: accepts ``BuildOptions.deep_supervision``.
     """
 
@@ -68,6 +69,7 @@ class ModelEntry:
     task: str = "classification"
     takes_channels: bool = False
     takes_deep_supervision: bool = False
+    min_channel_levels: int = 3
 
 
 MODELS: Registry[ModelEntry] = Registry("model")
@@ -83,6 +85,7 @@ def register_model(
     task: str = "classification",
     takes_channels: bool = False,
     takes_deep_supervision: bool = False,
+    min_channel_levels: int = 3,
 ) -> Callable[[Builder], Builder]:
     """Register a builder under ``name`` for ``task`` (one of ``TASKS``).
 
@@ -104,6 +107,7 @@ def register_model(
                 task,
                 takes_channels,
                 takes_deep_supervision,
+                min_channel_levels,
             )
         )
         return builder

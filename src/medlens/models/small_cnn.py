@@ -1,4 +1,4 @@
-"""``small_cnn``: two convolution blocks and a linear classifier, 2D or 3D, for small images."""
+"""``small_cnn``: a few convolution blocks (two by default) and a linear classifier, 2D or 3D."""
 
 from __future__ import annotations
 
@@ -12,20 +12,24 @@ from medlens.models.registry import BuildOptions, register_model
 _CONV = {2: nn.Conv2d, 3: nn.Conv3d}
 _NORM = {2: nn.BatchNorm2d, 3: nn.BatchNorm3d}
 _POOL = {2: nn.MaxPool2d, 3: nn.MaxPool3d}
+#: Channels of the two blocks when ``model.channels`` is not given.
+SMALL_CNN_WIDTHS = (32, 64)
 
 
 class SmallCNN(Classifier):
-    """conv3-BN-ReLU-maxpool2 (32 ch), conv3-BN-ReLU (64 ch), global average pool, linear.
+    """Convolution blocks (conv3-BN-ReLU, a 2x max pool between blocks), global average
+    pool, linear.
 
-    A fast baseline for 28 px MedMNIST images and 28^3 volumes; it reads any input of at
-    least 2 px (voxels) a side.
+    The default, ``widths=(32, 64)``: conv (32 ch), max pool, conv (64 ch). A fast baseline
+    for 28 px MedMNIST images and 28^3 volumes; it reads any input of at least
+    ``2 ** (len(widths) - 1)`` px (voxels) a side.
 
     Args:
         in_channels: image channels.
         num_classes: logits width.
         spatial_dims: 2 or 3.
         dropout: dropout probability before the linear layer.
-        widths: channels of the two blocks.
+        widths: channels of each block, one block per entry (``model.channels``).
     """
 
     def __init__(
@@ -34,34 +38,43 @@ class SmallCNN(Classifier):
         num_classes: int = 2,
         spatial_dims: int = 2,
         dropout: float = 0.0,
-        widths: tuple[int, int] = (32, 64),
+        widths: tuple[int, ...] = SMALL_CNN_WIDTHS,
     ) -> None:
         if spatial_dims not in _CONV:
             raise ConfigError("model.spatial_dims", f"small_cnn is 2D or 3D, not {spatial_dims}D")
+        if not widths or min(widths) < 1:
+            raise ConfigError("model.channels", f"small_cnn needs positive widths, got {widths}")
         super().__init__(spatial_dims=spatial_dims, num_classes=num_classes)
         conv, norm, pool = _CONV[spatial_dims], _NORM[spatial_dims], _POOL[spatial_dims]
-        self.block1 = nn.Sequential(
-            conv(in_channels, widths[0], 3, padding=1, bias=False),
-            norm(widths[0]),
-            nn.ReLU(),
-            pool(2),
-        )
-        self.block2 = nn.Sequential(
-            conv(widths[0], widths[1], 3, padding=1, bias=False), norm(widths[1]), nn.ReLU()
-        )
-        self.num_features = widths[1]
+        self.depth = len(widths)
+        previous = in_channels
+        for index, width in enumerate(widths):
+            layers: list[nn.Module] = [
+                conv(previous, width, 3, padding=1, bias=False),
+                norm(width),
+                nn.ReLU(),
+            ]
+            if index < len(widths) - 1:
+                layers.append(pool(2))
+            block = nn.Sequential(*layers)
+            # block1, block2, ...: the names the two-block network's checkpoints carry.
+            self.add_module(f"block{index + 1}", block)
+            previous = width
+        self.num_features = widths[-1]
         self.drop = nn.Dropout(dropout)
-        self.fc = nn.Linear(widths[1], num_classes)
+        self.fc = nn.Linear(widths[-1], num_classes)
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        return self.block2(self.block1(x))
+        for block in self.stages():
+            x = block(x)
+        return x
 
     def forward_head(self, features: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
         pooled = global_average_pool(features)
         return pooled if pre_logits else self.fc(self.drop(pooled))
 
     def stages(self) -> list[nn.Module]:
-        return [self.block1, self.block2]
+        return [getattr(self, f"block{index + 1}") for index in range(self.depth)]
 
     @property
     def head(self) -> nn.Module:
@@ -69,12 +82,14 @@ class SmallCNN(Classifier):
 
     @property
     def target_layer(self) -> nn.Module:
-        return self.block2
+        return self.stages()[-1]
 
     def _replace_classifier(self, num_classes: int) -> None:
         self.fc = nn.Linear(self.num_features, num_classes)
 
 
-@register_model("small_cnn", spatial_dims=(2, 3))
+@register_model("small_cnn", spatial_dims=(2, 3), takes_channels=True, min_channel_levels=1)
 def small_cnn(opts: BuildOptions) -> Classifier:
-    return SmallCNN(opts.in_channels, opts.num_classes, opts.spatial_dims, opts.dropout)
+    """``model.channels`` sets its blocks' widths (default 32, 64)."""
+    widths = opts.channels or SMALL_CNN_WIDTHS
+    return SmallCNN(opts.in_channels, opts.num_classes, opts.spatial_dims, opts.dropout, widths)

@@ -129,13 +129,16 @@ def test_balanced_sampler_and_linear_probe_from_checkpoint(
     assert not all(torch.equal(start[k], probed[k]) for k in start if k.startswith(head + "."))
 
 
-@pytest.mark.parametrize(("key", "value"), [("channels", [8, 16, 32]), ("deep_supervision", True)])
+@pytest.mark.parametrize(
+    ("name", "key", "value"),
+    [("lenet5", "channels", [8, 16, 32]), ("small_cnn", "deep_supervision", True)],
+)
 def test_segmenter_only_model_settings_are_refused_for_a_classifier(
-    tiny_config: dict[str, Any], key: str, value: Any
+    tiny_config: dict[str, Any], name: str, key: str, value: Any
 ) -> None:
     from medlens.errors import ConfigError
 
-    tiny_config["model"][key] = value
+    tiny_config["model"] = {"name": name, key: value}
     with pytest.raises(ConfigError, match=f"model.{key}"):
         train_and_report(parse_config(tiny_config), progress=False)
     assert not (Path(tiny_config["output_dir"]) / tiny_config["name"]).exists()

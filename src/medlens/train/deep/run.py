@@ -229,7 +229,7 @@ def train_from_config(
         input_size=input_size,
         cifar_stem=config.model.cifar_stem,
         dropout=config.model.dropout,
-        channels=config.model.channels,  # refused by the factory for classifiers
+        channels=config.model.channels,  # refused by the factory where a model has none
         deep_supervision=config.model.deep_supervision,
     )
     device = _device(dist)

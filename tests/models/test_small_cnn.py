@@ -1,0 +1,55 @@
+"""small_cnn's blocks: the default two, and as many as ``model.channels`` names."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from medlens.config import parse_config
+from medlens.errors import ConfigError
+from medlens.models import create_model, model_from_config
+
+
+def test_the_default_keeps_the_two_block_layout_its_checkpoints_were_saved_with() -> None:
+    model = create_model("small_cnn", num_classes=2, spatial_dims=2)
+    shapes = {key: tuple(value.shape) for key, value in model.state_dict().items()}
+    assert shapes["block1.0.weight"] == (32, 1, 3, 3)
+    assert shapes["block2.0.weight"] == (64, 32, 3, 3)
+    assert shapes["fc.weight"] == (2, 64)
+    assert not any(key.startswith("block3") for key in shapes)
+    # conv 1->32, BN 32, max pool, conv 32->64, BN 64, linear 64->2
+    assert sum(p.numel() for p in model.parameters()) == 288 + 64 + 18432 + 128 + 130
+    assert model.num_features == 64 and model.target_layer is model.block2
+
+
+def test_channels_set_the_number_and_width_of_3d_blocks_and_survive_a_rebuild() -> None:
+    model = create_model("small_cnn", spatial_dims=3, channels=[16, 32, 48], num_classes=2)
+    assert [stage[0].out_channels for stage in model.stages()] == [16, 32, 48]
+    assert model.target_layer is model.block3 and model.num_features == 48
+    x = torch.zeros(2, 1, 28, 28, 28)
+    model.eval()
+    assert model.forward_features(x).shape == (2, 48, 7, 7, 7)  # two 2x pools
+    assert model(x).shape == (2, 2)
+    rebuilt = model_from_config(model.config)
+    assert [stage[0].out_channels for stage in rebuilt.stages()] == [16, 32, 48]
+    rebuilt.load_state_dict(model.state_dict())  # the same keys and shapes
+
+
+def test_one_block_has_no_pool() -> None:
+    model = create_model("small_cnn", spatial_dims=2, channels=[8])
+    assert model.forward_features(torch.zeros(1, 1, 28, 28)).shape == (1, 8, 28, 28)
+
+
+def test_a_unet_still_needs_three_levels_and_an_empty_list_is_refused() -> None:
+    with pytest.raises(ConfigError, match=r"model.channels.*at least 3 levels"):
+        create_model("unet", spatial_dims=2, channels=[8, 16])
+    with pytest.raises(ConfigError, match="model.channels"):
+        create_model("small_cnn", spatial_dims=2, channels=[8, 0])
+    with pytest.raises(ConfigError, match="model.channels"):
+        parse_config(
+            {
+                "name": "x",
+                "data": {"format": "medmnist", "path": "x.npz"},
+                "model": {"name": "small_cnn", "channels": []},
+            }
+        )
