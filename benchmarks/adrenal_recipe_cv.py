@@ -71,6 +71,25 @@ CANDIDATES: dict[str, dict[str, Any]] = {
         "train__weight_decay": 0.05,
         "model__dropout": 0.3,
     },
+    # Round 3: small_cnn's shape (model.channels) on top of C; C is 32, 64. Measured per
+    # training step at 28^3 on 2 cores before the runs: 32-64-128 costs 1.2x C's step,
+    # 16-32 and 16-32-64 0.4x, so each fits at least C's epochs in the budget. A wider
+    # 64-128 (2.6x, about 7 epochs in 4 min) was left out: the budget would not train it.
+    "I_wd0.05_32-64-128": {
+        "augment": [_FLIP],
+        "train__weight_decay": 0.05,
+        "model__channels": [32, 64, 128],
+    },
+    "J_wd0.05_16-32": {
+        "augment": [_FLIP],
+        "train__weight_decay": 0.05,
+        "model__channels": [16, 32],
+    },
+    "K_wd0.05_16-32-64": {
+        "augment": [_FLIP],
+        "train__weight_decay": 0.05,
+        "model__channels": [16, 32, 64],
+    },
 }
 #: Each round: the recipe of the time (``baseline``) and the candidates it is measured against.
 ROUNDS: list[dict[str, Any]] = [
@@ -81,6 +100,15 @@ ROUNDS: list[dict[str, Any]] = [
     {
         "baseline": "C_wd0.05",
         "candidates": ["C_wd0.05", "F_wd0.05_ema1", "G_wd0.05_ls0.1", "H_wd0.05_dropout0.3"],
+    },
+    {
+        "baseline": "C_wd0.05",
+        "candidates": [
+            "C_wd0.05",
+            "I_wd0.05_32-64-128",
+            "J_wd0.05_16-32",
+            "K_wd0.05_16-32-64",
+        ],
     },
 ]
 
