@@ -213,6 +213,13 @@ def summarise(rows: list[dict], rounds: list[dict[str, Any]] = ROUNDS) -> dict:
     return {"candidates": out, "rounds": chosen_per_round, "chosen": chosen}
 
 
+def joined_note(out: Path, note: str) -> str:
+    """The note of the report at ``out`` (if any), then ``note``: each round adds its own
+    account and none is lost when a later round rewrites the report."""
+    earlier = json.loads(out.read_text()).get("note", "") if out.exists() else ""
+    return " ".join(part for part in (earlier, note) if part)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -228,7 +235,11 @@ def main() -> None:
         help="which round to train (1-based; default: the last)",
     )
     parser.add_argument("--summarise-only", action="store_true")
-    parser.add_argument("--note", default="", help="a sentence on how the runs went")
+    parser.add_argument(
+        "--note",
+        default="",
+        help="a sentence on how the runs went, added after the earlier report's note",
+    )
     parser.add_argument("--out", type=Path, default=HERE / "results" / "adrenal_recipe_cv.json")
     args = parser.parse_args()
     if not args.summarise_only:
@@ -240,7 +251,7 @@ def main() -> None:
         "folds": FOLDS,
         "rule": "per round: the highest mean held-out AUC over the folds, if above the round's "
         "baseline's; the recipe is the last round's choice",
-        "note": args.note,
+        "note": joined_note(args.out, args.note),
         **summarise(rows),
     }
     write_atomic(args.out, json.dumps(report, indent=2) + "\n")

@@ -111,3 +111,11 @@ def test_every_candidate_makes_a_valid_config_that_builds_its_model(tmp_path: Pa
         )
         widths = [stage[0].out_channels for stage in model.stages()]
         assert widths == (extra.get("model__channels") or [32, 64]), name
+
+
+def test_a_later_run_adds_its_note_after_the_earlier_report_s(tmp_path: Path) -> None:
+    out = tmp_path / "report.json"
+    assert cv.joined_note(out, "Round 1 ran.") == "Round 1 ran."
+    out.write_text('{"note": "Round 1 ran."}')
+    assert cv.joined_note(out, "") == "Round 1 ran."
+    assert cv.joined_note(out, "Round 2 ran.") == "Round 1 ran. Round 2 ran."
