@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from medlens.config import parse_config
-from medlens.errors import ConfigError
+from medlens.errors import ConfigError, InputError
 from medlens.models import create_model, model_from_config
 
 
@@ -53,3 +53,10 @@ def test_a_unet_still_needs_three_levels_and_an_empty_list_is_refused() -> None:
                 "model": {"name": "small_cnn", "channels": []},
             }
         )
+
+
+def test_an_image_too_small_for_the_blocks_gets_one_clear_error() -> None:
+    model = create_model("small_cnn", spatial_dims=2, channels=[8, 8, 8, 8]).eval()
+    assert model(torch.zeros(1, 1, 8, 8)).shape == (1, 2)  # 8 -> 4 -> 2 -> 1
+    with pytest.raises(InputError, match=r"at least 8 px.*\(7, 9\)"):
+        model(torch.zeros(1, 1, 7, 9))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from medlens.errors import ConfigError
+from medlens.errors import ConfigError, InputError
 from medlens.models.classifier import Classifier, global_average_pool
 from medlens.models.registry import BuildOptions, register_model
 
@@ -65,6 +65,13 @@ class SmallCNN(Classifier):
         self.fc = nn.Linear(widths[-1], num_classes)
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        smallest = 2 ** (self.depth - 1)
+        if min(x.shape[2:]) < smallest:
+            raise InputError(
+                "input",
+                f"small_cnn with {self.depth} blocks halves the image {self.depth - 1} times and "
+                f"needs sides of at least {smallest} px (voxels), got {tuple(x.shape[2:])}",
+            )
         for block in self.stages():
             x = block(x)
         return x
