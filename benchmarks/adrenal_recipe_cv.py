@@ -215,8 +215,11 @@ def summarise(rows: list[dict], rounds: list[dict[str, Any]] = ROUNDS) -> dict:
 
 def joined_note(out: Path, note: str) -> str:
     """The note of the report at ``out`` (if any), then ``note``: each round adds its own
-    account and none is lost when a later round rewrites the report."""
+    account and none is lost when a later round rewrites the report. A note the earlier one
+    already holds (a summary rerun with the same ``--note``) is not added twice."""
     earlier = json.loads(out.read_text()).get("note", "") if out.exists() else ""
+    if note in earlier:
+        return earlier
     return " ".join(part for part in (earlier, note) if part)
 
 

@@ -119,3 +119,5 @@ def test_a_later_run_adds_its_note_after_the_earlier_report_s(tmp_path: Path) ->
     out.write_text('{"note": "Round 1 ran."}')
     assert cv.joined_note(out, "") == "Round 1 ran."
     assert cv.joined_note(out, "Round 2 ran.") == "Round 1 ran. Round 2 ran."
+    out.write_text('{"note": "Round 1 ran. Round 2 ran."}')
+    assert cv.joined_note(out, "Round 2 ran.") == "Round 1 ran. Round 2 ran."
