@@ -40,11 +40,12 @@ def test_one_block_has_no_pool() -> None:
     assert model.forward_features(torch.zeros(1, 1, 28, 28)).shape == (1, 8, 28, 28)
 
 
-def test_a_unet_still_needs_three_levels_and_an_empty_list_is_refused() -> None:
+def test_a_unet_still_needs_three_levels_and_zero_or_no_widths_are_refused() -> None:
     with pytest.raises(ConfigError, match=r"model.channels.*at least 3 levels"):
         create_model("unet", spatial_dims=2, channels=[8, 16])
-    with pytest.raises(ConfigError, match="model.channels"):
-        create_model("small_cnn", spatial_dims=2, channels=[8, 0])
+    for name in ("small_cnn", "unet"):  # a zero width once built a unet that learnt nothing
+        with pytest.raises(ConfigError, match="model.channels.*positive integer, got 0"):
+            create_model(name, spatial_dims=2, channels=[8, 0, 16])
     with pytest.raises(ConfigError, match="model.channels"):
         parse_config(
             {

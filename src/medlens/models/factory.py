@@ -103,6 +103,8 @@ def create_model(
             "model.channels",
             f"{name} needs at least {entry.min_channel_levels} levels, got {list(channels)}",
         )
+    for width in channels or ():
+        _check_positive("model.channels", width)
     if deep_supervision and not entry.takes_deep_supervision:
         takers = [n for n in MODELS.names() if MODELS.get(n).takes_deep_supervision]
         raise ConfigError(

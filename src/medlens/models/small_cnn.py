@@ -42,8 +42,6 @@ class SmallCNN(Classifier):
     ) -> None:
         if spatial_dims not in _CONV:
             raise ConfigError("model.spatial_dims", f"small_cnn is 2D or 3D, not {spatial_dims}D")
-        if not widths or min(widths) < 1:
-            raise ConfigError("model.channels", f"small_cnn needs positive widths, got {widths}")
         super().__init__(spatial_dims=spatial_dims, num_classes=num_classes)
         conv, norm, pool = _CONV[spatial_dims], _NORM[spatial_dims], _POOL[spatial_dims]
         self.depth = len(widths)
