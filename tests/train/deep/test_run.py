@@ -133,7 +133,7 @@ def test_balanced_sampler_and_linear_probe_from_checkpoint(
     ("name", "key", "value"),
     [("lenet5", "channels", [8, 16, 32]), ("small_cnn", "deep_supervision", True)],
 )
-def test_segmenter_only_model_settings_are_refused_for_a_classifier(
+def test_a_setting_the_model_does_not_have_is_refused_before_a_run_folder(
     tiny_config: dict[str, Any], name: str, key: str, value: Any
 ) -> None:
     from medlens.errors import ConfigError
