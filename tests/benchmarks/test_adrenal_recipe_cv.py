@@ -93,6 +93,52 @@ def test_folds_partition_the_training_split_and_keep_the_validation_split(
     assert key(pooled) == key(train)
 
 
+def test_the_64_cube_file_gives_each_fold_the_same_cases(tmp_path: Path, adrenal_npz: Path) -> None:
+    # A stand-in for the 64^3 file: every case of the 28^3 one upsampled by repeating voxels,
+    # so a case's 28^3 volume is its large volume's every other voxel.
+    official = dict(np.load(adrenal_npz))
+    large = tmp_path / "large.npz"
+    up = {
+        key: value.repeat(2, 1).repeat(2, 2).repeat(2, 3) if key.endswith("_images") else value
+        for key, value in official.items()
+    }
+    np.savez(large, **up)
+    small_folds = cv.write_folds(tmp_path, source=adrenal_npz)
+    large_folds = cv.write_folds(tmp_path, source=large)
+    assert len({*small_folds, *large_folds}) == 2 * cv.FOLDS  # neither overwrites the other
+    for small, big in zip(small_folds, large_folds, strict=True):
+        a, b = np.load(small), np.load(big)
+        for split in ("train", "val", "test"):
+            np.testing.assert_array_equal(
+                b[f"{split}_images"][:, ::2, ::2, ::2], a[f"{split}_images"]
+            )
+            np.testing.assert_array_equal(b[f"{split}_labels"], a[f"{split}_labels"])
+
+
+def test_round_4_candidates_read_the_64_cube_file_and_the_rest_the_28_cube_one() -> None:
+    assert cv.source_of("L_wd0.05_64to28") == cv.SOURCE_64
+    assert cv.source_of("M_wd0.05_64to32") == cv.SOURCE_64
+    assert cv.source_of("C_wd0.05") == cv.SOURCE
+    assert set(cv.CANDIDATES) >= cv.FROM_64
+
+
+def test_round_4_preprocessing_keeps_the_partial_volume_of_a_binary_mask() -> None:
+    from medlens.data.image import Image
+    from medlens.preprocess.pipeline import build_pipeline
+
+    mask = np.zeros((1, 64, 64, 64), dtype=np.uint8)
+    mask[0, 20:45, 18:40, 25:47] = 255  # a box whose faces fall between 28^3 voxels
+    image = Image(mask, spacing=(1.0, 1.0, 1.0))
+    for name, side in (("L_wd0.05_64to28", 28), ("M_wd0.05_64to32", 32)):
+        out = build_pipeline(cv.CANDIDATES[name]["preprocess"])(image).array
+        assert out.shape == (1, side, side, side), name
+        assert out.min() >= 0.0 and out.max() <= 1.0, name
+        partial = np.count_nonzero((out > 0.05) & (out < 0.95))
+        assert partial > 0.2 * np.count_nonzero(out >= 0.95), name  # soft faces, not 0/1
+        # The volume fraction survives the resampling (within a voxel layer's worth).
+        assert abs(out.mean() - mask.mean() / 255) < 0.01, name
+
+
 def test_every_candidate_makes_a_valid_config_that_builds_its_model(tmp_path: Path) -> None:
     # A candidate whose overrides the config refuses would fail only after the folds before
     # it had trained; check them all up front.
