@@ -14,6 +14,18 @@ SHARED_DATA = Path(
     os.environ.get("MEDLENS_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data")
 )
 
+#: How configs/ name the shared data: relative to the repository's root.
+CONFIG_SHARED_DATA = Path("../shared/data")
+
+
+def shared_path(config_path: str) -> Path:
+    """A data path as configs/ write it (``../shared/data/...``) under ``SHARED_DATA``, so a
+    benchmark reads the file the recipe names, wherever the data lives."""
+    try:
+        return SHARED_DATA / Path(config_path).relative_to(CONFIG_SHARED_DATA)
+    except ValueError:
+        raise ValueError(f"{config_path!r} is not under {CONFIG_SHARED_DATA}") from None
+
 
 def machine_info() -> dict:
     import torch

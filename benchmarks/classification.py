@@ -28,7 +28,7 @@ from typing import Any
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from _machine import SHARED_DATA, machine_info, peak_rss_mb  # noqa: E402
+from _machine import SHARED_DATA, machine_info, peak_rss_mb, shared_path  # noqa: E402
 
 from medlens.io_utils import write_atomic  # noqa: E402
 
@@ -72,7 +72,7 @@ def medlens_config(dataset: str, seed: int, minutes: float, out: Path, **extra: 
 
     cfg = yaml.safe_load(RECIPES[dataset].read_text())
     cfg["name"] = f"{dataset}-s{seed}"
-    cfg["data"]["path"] = str(DATASETS[dataset])
+    cfg["data"]["path"] = str(shared_path(cfg["data"]["path"]))  # the recipe's own file
     cfg["train"]["max_minutes"] = minutes
     cfg.update(seed=seed, output_dir=str(out))
     for dotted, value in extra.items():

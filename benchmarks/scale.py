@@ -15,8 +15,8 @@ and DDP training with 1 vs 2 processes.
     Target: peak RSS at the largest size within 10% of that at the smallest.
 (b) Cache (``medlens.data.cache.CachedDataset``): the time of one training epoch's data
     loading on PneumoniaMNIST (resize to 64 px + flip/affine/brightness augmentation, as
-    configs/pneumoniamnist_resnet18.yaml) and AdrenalMNIST3D (as
-    configs/adrenalmnist3d_small_cnn.yaml) without a cache and with the memory and the disk
+    configs/pneumoniamnist_resnet18.yaml) and AdrenalMNIST3D (28^3, an intensity scale and
+    flips, as configs/adrenalmnist3d_small_cnn.yaml was when measured) without a cache and with the memory and the disk
     cache (steady-state epoch, after the cache is built), and the time of a small_cnn
     forward/backward pass over the same epoch, which no cache changes.
 (c) DDP: ``torchrun --nproc_per_node 1`` vs ``2`` (gloo, one thread per process) training a

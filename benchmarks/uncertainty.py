@@ -55,15 +55,11 @@ from PIL import Image as PILImage
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 sys.path.insert(0, str(HERE))
-from _machine import SHARED_DATA, machine_info  # noqa: E402
+from _machine import SHARED_DATA, machine_info, shared_path  # noqa: E402
 from group_reweighting import site_b  # noqa: E402
 
 from medlens.io_utils import write_atomic  # noqa: E402
 
-DATASETS = {
-    "pneumonia": SHARED_DATA / "pneumoniamnist_subset" / "pneumoniamnist.npz",
-    "adrenal": SHARED_DATA / "adrenalmnist3d" / "adrenalmnist3d.npz",
-}
 RECIPES = {
     "pneumonia": REPO / "configs" / "pneumoniamnist_resnet18.yaml",
     "adrenal": REPO / "configs" / "adrenalmnist3d_small_cnn.yaml",
@@ -73,13 +69,22 @@ DRIVE = SHARED_DATA / "drive_retina_vessels"
 CROPS_PER_IMAGE = 20
 
 
+def recipe_data(kind: str) -> Path:
+    """The data the recipe of ``kind`` trains on, under ``SHARED_DATA``."""
+    import yaml
+
+    if kind == "drive":
+        return DRIVE
+    return shared_path(yaml.safe_load(RECIPES[kind].read_text())["data"]["path"])
+
+
 def recipe(kind: str, seed: int, minutes: float, out: Path) -> dict[str, Any]:
     """The recipe of configs/ with this run's seed, budget and folders."""
     import yaml
 
     cfg = yaml.safe_load(RECIPES[kind].read_text())
     cfg.update(name=f"{kind}-s{seed}", seed=seed, output_dir=str(out))
-    cfg["data"]["path"] = str(DRIVE if kind == "drive" else DATASETS[kind])
+    cfg["data"]["path"] = str(recipe_data(kind))
     cfg["train"]["max_minutes"] = minutes
     cfg.setdefault("evaluate", {})["n_bootstrap"] = 0
     return cfg
@@ -304,7 +309,7 @@ def ood_figures(run: Path, seed: int, work: Path) -> dict[str, Any]:
 
     table = pd.read_csv(run / "predictions.csv")
     inside = table.loc[table["split"] == "test", "ood_score"].to_numpy()
-    with np.load(DATASETS["pneumonia"]) as data:
+    with np.load(recipe_data("pneumonia")) as data:
         test_images = data["test_images"]
     shifts = {
         "site_b": np.stack([site_b(image) for image in test_images]),
@@ -653,7 +658,7 @@ def main() -> None:
     import torch
 
     torch.set_num_threads(args.threads)
-    missing = [str(p) for p in (*DATASETS.values(), DRIVE) if not p.exists()]
+    missing = [str(p) for p in map(recipe_data, RECIPES) if not p.exists()]
     if missing:
         raise SystemExit(f"data not found: {', '.join(missing)} (set MEDLENS_SHARED_DATA)")
     out = args.out or HERE / "results" / (

@@ -167,3 +167,29 @@ def test_a_later_run_adds_its_note_after_the_earlier_report_s(tmp_path: Path) ->
     assert cv.joined_note(out, "Round 2 ran.") == "Round 1 ran. Round 2 ran."
     out.write_text('{"note": "Round 1 ran. Round 2 ran."}')
     assert cv.joined_note(out, "Round 2 ran.") == "Round 1 ran. Round 2 ran."
+
+
+def test_the_recipe_holds_the_settings_of_the_candidate_the_rule_chose() -> None:
+    # configs/ must be what the cross-validation chose: a config edited without a round that
+    # chose it, or a round whose choice was not carried into the config, fails here.
+    import json
+
+    import yaml
+
+    report = json.loads((REPO / "benchmarks" / "results" / "adrenal_recipe_cv.json").read_text())
+    assert (
+        report["chosen"]
+        == cv.summarise(
+            cv.read_rows(REPO / "benchmarks" / "results" / "adrenal_recipe_cv_rows.jsonl")
+        )["chosen"]
+    )
+    recipe = yaml.safe_load((REPO / "configs" / "adrenalmnist3d_small_cnn.yaml").read_text())
+    for dotted, value in cv.CANDIDATES[report["chosen"]].items():
+        node = recipe
+        for part in dotted.split("__"):
+            node = node[part]
+        assert node == value, dotted
+    from_64 = report["chosen"] in cv.FROM_64
+    assert recipe["data"]["path"].endswith(
+        "adrenalmnist3d_64.npz" if from_64 else "adrenalmnist3d.npz"
+    )
