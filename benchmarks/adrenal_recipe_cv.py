@@ -9,8 +9,9 @@ why this is not ``medlens cv``: its folds pool every case of the source, test sp
 Every candidate is ``configs/adrenalmnist3d_small_cnn.yaml`` with the overrides below, the
 same seed per fold (the fold's index) and the same wall-time budget. Since round 4 the recipe
 resamples the 64^3 file to 28^3; the candidates of rounds 1-3 still read the 28^3 file, where
-that resize is a no-op and the memory cache changes nothing, so they are what they were. The candidates come in
-rounds (``ROUNDS``); each round's rule was written down before its first run: adopt the
+that resize is a no-op and the memory cache changes nothing, so they are what they were.
+
+The candidates come in rounds (``ROUNDS``); each round's rule was written down before its first run: adopt the
 candidate with the highest mean held-out AUC over the folds if it beats the round's recipe
 of the time (its ``baseline``); otherwise keep that recipe. The last round's choice is the
 recipe.

@@ -80,15 +80,16 @@ def _biases_a_norm_cancels(model: torch.nn.Module, x: torch.Tensor) -> set[str]:
     produced: dict[int, str] = {}  # id of a conv's output -> the conv's name
     cancelled: set[str] = set()
 
+    outputs = []  # every output stays alive, so that no id is reused during the pass
+
     def hook(module, inputs, output):
+        outputs.append(output)
         if isinstance(module, torch.nn.modules.conv._ConvNd) and module.bias is not None:
             produced[id(output)] = names[id(module)]
         elif isinstance(module, _NORMS) and id(inputs[0]) in produced:
             cancelled.add(f"{produced[id(inputs[0])]}.bias")
 
     handles = [m.register_forward_hook(hook) for m in model.modules()]
-    outputs = []  # keep every output alive so that no id is reused during the pass
-    handles += [m.register_forward_hook(lambda m, i, o: outputs.append(o)) for m in model.modules()]
     try:
         with torch.no_grad():
             model(x)
