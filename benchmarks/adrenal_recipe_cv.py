@@ -59,6 +59,14 @@ def _resize(size: int) -> dict[str, Any]:
     return {"name": "resize", "size": size, "order": 1}
 
 
+#: Round 4's choice, the recipe since.
+_L = {
+    "augment": [_FLIP],
+    "train__weight_decay": 0.05,
+    "preprocess": [_resize(28), _SCALE],
+    "data__cache": "memory",
+}
+
 #: Overrides of the recipe per candidate (``benchmarks/classification.py``'s ``--extra``).
 CANDIDATES: dict[str, dict[str, Any]] = {
     "A_current": {"augment": [_FLIP], "train__weight_decay": 1e-4},
@@ -109,22 +117,24 @@ CANDIDATES: dict[str, dict[str, Any]] = {
     # C. Measured per training step on 2 cores before the runs: 28^3 1.0x C's step, 32^3
     # 1.6x (about 11 epochs in 4 min; C's best epochs were 6-12). The native 64^3 volumes
     # were left out: even 8-16-32-64 channels cost 3.8x (about 5 epochs in 4 min).
-    "L_wd0.05_64to28": {
-        "augment": [_FLIP],
-        "train__weight_decay": 0.05,
-        "preprocess": [_resize(28), _SCALE],
-        "data__cache": "memory",
-    },
+    "L_wd0.05_64to28": _L,
     "M_wd0.05_64to32": {
         "augment": [_FLIP],
         "train__weight_decay": 0.05,
         "preprocess": [_resize(32), _SCALE],
         "data__cache": "memory",
     },
+    # Round 5: the budget split among the members of a soft-mean ensemble (``members``, not
+    # an override: each member is L with its own seed and ``minutes / members``). At the
+    # full budget L's best validation epoch came at 7-13 of 37-39, so most of a single run's
+    # time goes to epochs that are not kept; members with shorter schedules may use it
+    # better. Measured per fold in the same total time as L.
+    "N_64to28_2x": {**_L, "members": 2},
+    "O_64to28_3x": {**_L, "members": 3},
 }
 #: Candidates read from the 64^3 file; the rest from the 28^3 one. The folds hold the same
 #: cases in both (the two files' labels agree case for case).
-FROM_64 = {"L_wd0.05_64to28", "M_wd0.05_64to32"}
+FROM_64 = {"L_wd0.05_64to28", "M_wd0.05_64to32", "N_64to28_2x", "O_64to28_3x"}
 #: Each round: the recipe of the time (``baseline``) and the candidates it is measured against.
 ROUNDS: list[dict[str, Any]] = [
     {
@@ -147,6 +157,10 @@ ROUNDS: list[dict[str, Any]] = [
     {
         "baseline": "C_wd0.05",
         "candidates": ["C_wd0.05", "L_wd0.05_64to28", "M_wd0.05_64to32"],
+    },
+    {
+        "baseline": "L_wd0.05_64to28",
+        "candidates": ["L_wd0.05_64to28", "N_64to28_2x", "O_64to28_3x"],
     },
 ]
 
@@ -177,6 +191,55 @@ def write_folds(folder: Path, seed: int = 0, source: Path | None = None) -> list
     return paths
 
 
+def split_members(spec: dict[str, Any]) -> tuple[dict[str, Any], int]:
+    """A candidate's overrides of the recipe, and how many ensemble members share its budget
+    (1: a single run)."""
+    members = int(spec.get("members", 1))
+    if members < 1:
+        raise ValueError(f"members must be >= 1, got {members}")
+    return {k: v for k, v in spec.items() if k != "members"}, members
+
+
+def member_seeds(fold: int, members: int) -> list[int]:
+    """The members' seeds in fold ``fold``: the first is the single run's (the fold's index),
+    the others distinct from every fold's."""
+    return [fold + FOLDS * m for m in range(members)]
+
+
+def ensemble_row(run_dirs: list[Path], member_rows: list[dict], out: Path) -> dict:
+    """The soft-mean ensemble of a fold's members (``medlens ensemble``), in a single run's
+    row: its held-out figures, with the members' epochs and minutes."""
+    from medlens.commands.ensemble import ensemble_runs
+
+    folder = ensemble_runs(run_dirs, "soft", out.parent, name=out.name, documents=False)
+    metrics = json.loads((folder / "metrics.json").read_text())
+    test = metrics["splits"]["test"]
+    return {
+        "test_auc": test["metrics"]["auc"]["value"],
+        "test_acc_at_val_threshold": test["metrics"]["accuracy"]["value"],
+        "test_acc_at_0.5": test["metrics_at_0.5"]["accuracy"],
+        "val_auc": metrics["splits"]["val"]["metrics"]["auc"]["value"],
+        "val_threshold": metrics["threshold"],
+        "best_epoch": [r["best_epoch"] for r in member_rows],
+        "epochs": [r["epochs"] for r in member_rows],
+        "train_minutes": sum(r["train_minutes"] for r in member_rows),
+        "member_test_auc": [r["test_auc"] for r in member_rows],
+    }
+
+
+def _train_member(
+    fold: Path, seed: int, minutes: float, work: Path, threads: int, extra: dict
+) -> dict:
+    cmd = [sys.executable, str(HERE / "classification.py"), "--child", "medlens"]
+    cmd += ["--dataset", "adrenal", "--seed", str(seed), "--minutes", str(minutes)]
+    cmd += ["--workdir", str(work), "--threads", str(threads)]
+    cmd += ["--extra", json.dumps({"data__path": str(fold), **extra})]
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise RuntimeError(f"{work.name} failed:\n{proc.stderr[-4000:]}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
 def source_of(name: str) -> Path:
     """The file a candidate's folds are cut from."""
     return SOURCE_64 if name in FROM_64 else SOURCE
@@ -198,19 +261,24 @@ def train_all(minutes: float, rows: Path, threads: int, names: list[str]) -> Non
         fold_files = {source: write_folds(work, source=source) for source in sources}
         for k in range(FOLDS):
             for name in names:
-                extra = CANDIDATES[name]
                 if (name, k) in done:
                     continue
+                extra, members = split_members(CANDIDATES[name])
                 fold = fold_files[source_of(name)][k]
-                cmd = [sys.executable, str(HERE / "classification.py"), "--child", "medlens"]
-                cmd += ["--dataset", "adrenal", "--seed", str(k), "--minutes", str(minutes)]
-                cmd += ["--workdir", str(work / f"{name}_f{k}"), "--threads", str(threads)]
-                cmd += ["--extra", json.dumps({"data__path": str(fold), **extra})]
-                proc = subprocess.run(cmd, capture_output=True, text=True)
-                if proc.returncode != 0:
-                    raise RuntimeError(f"{name} fold {k} failed:\n{proc.stderr[-4000:]}")
-                row = json.loads(proc.stdout.strip().splitlines()[-1])
-                row.update(candidate=name, fold=k, minutes_per_run=minutes)
+                dirs = [work / f"{name}_f{k}_m{m}" for m in range(members)]
+                member_rows = [
+                    _train_member(fold, seed, minutes / members, folder, threads, extra)
+                    for seed, folder in zip(member_seeds(k, members), dirs, strict=True)
+                ]
+                if members == 1:
+                    row = member_rows[0]
+                else:
+                    runs = [
+                        d / f"adrenal-s{seed}"
+                        for d, seed in zip(dirs, member_seeds(k, members), strict=True)
+                    ]
+                    row = ensemble_row(runs, member_rows, work / f"{name}_f{k}_ensemble")
+                row.update(candidate=name, fold=k, minutes_per_run=minutes, members=members)
                 with rows.open("a") as handle:
                     handle.write(json.dumps(row) + "\n")
                 print(

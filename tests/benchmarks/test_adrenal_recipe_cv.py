@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "benchmarks"))
@@ -147,7 +148,8 @@ def test_every_candidate_makes_a_valid_config_that_builds_its_model(tmp_path: Pa
     from medlens.config import parse_config
     from medlens.models import create_model
 
-    for name, extra in cv.CANDIDATES.items():
+    for name, spec in cv.CANDIDATES.items():
+        extra, _ = cv.split_members(spec)
         config = parse_config(classification.medlens_config("adrenal", 0, 4.0, tmp_path, **extra))
         model = create_model(
             config.model.name,
@@ -184,7 +186,9 @@ def test_the_recipe_holds_the_settings_of_the_candidate_the_rule_chose() -> None
         )["chosen"]
     )
     recipe = yaml.safe_load((REPO / "configs" / "adrenalmnist3d_small_cnn.yaml").read_text())
-    for dotted, value in cv.CANDIDATES[report["chosen"]].items():
+    overrides, members = cv.split_members(cv.CANDIDATES[report["chosen"]])
+    assert members == 1, "an ensemble recipe is not a config: carry it into the README first"
+    for dotted, value in overrides.items():
         node = recipe
         for part in dotted.split("__"):
             node = node[part]
@@ -220,3 +224,61 @@ def test_the_recipe_gives_the_same_28_cube_volume_from_either_file(
         same = np.corrcoef(a.ravel(), b.ravel())[0, 1]
         other = np.corrcoef(a.ravel(), small[(case + 1) % 5].ravel())[0, 1]
         assert same > 0.8 and same > other + 0.2, (case, same, other)
+
+
+def test_an_ensemble_candidate_shares_the_recipe_s_overrides_and_splits_its_budget() -> None:
+    single, one = cv.split_members(cv.CANDIDATES["L_wd0.05_64to28"])
+    for name, members in (("N_64to28_2x", 2), ("O_64to28_3x", 3)):
+        overrides, count = cv.split_members(cv.CANDIDATES[name])
+        assert (overrides, count) == (single, members)
+        assert name in cv.FROM_64
+    assert one == 1
+    with pytest.raises(ValueError, match="members"):
+        cv.split_members({"members": 0})
+
+
+def test_member_seeds_start_at_the_single_run_s_and_never_repeat_across_folds() -> None:
+    seeds = [cv.member_seeds(k, 3) for k in range(cv.FOLDS)]
+    assert [s[0] for s in seeds] == list(range(cv.FOLDS))  # the single run's seed is the fold
+    flat = [seed for fold in seeds for seed in fold]
+    assert len(set(flat)) == len(flat)
+
+
+def test_an_ensemble_row_holds_the_soft_mean_s_held_out_figures_and_the_members_epochs(
+    pneumonia_run: Path, tmp_path: Path
+) -> None:
+    import json
+    import shutil
+
+    import pandas as pd
+    from sklearn.metrics import roc_auc_score
+
+    # Two members: the real run and a copy whose probabilities are pushed towards one class
+    # on the test split, so the ensemble's AUC differs from both members' AUCs.
+    first = tmp_path / "a" / pneumonia_run.name
+    second = tmp_path / "b" / pneumonia_run.name
+    shutil.copytree(pneumonia_run, first)
+    shutil.copytree(pneumonia_run, second)
+    table = pd.read_csv(second / "predictions.csv")
+    prob_cols = [c for c in table.columns if c.startswith("prob_")]
+    test = table["split"] == "test"
+    rng = np.random.default_rng(0)
+    shifted = rng.uniform(0.0, 1.0, size=int(test.sum()))
+    table.loc[test, prob_cols[1]] = shifted
+    table.loc[test, prob_cols[0]] = 1.0 - shifted
+    table.to_csv(second / "predictions.csv", index=False)
+
+    member_rows = [
+        {"best_epoch": 3, "epochs": 5, "train_minutes": 1.0, "test_auc": 0.7},
+        {"best_epoch": 4, "epochs": 6, "train_minutes": 1.5, "test_auc": 0.6},
+    ]
+    row = cv.ensemble_row([first, second], member_rows, tmp_path / "ensemble")
+    original = pd.read_csv(first / "predictions.csv")
+    truth = original.loc[test, "label"].to_numpy()
+    mean = (original.loc[test, prob_cols[1]].to_numpy() + shifted) / 2
+    assert row["test_auc"] == pytest.approx(roc_auc_score(truth, mean))
+    metrics = json.loads((tmp_path / "ensemble" / "metrics.json").read_text())
+    assert row["val_threshold"] == metrics["threshold"]
+    assert row["best_epoch"] == [3, 4] and row["epochs"] == [5, 6]
+    assert row["train_minutes"] == pytest.approx(2.5)
+    assert row["member_test_auc"] == [0.7, 0.6]
