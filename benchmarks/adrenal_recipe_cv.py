@@ -16,7 +16,7 @@ candidate with the highest mean held-out AUC over the folds if it beats the roun
 of the time (its ``baseline``); otherwise keep that recipe. The last round's choice is the
 recipe.
 
-    python benchmarks/adrenal_recipe_cv.py --minutes 4 --rows ROWS.jsonl   # the last round
+    python benchmarks/adrenal_recipe_cv.py --rows ROWS.jsonl   # the last round, at its budget
     python benchmarks/adrenal_recipe_cv.py --rows ROWS.jsonl --summarise-only
 
 Each finished run is appended to ``--rows`` at once, and a rerun skips the runs found there.
@@ -48,6 +48,8 @@ SOURCE = SHARED_DATA / "adrenalmnist3d" / "adrenalmnist3d.npz"
 #: The same cases at 64^3 (MedMNIST+; strictly binary masks), for round 4.
 SOURCE_64 = SHARED_DATA / "adrenalmnist3d" / "adrenalmnist3d_64.npz"
 FOLDS = 3
+#: Minutes of training per fold, unless a round names another budget.
+DEFAULT_MINUTES = 4.0
 _FLIP = {"name": "random_flip", "axes": [0, 1, 2], "p": 0.5}
 _AFFINE = {"name": "random_affine", "degrees": 15, "scale": 0.1, "translation": 2, "p": 0.8}
 _ROTATE = {"name": "random_rotate", "degrees": 15, "p": 0.8}
@@ -131,10 +133,22 @@ CANDIDATES: dict[str, dict[str, Any]] = {
     # better. Measured per fold in the same total time as L.
     "N_64to28_2x": {**_L, "members": 2},
     "O_64to28_3x": {**_L, "members": 3},
+    # Round 6 (run with --minutes 15, the full budget): round 5's members had 1.3-2 minutes
+    # and were undertrained. Three members of 5 minutes each (about 13 epochs, where the
+    # single 15-minute run's best epochs are 7-13) against the recipe at the same budget.
+    "L_64to28_15min": _L,
+    "P_64to28_3x_15min": {**_L, "members": 3},
 }
 #: Candidates read from the 64^3 file; the rest from the 28^3 one. The folds hold the same
 #: cases in both (the two files' labels agree case for case).
-FROM_64 = {"L_wd0.05_64to28", "M_wd0.05_64to32", "N_64to28_2x", "O_64to28_3x"}
+FROM_64 = {
+    "L_wd0.05_64to28",
+    "M_wd0.05_64to32",
+    "N_64to28_2x",
+    "O_64to28_3x",
+    "L_64to28_15min",
+    "P_64to28_3x_15min",
+}
 #: Each round: the recipe of the time (``baseline``) and the candidates it is measured against.
 ROUNDS: list[dict[str, Any]] = [
     {
@@ -161,6 +175,11 @@ ROUNDS: list[dict[str, Any]] = [
     {
         "baseline": "L_wd0.05_64to28",
         "candidates": ["L_wd0.05_64to28", "N_64to28_2x", "O_64to28_3x"],
+    },
+    {
+        "baseline": "L_64to28_15min",
+        "candidates": ["L_64to28_15min", "P_64to28_3x_15min"],
+        "minutes": 15.0,
     },
 ]
 
@@ -289,6 +308,11 @@ def train_all(minutes: float, rows: Path, threads: int, names: list[str]) -> Non
                 )
 
 
+def round_minutes(round_: dict[str, Any]) -> float:
+    """A round's training budget per fold, in minutes (every candidate in it has the same)."""
+    return float(round_.get("minutes", DEFAULT_MINUTES))
+
+
 def choose(candidates: dict[str, dict], round_: dict[str, Any]) -> str:
     """A round's rule: its complete candidate with the best mean held-out AUC if that beats
     the round's baseline, else the baseline."""
@@ -346,7 +370,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--minutes", type=float, default=4.0, help="training budget per fold")
+    parser.add_argument(
+        "--minutes",
+        type=float,
+        default=None,
+        help="training budget per fold (default: the round's, 4 unless it names another)",
+    )
     parser.add_argument("--rows", type=Path, required=True, help="JSON lines, one per run")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument(
@@ -365,7 +394,9 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=HERE / "results" / "adrenal_recipe_cv.json")
     args = parser.parse_args()
     if not args.summarise_only:
-        train_all(args.minutes, args.rows, args.threads, ROUNDS[args.round - 1]["candidates"])
+        round_ = ROUNDS[args.round - 1]
+        minutes = round_minutes(round_) if args.minutes is None else args.minutes
+        train_all(minutes, args.rows, args.threads, round_["candidates"])
     rows = read_rows(args.rows)
     report = {
         "machine": machine_info(),

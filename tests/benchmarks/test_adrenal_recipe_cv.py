@@ -282,3 +282,14 @@ def test_an_ensemble_row_holds_the_soft_mean_s_held_out_figures_and_the_members_
     assert row["best_epoch"] == [3, 4] and row["epochs"] == [5, 6]
     assert row["train_minutes"] == pytest.approx(2.5)
     assert row["member_test_auc"] == [0.7, 0.6]
+
+
+def test_round_6_measures_the_recipe_and_three_members_at_the_full_budget() -> None:
+    last = cv.ROUNDS[-1]
+    assert cv.round_minutes(last) == 15.0
+    assert cv.round_minutes(cv.ROUNDS[0]) == cv.DEFAULT_MINUTES == 4.0
+    recipe = cv.split_members(cv.CANDIDATES["L_wd0.05_64to28"])
+    assert cv.split_members(cv.CANDIDATES[last["baseline"]]) == recipe
+    overrides, members = cv.split_members(cv.CANDIDATES["P_64to28_3x_15min"])
+    assert (overrides, members) == (recipe[0], 3)
+    assert set(last["candidates"]) <= cv.FROM_64
