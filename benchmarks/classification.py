@@ -86,7 +86,8 @@ def medlens_config(dataset: str, seed: int, minutes: float, out: Path, **extra: 
     return cfg
 
 
-def _summarise_run(run_dir: Path) -> dict:
+def held_out_figures(run_dir: Path) -> dict:
+    """The test and validation figures of a finished run folder (a run or an ensemble)."""
     metrics = json.loads((run_dir / "metrics.json").read_text())
     test = metrics["splits"]["test"]
     return {
@@ -96,6 +97,13 @@ def _summarise_run(run_dir: Path) -> dict:
         "test_acc_at_0.5": test["metrics_at_0.5"]["accuracy"],
         "val_auc": metrics["splits"]["val"]["metrics"]["auc"]["value"],
         "val_threshold": metrics["threshold"],
+    }
+
+
+def _summarise_run(run_dir: Path) -> dict:
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    return {
+        **held_out_figures(run_dir),
         "epochs": metrics["epochs_run"],
         "best_epoch": metrics["best_epoch"],
         "train_minutes": metrics["train_seconds"] / 60,
