@@ -158,7 +158,8 @@ def test_every_candidate_makes_a_valid_config_that_builds_its_model(tmp_path: Pa
             channels=config.model.channels,
         )
         widths = [stage[0].out_channels for stage in model.stages()]
-        assert widths == (extra.get("model__channels") or [32, 64]), name
+        # Every candidate names its blocks: the config's have changed between rounds.
+        assert widths == extra["model__channels"], name
 
 
 def test_a_later_run_adds_its_note_after_the_earlier_report_s(tmp_path: Path) -> None:
@@ -199,11 +200,12 @@ def test_the_recipe_holds_the_settings_of_the_candidate_the_rule_chose() -> None
     )
 
 
-def test_the_recipe_gives_the_same_28_cube_volume_from_either_file(
+def test_the_recipe_gives_the_same_64_cube_volume_from_either_file(
     shared_data: Path, adrenal_npz: Path
 ) -> None:
-    # The recipe trains on the 64^3 masks; a user's 28^3 volume (MedMNIST's own file) must
-    # reach the network at the same size and look like the same gland.
+    # The recipe trains on the native 64^3 masks; a user's 28^3 volume (MedMNIST's own file)
+    # must reach the network at the same size and look like the same gland, and a 64^3 one
+    # must reach it as the cross-validation's runs read it (the resize a no-op, then scaled).
     import yaml
 
     from medlens.data.image import Image
@@ -215,14 +217,16 @@ def test_the_recipe_gives_the_same_28_cube_volume_from_either_file(
         big = large["test_images"][:5]
     with np.load(adrenal_npz) as small_file:
         small = small_file["test_images"][:5]
+    upsampled = [pipeline(Image(v[None], spacing=(1.0,) * 3)).array for v in small]
     for case in range(5):
         a = pipeline(Image(big[case][None], spacing=(1.0,) * 3)).array
-        b = pipeline(Image(small[case][None], spacing=(1.0,) * 3)).array
-        assert a.shape == b.shape == (1, 28, 28, 28)
-        assert a.min() >= 0.0 and a.max() <= 1.0 and b.min() >= 0.0 and b.max() <= 1.0
+        b = upsampled[case]
+        assert a.shape == b.shape == (1, 64, 64, 64)
+        np.testing.assert_array_equal(a, big[case][None] / np.float32(255))
+        assert b.min() >= 0.0 and b.max() <= 1.0
         # The same case: the two agree voxel by voxel far better than with another case.
         same = np.corrcoef(a.ravel(), b.ravel())[0, 1]
-        other = np.corrcoef(a.ravel(), small[(case + 1) % 5].ravel())[0, 1]
+        other = np.corrcoef(a.ravel(), upsampled[(case + 1) % 5].ravel())[0, 1]
         assert same > 0.8 and same > other + 0.2, (case, same, other)
 
 
@@ -285,7 +289,7 @@ def test_an_ensemble_row_holds_the_soft_mean_s_held_out_figures_and_the_members_
 
 
 def test_round_6_measures_the_recipe_and_three_members_at_the_full_budget() -> None:
-    last = cv.ROUNDS[-1]
+    last = cv.ROUNDS[5]
     assert cv.round_minutes(last) == 15.0
     assert cv.round_minutes(cv.ROUNDS[0]) == cv.DEFAULT_MINUTES == 4.0
     recipe = cv.split_members(cv.CANDIDATES["L_wd0.05_64to28"])
@@ -293,3 +297,34 @@ def test_round_6_measures_the_recipe_and_three_members_at_the_full_budget() -> N
     overrides, members = cv.split_members(cv.CANDIDATES["P_64to28_3x_15min"])
     assert (overrides, members) == (recipe[0], 3)
     assert set(last["candidates"]) <= cv.FROM_64
+
+
+def test_round_7_trains_a_four_block_network_on_the_native_64_cube_at_the_full_budget() -> None:
+    import torch
+
+    from medlens.data.image import Image
+    from medlens.models import create_model
+    from medlens.preprocess.pipeline import build_pipeline
+
+    seventh = cv.ROUNDS[6]
+    assert cv.round_minutes(seventh) == 15.0
+    assert seventh["baseline"] == "L_64to28_15min"
+    name = "Q_native64_8-16-32-64_15min"
+    assert name in seventh["candidates"] and cv.source_of(name) == cv.SOURCE_64
+    overrides, members = cv.split_members(cv.CANDIDATES[name])
+    assert members == 1
+    # The recipe but for the input size and the network: no resampling, four blocks.
+    recipe = cv.split_members(cv.CANDIDATES["L_64to28_15min"])[0]
+    differ = ("preprocess", "model__channels")
+    assert {k: v for k, v in overrides.items() if k not in differ} == {
+        k: v for k, v in recipe.items() if k not in differ
+    }
+    mask = np.zeros((1, 64, 64, 64), dtype=np.uint8)
+    mask[0, 20:45, 18:40, 25:47] = 255
+    out = build_pipeline(overrides["preprocess"])(Image(mask, spacing=(1.0, 1.0, 1.0))).array
+    assert out.shape == (1, 64, 64, 64)
+    # The native voxels, scaled to [0, 1]: the resize to 64^3 is a no-op on them.
+    np.testing.assert_array_equal(out, mask / np.float32(255))
+    model = create_model("small_cnn", spatial_dims=3, channels=overrides["model__channels"])
+    features = model.forward_features(torch.from_numpy(out[None].astype(np.float32)))
+    assert tuple(features.shape) == (1, 64, 8, 8, 8)  # three halvings: 64 -> 8 voxels a side
