@@ -164,6 +164,7 @@ def train_from_config(
     from medlens.data.dataset import CaseDataset
     from medlens.models import create_model
     from medlens.models.finetune import configure_finetuning, set_frozen_bn_eval
+    from medlens.models.memory_format import to_preferred_memory_format
     from medlens.preprocess.pipeline import build_pipeline
     from medlens.preprocess.specs import preprocess_specs
 
@@ -234,6 +235,7 @@ def train_from_config(
     )
     device = _device(dist)
     model.to(device)
+    to_preferred_memory_format(model, spatial_dims, device)
     param_groups = configure_finetuning(
         model,
         strategy=config.model.strategy,

@@ -121,6 +121,7 @@ def train_segmentation_from_config(
     from medlens.data.segmentation import open_segmentation_source
     from medlens.data.segmentation_dataset import SegmentationDataset
     from medlens.models import create_model
+    from medlens.models.memory_format import to_preferred_memory_format
     from medlens.preprocess.pipeline import build_pipeline
     from medlens.preprocess.specs import preprocess_specs
     from medlens.train.distributed import init_distributed
@@ -187,6 +188,7 @@ def train_segmentation_from_config(
     )
     device = torch.device("cuda") if torch.cuda.is_available() else torch.device("cpu")
     model.to(device)
+    to_preferred_memory_format(model, sample.spatial_dims, device)
     task = SegmentationTask(
         build_segmentation_loss(scfg.loss, num_classes),
         prepared["val"],
