@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +29,20 @@ RUN_FILES = [
     "report.html",
     "model_card.md",
 ]
+
+
+class Killed(Exception):
+    """What ``kill_after`` raises: a run stopped as a kill would stop it."""
+
+
+def kill_after(last_epoch: int) -> Callable[[int, dict], None]:
+    """An epoch callback that stops the run after epoch ``last_epoch`` (1-based)."""
+
+    def callback(epoch: int, record: dict) -> None:
+        if epoch == last_epoch:
+            raise Killed
+
+    return callback
 
 
 def test_run_folder_is_complete_and_threshold_comes_from_validation(
@@ -67,18 +82,10 @@ def test_same_seed_same_numbers_and_resume_after_kill(
     tiny_config["train"].update(epochs=3, ema_half_life_epochs=ema_half_life_epochs)
     straight = train_from_config(parse_config(tiny_config), progress=False)
     reference = torch.load(straight / "model.pt", weights_only=False)["model"]
-
-    class Killed(Exception):
-        pass
-
-    def kill_after_two(epoch: int, record: dict) -> None:
-        if epoch == 2:
-            raise Killed
-
     tiny_config["output_dir"] = str(tmp_path / "resumed")
     cfg = parse_config(tiny_config)
     with pytest.raises(Killed):
-        train_from_config(cfg, callbacks=[kill_after_two], progress=False)
+        train_from_config(cfg, callbacks=[kill_after(2)], progress=False)
     assert (tmp_path / "resumed" / "tiny.partial" / "last.pt").is_file()
     assert not (tmp_path / "resumed" / "tiny").exists()
     resumed = train_from_config(cfg, resume=True, progress=False)
@@ -166,18 +173,10 @@ def test_a_3d_run_trains_channels_last_and_resumes_exactly(
     saved = checkpoint["model"]
     assert saved["block2.0.weight"].is_contiguous(memory_format=torch.channels_last_3d)
     assert not saved["block2.0.weight"].is_contiguous()
-
-    class Killed(Exception):
-        pass
-
-    def kill_after_one(epoch: int, record: dict) -> None:
-        if epoch == 1:
-            raise Killed
-
     config["output_dir"] = str(tmp_path / "resumed")
     cfg = parse_config(config)
     with pytest.raises(Killed):
-        train_from_config(cfg, callbacks=[kill_after_one], progress=False)
+        train_from_config(cfg, callbacks=[kill_after(1)], progress=False)
     resumed = train_from_config(cfg, resume=True, progress=False)
     again = torch.load(resumed / "model.pt", weights_only=False)["model"]
     for key, value in saved.items():
