@@ -1,32 +1,80 @@
-"""3D models train channels-last on the CPU; the layout changes speed, not the numbers."""
+"""Networks run channels-last on the CPU where the registry says it was measured faster; the
+layout changes speed, not the numbers."""
 
 from __future__ import annotations
 
 import io
+import json
+from pathlib import Path
 
 import pytest
 import torch
 
 from medlens.models import create_model
 from medlens.models.memory_format import preferred_memory_format, to_preferred_memory_format
+from medlens.models.registry import MODELS, register_model
 
 CHANNELS_LAST_3D = torch.channels_last_3d
+CPU = torch.device("cpu")
+MEASURED = Path(__file__).resolve().parents[2] / "benchmarks" / "results" / "memory_format.json"
 
 
 def _conv_weights(model: torch.nn.Module) -> list[torch.Tensor]:
     return [p for p in model.parameters() if p.dim() == 5]
 
 
-def test_only_3d_work_on_the_cpu_is_moved_to_channels_last() -> None:
-    assert preferred_memory_format(3, torch.device("cpu")) is CHANNELS_LAST_3D
-    assert preferred_memory_format(2, torch.device("cpu")) is torch.contiguous_format
+def test_the_layout_is_chosen_per_architecture_dims_and_use() -> None:
+    assert preferred_memory_format("small_cnn", 3, CPU, "train") is CHANNELS_LAST_3D
+    assert preferred_memory_format("small_cnn", 3, CPU, "inference") is CHANNELS_LAST_3D
+    # MONAI's plain U-Net runs slower channels-last, so it keeps the default layout
+    assert preferred_memory_format("unet", 3, CPU, "train") is torch.contiguous_format
+    # the FCN trains faster channels-last but predicts slower
+    assert preferred_memory_format("fcn", 3, CPU, "train") is CHANNELS_LAST_3D
+    assert preferred_memory_format("fcn", 3, CPU, "inference") is torch.contiguous_format
+    assert preferred_memory_format("small_cnn", 2, CPU, "train") is torch.contiguous_format
     # cuDNN picks its own layouts: a GPU run is left as it was
-    assert preferred_memory_format(3, torch.device("cuda")) is torch.contiguous_format
+    assert preferred_memory_format("small_cnn", 3, torch.device("cuda"), "train") is (
+        torch.contiguous_format
+    )
 
-    flat = create_model("small_cnn", spatial_dims=2, num_classes=2)
-    before = [p.stride() for p in flat.parameters()]
-    assert to_preferred_memory_format(flat, 2, torch.device("cpu")) is flat
-    assert [p.stride() for p in flat.parameters()] == before
+    for name, dims in (("small_cnn", 2), ("unet", 3)):
+        model = create_model(name, spatial_dims=dims, num_classes=2)
+        before = [p.stride() for p in model.parameters()]
+        assert to_preferred_memory_format(model, CPU, "train") is model
+        assert [p.stride() for p in model.parameters()] == before, name
+
+
+def test_the_registry_takes_channels_last_where_the_benchmark_measured_it_5_percent_faster():
+    """``ModelEntry.channels_last`` is what the committed ``benchmarks/memory_format.py``
+    figures give: a (dims, use) pair wherever that use's time ratio (channels-last over
+    default) was at most 0.95, for every architecture the benchmark measured."""
+    cases = json.loads(MEASURED.read_text())["cases"]
+    uses = {"train": "train", "forward": "inference"}
+    measured = {}
+    for case, row in cases.items():
+        if not case.endswith(("_3d_train", "_3d_forward")):
+            continue
+        measured.setdefault(row["model"], set())
+        if row["ratio"] <= 0.95:
+            measured[row["model"]].add((3, uses[row["mode"]]))
+    three_d = [
+        n
+        for n in MODELS.names()
+        if 3 in MODELS.get(n).spatial_dims
+        and MODELS.get(n).task in ("classification", "segmentation")
+    ]
+    assert sorted(measured) == sorted(three_d)
+    for name, pairs in measured.items():
+        registered = {pair for pair in MODELS.get(name).channels_last if pair[0] == 3}
+        assert registered == pairs, name
+
+
+def test_a_layout_pair_must_name_the_models_dims_and_a_known_use() -> None:
+    with pytest.raises(ValueError, match="channels_last"):
+        register_model("flat_only", spatial_dims=(2,), channels_last=((3, "train"),))
+    with pytest.raises(ValueError, match="channels_last"):
+        register_model("odd_use", spatial_dims=(3,), channels_last=((3, "export"),))
+    assert "flat_only" not in MODELS.names() and "odd_use" not in MODELS.names()
 
 
 def test_a_3d_network_in_channels_last_computes_the_same_logits_and_gradients() -> None:
@@ -34,7 +82,7 @@ def test_a_3d_network_in_channels_last_computes_the_same_logits_and_gradients() 
     default = create_model("small_cnn", spatial_dims=3, channels=[8, 16, 32], num_classes=2)
     fast = create_model("small_cnn", spatial_dims=3, channels=[8, 16, 32], num_classes=2)
     fast.load_state_dict(default.state_dict())
-    to_preferred_memory_format(fast, 3, torch.device("cpu"))
+    to_preferred_memory_format(fast, CPU, "train")
     weights = _conv_weights(fast)
     assert weights and all(w.is_contiguous(memory_format=CHANNELS_LAST_3D) for w in weights)
     assert not all(w.is_contiguous() for w in weights)
@@ -55,7 +103,7 @@ def test_a_3d_network_in_channels_last_computes_the_same_logits_and_gradients() 
 def test_a_channels_last_checkpoint_loads_into_a_default_model() -> None:
     torch.manual_seed(1)
     trained = create_model("small_cnn", spatial_dims=3, num_classes=2)
-    to_preferred_memory_format(trained, 3, torch.device("cpu"))
+    to_preferred_memory_format(trained, CPU, "train")
     buffer = io.BytesIO()
     torch.save(trained.state_dict(), buffer)
     buffer.seek(0)
@@ -68,13 +116,15 @@ def test_a_channels_last_checkpoint_loads_into_a_default_model() -> None:
     assert torch.allclose(trained(x), fresh(x), atol=1e-6)
 
 
-@pytest.mark.parametrize("name", ["unet", "vnet"])
+@pytest.mark.parametrize("name", ["attention_unet", "vnet"])
 def test_3d_segmenters_take_the_layout_and_keep_their_output(name: str) -> None:
     torch.manual_seed(2)
     default = create_model(name, spatial_dims=3, num_classes=2)
     fast = create_model(name, spatial_dims=3, num_classes=2)
     fast.load_state_dict(default.state_dict())
-    to_preferred_memory_format(fast, 3, torch.device("cpu"))
+    to_preferred_memory_format(fast, CPU, "train")
+    assert any(w.is_contiguous(memory_format=CHANNELS_LAST_3D) for w in _conv_weights(fast))
+    assert not all(w.is_contiguous() for w in _conv_weights(fast))
     default.eval()
     fast.eval()
     x = torch.rand(1, 1, 32, 32, 32)

@@ -122,7 +122,9 @@ def _build_densenet(name: str, opts: BuildOptions) -> Classifier:
     return TimmDenseNet(net, min_size)
 
 
-@register_model("densenet121", spatial_dims=(2, 3), pretrained_dims=(2,))
+@register_model(
+    "densenet121", spatial_dims=(2, 3), pretrained_dims=(2,), channels_last=((3, "train"),)
+)
 def densenet121(opts: BuildOptions) -> Classifier:
     return _build_densenet("densenet121", opts)
 

@@ -104,16 +104,28 @@ def _build_resnet(name: str, opts: BuildOptions) -> Classifier:
     return TimmResNet(net)
 
 
-@register_model("resnet18", spatial_dims=(2, 3), pretrained_dims=(2,))
+@register_model(
+    "resnet18",
+    spatial_dims=(2, 3),
+    pretrained_dims=(2,),
+    channels_last=((3, "train"), (3, "inference")),
+)
 def resnet18(opts: BuildOptions) -> Classifier:
     return _build_resnet("resnet18", opts)
 
 
-@register_model("resnet34", spatial_dims=(2, 3), pretrained_dims=(2,))
+@register_model(
+    "resnet34", spatial_dims=(2, 3), pretrained_dims=(2,), channels_last=((3, "inference"),)
+)
 def resnet34(opts: BuildOptions) -> Classifier:
     return _build_resnet("resnet34", opts)
 
 
-@register_model("resnet50", spatial_dims=(2, 3), pretrained_dims=(2,))
+@register_model(
+    "resnet50",
+    spatial_dims=(2, 3),
+    pretrained_dims=(2,),
+    channels_last=((3, "train"), (3, "inference")),
+)
 def resnet50(opts: BuildOptions) -> Classifier:
     return _build_resnet("resnet50", opts)

@@ -306,7 +306,13 @@ def unet(opts: BuildOptions) -> Segmenter:
     )
 
 
-@register_model("residual_unet", spatial_dims=(2, 3), task="segmentation", takes_channels=True)
+@register_model(
+    "residual_unet",
+    spatial_dims=(2, 3),
+    task="segmentation",
+    takes_channels=True,
+    channels_last=((3, "train"),),
+)
 def residual_unet(opts: BuildOptions) -> Segmenter:
     return UNet(
         opts.in_channels,
@@ -318,7 +324,13 @@ def residual_unet(opts: BuildOptions) -> Segmenter:
     )
 
 
-@register_model("attention_unet", spatial_dims=(2, 3), task="segmentation", takes_channels=True)
+@register_model(
+    "attention_unet",
+    spatial_dims=(2, 3),
+    task="segmentation",
+    takes_channels=True,
+    channels_last=((3, "train"), (3, "inference")),
+)
 def attention_unet(opts: BuildOptions) -> Segmenter:
     return AttentionUNet(
         opts.in_channels,
@@ -330,7 +342,11 @@ def attention_unet(opts: BuildOptions) -> Segmenter:
 
 
 @register_model(
-    "unet_plus_plus", spatial_dims=(2, 3), task="segmentation", takes_deep_supervision=True
+    "unet_plus_plus",
+    spatial_dims=(2, 3),
+    task="segmentation",
+    takes_deep_supervision=True,
+    channels_last=((3, "train"),),
 )
 def unet_plus_plus(opts: BuildOptions) -> Segmenter:
     return UNetPlusPlus(
@@ -342,11 +358,11 @@ def unet_plus_plus(opts: BuildOptions) -> Segmenter:
     )
 
 
-@register_model("vnet", spatial_dims=(3,), task="segmentation")
+@register_model("vnet", spatial_dims=(3,), task="segmentation", channels_last=((3, "train"),))
 def vnet(opts: BuildOptions) -> Segmenter:
     return VNet(opts.in_channels, opts.num_classes, opts.dropout)
 
 
-@register_model("fcn", spatial_dims=(2, 3), task="segmentation")
+@register_model("fcn", spatial_dims=(2, 3), task="segmentation", channels_last=((3, "train"),))
 def fcn(opts: BuildOptions) -> Segmenter:
     return FCN(opts.in_channels, opts.num_classes, opts.spatial_dims, opts.dropout)

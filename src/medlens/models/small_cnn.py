@@ -93,7 +93,13 @@ class SmallCNN(Classifier):
         self.fc = nn.Linear(self.num_features, num_classes)
 
 
-@register_model("small_cnn", spatial_dims=(2, 3), takes_channels=True, min_channel_levels=1)
+@register_model(
+    "small_cnn",
+    spatial_dims=(2, 3),
+    takes_channels=True,
+    min_channel_levels=1,
+    channels_last=((3, "train"), (3, "inference")),
+)
 def small_cnn(opts: BuildOptions) -> Classifier:
     """``model.channels`` sets its blocks' widths (default 32, 64)."""
     widths = opts.channels or SMALL_CNN_WIDTHS

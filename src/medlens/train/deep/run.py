@@ -235,7 +235,7 @@ def train_from_config(
     )
     device = _device(dist)
     model.to(device)
-    to_preferred_memory_format(model, spatial_dims, device)
+    to_preferred_memory_format(model, device, "train")
     param_groups = configure_finetuning(
         model,
         strategy=config.model.strategy,

@@ -188,7 +188,7 @@ def train_segmentation_from_config(
     )
     device = torch.device("cuda") if torch.cuda.is_available() else torch.device("cpu")
     model.to(device)
-    to_preferred_memory_format(model, sample.spatial_dims, device)
+    to_preferred_memory_format(model, device, "train")
     task = SegmentationTask(
         build_segmentation_loss(scfg.loss, num_classes),
         prepared["val"],

@@ -1,0 +1,80 @@
+"""``load_run``: the network it builds from a run folder, in the layout inference is fastest in."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from medlens.config import parse_config
+from medlens.inference.loaded_run import load_run
+from medlens.models import model_from_config
+from medlens.train.deep.run import train_from_config
+
+
+def _kernels(model: torch.nn.Module) -> list[torch.Tensor]:
+    """Convolution kernels with more than one input channel and a spatial extent."""
+    return [
+        p
+        for p in model.parameters()
+        if p.dim() in (4, 5) and p.shape[1] > 1 and p.shape[2:].numel() > 1
+    ]
+
+
+def _default_layout_model(run_dir: Path) -> torch.nn.Module:
+    checkpoint = torch.load(run_dir / "model.pt", weights_only=False)
+    model = model_from_config(checkpoint["model_config"])
+    model.load_state_dict(checkpoint["model"])
+    assert all(p.is_contiguous() for p in model.parameters())
+    return model.eval()
+
+
+@pytest.fixture(scope="module")
+def small_cnn_3d_run(adrenal_npz: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A 3D small_cnn, 1 epoch on a tenth of AdrenalMNIST3D's training split."""
+    config = {
+        "name": "tiny3d",
+        "seed": 3,
+        "output_dir": str(tmp_path_factory.mktemp("runs")),
+        "data": {"format": "medmnist", "path": str(adrenal_npz), "train_fraction_used": 0.1},
+        "preprocess": [{"name": "fixed_scale", "divisor": 255}],
+        "model": {"name": "small_cnn", "channels": [4, 8]},
+        "train": {"epochs": 1, "batch_size": 16},
+        "evaluate": {"n_bootstrap": 0},
+    }
+    return train_from_config(parse_config(config), progress=False)
+
+
+def test_a_3d_classifier_loads_channels_last_on_the_cpu_with_unchanged_output(
+    small_cnn_3d_run: Path,
+) -> None:
+    """small_cnn's 3D forward pass is a third faster channels-last (``memory_format.json``)."""
+    run = load_run(small_cnn_3d_run, device="cpu")
+    kernels = _kernels(run.model)
+    assert kernels and all(k.dim() == 5 for k in kernels)
+    assert all(k.is_contiguous(memory_format=torch.channels_last_3d) for k in kernels)
+    assert not any(k.is_contiguous() for k in kernels)
+
+    x = torch.rand(4, 1, 28, 28, 28, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        expected = _default_layout_model(small_cnn_3d_run)(x)
+        torch.testing.assert_close(run.model(x), expected, atol=1e-5, rtol=1e-5)
+
+
+def test_a_network_measured_slower_channels_last_keeps_the_default_layout(ct_run: Path) -> None:
+    """The 3D FCN trains channels-last but predicts faster in the default layout."""
+    run = load_run(ct_run, device="cpu")
+    kernels = _kernels(run.model)
+    assert kernels and all(k.dim() == 5 for k in kernels)
+    assert all(k.is_contiguous() for k in kernels)
+    x = torch.rand(2, 1, 3, 128, 128, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        torch.testing.assert_close(run.model(x), _default_layout_model(ct_run)(x))
+
+
+def test_a_2d_run_keeps_the_default_layout(pneumonia_run: Path) -> None:
+    run = load_run(pneumonia_run, device="cpu")
+    kernels = _kernels(run.model)
+    assert kernels and all(k.dim() == 4 for k in kernels)
+    assert all(k.is_contiguous() for k in kernels)
