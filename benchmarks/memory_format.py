@@ -1,10 +1,16 @@
 """Memory-layout benchmark: the seconds per training step and per forward pass of medlens's
-networks in the default (NCDHW) layout and in channels-last, on this machine's CPU.
+networks in the default (NCHW, NCDHW) layout and in channels-last, on this machine's CPU.
 
-``medlens.models.memory_format`` puts 3D networks in channels-last on the CPU, for training
-(``train/deep/run.py``, ``train/segmentation/run.py``) and inference (``load_run``). This
-script measures what that buys and checks that it changes no number: for every network the
-two layouts' logits must agree to 1e-4 (a training step's loss too).
+``medlens.models.memory_format`` puts a network in channels-last on the CPU, for training
+(``train/deep/run.py``, ``train/segmentation/run.py``) or inference (``load_run``), where the
+model registry's ``channels_last`` names that (dims, use) pair. Those pairs are this script's
+figures: every registered classifier and segmenter, in each dims it supports, takes
+channels-last for a use where that measured at least 5% faster (time ratio <= 0.95;
+``tests/models/test_memory_format.py`` checks the registry against the committed results).
+The script also checks that the layout changes no number beyond rounding: for every network
+the two layouts' logits (a training step's loss) must agree to 1e-3 of their largest magnitude;
+the differences are recorded, and the script exits non-zero, after writing its results, if
+any is larger.
 
 Each case times at least ``--reps`` repetitions after one warm-up, more for fast cases (until
 ``--seconds`` are spent, at most 50), and records the fastest (the least disturbed by anything
@@ -16,7 +22,7 @@ Summary keys: ``<case>_default_s``, ``<case>_channels_last_s`` and ``<case>_rati
 
 Writes benchmarks/results/memory_format.json.
 
-    python benchmarks/memory_format.py            # about 5 minutes on 2 cores
+    python benchmarks/memory_format.py            # about 15 minutes on 2 cores
 """
 
 from __future__ import annotations
@@ -38,38 +44,51 @@ from _machine import machine_info  # noqa: E402
 from medlens.models import create_model  # noqa: E402
 from medlens.models.registry import MODELS  # noqa: E402
 
-#: Input shapes (N, C, *spatial) by task: a recipe's batch for classification, patches for
-#: segmentation; the AdrenalMNIST3D recipe's own network at its batch of 32.
+#: Input shapes (N, C, *spatial) by spatial dims, task and mode: a recipe's batch for
+#: classification, patches for segmentation (in 2D, DRIVE's 16 patches of 96 px).
 SHAPES = {
-    ("classification", "train"): (8, 1, 64, 64, 64),
-    ("classification", "forward"): (16, 1, 64, 64, 64),
-    ("segmentation", "train"): (2, 1, 64, 64, 64),
-    ("segmentation", "forward"): (1, 1, 96, 96, 96),
+    (3, "classification", "train"): (8, 1, 64, 64, 64),
+    (3, "classification", "forward"): (16, 1, 64, 64, 64),
+    (3, "segmentation", "train"): (2, 1, 64, 64, 64),
+    (3, "segmentation", "forward"): (1, 1, 96, 96, 96),
+    (2, "classification", "train"): (32, 1, 64, 64),
+    (2, "classification", "forward"): (64, 1, 64, 64),
+    (2, "segmentation", "train"): (16, 1, 96, 96),
+    (2, "segmentation", "forward"): (16, 1, 96, 96),
 }
-RECIPE = {"spatial_dims": 3, "channels": [8, 16, 32, 64]}
+ADRENAL_RECIPE = {"spatial_dims": 3, "channels": [8, 16, 32, 64]}
+PNEUMONIA_RECIPE = {"spatial_dims": 2, "cifar_stem": False}
 
-#: The 2D cases, for context (2D networks keep the default layout).
-CASES_2D: list[tuple[str, str, str, dict[str, Any], tuple[int, ...]]] = [
-    ("small_cnn_2d_train", "train", "small_cnn", {"spatial_dims": 2}, (64, 1, 28, 28)),
-    ("resnet18_2d_train", "train", "resnet18", {"spatial_dims": 2}, (128, 1, 64, 64)),
-]
+Case = tuple[str, str, str, dict[str, Any], tuple[int, ...]]
 
 
-def cases_3d() -> list[tuple[str, str, str, dict[str, Any], tuple[int, ...]]]:
-    """A training step and a forward pass of every registered 3D classifier and segmenter,
-    and of the AdrenalMNIST3D recipe's network at its batch size."""
-    out: list[tuple[str, str, str, dict[str, Any], tuple[int, ...]]] = [
-        ("adrenal_recipe_train", "train", "small_cnn", RECIPE, (32, 1, 64, 64, 64)),
-        ("adrenal_recipe_forward", "forward", "small_cnn", RECIPE, (64, 1, 64, 64, 64)),
+def cases() -> list[Case]:
+    """A training step and a forward pass of every registered classifier and segmenter, in
+    each spatial dims it supports, and of the AdrenalMNIST3D and PneumoniaMNIST recipes'
+    networks at their batch sizes."""
+    out: list[Case] = [
+        ("adrenal_recipe_train", "train", "small_cnn", ADRENAL_RECIPE, (32, 1, 64, 64, 64)),
+        ("adrenal_recipe_forward", "forward", "small_cnn", ADRENAL_RECIPE, (64, 1, 64, 64, 64)),
+        ("pneumonia_recipe_train", "train", "resnet18", PNEUMONIA_RECIPE, (128, 1, 64, 64)),
     ]
-    for name in MODELS.names():
-        entry = MODELS.get(name)
-        if 3 not in entry.spatial_dims or entry.task not in ("classification", "segmentation"):
-            continue
-        for mode in ("train", "forward"):
-            shape = SHAPES[(entry.task, mode)]
-            out.append((f"{name}_3d_{mode}", mode, name, {"spatial_dims": 3}, shape))
+    for dims in (3, 2):
+        for name in MODELS.names():
+            entry = MODELS.get(name)
+            if dims not in entry.spatial_dims or entry.task not in (
+                "classification",
+                "segmentation",
+            ):
+                continue
+            for mode in ("train", "forward"):
+                shape = SHAPES[(dims, entry.task, mode)]
+                out.append((f"{name}_{dims}d_{mode}", mode, name, {"spatial_dims": dims}, shape))
     return out
+
+
+#: The most the two layouts' outputs may differ, relative to the output's largest magnitude
+#: (at least 1): float32 rounding through some 100 layers (Inception-v3 in training mode)
+#: reaches 1e-4.
+TOLERANCE = 1e-3
 
 
 def _layout(dims: int) -> torch.memory_format:
@@ -140,7 +159,8 @@ def main() -> None:
     started = time.perf_counter()
     rows: dict[str, dict[str, Any]] = {}
     summary: dict[str, float] = {}
-    for case, mode, name, kwargs, shape in [*cases_3d(), *CASES_2D]:
+    disagree: list[str] = []
+    for case, mode, name, kwargs, shape in cases():
         default_s, default_out = time_case(
             mode, name, kwargs, shape, torch.contiguous_format, args.reps, args.seconds
         )
@@ -148,8 +168,9 @@ def main() -> None:
             mode, name, kwargs, shape, _layout(len(shape)), args.reps, args.seconds
         )
         diff = float((default_out.float() - last_out.float()).abs().max())
-        if diff > 1e-4:
-            raise SystemExit(f"{case}: the layouts disagree by {diff:.2e}")
+        scale = max(1.0, float(default_out.float().abs().max()))
+        if diff > TOLERANCE * scale:
+            disagree.append(f"{case}: the layouts disagree by {diff:.2e}")
         rows[case] = {
             "mode": mode,
             "model": name,
@@ -159,6 +180,7 @@ def main() -> None:
             "channels_last_s": round(last_s, 4),
             "ratio": round(last_s / default_s, 3),
             "max_abs_difference": diff,
+            "output_scale": scale,
         }
         summary.update(
             {f"{case}_{k}": rows[case][k] for k in ("default_s", "channels_last_s", "ratio")}
@@ -171,12 +193,15 @@ def main() -> None:
         "seconds": args.seconds,
         "cases": rows,
         "summary": summary,
+        "layouts_disagree": disagree,
         "wall_seconds": round(time.perf_counter() - started, 1),
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps(summary, indent=2))
     print(f"wall {result['wall_seconds']} s on {result['machine']['cpu']}")
+    if disagree:
+        raise SystemExit("\n".join(disagree))
 
 
 if __name__ == "__main__":

@@ -73,8 +73,20 @@ def test_a_network_measured_slower_channels_last_keeps_the_default_layout(ct_run
         torch.testing.assert_close(run.model(x), _default_layout_model(ct_run)(x))
 
 
-def test_a_2d_run_keeps_the_default_layout(pneumonia_run: Path) -> None:
+def test_a_2d_classifier_loads_channels_last_and_a_2d_unet_keeps_the_default(
+    pneumonia_run: Path, drive_run: Path
+) -> None:
+    """small_cnn predicts faster channels-last in 2D too; MONAI's U-Net does not."""
     run = load_run(pneumonia_run, device="cpu")
     kernels = _kernels(run.model)
     assert kernels and all(k.dim() == 4 for k in kernels)
-    assert all(k.is_contiguous() for k in kernels)
+    assert all(k.is_contiguous(memory_format=torch.channels_last) for k in kernels)
+    assert not any(k.is_contiguous() for k in kernels)
+    x = torch.rand(4, 1, 28, 28, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        expected = _default_layout_model(pneumonia_run)(x)
+        torch.testing.assert_close(run.model(x), expected, atol=1e-5, rtol=1e-5)
+
+    unet = load_run(drive_run, device="cpu")
+    kernels = _kernels(unet.model)
+    assert kernels and all(k.dim() == 4 and k.is_contiguous() for k in kernels)

@@ -57,7 +57,9 @@ class AlexNetClassifier(Classifier):
         self.net.classifier[-1] = nn.Linear(self.num_features, num_classes)
 
 
-@register_model("alexnet", spatial_dims=(2,), pretrained_dims=(2,))
+@register_model(
+    "alexnet", spatial_dims=(2,), pretrained_dims=(2,), channels_last=((2, "inference"),)
+)
 def alexnet(opts: BuildOptions) -> Classifier:
     from torchvision import models
 

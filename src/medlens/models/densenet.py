@@ -123,12 +123,20 @@ def _build_densenet(name: str, opts: BuildOptions) -> Classifier:
 
 
 @register_model(
-    "densenet121", spatial_dims=(2, 3), pretrained_dims=(2,), channels_last=((3, "train"),)
+    "densenet121",
+    spatial_dims=(2, 3),
+    pretrained_dims=(2,),
+    channels_last=((3, "train"), (2, "train"), (2, "inference")),
 )
 def densenet121(opts: BuildOptions) -> Classifier:
     return _build_densenet("densenet121", opts)
 
 
-@register_model("densenet201", spatial_dims=(2,), pretrained_dims=(2,))
+@register_model(
+    "densenet201",
+    spatial_dims=(2,),
+    pretrained_dims=(2,),
+    channels_last=((2, "train"), (2, "inference")),
+)
 def densenet201(opts: BuildOptions) -> Classifier:
     return _build_densenet("densenet201", opts)

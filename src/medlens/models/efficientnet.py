@@ -28,7 +28,12 @@ class TimmEfficientNet(TimmClassifier):
         return self.net.bn2
 
 
-@register_model("efficientnet_b0", spatial_dims=(2,), pretrained_dims=(2,))
+@register_model(
+    "efficientnet_b0",
+    spatial_dims=(2,),
+    pretrained_dims=(2,),
+    channels_last=((2, "train"), (2, "inference")),
+)
 def efficientnet_b0(opts: BuildOptions) -> Classifier:
     net: Any = create_timm_net("efficientnet_b0", opts)
     if opts.small_input_stem:

@@ -71,7 +71,12 @@ class GoogLeNetClassifier(Classifier):
         self.net.fc = nn.Linear(self.num_features, num_classes)
 
 
-@register_model("googlenet", spatial_dims=(2,), pretrained_dims=(2,))
+@register_model(
+    "googlenet",
+    spatial_dims=(2,),
+    pretrained_dims=(2,),
+    channels_last=((2, "train"), (2, "inference")),
+)
 def googlenet(opts: BuildOptions) -> Classifier:
     from torchvision import models
 

@@ -33,6 +33,11 @@ class TimmInceptionV3(TimmClassifier):
         return self.net.Mixed_7c
 
 
-@register_model("inception_v3", spatial_dims=(2,), pretrained_dims=(2,))
+@register_model(
+    "inception_v3",
+    spatial_dims=(2,),
+    pretrained_dims=(2,),
+    channels_last=((2, "train"), (2, "inference")),
+)
 def inception_v3(opts: BuildOptions) -> Classifier:
     return TimmInceptionV3(create_timm_net("inception_v3", opts), MIN_INPUT_SIZE)

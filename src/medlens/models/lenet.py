@@ -64,6 +64,6 @@ class LeNet5(Classifier):
         self.fc = nn.Linear(self.num_features, num_classes)
 
 
-@register_model("lenet5", spatial_dims=(2,))
+@register_model("lenet5", spatial_dims=(2,), channels_last=((2, "train"), (2, "inference")))
 def lenet5(opts: BuildOptions) -> Classifier:
     return LeNet5(opts.in_channels, opts.num_classes, opts.dropout)

@@ -29,7 +29,12 @@ class TimmMobileNetV3(TimmClassifier):
         return self.net.blocks[-1]
 
 
-@register_model("mobilenetv3_large_100", spatial_dims=(2,), pretrained_dims=(2,))
+@register_model(
+    "mobilenetv3_large_100",
+    spatial_dims=(2,),
+    pretrained_dims=(2,),
+    channels_last=((2, "train"), (2, "inference")),
+)
 def mobilenetv3_large_100(opts: BuildOptions) -> Classifier:
     net: Any = create_timm_net("mobilenetv3_large_100", opts)
     if opts.small_input_stem:

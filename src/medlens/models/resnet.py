@@ -108,14 +108,14 @@ def _build_resnet(name: str, opts: BuildOptions) -> Classifier:
     "resnet18",
     spatial_dims=(2, 3),
     pretrained_dims=(2,),
-    channels_last=((3, "train"), (3, "inference")),
+    channels_last=((3, "train"), (3, "inference"), (2, "train"), (2, "inference")),
 )
 def resnet18(opts: BuildOptions) -> Classifier:
     return _build_resnet("resnet18", opts)
 
 
 @register_model(
-    "resnet34", spatial_dims=(2, 3), pretrained_dims=(2,), channels_last=((3, "inference"),)
+    "resnet34", spatial_dims=(2, 3), pretrained_dims=(2,), channels_last=((2, "inference"),)
 )
 def resnet34(opts: BuildOptions) -> Classifier:
     return _build_resnet("resnet34", opts)
@@ -125,7 +125,7 @@ def resnet34(opts: BuildOptions) -> Classifier:
     "resnet50",
     spatial_dims=(2, 3),
     pretrained_dims=(2,),
-    channels_last=((3, "train"), (3, "inference")),
+    channels_last=((3, "train"), (3, "inference"), (2, "inference")),
 )
 def resnet50(opts: BuildOptions) -> Classifier:
     return _build_resnet("resnet50", opts)

@@ -311,7 +311,7 @@ def unet(opts: BuildOptions) -> Segmenter:
     spatial_dims=(2, 3),
     task="segmentation",
     takes_channels=True,
-    channels_last=((3, "train"),),
+    channels_last=((3, "train"), (2, "train")),
 )
 def residual_unet(opts: BuildOptions) -> Segmenter:
     return UNet(
@@ -329,7 +329,7 @@ def residual_unet(opts: BuildOptions) -> Segmenter:
     spatial_dims=(2, 3),
     task="segmentation",
     takes_channels=True,
-    channels_last=((3, "train"), (3, "inference")),
+    channels_last=((3, "train"), (3, "inference"), (2, "train"), (2, "inference")),
 )
 def attention_unet(opts: BuildOptions) -> Segmenter:
     return AttentionUNet(
@@ -363,6 +363,8 @@ def vnet(opts: BuildOptions) -> Segmenter:
     return VNet(opts.in_channels, opts.num_classes, opts.dropout)
 
 
-@register_model("fcn", spatial_dims=(2, 3), task="segmentation", channels_last=((3, "train"),))
+@register_model(
+    "fcn", spatial_dims=(2, 3), task="segmentation", channels_last=((3, "train"), (2, "train"))
+)
 def fcn(opts: BuildOptions) -> Segmenter:
     return FCN(opts.in_channels, opts.num_classes, opts.spatial_dims, opts.dropout)

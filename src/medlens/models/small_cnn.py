@@ -98,7 +98,7 @@ class SmallCNN(Classifier):
     spatial_dims=(2, 3),
     takes_channels=True,
     min_channel_levels=1,
-    channels_last=((3, "train"), (3, "inference")),
+    channels_last=((3, "train"), (3, "inference"), (2, "train"), (2, "inference")),
 )
 def small_cnn(opts: BuildOptions) -> Classifier:
     """``model.channels`` sets its blocks' widths (default 32, 64)."""
