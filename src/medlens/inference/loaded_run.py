@@ -52,7 +52,8 @@ def load_run(run_dir: str | Path, device: str | None = None) -> LoadedRun:
     """Read ``config.yaml``, ``model.pt``, ``preprocessing.json`` and ``labels.json`` (and,
     when the run has them, ``calibration.json`` and ``ood.npz``) and build the network on
     ``device`` (default CUDA when available), in eval mode, in the memory layout it runs
-    fastest in there (``medlens.models.memory_format``: channels-last for 3D on the CPU).
+    fastest in there (``medlens.models.memory_format``: channels-last on the CPU where the
+    model registry records it measured faster for inference).
 
     Raises:
         InputError: naming the missing, unreadable or inconsistent file of the run folder.
