@@ -22,12 +22,23 @@ def _kernels(model: torch.nn.Module) -> list[torch.Tensor]:
     ]
 
 
-def _default_layout_model(run_dir: Path) -> torch.nn.Module:
+def _check_loaded(run_dir: Path, layout: torch.memory_format, input_shape: tuple[int, ...]) -> None:
+    """``load_run`` puts every kernel of ``run_dir``'s network in ``layout``, and the network
+    gives the output of the same checkpoint loaded in the default layout."""
+    run = load_run(run_dir, device="cpu")
+    kernels = _kernels(run.model)
+    assert kernels and all(k.dim() == len(input_shape) for k in kernels)
+    assert all(k.is_contiguous(memory_format=layout) for k in kernels)
+    if layout is not torch.contiguous_format:
+        assert not any(k.is_contiguous() for k in kernels)
+
     checkpoint = torch.load(run_dir / "model.pt", weights_only=False)
-    model = model_from_config(checkpoint["model_config"])
-    model.load_state_dict(checkpoint["model"])
-    assert all(p.is_contiguous() for p in model.parameters())
-    return model.eval()
+    default = model_from_config(checkpoint["model_config"])
+    default.load_state_dict(checkpoint["model"])
+    assert all(p.is_contiguous() for p in default.parameters())
+    x = torch.rand(*input_shape, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        torch.testing.assert_close(run.model(x), default.eval()(x), atol=1e-5, rtol=1e-5)
 
 
 @pytest.fixture(scope="module")
@@ -50,43 +61,17 @@ def test_a_3d_classifier_loads_channels_last_on_the_cpu_with_unchanged_output(
     small_cnn_3d_run: Path,
 ) -> None:
     """small_cnn's 3D forward pass is a third faster channels-last (``memory_format.json``)."""
-    run = load_run(small_cnn_3d_run, device="cpu")
-    kernels = _kernels(run.model)
-    assert kernels and all(k.dim() == 5 for k in kernels)
-    assert all(k.is_contiguous(memory_format=torch.channels_last_3d) for k in kernels)
-    assert not any(k.is_contiguous() for k in kernels)
-
-    x = torch.rand(4, 1, 28, 28, 28, generator=torch.Generator().manual_seed(0))
-    with torch.no_grad():
-        expected = _default_layout_model(small_cnn_3d_run)(x)
-        torch.testing.assert_close(run.model(x), expected, atol=1e-5, rtol=1e-5)
+    _check_loaded(small_cnn_3d_run, torch.channels_last_3d, (4, 1, 28, 28, 28))
 
 
 def test_a_network_measured_slower_channels_last_keeps_the_default_layout(ct_run: Path) -> None:
     """The 3D FCN trains channels-last but predicts faster in the default layout."""
-    run = load_run(ct_run, device="cpu")
-    kernels = _kernels(run.model)
-    assert kernels and all(k.dim() == 5 for k in kernels)
-    assert all(k.is_contiguous() for k in kernels)
-    x = torch.rand(2, 1, 3, 128, 128, generator=torch.Generator().manual_seed(0))
-    with torch.no_grad():
-        torch.testing.assert_close(run.model(x), _default_layout_model(ct_run)(x))
+    _check_loaded(ct_run, torch.contiguous_format, (2, 1, 3, 128, 128))
 
 
 def test_a_2d_classifier_loads_channels_last_and_a_2d_unet_keeps_the_default(
     pneumonia_run: Path, drive_run: Path
 ) -> None:
     """small_cnn predicts faster channels-last in 2D too; MONAI's U-Net does not."""
-    run = load_run(pneumonia_run, device="cpu")
-    kernels = _kernels(run.model)
-    assert kernels and all(k.dim() == 4 for k in kernels)
-    assert all(k.is_contiguous(memory_format=torch.channels_last) for k in kernels)
-    assert not any(k.is_contiguous() for k in kernels)
-    x = torch.rand(4, 1, 28, 28, generator=torch.Generator().manual_seed(0))
-    with torch.no_grad():
-        expected = _default_layout_model(pneumonia_run)(x)
-        torch.testing.assert_close(run.model(x), expected, atol=1e-5, rtol=1e-5)
-
-    unet = load_run(drive_run, device="cpu")
-    kernels = _kernels(unet.model)
-    assert kernels and all(k.dim() == 4 and k.is_contiguous() for k in kernels)
+    _check_loaded(pneumonia_run, torch.channels_last, (4, 1, 28, 28))
+    _check_loaded(drive_run, torch.contiguous_format, (1, 1, 96, 96))

@@ -21,18 +21,14 @@ default layout's to floating-point rounding, and checkpoints load into either la
 
 from __future__ import annotations
 
-from typing import Literal
-
 import torch
 from torch import nn
 
-from medlens.models.registry import MODELS
-
-Use = Literal["train", "inference"]
+from medlens.models.registry import MODELS, LayoutUse
 
 
 def preferred_memory_format(
-    name: str, spatial_dims: int, device: torch.device, use: Use
+    name: str, spatial_dims: int, device: torch.device, use: LayoutUse
 ) -> torch.memory_format:
     """Channels-last (``torch.channels_last`` in 2D, ``torch.channels_last_3d`` in 3D) on
     the CPU where ``name``'s registry entry has ``(spatial_dims, use)`` in its
@@ -46,7 +42,7 @@ def preferred_memory_format(
     return torch.channels_last_3d if spatial_dims == 3 else torch.channels_last
 
 
-def to_preferred_memory_format(model: nn.Module, device: torch.device, use: Use) -> nn.Module:
+def to_preferred_memory_format(model: nn.Module, device: torch.device, use: LayoutUse) -> nn.Module:
     """``model`` (in place, and returned) in the layout ``preferred_memory_format`` names for
     the architecture its ``config`` records (``create_model`` sets it).
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import importlib
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal, get_args
 
 from medlens.registry import Registry
 
@@ -83,8 +83,9 @@ MODELS: Registry[ModelEntry] = Registry("model")
 
 TASKS = ("classification", "detection", "registration", "segmentation")
 
-#: The uses ``ModelEntry.channels_last`` may name.
-LAYOUT_USES = ("train", "inference")
+#: The uses ``ModelEntry.channels_last`` may name: training runs, and ``load_run``.
+LayoutUse = Literal["train", "inference"]
+LAYOUT_USES: tuple[str, ...] = get_args(LayoutUse)
 
 
 def register_model(
