@@ -111,6 +111,12 @@ class ModelConfig(_Strict):
         description="unet_plus_plus: the loss is the mean over its four nested decoders' "
         "outputs during training (Zhou et al. 2018); inference uses the final one",
     )
+    stem_stride: Literal[1, 2] = Field(
+        1,
+        description="small_cnn: 2 makes the first convolution stride 2 in place of the max pool "
+        "after it (the same resolutions, about half the cost of a training step on 64^3 "
+        "volumes); 1 keeps the pool",
+    )
 
 
 class TrainConfig(_Strict):

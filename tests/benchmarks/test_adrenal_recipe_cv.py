@@ -328,3 +328,23 @@ def test_round_7_trains_a_four_block_network_on_the_native_64_cube_at_the_full_b
     model = create_model("small_cnn", spatial_dims=3, channels=overrides["model__channels"])
     features = model.forward_features(torch.from_numpy(out[None].astype(np.float32)))
     assert tuple(features.shape) == (1, 64, 8, 8, 8)  # three halvings: 64 -> 8 voxels a side
+
+
+def test_the_screen_round_never_adopts_and_round_9_decides_only_once_its_baseline_ran() -> None:
+    rows = _rows(
+        {
+            "L_64to28_15min": [0.83, 0.84, 0.84],
+            "Q_native64_8-16-32-64_15min": [0.85, 0.88, 0.87],
+            "R_native64_stride2_15min": [0.88, 0.89, 0.88],
+        }
+    )
+    report = cv.summarise(rows)
+    # round 8 (the screen) prefers R, but only round 9 may adopt it, and its baseline has
+    # not run: the recipe stays round 7's choice.
+    assert [r["chosen"] for r in report["rounds"]][-1] == "R_native64_stride2_15min"
+    assert report["rounds"][-1]["screen"] is True
+    assert report["chosen"] == "Q_native64_8-16-32-64_15min"
+    beaten = cv.summarise(rows + _rows({"Q_cl_15min": [0.89, 0.90, 0.89]}))
+    assert beaten["chosen"] == "Q_cl_15min"
+    beats = cv.summarise(rows + _rows({"Q_cl_15min": [0.86, 0.88, 0.88]}))
+    assert beats["chosen"] == "R_native64_stride2_15min"

@@ -61,3 +61,52 @@ def test_an_image_too_small_for_the_blocks_gets_one_clear_error() -> None:
     assert model(torch.zeros(1, 1, 8, 8)).shape == (1, 2)  # 8 -> 4 -> 2 -> 1
     with pytest.raises(InputError, match=r"at least 8 px.*\(7, 9\)"):
         model(torch.zeros(1, 1, 7, 9))
+
+
+def test_a_strided_stem_keeps_each_blocks_resolution_and_weights_at_an_eighth_of_the_work() -> None:
+    pooled = create_model("small_cnn", spatial_dims=3, channels=[4, 8, 16])
+    strided = create_model("small_cnn", spatial_dims=3, channels=[4, 8, 16], stem_stride=2)
+    assert strided.config["stem_stride"] == 2 and pooled.config["stem_stride"] == 1
+    # the same parameters: a checkpoint of one has the other's keys and shapes
+    strided.load_state_dict(pooled.state_dict())
+    assert not any(isinstance(layer, torch.nn.MaxPool3d) for layer in strided.block1)
+    assert strided.block1[0].stride == (2, 2, 2)
+    x = torch.rand(2, 1, 32, 32, 32)
+    outputs = {}
+    for name, model in (("pooled", pooled.eval()), ("strided", strided.eval())):
+        features = x
+        for stage in model.stages():
+            features = stage(features)
+            outputs.setdefault(name, []).append(tuple(features.shape[2:]))
+    assert outputs["strided"] == outputs["pooled"] == [(16,) * 3, (8,) * 3, (8,) * 3]
+    # the first convolution samples every second voxel: its output at (i, j, k) is the
+    # pooled network's convolution output at (2i, 2j, 2k), before normalisation
+    conv_full = pooled.block1[0](x)
+    assert torch.allclose(strided.block1[0](x), conv_full[:, :, ::2, ::2, ::2], atol=1e-6)
+    rebuilt = model_from_config(strided.config)
+    assert rebuilt.block1[0].stride == (2, 2, 2)
+
+
+def test_a_checkpoint_config_without_a_stem_stride_rebuilds_the_pooled_network() -> None:
+    config = dict(create_model("small_cnn", spatial_dims=2).config)
+    del config["stem_stride"]  # written before the option existed
+    assert model_from_config(config).block1[0].stride == (1, 1)
+
+
+def test_a_stem_stride_is_refused_where_it_cannot_be_honoured() -> None:
+    with pytest.raises(
+        ConfigError, match=r"model.stem_stride.*resnet18 has no stem stride.*small_cnn"
+    ):
+        create_model("resnet18", stem_stride=2)
+    with pytest.raises(ConfigError, match=r"model.stem_stride.*one block"):
+        create_model("small_cnn", channels=[8], stem_stride=2)
+    with pytest.raises(ConfigError, match=r"model.stem_stride.*1 or 2, got 3"):
+        create_model("small_cnn", stem_stride=3)
+    with pytest.raises(ConfigError, match="model.stem_stride"):
+        parse_config(
+            {
+                "name": "x",
+                "data": {"format": "medmnist", "path": "x.npz"},
+                "model": {"name": "small_cnn", "stem_stride": 4},
+            }
+        )

@@ -29,6 +29,8 @@ class BuildOptions:
             the entry's default); entries without levels refuse it.
         deep_supervision: in training mode, also return the logits of the auxiliary decoders
             (a list, final first); entries without them refuse it.
+        stem_stride: the stride of the first convolution (1 or 2); entries without a
+            settable stem refuse 2.
     """
 
     in_channels: int
@@ -39,6 +41,7 @@ class BuildOptions:
     dropout: float
     channels: tuple[int, ...] | None = None
     deep_supervision: bool = False
+    stem_stride: int = 1
 
 
 Builder = Callable[[BuildOptions], "Classifier | Segmenter"]
@@ -60,6 +63,7 @@ class ModelEntry:
         takes_channels: accepts ``BuildOptions.channels``.
         min_channel_levels: the fewest entries ``BuildOptions.channels`` may have.
         takes_deep_supervision: accepts ``BuildOptions.deep_supervision``.
+        takes_stem_stride: accepts ``BuildOptions.stem_stride`` other than 1.
         channels_last: the ``(spatial_dims, use)`` pairs in which the network runs in the
             channels-last layout on the CPU; a use is ``"train"`` (training runs) or
             ``"inference"`` (``load_run``). Set where ``benchmarks/memory_format.py``
@@ -76,6 +80,7 @@ class ModelEntry:
     takes_deep_supervision: bool = False
     min_channel_levels: int = 3
     channels_last: frozenset[tuple[int, str]] = frozenset()
+    takes_stem_stride: bool = False
 
 
 MODELS: Registry[ModelEntry] = Registry("model")
@@ -97,6 +102,7 @@ def register_model(
     takes_deep_supervision: bool = False,
     min_channel_levels: int = 3,
     channels_last: tuple[tuple[int, str], ...] = (),
+    takes_stem_stride: bool = False,
 ) -> Callable[[Builder], Builder]:
     """Register a builder under ``name`` for ``task`` (one of ``TASKS``).
 
@@ -126,6 +132,7 @@ def register_model(
                 takes_deep_supervision,
                 min_channel_levels,
                 frozenset(channels_last),
+                takes_stem_stride,
             )
         )
         return builder

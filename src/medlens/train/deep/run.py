@@ -232,6 +232,7 @@ def train_from_config(
         dropout=config.model.dropout,
         channels=config.model.channels,  # refused by the factory where a model has none
         deep_supervision=config.model.deep_supervision,
+        stem_stride=config.model.stem_stride,
     )
     device = _device(dist)
     model.to(device)
