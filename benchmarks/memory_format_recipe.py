@@ -43,8 +43,7 @@ def main() -> None:
     }
     out: dict[str, object] = {"machine": machine_info()}
     for arm in sys.argv[1:] or ["default", "channels_last"]:
-        MODELS._items["resnet18"] = arms[arm]
-        with tempfile.TemporaryDirectory() as tmp:
+        with MODELS.replaced("resnet18", arms[arm]), tempfile.TemporaryDirectory() as tmp:
             cfg = medlens_config("pneumonia", 0, 15.0, Path(tmp))
             cfg["train"]["max_minutes"] = None
             cfg["train"]["epochs"] = 3
@@ -60,7 +59,6 @@ def main() -> None:
                 "saved_channels_last": last and not kernel.is_contiguous(),
             }
             print(arm, json.dumps(out[arm]), flush=True)
-    MODELS._items["resnet18"] = entry
     out["wall_seconds"] = round(time.perf_counter() - started, 1)
     print(json.dumps(out, indent=2))
 

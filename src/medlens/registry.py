@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Generic, TypeVar
 
 from medlens.errors import UnknownNameError
@@ -54,3 +55,18 @@ class Registry(Generic[T]):
 
     def __len__(self) -> int:
         return len(self._items)
+
+    @contextmanager
+    def replaced(self, name: str, obj: T) -> Iterator[T]:
+        """Stand ``obj`` in for the registered ``name`` inside the ``with`` block, then put
+        the original back, also on an error (a benchmark's arm that changes one entry).
+
+        Raises:
+            UnknownNameError: ``name`` is not registered; nothing is replaced.
+        """
+        original = self.get(name)
+        self._items[name] = obj
+        try:
+            yield obj
+        finally:
+            self._items[name] = original
