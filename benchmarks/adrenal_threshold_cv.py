@@ -75,7 +75,7 @@ def main() -> None:
     differences = paired_differences(rows)
     decision = decide(differences)
     per_candidate: dict[str, dict] = {}
-    for row, diff in zip(rows, differences, strict=True):
+    for row in rows:
         entry = per_candidate.setdefault(
             row["candidate"], {"acc_at_val_threshold": [], "acc_at_0.5": [], "val_threshold": []}
         )
