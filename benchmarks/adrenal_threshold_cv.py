@@ -21,6 +21,14 @@ fixed 0.5 if the mean difference is positive and the 95% bootstrap interval of t
 The rows hold accuracy only, the figure the issue's target names; balanced accuracy, which
 Youden's J serves, is not in them.
 
+What came of it: the rule chose the fixed 0.5 (+1.1 points, interval +0.03 to +2.0). The
+uncertainty benchmark then trained the recipe with it at 15 minutes (3 seeds,
+``results/uncertainty_15min_adrenal_fixed05.json``): test accuracy 0.852 against 0.830 with
+youden_plateau, but sensitivity 0.59 (0.68, 0.29, 0.80) against 0.79, and balanced accuracy
+0.76 against 0.82. The rule had weighed accuracy alone, which on a split with 23% positives
+rewards calling fewer of them; the recipe keeps youden_plateau (``RECIPE_THRESHOLD``), and the
+report records both the rule's choice and the recipe's.
+
     python benchmarks/adrenal_threshold_cv.py
 
 Writes ``benchmarks/results/adrenal_threshold_cv.json``.
@@ -44,6 +52,14 @@ from medlens.io_utils import write_atomic  # noqa: E402
 
 ROWS = HERE / "results" / "adrenal_recipe_cv_rows.jsonl"
 RESAMPLES = 10_000
+#: The recipe's rule after the 15-minute check above overrode the accuracy-only rule's choice.
+RECIPE_THRESHOLD = "youden_plateau"
+RECIPE_THRESHOLD_WHY = (
+    "the accuracy-only rule chose the fixed 0.5; at 15 minutes (3 seeds, "
+    "uncertainty_15min_adrenal_fixed05.json) it gave test ACC 0.852 against 0.830 but "
+    "sensitivity 0.59 (one run 0.29) against 0.79 and balanced accuracy 0.76 against 0.82, "
+    "so the recipe keeps youden_plateau"
+)
 
 
 def paired_differences(rows: list[dict]) -> list[float]:
@@ -97,6 +113,8 @@ def main() -> None:
         "runs_where_equal": sum(d == 0 for d in differences),
         "val_threshold_sd": statistics.stdev(r["val_threshold"] for r in rows),
         **decision,
+        "recipe_threshold": RECIPE_THRESHOLD,
+        "recipe_threshold_why": RECIPE_THRESHOLD_WHY,
         "per_candidate": per_candidate,
         "wall_seconds": round(time.perf_counter() - started, 2),
     }

@@ -6,8 +6,9 @@ For each seed:
 - PneumoniaMNIST (configs/pneumoniamnist_resnet18.yaml) and AdrenalMNIST3D
   (configs/adrenalmnist3d_small_cnn.yaml) are trained under a wall-time budget with the
   default trust settings (temperature scaling, a coverage refer band, the Mahalanobis score)
-  and each recipe's threshold rule (``train.threshold``: youden_plateau for PneumoniaMNIST;
-  the fixed 0.5 for AdrenalMNIST3D since 2026-12-05, benchmarks/adrenal_threshold_cv.py). From each run folder: the test ECE before and after
+  and each recipe's threshold rule (``train.threshold``: youden_plateau in both; the report
+  records it, as results/uncertainty_15min_adrenal_fixed05.json ran AdrenalMNIST3D's recipe
+  at the fixed 0.5, see benchmarks/adrenal_threshold_cv.py). From each run folder: the test ECE before and after
   calibration and the test AUC of both (calibration is fitted on validation only); the
   balanced accuracy of the test cases kept at 80% coverage (the run's class-stratified order:
   the same share of each decided class, most probable decision first) against all of them,
