@@ -87,14 +87,24 @@ def medlens_config(dataset: str, seed: int, minutes: float, out: Path, **extra: 
 
 
 def held_out_figures(run_dir: Path) -> dict:
-    """The test and validation figures of a finished run folder (a run or an ensemble)."""
+    """The test and validation figures of a finished run folder (a run or an ensemble).
+
+    Sensitivity and specificity come at both thresholds, so a threshold rule can be judged
+    on what it does to each class and not on accuracy alone (accuracy rewards calling fewer
+    of a rare class: ``benchmarks/adrenal_threshold_cv.py``)."""
     metrics = json.loads((run_dir / "metrics.json").read_text())
     test = metrics["splits"]["test"]
+    at_threshold, at_half = test["metrics"], test["metrics_at_0.5"]
     return {
-        "test_auc": test["metrics"]["auc"]["value"],
-        "test_auc_ci": [test["metrics"]["auc"]["ci_low"], test["metrics"]["auc"]["ci_high"]],
-        "test_acc_at_val_threshold": test["metrics"]["accuracy"]["value"],
-        "test_acc_at_0.5": test["metrics_at_0.5"]["accuracy"],
+        "test_auc": at_threshold["auc"]["value"],
+        "test_auc_ci": [at_threshold["auc"]["ci_low"], at_threshold["auc"]["ci_high"]],
+        "test_acc_at_val_threshold": at_threshold["accuracy"]["value"],
+        "test_acc_at_0.5": at_half["accuracy"],
+        "test_sens_spec_at_val_threshold": [
+            at_threshold["sensitivity"]["value"],
+            at_threshold["specificity"]["value"],
+        ],
+        "test_sens_spec_at_0.5": [at_half["sensitivity"], at_half["specificity"]],
         "val_auc": metrics["splits"]["val"]["metrics"]["auc"]["value"],
         "val_threshold": metrics["threshold"],
     }

@@ -128,3 +128,21 @@ def test_reuse_kind_baseline_trains_the_medlens_runs_again(
     assert report["summary"]["adrenal_test_auc"] == 0.92
     assert report["summary"]["baseline_adrenal_test_auc"] == 0.86
     assert report["datasets"]["adrenal"]["baseline"]["runs"][0]["reused"]
+
+
+def test_held_out_figures_give_each_class_s_rate_at_both_thresholds(pneumonia_run: Path) -> None:
+    import pandas as pd
+
+    figures = classification.held_out_figures(pneumonia_run)
+    table = pd.read_csv(pneumonia_run / "predictions.csv")
+    test = table[table["split"] == "test"]
+    positive = test.columns[test.columns.str.startswith("prob_")][1]
+    truth = test["label"].to_numpy() == 1
+    for key, threshold in (
+        ("test_sens_spec_at_0.5", 0.5),
+        ("test_sens_spec_at_val_threshold", figures["val_threshold"]),
+    ):
+        called = test[positive].to_numpy() >= threshold
+        sens, spec = figures[key]
+        assert sens == pytest.approx((called & truth).sum() / truth.sum()), key
+        assert spec == pytest.approx((~called & ~truth).sum() / (~truth).sum()), key
