@@ -89,3 +89,10 @@ def test_preprocessing_is_refused_for_registration(slices: Path, tmp_path: Path)
     path = _config(tmp_path, slices, preprocess=[{"name": "resize", "size": 32}])
     with pytest.raises(ConfigError, match="preprocess"):
         train_command(path, progress=False)
+
+
+def test_a_stem_stride_is_refused_for_voxelmorph_not_ignored(slices: Path, tmp_path: Path) -> None:
+    path = _config(tmp_path, slices, model={"name": "voxelmorph", "stem_stride": 2})
+    with pytest.raises(ConfigError, match="model.stem_stride.*voxelmorph has no stem stride"):
+        train_command(path, progress=False)
+    assert not (tmp_path / "runs" / "vm").exists()

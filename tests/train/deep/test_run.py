@@ -138,7 +138,11 @@ def test_balanced_sampler_and_linear_probe_from_checkpoint(
 
 @pytest.mark.parametrize(
     ("name", "key", "value"),
-    [("lenet5", "channels", [8, 16, 32]), ("small_cnn", "deep_supervision", True)],
+    [
+        ("lenet5", "channels", [8, 16, 32]),
+        ("small_cnn", "deep_supervision", True),
+        ("resnet18", "stem_stride", 2),
+    ],
 )
 def test_a_setting_the_model_does_not_have_is_refused_before_a_run_folder(
     tiny_config: dict[str, Any], name: str, key: str, value: Any

@@ -165,6 +165,13 @@ def test_imagenet_weights_are_refused_for_a_segmenter(small_drive: Path, tmp_pat
     assert not (tmp_path / "drive").exists()
 
 
+def test_a_stem_stride_is_refused_for_a_segmenter_not_ignored(small_drive: Path, tmp_path: Path):
+    cfg = parse_config(_config(small_drive, tmp_path, model__stem_stride=2))
+    with pytest.raises(ConfigError, match="model.stem_stride.*unet has no stem stride"):
+        train_and_report(cfg, progress=False)
+    assert not (tmp_path / "drive").exists()
+
+
 def test_a_patch_size_the_network_cannot_take_is_refused(small_drive: Path, tmp_path: Path):
     cfg = parse_config(_config(small_drive, tmp_path, segmentation__patch_size=[50, 50]))
     with pytest.raises(ConfigError, match="50"):

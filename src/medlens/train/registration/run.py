@@ -138,6 +138,7 @@ def train_registration_from_config(
         spatial_dims=len(shape),
         init=config.model.init,
         channels=config.model.channels,
+        stem_stride=config.model.stem_stride,  # refused by the factory: voxelmorph has none
     )
     divisor = int(getattr(model, "size_divisor", 1))
     if any(s % divisor for s in shape):

@@ -165,6 +165,7 @@ def train_segmentation_from_config(
         dropout=config.model.dropout,
         channels=config.model.channels,
         deep_supervision=config.model.deep_supervision,
+        stem_stride=config.model.stem_stride,  # refused by the factory: no segmenter has one
     )
     scfg = config.segmentation
     patch = _check_patch_size(config, prepared["train"], model)
