@@ -52,3 +52,22 @@ def test_configs_that_do_not_fit_detection(tmp_path: Path) -> None:
                 {**base, "data": {**base["data"], "layout": "drive"}, "model": {"name": "fcos"}}
             )
         )
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [("channels", [8, 16, 32]), ("stem_stride", 2), ("dropout", 0.3), ("cifar_stem", True)],
+)
+def test_a_classifier_setting_is_refused_for_a_detector_not_ignored(
+    tmp_path: Path, key: str, value: object
+) -> None:
+    config = {
+        "task": "detection",
+        "model": {"name": "faster_rcnn", "backbone": "resnet18", key: value},
+        "data": {"format": "boxes", "layout": "voc", "path": str(tmp_path)},
+    }
+    with pytest.raises(
+        ConfigError, match=f"faster_rcnn builds its backbone itself.*no {key}"
+    ) as info:
+        check_config(parse_config(config))
+    assert info.value.key == f"model.{key}"

@@ -14,6 +14,17 @@ from medlens.tasks.base import Task
 BOX_LAYOUTS = ("auto", "voc", "coco", "csv", "instance_masks")
 
 
+#: Model settings a detector has none of, with their unset values: the factory that builds
+#: detectors takes the backbone's name and weights only.
+_NOT_FOR_DETECTORS: dict[str, object] = {
+    "channels": None,
+    "deep_supervision": False,
+    "stem_stride": 1,
+    "dropout": 0.0,
+    "cifar_stem": None,
+}
+
+
 @dataclass(frozen=True)
 class DetectionTask(Task):
     """The detection task: box layouts only, a registered detector, a backbone that is a
@@ -23,10 +34,21 @@ class DetectionTask(Task):
         """Refuse what a detection run cannot use, naming the key.
 
         Raises:
-            ConfigError: a features section, a segmentation layout, or a backbone that is not a
-                registered classifier.
+            ConfigError: a features section, a segmentation layout, a backbone that is not a
+                registered classifier, or a classifier's or segmenter's own model setting
+                (``_NOT_FOR_DETECTORS``), which a detector would otherwise ignore.
         """
         super().check_config(config, source)
+        model = config.model
+        for key, unset in _NOT_FOR_DETECTORS.items():
+            if getattr(model, key) != unset:
+                raise ConfigError(
+                    f"model.{key}",
+                    f"{model.name} builds its backbone itself and has no {key} to set; "
+                    "give the backbone's settings to its own classification run and pass "
+                    "that run as model.init",
+                    source,
+                )
         if config.data.layout not in BOX_LAYOUTS:
             raise ConfigError(
                 "data.layout",
