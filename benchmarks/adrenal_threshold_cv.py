@@ -3,9 +3,10 @@
 The recipe's threshold rule (``train.threshold``) was ``youden_plateau``: the middle of the
 thresholds whose Youden J on the official validation split is within one standard error of
 the best. That split has 98 cases (22 positive), and the threshold it picks moves from run to
-run (0.13 to 0.55 in the six 15-minute runs of 2026-12-05). The other rule the issue names is "the threshold
-after calibration": temperature scaling does not move a two-class decision's 0.5 point, so
-that rule is the fixed 0.5 (``threshold: fixed``), which needs no validation cases.
+run (0.13 to 0.55 in the six 15-minute runs of 2026-12-05). The other rule the issue names is
+"the threshold after calibration": temperature scaling does not move a two-class decision's
+0.5 point, so that rule is the fixed 0.5 (``threshold: fixed``), which needs no validation
+cases.
 
 Every run of ``benchmarks/adrenal_recipe_cv.py`` (``adrenal_recipe_cv_rows.jsonl``: each fold
 trained on two thirds of the training split, its threshold chosen on the validation split,
