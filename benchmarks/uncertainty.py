@@ -10,8 +10,9 @@ For each seed:
   records it, as results/uncertainty_15min_adrenal_fixed05.json ran AdrenalMNIST3D's recipe
   at the fixed 0.5, see benchmarks/adrenal_threshold_cv.py). From each run folder: the test
   ECE before and after calibration and the test AUC of both (calibration is fitted on
-  validation only); the balanced accuracy of the test cases kept at 80% coverage (the run's class-stratified order:
-  the same share of each decided class, most probable decision first) against all of them,
+  validation only); the balanced accuracy of the test cases kept at 80% coverage (the run's
+  class-stratified order: the same share of each decided class, most probable decision
+  first) against all of them,
   and beside it that of the other orders (the decision's probability, the margin, plain
   max-softmax) on the same predictions; AURC (error rate) of the run's order against plain
   max-softmax.
