@@ -12,7 +12,9 @@ Methods:
         each also shifted by about 5% of its size (at least 1 pixel) up, down, left and
         right (``torch.roll``).
     mc_dropout: ``MC_SAMPLES`` forward passes with the network's dropout layers active (Gal
-        and Ghahramani 2016), seeded; the network must have dropout (``model.dropout > 0``).
+        and Ghahramani 2016), seeded per case, so that a case gets the same samples alone, in
+        a folder or in any batch size (the service and ``medlens predict`` agree); the network
+        must have dropout (``model.dropout > 0``).
 """
 
 from __future__ import annotations
@@ -116,18 +118,37 @@ def sample_probabilities(
         return np.zeros((0, 0, 0))
     if method == "mc_dropout":
         check_mc_dropout(model, "this run's network")
-        views: list[Callable[[torch.Tensor], torch.Tensor]] = [lambda x: x] * samples
-        context: Any = active_dropout(model)
-    else:
-        views = tta_views(tuple(arrays[0].shape[1:]))
-        context = contextlib.nullcontext()
+        return _mc_dropout_samples(model, arrays, device, calibrate, batch_size, samples)
     out = []
-    with context:
-        for view in views:
-            parts = []
-            for start in range(0, len(arrays), batch_size):
-                tensor = torch.from_numpy(np.stack(arrays[start : start + batch_size]))
-                logits = model(view(tensor.to(device)))
-                parts.append(torch.softmax(logits.float(), dim=1).cpu().numpy())
-            out.append(calibrate(np.concatenate(parts)))
+    for view in tta_views(tuple(arrays[0].shape[1:])):
+        parts = []
+        for start in range(0, len(arrays), batch_size):
+            tensor = torch.from_numpy(np.stack(arrays[start : start + batch_size]))
+            logits = model(view(tensor.to(device)))
+            parts.append(torch.softmax(logits.float(), dim=1).cpu().numpy())
+        out.append(calibrate(np.concatenate(parts)))
     return np.stack(out)
+
+
+def _mc_dropout_samples(
+    model: nn.Module,
+    arrays: list[np.ndarray],
+    device: torch.device,
+    calibrate: Callable[[np.ndarray], np.ndarray],
+    batch_size: int,
+    samples: int,
+) -> np.ndarray:
+    """``(S, N, K)``: each case's ``S`` dropout passes are ``S`` copies of it in one batch
+    (``batch_size`` copies at a time) under the same seed, so that a case's samples do not
+    depend on which other cases, or how many, were passed with it."""
+    out = []
+    for array in arrays:
+        tensor = torch.from_numpy(np.ascontiguousarray(array))[None].to(device)
+        parts = []
+        with active_dropout(model):
+            for start in range(0, samples, batch_size):
+                copies = tensor.expand(min(batch_size, samples - start), *tensor.shape[1:])
+                logits = model(copies.contiguous())
+                parts.append(torch.softmax(logits.float(), dim=1).cpu().numpy())
+        out.append(np.concatenate(parts))  # (S, K)
+    return calibrate(np.concatenate(out)).reshape(len(arrays), samples, -1).swapaxes(0, 1)
