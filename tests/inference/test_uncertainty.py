@@ -28,9 +28,7 @@ def _identity(p: np.ndarray) -> np.ndarray:
 
 
 def _samples(model: nn.Module, arrays: list[np.ndarray], **kw: int) -> np.ndarray:
-    return sample_probabilities(
-        model, arrays, "mc_dropout", torch.device("cpu"), _identity, **kw
-    )
+    return sample_probabilities(model, arrays, "mc_dropout", torch.device("cpu"), _identity, **kw)
 
 
 def test_a_cases_mc_dropout_samples_do_not_depend_on_its_batch() -> None:

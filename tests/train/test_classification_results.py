@@ -10,7 +10,7 @@ from sklearn.metrics import roc_auc_score
 
 from medlens.config import parse_config
 from medlens.data.case import Case
-from medlens.errors import ConfigError
+from medlens.errors import ConfigError, InputError
 from medlens.train.classification_results import (
     OodFeatures,
     check_trust_config,
@@ -89,3 +89,42 @@ def test_sens_spec_refuses_more_than_two_classes_before_training() -> None:
     with pytest.raises(ConfigError, match="refer.rule"):
         check_trust_config(config, ["a", "b", "c"])
     check_trust_config(config, ["a", "b"])
+
+
+@pytest.mark.parametrize(
+    ("settings", "named"),
+    [
+        ({}, ["temperature calibration", "youden_plateau threshold"]),
+        ({"calibration": {"method": "none"}}, ["youden_plateau threshold"]),
+        (
+            {
+                "calibration": {"method": "none"},
+                "train": {"threshold": "fixed"},
+                "refer": {"rule": "sens_spec"},
+            },
+            ["sens_spec refer band"],
+        ),
+    ],
+)
+def test_a_validation_split_without_a_class_is_refused_before_training(
+    settings: dict, named: list[str]
+) -> None:
+    config = parse_config({"data": {"path": "cases.npz"}, **settings})
+    with pytest.raises(InputError, match="cases.npz") as error:
+        check_trust_config(config, ["normal", "pneumonia"], [1, 1, 1])
+    message = str(error.value)
+    assert "no case of class 'normal'" in message
+    assert all(name in message for name in named)
+    check_trust_config(config, ["normal", "pneumonia"], [0, 1, 1])  # both classes: accepted
+
+
+def test_nothing_fitted_per_class_needs_no_validation_case_of_every_class() -> None:
+    config = parse_config(
+        {
+            "data": {"path": "cases.npz"},
+            "calibration": {"method": "none"},
+            "train": {"threshold": "fixed"},
+            "refer": {"rule": "coverage"},
+        }
+    )
+    check_trust_config(config, ["normal", "pneumonia"], [1, 1, 1])

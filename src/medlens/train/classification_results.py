@@ -13,7 +13,7 @@ import numpy as np
 
 from medlens.config import RunConfig
 from medlens.data.case import Case
-from medlens.errors import ConfigError
+from medlens.errors import ConfigError, InputError
 from medlens.run_folder import layout
 from medlens.run_folder.trust import calibration_record
 from medlens.run_folder.writer import RunWriter
@@ -73,15 +73,44 @@ class ClassificationResults:
     source_prior: np.ndarray | None = None
 
 
-def check_trust_config(config: RunConfig, class_names: Sequence[str]) -> None:
-    """Refuse, before training, a refer rule the run's classes cannot take.
+def check_trust_config(
+    config: RunConfig, class_names: Sequence[str], val_labels: Sequence[int] | None = None
+) -> None:
+    """Refuse, before training, what the run's classes or validation cases cannot take: a
+    refer rule for more classes than it handles, or a validation split lacking a class that
+    the calibration, the threshold rule or the refer rule is fitted on.
+
+    Args:
+        val_labels: the validation cases' class indices (None: not checked).
 
     Raises:
         ConfigError: ``refer.rule: sens_spec`` for more than two classes.
+        InputError: naming the data source, when the validation split has no case of a class
+            and something is fitted on every class of it.
     """
     if config.refer.rule == "sens_spec" and len(class_names) != 2:
         raise ConfigError(
             "refer.rule", f"sens_spec needs two classes, not {len(class_names)}; use coverage"
+        )
+    if val_labels is None:
+        return
+    present = {int(label) for label in val_labels}
+    missing = [name for k, name in enumerate(class_names) if k not in present]
+    if not missing:
+        return
+    needs = []
+    if config.calibration.method != "none":
+        needs.append(f"{config.calibration.method} calibration (or calibration.method: none)")
+    if len(class_names) == 2 and config.train.threshold != "fixed":
+        needs.append(f"the {config.train.threshold} threshold (or train.threshold: fixed)")
+    if config.refer.rule == "sens_spec":
+        needs.append("the sens_spec refer band (or refer.rule: coverage)")
+    if needs:
+        raise InputError(
+            str(config.data.path),
+            f"the validation split has no case of class {', '.join(map(repr, missing))}, "
+            f"and these are fitted on validation cases of every class: {'; '.join(needs)}. "
+            "Add such cases to the validation split, or set the alternatives named",
         )
 
 

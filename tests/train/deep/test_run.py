@@ -189,3 +189,30 @@ def test_a_3d_run_trains_channels_last_and_resumes_exactly(
     fresh = model_from_config(checkpoint["model_config"])
     fresh.load_state_dict(saved)
     assert fresh.block2[0].weight.is_contiguous()
+
+
+def test_a_validation_split_without_a_class_stops_the_run_before_training(
+    tiny_config: dict[str, Any], pneumonia_npz: Path, tmp_path: Path
+) -> None:
+    import numpy as np
+
+    from medlens.errors import InputError
+
+    arrays = dict(np.load(pneumonia_npz))
+    keep = arrays["val_labels"].reshape(-1) == 1
+    arrays["val_images"], arrays["val_labels"] = (
+        arrays["val_images"][keep],
+        arrays["val_labels"][keep],
+    )
+    one_class = tmp_path / "one_class_val.npz"
+    np.savez(one_class, **arrays)
+    tiny_config["data"]["path"] = str(one_class)
+    epochs: list[int] = []
+    with pytest.raises(InputError, match="one_class_val.npz.*no case of class"):
+        train_from_config(
+            parse_config(tiny_config),
+            progress=False,
+            callbacks=[lambda epoch, record: epochs.append(epoch)],
+        )
+    assert epochs == []
+    assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())

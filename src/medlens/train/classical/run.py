@@ -181,7 +181,7 @@ def train_classical(
     data = prepare_data(config)
     class_names = list(data.case_set.class_names)
     _check_classes(config, data.splits["train"], class_names)
-    check_trust_config(config, class_names)
+    check_trust_config(config, class_names, [int(c.label) for c in data.splits["val"]])
 
     t0 = time.perf_counter()
     features = run_features(config, data.case_set, data.splits, progress)
