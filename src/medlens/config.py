@@ -412,8 +412,8 @@ class ReferConfig(_Strict):
 
     rule: Literal["coverage", "sens_spec", "none"] = "coverage"
     coverage: float = Field(0.9, gt=0, le=1)
-    sensitivity: float = Field(0.95, gt=0, lt=1)
-    specificity: float = Field(0.95, gt=0, lt=1)
+    sensitivity: float = Field(0.95, gt=0, le=1)
+    specificity: float = Field(0.95, gt=0, le=1)
 
 
 class OodConfig(_Strict):

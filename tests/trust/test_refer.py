@@ -26,6 +26,30 @@ def test_sens_spec_band_meets_both_targets_on_validation(rng) -> None:
     assert band.refers(probs).mean() > 0
 
 
+def test_a_full_sensitivity_target_rules_out_no_validation_positive(rng) -> None:
+    from medlens.config import parse_config
+
+    config = parse_config(
+        {
+            "data": {"path": "x.npz"},
+            "refer": {"rule": "sens_spec", "sensitivity": 1.0, "specificity": 1.0},
+        }
+    )
+    y, probs = _scores(rng)
+    band = choose_band(
+        "sens_spec",
+        y,
+        probs,
+        0.5,
+        sensitivity=config.refer.sensitivity,
+        specificity=config.refer.specificity,
+    )
+    p = probs[:, 1]
+    assert not (p[y == 1] < band.low).any()  # no positive decided negative and kept
+    assert not (p[y == 0] >= band.high).any()  # no negative decided positive and kept
+    assert band.low == p[y == 1].min()
+
+
 def test_coverage_band_refers_its_share_around_the_threshold(rng) -> None:
     y, probs = _scores(rng)
     band = choose_band("coverage", y, probs, 0.4, coverage=0.8)
