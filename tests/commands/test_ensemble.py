@@ -239,3 +239,39 @@ def test_the_model_card_names_the_members_and_their_weights(
     assert "weighted ensemble of" in card
     assert all(m.name in card for m in member_runs)
     assert "(weight " in card and "`ensemble.json` (the model)" in card
+
+
+def test_the_ensemble_records_the_ood_flags_its_predictions_have(
+    member_runs: list[Path], tmp_path: Path
+) -> None:
+    """metrics.json, the report and the model card count the flags of predictions.csv: a
+    case is flagged when any member flags it, as each member's own predictions.csv says."""
+    from html import unescape
+
+    run = ensemble_runs(member_runs, "soft", tmp_path, n_bootstrap=0)
+    ood = json.loads((run / "metrics.json").read_text())["trust"]["ood"]
+    html = unescape((run / "report.html").read_text())
+    card = (run / "model_card.md").read_text()
+    for split, title in (("val", "validation"), ("test", "test")):
+        members = _members(member_runs, split)
+        ours = _ensemble(run, split).loc[members[0].index]
+        flags = [m["ood"].to_numpy() > 0 for m in members if "ood" in m.columns]
+        assert flags, "the CNN members have the score"
+        assert ((ours["ood"].to_numpy() > 0) == np.any(flags, axis=0)).all()
+        np.testing.assert_array_equal(ours["ood_score"], np.sum(flags, axis=0))
+        flagged = int(ours["ood"].sum())
+        assert flagged > 0 and ood["splits"][split]["flagged"] == flagged
+        assert ood["splits"][split]["n"] == len(ours)
+        assert f"<td>{title}</td><td>{len(ours)}</td><td>{flagged}</td>" in html
+        assert f"| {title} | {len(ours)} | {flagged} |" in card
+        assert list(ours["pred_label"]) == [PROBS[p].removeprefix("prob_") for p in ours["pred"]]
+    # each flagging member's own threshold and false-alarm rate, from its metrics.json
+    assert len(ood["members"]) + len(ood["members_without_score"]) == len(member_runs)
+    for entry in ood["members"]:
+        own = json.loads((Path(entry["run"]) / "metrics.json").read_text())["trust"]["ood"]
+        assert entry["threshold"] == own["threshold"]
+        assert entry["false_alarm_rate"] == own["false_alarm_rate"]
+        assert f"{entry['name']} ({own['score']}) flags a case above" in html
+    assert "when any member run flags it" in html and "when any member run flags it" in card
+    assert "This run has no out-of-distribution score" not in html
+    assert "A case flagged out of distribution is referred too." in html

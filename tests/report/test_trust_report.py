@@ -48,3 +48,48 @@ def test_the_run_records_the_test_mix_estimated_without_labels(pneumonia_run: Pa
     record = json.loads((pneumonia_run / "calibration.json").read_text())
     assert record["source_prior"][1] == pytest.approx(shift["source_prior"]["pneumonia"])
     assert 0 <= shift["ece_adapted"] <= 1
+
+
+def _edit_metrics(run: Path, edit) -> None:
+    import json
+
+    path = run / "metrics.json"
+    metrics = json.loads(path.read_text())
+    edit(metrics["trust"])
+    path.write_text(json.dumps(metrics))
+
+
+def test_a_run_with_the_score_says_flagged_cases_are_referred_and_counts_them(
+    pneumonia_run: Path, tmp_path: Path
+) -> None:
+    import json
+
+    run = shutil.copytree(pneumonia_run, tmp_path / "pneumonia")
+    html = unescape(write_report(run).read_text())
+    assert "A case flagged out of distribution is referred too." in html
+    assert "no out-of-distribution score" not in html
+    card = write_model_card(run).read_text()
+    assert "A case flagged out of distribution is referred too." in card
+    ood = json.loads((run / "metrics.json").read_text())["trust"]["ood"]["splits"]
+    for split, title in (("val", "validation"), ("test", "test")):
+        row = f"| {title} | {ood[split]['n']} | {ood[split]['flagged']} |"
+        assert row in card, row
+
+
+def test_a_run_without_the_score_never_says_flagged_cases_are_referred(
+    pneumonia_run: Path, tmp_path: Path
+) -> None:
+    """ood.score: none and refer.rule: none (the audit's run): one consistent story."""
+
+    def no_score_no_band(trust: dict) -> None:
+        del trust["ood"]
+        trust["refer"]["band"] = {"rule": "none", "low": None, "high": None, "targets": {}}
+
+    run = shutil.copytree(pneumonia_run, tmp_path / "pneumonia")
+    _edit_metrics(run, no_score_no_band)
+    html = unescape(write_report(run).read_text())
+    card = write_model_card(run).read_text()
+    for text in (html, card):
+        assert "No refer band: every case gets the model's decision." in text
+        assert "This run has no out-of-distribution score" in text
+        assert "flagged out of distribution is referred" not in text

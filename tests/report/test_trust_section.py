@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
-from medlens.report.trust_section import describe_band, describe_prior_shift
+from medlens.report.trust_section import (
+    describe_band,
+    describe_ood,
+    describe_prior_shift,
+    describe_referral,
+)
 
 
 def test_a_two_class_band_is_given_as_its_interval() -> None:
@@ -49,3 +54,38 @@ def test_the_prior_shift_sentence_gives_estimate_interval_truth_and_ece() -> Non
     assert "misses" not in text
     assert describe_prior_shift(None, ["a", "b"]) == ""
     assert "too few" in describe_prior_shift({"skipped": "12 cases are too few"}, ["a", "b"])
+
+
+def test_the_referral_sentence_mentions_the_flag_only_for_a_run_that_has_one() -> None:
+    names = ["normal", "pneumonia"]
+    band = {"rule": "coverage", "low": 0.2, "high": 0.45, "targets": {"coverage": 0.9}}
+    none = {"rule": "none", "low": None, "high": None, "targets": {}}
+    assert describe_referral(band, names, True) == (
+        describe_band(band, names) + " A case flagged out of distribution is referred too."
+    )
+    assert describe_referral(band, names, False) == describe_band(band, names)
+    assert describe_referral(none, names, False) == (
+        "No refer band: every case gets the model's decision."
+    )
+    flagged = describe_referral(none, names, True)
+    assert "unless it is flagged out of distribution" in flagged
+    assert "every case gets the model's decision." not in flagged  # no contradiction
+
+
+def test_an_ensemble_ood_record_names_the_rule_and_each_member_threshold() -> None:
+    record = {
+        "score": "any_member",
+        "members": [
+            {"name": "a", "score": "mahalanobis", "threshold": 37.8476, "false_alarm_rate": 0.05},
+            {"name": "b", "score": "mahalanobis", "threshold": 12.5, "false_alarm_rate": 0.1},
+        ],
+        "members_without_score": ["handcrafted"],
+        "splits": {},
+    }
+    text = describe_ood(record)
+    assert "when any member run flags it" in text
+    assert "a (mahalanobis) flags a case above 37.8476" in text and "5% of its validation" in text
+    assert "b (mahalanobis) flags a case above 12.5000" in text and "10% of its validation" in text
+    assert text.endswith("Without an out-of-distribution score: handcrafted.")
+    single = {"score": "mahalanobis", "threshold": 3.0, "false_alarm_rate": 0.05, "dims": 8}
+    assert describe_ood(single).startswith("Out-of-distribution score: mahalanobis")

@@ -304,20 +304,22 @@ def _prediction_table(
     raw: dict[str, np.ndarray],
 ) -> pd.DataFrame:
     """The reference run's rows (ids, labels, attributes) with the ensemble's calibrated
-    probabilities, decisions and trust columns, and its probabilities before calibration."""
+    probabilities, ``pred`` and ``pred_label`` (the class at its threshold), its trust
+    columns, and its probabilities before calibration."""
     parts = []
     for split in ("val", "test"):
         rows = reference[reference["split"] == split].copy()
         extra = [
             c
             for c in rows.columns
-            if c not in ("case_id", "split", "label", "pred", *TRUST_COLUMNS)
+            if c not in ("case_id", "split", "label", "pred", "pred_label", *TRUST_COLUMNS)
             and not c.startswith(("prob_", RAW_PROB_PREFIX))
         ]
         table = rows[["case_id", "split", "label"]].copy()
         for k, name in enumerate(names):
             table[f"prob_{name}"] = probs[split][:, k]
         table["pred"] = decisions[split].preds
+        table["pred_label"] = [names[int(k)] for k in decisions[split].preds]
         trust = pd.DataFrame(
             [decisions[split].row(i, names) for i in range(len(table))], index=table.index
         )
@@ -338,6 +340,40 @@ def _member_flags(
     if not flags:
         return None, None
     return np.sum(flags, axis=0).astype(float), np.any(flags, axis=0)
+
+
+def _ood_record(members: Sequence[Member], splits: Sequence[str]) -> dict[str, Any] | None:
+    """``metrics.json``'s ``trust.ood`` of the ensemble: its rule (a case is flagged when any
+    member flags it), each flagging member's own score, threshold and false-alarm rate (from
+    its ``metrics.json``), and the flags per split as the ensemble's ``predictions.csv`` has
+    them (``ood_summary``; the score is how many members flag the case), for each of
+    ``splits``. None when no member has the score."""
+    from medlens.trust.summary import ood_summary
+
+    if not any(m.ood is not None for m in members):
+        return None
+    described: list[dict[str, Any]] = []
+    for m in members:
+        if m.ood is None:
+            continue
+        own = (m.run.metrics.get("trust") or {}).get("ood") or {}
+        entry: dict[str, Any] = {"run": str(m.run.path.resolve()), "name": m.run.name}
+        entry.update({k: own[k] for k in ("score", "threshold", "false_alarm_rate") if k in own})
+        if "members" in own:
+            entry["members"] = own["members"]
+        described.append(entry)
+    counts: dict[str, Any] = {}
+    for split in splits:
+        scores, flags = _member_flags(members, split)
+        if scores is not None and flags is not None:
+            counts[split] = ood_summary(scores, flags)
+    return {
+        "score": "any_member",
+        "rule": "flagged when any member flags the case; ood_score: how many members flag it",
+        "members": described,
+        "members_without_score": [m.run.name for m in members if m.ood is None],
+        "splits": counts,
+    }
 
 
 def _auc(run: RunFolder, split: str) -> float | None:
@@ -486,6 +522,9 @@ def ensemble_runs(
             for s in decisions
         },
     }
+    ood = _ood_record(members, list(decisions))
+    if ood is not None:
+        trust["ood"] = ood
     trust["calibration"]["prior_shift"] = prior_shift_summary(
         y["test"], probs["test"], decisions["test"].preds, prior, class_names, seed
     )

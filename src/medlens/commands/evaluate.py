@@ -3,13 +3,21 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
 from medlens.errors import ConfigError, InputError
 from medlens.io_utils import write_atomic, write_json_atomic
-from medlens.run_folder.reader import read_run_task
+from medlens.report.formatting import format_value
+from medlens.run_folder.reader import read_decision_labels, read_run_task
+
+if TYPE_CHECKING:
+    from medlens.inference.decide import RunPredictor
+    from medlens.inference.ensemble_run import EnsemblePredictor
+    from medlens.inference.loaded_run import LoadedRun
+    from medlens.trust.decisions import Decisions
 
 
 def parse_spacing(text: str | None) -> list[float] | None:
@@ -122,26 +130,37 @@ def evaluate_run(
     out: Path | None = None,
 ) -> Path:
     """Predict the ``split`` cases of ``data`` (default: the run's own data) and write
-    ``metrics.json``, ``predictions.csv`` and plots to ``out``; print the metric table.
+    ``metrics.json``, ``predictions.csv`` and plots to ``out``; print the metric table and
+    how many cases were referred.
 
     ``split=None`` means the test split of the run's own data or of a MedMNIST file, and
-    every case of other data (an external set has no reason to be split). The threshold is
-    the one the run chose on its validation split; nothing is re-tuned here.
+    every case of other data (an external set has no reason to be split). The run's whole
+    decision rule applies as in ``medlens predict`` (``load_predictor``; an ensemble run
+    folder too, reading its first member's data and evaluation settings): its calibrator,
+    the threshold it chose on its validation split, its refer band and its
+    out-of-distribution flag; nothing is re-tuned here. ``predictions.csv`` has ``pred``,
+    ``pred_label``, ``prob_<class>`` and the trust columns (``decision``, ``refer``,
+    ``refer_reason``, ``ood_score``, ``ood``); ``metrics.json`` scores every case and
+    records under ``trust`` the referred cases with the balanced accuracy of all cases and
+    of the kept ones (``refer``, as in a run's ``metrics.json``) and the cases flagged out
+    of distribution (``ood``, for a run with the score).
     """
     from pydantic import ValidationError
 
     from medlens.config import DataConfig
     from medlens.data.sources import open_source
-    from medlens.inference.loaded_run import load_run, predict_images
+    from medlens.inference.ensemble_run import load_predictor
     from medlens.metrics import evaluate_predictions
-    from medlens.metrics.threshold import predict_labels
     from medlens.report.plots import plot_confusion, plot_roc
 
-    run = load_run(run_dir)
-    data_cfg = run.config.data
+    predictor = load_predictor(run_dir)
+    config = _settings_run(predictor).config
+    class_names = predictor.class_names
+    threshold = float(read_decision_labels(run_dir)["threshold"])
+    data_cfg = config.data
     if data is not None:
         fields = {**data_cfg.model_dump(), "path": Path(data), "format": data_format}
-        fields.update(class_names=run.class_names, train_fraction_used=1.0)
+        fields.update(class_names=class_names, train_fraction_used=1.0)
         try:
             data_cfg = DataConfig.model_validate(fields)
         except ValidationError as exc:
@@ -150,24 +169,26 @@ def evaluate_run(
     if split is None:
         split = "test" if data is None or data_format == "medmnist" else "all"
     case_set = open_source(data_cfg)
-    if list(case_set.class_names) != run.class_names:
+    if list(case_set.class_names) != class_names:
         raise InputError(
-            data_cfg.path, f"classes {case_set.class_names} differ from the run's {run.class_names}"
+            data_cfg.path, f"classes {case_set.class_names} differ from the run's {class_names}"
         )
     cases = [c for c in case_set.cases if split == "all" or c.split == split]
     if not cases:
         raise InputError(data_cfg.path, f"no cases in split {split!r}")
-    probs = predict_images(run, (case_set.load(c) for c in cases))
+    decisions = predictor.decisions([predictor.prepare(case_set.load(c)) for c in cases])
+    probs = decisions.probs
     labels = np.array([c.label for c in cases], dtype=int)
     result = evaluate_predictions(
         labels,
         probs,
-        run.class_names,
-        run.threshold,
-        n_bootstrap=run.config.evaluate.n_bootstrap,
-        ci_level=run.config.evaluate.ci_level,
-        seed=run.config.seed,
+        class_names,
+        threshold,
+        n_bootstrap=config.evaluate.n_bootstrap,
+        ci_level=config.evaluate.ci_level,
+        seed=config.seed,
     )
+    trust = _trust_record(predictor, labels, decisions)
     out = (
         Path(out)
         if out is not None
@@ -176,18 +197,82 @@ def evaluate_run(
     out.mkdir(parents=True, exist_ok=True)
     write_json_atomic(
         out / "metrics.json",
-        {"run": str(run_dir), "data": str(data_cfg.path), "split": split, **result},
+        {"run": str(run_dir), "data": str(data_cfg.path), "split": split, **result, "trust": trust},
     )
-    preds = predict_labels(probs, run.threshold)
-    frame = pd.DataFrame({"case_id": [c.case_id for c in cases], "label": labels, "pred": preds})
-    for k, name in enumerate(run.class_names):
+    preds = decisions.preds
+    frame = pd.DataFrame(
+        {
+            "case_id": [c.case_id for c in cases],
+            "label": labels,
+            "pred": preds,
+            "pred_label": [class_names[int(k)] for k in preds],
+        }
+    )
+    for k, name in enumerate(class_names):
         frame[f"prob_{name}"] = probs[:, k]
+    trust_columns = pd.DataFrame(
+        [decisions.row(i, class_names) for i in range(len(cases))], index=frame.index
+    )
+    frame = pd.concat([frame, trust_columns], axis=1)
     write_atomic(out / "predictions.csv", frame.to_csv(index=False))
     (out / "plots").mkdir(exist_ok=True)
-    plot_roc(labels, probs, run.class_names, out / "plots" / "roc.png")
-    plot_confusion(labels, preds, run.class_names, out / "plots" / "confusion.png")
-    _print_table(result, f"{Path(data_cfg.path).name} [{split}] at threshold {run.threshold:.3f}")
+    plot_roc(labels, probs, class_names, out / "plots" / "roc.png")
+    plot_confusion(labels, preds, class_names, out / "plots" / "confusion.png")
+    _print_table(result, f"{Path(data_cfg.path).name} [{split}] at threshold {threshold:.3f}")
+    _print_referral(trust)
     return out
+
+
+def _settings_run(predictor: RunPredictor | EnsemblePredictor) -> LoadedRun:
+    """The single run whose config gives the data and evaluation settings: the run itself,
+    or an ensemble's first member (its members share the validation and test cases)."""
+    from medlens.inference.ensemble_run import EnsemblePredictor
+
+    while isinstance(predictor, EnsemblePredictor):
+        predictor = predictor.members[0]
+    return predictor.run
+
+
+def _trust_record(
+    predictor: RunPredictor | EnsemblePredictor, labels: np.ndarray, decisions: Decisions
+) -> dict[str, Any]:
+    """``metrics.json``'s ``trust``: the referred cases (``refer_summary``) and the cases
+    flagged out of distribution (``ood_summary``; absent for a run without the score)."""
+    from medlens.inference.ensemble_run import EnsemblePredictor
+    from medlens.trust.summary import ood_summary, refer_summary
+
+    rule = predictor.trust if isinstance(predictor, EnsemblePredictor) else predictor.run.trust
+    trust: dict[str, Any] = {
+        "refer": {
+            "band": rule.band.to_dict(),
+            **refer_summary(rule.band, labels, decisions.preds, decisions.referred),
+        }
+    }
+    if decisions.ood is not None and decisions.ood_scores is not None:
+        trust["ood"] = ood_summary(decisions.ood_scores, decisions.ood)
+    return trust
+
+
+def _print_referral(trust: dict[str, Any]) -> None:
+    from rich.console import Console
+
+    refer = trust["refer"]
+    flagged = trust["ood"]["flagged"] if "ood" in trust else None
+    kept = refer["n"] - refer["referred"]
+    Console().print(
+        f"{refer['referred']} of {refer['n']} cases referred to a human"
+        + (
+            " (this run has no out-of-distribution score)"
+            if flagged is None
+            else f" ({flagged} of them out of distribution)"
+        )
+        + f"; balanced accuracy {format_value(refer['balanced_accuracy_all'])} on all cases"
+        + (
+            f", {format_value(refer['balanced_accuracy_kept'])} on the {kept} kept"
+            if kept
+            else ", none kept"
+        )
+    )
 
 
 def _print_table(result: dict, title: str) -> None:

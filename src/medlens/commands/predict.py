@@ -127,8 +127,9 @@ def _classify(run_dir: Path, inputs: Sequence[Path], options: PredictOptions) ->
             progress=not options.quiet,
         )
         return (
-            f"{summary.predicted} predictions, {summary.errors} unreadable (rows with an error) "
-            f"-> {summary.out}"
+            f"{summary.predicted} predictions ({summary.referred} referred to a human, "
+            f"{summary.out_of_distribution} of them out of distribution), {summary.errors} "
+            f"unreadable (rows with an error) -> {summary.out}"
             + (f"; {summary.already_done} already there" if summary.already_done else "")
         )
     from medlens.inference.classify import predict_files

@@ -12,6 +12,10 @@ from medlens.report.markdown import escape_markdown, markdown_table
 from medlens.run_folder.classification import RunFolder
 
 _ORDER = {"val": 0, "test": 1}
+#: What the report and the model card say of a run without an out-of-distribution score.
+NO_OOD_TEXT = (
+    "This run has no out-of-distribution score: inputs unlike the training images are not flagged."
+)
 
 
 def _splits(record: dict[str, Any]) -> list[str]:
@@ -58,6 +62,59 @@ def describe_band(band: dict[str, Any], class_names: list[str]) -> str:
         where = f"refers cases whose largest probability is below {format_value(band.get('min_confidence'))}"
     aim = ", ".join(f"{k} {format_value(v)}" for k, v in targets.items())
     return f"The refer band (rule {rule}: {aim}, chosen on validation) {where}."
+
+
+def describe_referral(band: dict[str, Any], class_names: list[str], flags_ood: bool) -> str:
+    """Which cases go to a human: the refer band's sentence (``describe_band``) and, only
+    when the run has an out-of-distribution score (``flags_ood``), that a flagged case is
+    referred as well."""
+    if not flags_ood:
+        return describe_band(band, class_names)
+    if band.get("rule", "none") == "none":
+        return (
+            "No refer band: every case gets the model's decision, unless it is flagged out of "
+            "distribution, which refers it to a human."
+        )
+    return describe_band(band, class_names) + " A case flagged out of distribution is referred too."
+
+
+def _describe_member_ood(member: dict[str, Any]) -> str:
+    name = member.get("name") or member.get("run")
+    if isinstance(member.get("members"), list):
+        return f"{name} flags a case when any of its own members does"
+    rate = member.get("false_alarm_rate")
+    share = ""
+    if rate is not None:
+        share = f", a threshold set to flag {100 * float(rate):.0f}% of its validation cases"
+    return (
+        f"{name} ({member.get('score')}) flags a case above "
+        f"{format_value(member.get('threshold'), 4)}{share}"
+    )
+
+
+def describe_ood(ood: dict[str, Any]) -> str:
+    """One or two sentences: the out-of-distribution score and its threshold, or, for an
+    ensemble (``ood["members"]``), the rule that ORs its members' flags and each member's
+    threshold and false-alarm rate."""
+    members = ood.get("members")
+    if isinstance(members, list):
+        text = (
+            "Out-of-distribution flags: a case is flagged, and referred, when any member run "
+            "flags it (ood_score: how many members flag it). "
+            + "; ".join(_describe_member_ood(m) for m in members if isinstance(m, dict))
+            + "."
+        )
+        without = ood.get("members_without_score") or []
+        if without:
+            text += f" Without an out-of-distribution score: {', '.join(map(str, without))}."
+        return text
+    return (
+        f"Out-of-distribution score: {ood.get('score')} (smallest Mahalanobis distance of "
+        f"the penultimate features to a training class mean, {ood.get('dims')} "
+        f"dimensions); a case above {format_value(ood.get('threshold'), 4)} is flagged "
+        f"and referred, a threshold set to flag "
+        f"{100 * float(ood.get('false_alarm_rate', 0)):.0f}% of the validation cases."
+    )
 
 
 def describe_prior_shift(shift: dict[str, Any] | None, class_names: list[str]) -> str:
@@ -142,6 +199,9 @@ def trust_context(run: RunFolder) -> dict[str, Any] | None:
         "calibration_rows": cal_rows,
         "prior_shift_text": describe_prior_shift(calibration.get("prior_shift"), run.class_names),
         "band_text": describe_band(refer.get("band") or {}, run.class_names),
+        "refer_text": describe_referral(
+            refer.get("band") or {}, run.class_names, isinstance(ood, dict)
+        ),
         "refer_rows": refer_rows,
         "aurc_rows": [
             {
@@ -155,6 +215,7 @@ def trust_context(run: RunFolder) -> dict[str, Any] | None:
             }
             for split in _splits(selective)
         ],
+        "no_ood_text": NO_OOD_TEXT,
         "coverage_split": SPLIT_TITLES.get(coverage_split or "", coverage_split),
         "coverage_rows": [
             {
@@ -169,13 +230,7 @@ def trust_context(run: RunFolder) -> dict[str, Any] | None:
         "ood": None
         if not isinstance(ood, dict)
         else {
-            "text": (
-                f"Out-of-distribution score: {ood.get('score')} (smallest Mahalanobis distance of "
-                f"the penultimate features to a training class mean, {ood.get('dims')} "
-                f"dimensions); a case above {format_value(ood.get('threshold'), 4)} is flagged "
-                f"and referred, a threshold set to flag "
-                f"{100 * float(ood.get('false_alarm_rate', 0)):.0f}% of the validation cases."
-            ),
+            "text": describe_ood(ood),
             "rows": [
                 {
                     "split": SPLIT_TITLES.get(split, split),
@@ -207,7 +262,7 @@ def trust_markdown(run: RunFolder) -> list[str]:
     )
     if context["prior_shift_text"]:
         lines += ["", escape_markdown(context["prior_shift_text"])]
-    lines += ["", escape_markdown(context["band_text"]), ""]
+    lines += ["", escape_markdown(context["refer_text"]), ""]
     if context["refer_rows"]:
         lines += markdown_table(
             ["Split", "Cases", "Referred", "Balanced accuracy, all", "Balanced accuracy, kept"],
@@ -216,6 +271,11 @@ def trust_markdown(run: RunFolder) -> list[str]:
                 for r in context["refer_rows"]
             ],
         )
-    if context["ood"] is not None:
-        lines += ["", escape_markdown(context["ood"]["text"])]
+    if context["ood"] is None:
+        return lines + ["", NO_OOD_TEXT]
+    lines += ["", escape_markdown(context["ood"]["text"]), ""]
+    lines += markdown_table(
+        ["Split", "Cases", "Flagged out of distribution", "Share"],
+        [[r["split"], r["n"], r["flagged"], r["share"]] for r in context["ood"]["rows"]],
+    )
     return lines

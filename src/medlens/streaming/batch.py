@@ -5,18 +5,39 @@ Both engines (local and Ray) call these same two functions, so they give the sam
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
 
+from medlens.data.image import Image
 from medlens.errors import InputError
 from medlens.inference.cost import CaseCost
 
-DecodedCase = tuple[str, np.ndarray | None, str | None, tuple[float, float]]
-"""``(case_id, preprocessed float32 array (C, *spatial) or None, error or None, (seconds,
-peak RSS MiB) of decoding it)``."""
+DecodedCase = tuple[str, Any, str | None, tuple[float, float]]
+"""``(case_id, the prepared input or None, error or None, (seconds, peak RSS MiB) of
+decoding it)``. The prepared input is a float32 array ``(C, *spatial)`` for a single run,
+and a list of them, one per member, for an ensemble."""
+
+
+def _decode(prepare: Callable[[Image], Any], path: str) -> DecodedCase:
+    """Read one file (or DICOM series folder) and ``prepare`` it; any failure becomes the
+    case's error message instead of an exception, so one bad file never stops a run."""
+    from medlens.data.readers import read_image
+
+    prepared: Any = None
+    error: str | None = None
+    cost = CaseCost()
+    with cost:
+        try:
+            prepared = prepare(read_image(path))
+        except InputError as exc:
+            error = exc.reason
+        except Exception as exc:  # a reader's unforeseen failure on one file of thousands
+            error = f"could not be read ({type(exc).__name__}: {exc})"
+    return path, prepared, error, (cost.seconds, cost.peak_rss_mib)
 
 
 @dataclass(frozen=True)
@@ -32,24 +53,53 @@ class CasePreparer:
     preprocess: Any
     input_shape: tuple[int, ...] | None
 
-    def __call__(self, path: str) -> DecodedCase:
-        """Read and preprocess one file (or DICOM series folder); any failure becomes the
-        case's error message instead of an exception, so one bad file never stops a run."""
-        from medlens.data.readers import read_image
+    def prepare(self, image: Image) -> np.ndarray:
+        """The run's preprocessing replayed on ``image`` (``prepare_input``)."""
         from medlens.inference.loaded_run import prepare_input
 
-        array: np.ndarray | None = None
-        error: str | None = None
-        cost = CaseCost()
-        with cost:
-            try:
-                # prepare_input reads only .preprocess and .input_shape of the run it is given.
-                array = prepare_input(self, read_image(path))  # type: ignore[arg-type]
-            except InputError as exc:
-                error = exc.reason
-            except Exception as exc:  # a reader's unforeseen failure on one file of thousands
-                error = f"could not be read ({type(exc).__name__}: {exc})"
-        return path, array, error, (cost.seconds, cost.peak_rss_mib)
+        # prepare_input reads only .preprocess and .input_shape of the run it is given.
+        return prepare_input(self, image)  # type: ignore[arg-type]
+
+    def __call__(self, path: str) -> DecodedCase:
+        """Read and preprocess one file (see ``_decode``)."""
+        return _decode(self.prepare, path)
+
+
+@dataclass(frozen=True)
+class MemberPreparers:
+    """An ensemble's decoding: the image read once, then prepared by each member's own
+    preprocessing, in the order of the ensemble's members (what
+    ``EnsemblePredictor.prepare`` gives).
+
+    Attributes:
+        members: one preparer per member (an ensemble member has its own).
+    """
+
+    members: tuple[CasePreparer | MemberPreparers, ...]
+
+    def prepare(self, image: Image) -> list[Any]:
+        """``image`` prepared by every member."""
+        return [member.prepare(image) for member in self.members]
+
+    def __call__(self, path: str) -> DecodedCase:
+        """Read one file and prepare it for every member (see ``_decode``)."""
+        return _decode(self.prepare, path)
+
+
+def preparer_for(predictor: Any) -> CasePreparer | MemberPreparers:
+    """The decoding a worker does for ``predictor`` (a ``RunPredictor`` or an
+    ``EnsemblePredictor``): the preprocessing of its run, or of each of its members."""
+    members = getattr(predictor, "members", None)
+    if members is not None:
+        return MemberPreparers(tuple(preparer_for(m) for m in members))
+    return CasePreparer(predictor.run.preprocess, predictor.run.input_shape)
+
+
+def _shape_key(prepared: Any) -> tuple[Any, ...]:
+    """A key equal for inputs that can share a forward pass (the same shapes throughout)."""
+    if isinstance(prepared, np.ndarray):
+        return tuple(prepared.shape)
+    return tuple(_shape_key(member) for member in prepared)
 
 
 def result_schema(class_names: list[str]) -> pa.Schema:
@@ -78,53 +128,43 @@ def result_schema(class_names: list[str]) -> pa.Schema:
     )
 
 
-def predict_batch(run: Any, cases: list[DecodedCase]) -> pa.Table:
+def predict_batch(predictor: Any, cases: list[DecodedCase]) -> pa.Table:
     """The rows of ``cases`` in their order: probabilities and decision, or the error.
 
     Args:
-        run: a ``LoadedRun`` (model, class names, decision threshold).
-        cases: decoded cases (see ``CasePreparer``).
+        predictor: a ``RunPredictor`` or an ``EnsemblePredictor`` (its ``decisions``).
+        cases: decoded cases (see ``CasePreparer`` and ``MemberPreparers``).
 
     Binary runs decide with the run's threshold on ``prob_<class 1>``, others by arg-max,
-    and refer cases in the run's band or out of distribution, as ``medlens predict`` does.
+    and refer cases in the run's band or out of distribution (an ensemble: flagged by any
+    member, ``ood_score`` how many), as ``medlens predict`` does.
     """
-    from medlens.inference.decide import decisions_of
-    from medlens.inference.loaded_run import predict_with_features
-
-    k = len(run.class_names)
-    probs = np.full((len(cases), k), np.nan)
-    features: np.ndarray | None = None
+    names = predictor.class_names
+    probs = np.full((len(cases), len(names)), np.nan)
     ok = np.array([case[1] is not None for case in cases], dtype=bool)
     seconds = np.array([case[3][0] for case in cases])
     peaks = np.array([case[3][1] for case in cases])
-    by_shape: dict[tuple[int, ...], list[int]] = {}
+    preds = np.zeros(len(cases), dtype=np.int64)
+    by_case: list[dict | None] = [None] * len(cases)
+    by_shape: dict[tuple[Any, ...], list[int]] = {}
     for i, case in enumerate(cases):
         if case[1] is not None:
-            by_shape.setdefault(tuple(case[1].shape), []).append(i)
+            by_shape.setdefault(_shape_key(case[1]), []).append(i)
     for rows in by_shape.values():  # one shape unless the run recorded no input shape
-        arrays = [cases[i][1] for i in rows]
         with CaseCost() as forward:  # each case is charged its share of the forward pass
-            probs[rows], feats = predict_with_features(run, arrays, batch_size=len(rows))  # type: ignore[arg-type]
-        if feats is not None:
-            if features is None:
-                features = np.zeros((len(cases), feats.shape[1]))
-            features[rows] = feats
+            decided = predictor.decisions([cases[i][1] for i in rows], batch_size=len(rows))
+        probs[rows] = decided.probs
+        preds[rows] = decided.preds
+        for k, i in enumerate(rows):
+            by_case[i] = decided.row(k, names)
         seconds[rows] += forward.seconds / len(rows)
         peaks[rows] = np.maximum(peaks[rows], forward.peak_rss_mib)
-    good_rows = np.flatnonzero(ok)
-    decided = decisions_of(run, probs[ok], None if features is None else features[ok])
-    trust = [decided.row(i, run.class_names) for i in range(len(good_rows))]
-    by_case: list[dict | None] = [None] * len(cases)
-    for row_index, r in zip(good_rows, trust, strict=True):
-        by_case[int(row_index)] = r
-    preds = np.zeros(len(cases), dtype=np.int64)
-    preds[ok] = decided.preds
     columns: dict[str, pa.Array] = {"case_id": pa.array([case[0] for case in cases], pa.string())}
-    for c, name in enumerate(run.class_names):
+    for c, name in enumerate(names):
         columns[f"prob_{name}"] = pa.array(probs[:, c], pa.float64(), mask=~ok)
     columns["pred"] = pa.array(preds, pa.int64(), mask=~ok)
     columns["pred_label"] = pa.array(
-        [run.class_names[p] if good else None for p, good in zip(preds, ok, strict=True)],
+        [names[p] if good else None for p, good in zip(preds, ok, strict=True)],
         pa.string(),
     )
     for name, kind in (
@@ -138,4 +178,4 @@ def predict_batch(run: Any, cases: list[DecodedCase]) -> pa.Table:
     columns["seconds"] = pa.array(np.round(seconds, 4), pa.float64())
     columns["peak_rss_mib"] = pa.array(np.round(peaks, 1), pa.float64())
     columns["error"] = pa.array([case[2] for case in cases], pa.string())
-    return pa.table(columns, schema=result_schema(list(run.class_names)))
+    return pa.table(columns, schema=result_schema(list(names)))

@@ -11,7 +11,13 @@ import torch
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
 from medlens.inference.discovery import iter_image_files
-from medlens.streaming.batch import CasePreparer, DecodedCase, predict_batch
+from medlens.streaming.batch import (
+    CasePreparer,
+    DecodedCase,
+    MemberPreparers,
+    predict_batch,
+    preparer_for,
+)
 
 
 class DecodedCaseStream(IterableDataset):
@@ -26,7 +32,7 @@ class DecodedCaseStream(IterableDataset):
         inputs: files and folders (see ``iter_image_files``).
         volumes: a folder of DICOM slices is one case (3D models).
         skip: case ids already predicted (resume).
-        prepare: reads and preprocesses one file.
+        prepare: reads and preprocesses one file (for each member of an ensemble).
         batch_size: the DataLoader's batch size.
     """
 
@@ -35,7 +41,7 @@ class DecodedCaseStream(IterableDataset):
         inputs: list[str],
         volumes: bool,
         skip: frozenset[str],
-        prepare: CasePreparer,
+        prepare: CasePreparer | MemberPreparers,
         batch_size: int,
     ) -> None:
         super().__init__()
@@ -63,7 +69,7 @@ def _as_list(batch: list[DecodedCase]) -> list[DecodedCase]:
 
 
 def predict_local(
-    run: Any,
+    predictor: Any,
     inputs: list[str],
     volumes: bool,
     skip: frozenset[str],
@@ -73,11 +79,12 @@ def predict_local(
     """Tables of result rows, one per batch, in the order the files are found.
 
     Args:
-        run: the ``LoadedRun`` whose model is applied (in this process).
+        predictor: the ``RunPredictor`` or ``EnsemblePredictor`` applied (in this process);
+            the workers only decode and preprocess.
         workers: decoding processes; 0 decodes in this process.
         batch_size: cases per model call (and per table).
     """
-    prepare = CasePreparer(run.preprocess, run.input_shape)
+    prepare = preparer_for(predictor)
     dataset = DecodedCaseStream(inputs, volumes, skip, prepare, batch_size)
     loader = DataLoader(
         dataset,
@@ -88,4 +95,4 @@ def predict_local(
         prefetch_factor=2 if workers else None,
     )
     for batch in loader:
-        yield predict_batch(run, batch)
+        yield predict_batch(predictor, batch)

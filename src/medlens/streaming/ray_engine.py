@@ -10,25 +10,27 @@ from pathlib import Path
 
 import pyarrow as pa
 
-from medlens.streaming.batch import CasePreparer, predict_batch
+from medlens.streaming.batch import predict_batch, preparer_for
 
 
 class RunPredictor:
-    """A Ray actor's model: the run folder loaded once, applied to batches of paths.
+    """A Ray actor's model: the run folder (single or ensemble) loaded once, applied to
+    batches of paths.
 
     Args:
-        run_dir: the run folder, as every node sees it (a shared file system on a cluster).
+        run_dir: the run folder, as every node sees it (a shared file system on a cluster;
+            an ensemble's member runs too).
         device: ``cpu``, ``cuda``... (None: CUDA when the actor sees a GPU).
     """
 
     def __init__(self, run_dir: str, device: str | None = None) -> None:
         import torch
 
-        from medlens.inference.loaded_run import load_run
+        from medlens.inference.ensemble_run import load_predictor
 
         torch.set_num_threads(1)  # one actor per CPU
-        self.run = load_run(run_dir, device)
-        self.prepare = CasePreparer(self.run.preprocess, self.run.input_shape)
+        self.predictor = load_predictor(run_dir, device)
+        self.prepare = preparer_for(self.predictor)
 
     def __call__(self, batch: pa.Table) -> pa.Table:
         """Rows (``result_schema``) for a batch with columns ``case_id`` and ``path``."""
@@ -37,7 +39,7 @@ class RunPredictor:
         cases = [
             (case_id, *self.prepare(path)[1:]) for case_id, path in zip(ids, paths, strict=True)
         ]
-        return predict_batch(self.run, cases)  # type: ignore[arg-type]
+        return predict_batch(self.predictor, cases)  # type: ignore[arg-type]
 
 
 def _connect(address: str | None, workers: int) -> bool:
@@ -79,7 +81,7 @@ def predict_ray(
         batch_size: cases per actor call.
         address: a Ray cluster (``auto``, ``ray://host:10001``); None starts a local instance
             limited to ``workers`` CPUs, or uses the one this process already started.
-        device: passed to ``load_run`` in every actor.
+        device: passed to ``load_predictor`` in every actor.
     """
     if not todo:
         return

@@ -34,6 +34,9 @@ class StreamSummary:
         errors: cases of this call that failed (a row with its error).
         already_done: cases found in the output of an earlier run and not redone.
         seconds: wall time of the prediction (after loading the run), in seconds.
+        referred: cases of this call referred to a human (``refer`` 1: in the refer band
+            or out of distribution).
+        out_of_distribution: cases of this call flagged out of distribution (``ood`` 1).
     """
 
     out: Path
@@ -43,6 +46,8 @@ class StreamSummary:
     errors: int
     already_done: int
     seconds: float
+    referred: int = 0
+    out_of_distribution: int = 0
 
     @property
     def files_per_s(self) -> float:
@@ -96,11 +101,13 @@ def stream_predict(
     written at once (see ``medlens.streaming.writers`` for the layout while running), so
     memory stays flat in the number of files and a killed run loses at most the batches in
     flight. A file that cannot be read or preprocessed becomes a row with its ``error`` and
-    the run goes on. Rows: ``case_id`` (the path), ``prob_<class>``..., ``pred``,
-    ``pred_label``, ``error``.
+    the run goes on. Rows: ``result_schema``: ``case_id`` (the path), ``prob_<class>``...,
+    ``pred``, ``pred_label``, the trust columns (``decision``, ``refer``, ``refer_reason``,
+    ``ood_score``, ``ood``), what the case cost, ``error``.
 
     Args:
-        run_dir: a finished classification run folder.
+        run_dir: a finished classification run folder, or an ensemble run folder (each
+            member applied with its own preprocessing, as ``medlens predict`` does).
         inputs: image files and folders (DICOM, PNG/JPEG/TIFF, NIfTI, ``.npy``; with a 3D
             model a folder of DICOM slices is one case).
         out: the result file, ``.parquet`` or ``.csv``.
@@ -124,22 +131,24 @@ def stream_predict(
         InputError: a missing input, an unusable run folder, or a partial output with other
             columns.
     """
-    from medlens.inference.loaded_run import load_run
+    from medlens.inference.ensemble_run import load_predictor
+    from medlens.run_folder.reader import read_run_task
 
     out = Path(out)
     workers = default_workers() if workers is None else workers
     _check_arguments(engine, workers, batch_size, out)
     paths = [str(inputs)] if isinstance(inputs, str | Path) else [str(p) for p in inputs]
-    run = load_run(run_dir, device)
-    if not run.task.applies("engine"):
+    task = read_run_task(run_dir)
+    if not task.applies("engine"):
         raise ConfigError(
             "task",
-            f"streaming prediction does not apply to a {run.task.name} run; "
+            f"streaming prediction does not apply to a {task.name} run; "
             "use `medlens predict` without --engine",
         )
-    volumes = run.input_shape is not None and len(run.input_shape) == 4
+    predictor = load_predictor(run_dir, device)
+    volumes = predictor.volumes
     iter_image_files(paths, volumes)  # a missing input fails before the output is touched
-    writer = open_result_writer(out, result_schema(run.class_names), resume)
+    writer = open_result_writer(out, result_schema(predictor.class_names), resume)
     done = frozenset(writer.done_case_ids()) if resume else frozenset()
     todo_count = sum(1 for p in iter_image_files(paths, volumes) if p not in done)
 
@@ -148,13 +157,13 @@ def stream_predict(
     if engine == "local":
         from medlens.streaming.local_engine import predict_local
 
-        tables = predict_local(run, paths, volumes, done, workers, batch_size)
+        tables = predict_local(predictor, paths, volumes, done, workers, batch_size)
     else:
         from medlens.streaming.ray_engine import predict_ray
 
         todo = [p for p in iter_image_files(paths, volumes) if p not in done]
         tables = predict_ray(run_dir, todo, workers, batch_size, ray_address, device)
-    predicted = errors = batches = 0
+    predicted = errors = batches = referred = flagged = 0
     bar = tqdm(total=todo_count, unit="file", desc="predict", disable=not progress)
     try:
         for table in tables:
@@ -162,6 +171,8 @@ def stream_predict(
             failed = len(table) - table.column("error").null_count
             predicted += len(table) - failed
             errors += failed
+            referred += _ones(table, "refer")
+            flagged += _ones(table, "ood")
             batches += 1
             bar.update(len(table))
             bar.set_postfix(errors=errors, refresh=False)
@@ -172,4 +183,11 @@ def stream_predict(
         tables.close()  # type: ignore[attr-defined]
     seconds = time.perf_counter() - start
     final = writer.finalize()
-    return StreamSummary(final, engine, workers, predicted, errors, len(done), seconds)
+    return StreamSummary(
+        final, engine, workers, predicted, errors, len(done), seconds, referred, flagged
+    )
+
+
+def _ones(table: pa.Table, column: str) -> int:
+    """How many rows of ``table`` have 1 in ``column`` (nulls: failed cases, or no score)."""
+    return sum(1 for value in table.column(column).to_pylist() if value == 1)
