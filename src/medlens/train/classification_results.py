@@ -122,7 +122,7 @@ def prediction_rows(
     class_names: Sequence[str],
 ) -> list[dict[str, Any]]:
     """``predictions.csv`` rows: case_id, split, label, prob_<class>... (calibrated), pred,
-    decision, refer, refer_reason (and ood_score, ood), raw_prob_<class>... (before
+    pred_label, decision, refer, refer_reason (and ood_score, ood), raw_prob_<class>... (before
     calibration), patient_id (when it differs from the case), then the case's attributes
     (subgroup columns)."""
     rows = []
@@ -131,6 +131,7 @@ def prediction_rows(
         for c, name in enumerate(class_names):
             row[f"prob_{name}"] = float(decisions.probs[k, c])
         row["pred"] = int(decisions.preds[k])
+        row["pred_label"] = class_names[int(decisions.preds[k])]
         row.update(decisions.row(k, class_names))
         for c, name in enumerate(class_names):
             row[f"raw_prob_{name}"] = float(raw[k, c])

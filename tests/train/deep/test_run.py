@@ -60,7 +60,10 @@ def test_run_folder_is_complete_and_threshold_comes_from_validation(
     assert (preds["split"] == "test").sum() == 624 and (preds["split"] == "val").sum() == 524
     val = preds[preds["split"] == "val"]
     prob_columns = [c for c in preds.columns if c.startswith("prob_")]
-    assert {"decision", "refer", "refer_reason", "ood", "ood_score"} <= set(preds.columns)
+    assert {"pred_label", "decision", "refer", "refer_reason", "ood", "ood_score"} <= set(
+        preds.columns
+    )
+    assert (preds["pred_label"] == preds["pred"].map({0: "normal", 1: "pneumonia"})).all()
     assert len(prob_columns) == 2
     # the default rule since issue 16, on the calibrated validation probabilities
     expected = choose_threshold(
