@@ -76,7 +76,7 @@ def test_tta_adds_entropy_and_mutual_information(
     predict_files(pneumonia_run, [png_folder], out, uncertainty="tta")
     good = pd.read_csv(out)
     assert len(good) == 8
-    assert set(good["uncertainty"]) == {"tta"}
+    assert set(good["uncertainty_method"]) == {"tta"}
     assert (good["entropy"] >= 0).all() and (good["entropy"] <= np.log(2) + 1e-9).all()
     assert (good["mutual_information"] >= 0).all() and good["mutual_information"].max() > 0
     assert (good["mutual_information"] <= good["entropy"] + 1e-9).all()

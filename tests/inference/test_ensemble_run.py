@@ -61,7 +61,7 @@ def test_predict_on_an_ensemble_replays_its_predictions(
         np.testing.assert_allclose(ours[column], recorded[column], atol=1e-4)
     assert (ours["decision"] == recorded["decision"]).all()
     assert (ours["ood"].astype(int) == recorded["ood"].astype(int)).all()
-    assert set(ours["uncertainty"]) == {"ensemble"}
+    assert set(ours["uncertainty_method"]) == {"ensemble"}
     assert (ours["mutual_information"] >= 0).all() and ours["mutual_information"].max() > 0
 
 
@@ -79,7 +79,7 @@ def test_mc_dropout_samples_a_network_with_dropout(
     out = tmp_path / "pred.csv"
     predict_files(members[0], [small_npz], out, progress=False, uncertainty="mc_dropout")
     table = pd.read_csv(out)
-    assert set(table["uncertainty"]) == {"mc_dropout"}
+    assert set(table["uncertainty_method"]) == {"mc_dropout"}
     assert table["mutual_information"].max() > 0  # the passes disagree
     again = tmp_path / "again.csv"
     predict_files(members[0], [small_npz], again, progress=False, uncertainty="mc_dropout")

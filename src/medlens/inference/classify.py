@@ -134,7 +134,7 @@ def predict_files(
             row["pred_label"] = names[pred]
             row.update(decisions.row(k, names))
             if spread is not None:
-                row["uncertainty"] = uncertainty
+                row["uncertainty_method"] = uncertainty
                 row["entropy"] = float(spread[0][k])
                 row["mutual_information"] = float(spread[1][k])
             row.update(costs[i].columns())
