@@ -118,12 +118,18 @@ def test_replay_from_the_recorded_numbers_equals_scikit_learn(rng, method, k) ->
 
 
 @pytest.mark.parametrize("method", METHODS)
-def test_every_method_round_trips_through_its_json_record(rng, method) -> None:
-    probs, labels = _overconfident(rng, 500, 3, temperature=2.0)
+@pytest.mark.parametrize("k", [2, 3])
+def test_every_method_round_trips_through_its_json_record(rng, method, k) -> None:
+    probs, labels = _overconfident(rng, 500, k, temperature=2.0)
     fitted = fit_calibrator(method, probs, labels)
-    again = calibrator_from_dict(fitted.to_dict())
-    np.testing.assert_allclose(again.transform(probs), fitted.transform(probs), atol=1e-12)
+    # the load-time checks accept every fit, for its own class count and without one
+    for n_classes in (k, None):
+        again = calibrator_from_dict(fitted.to_dict(), n_classes)
+        np.testing.assert_allclose(again.transform(probs), fitted.transform(probs), atol=1e-12)
     assert calibrator_from_dict(None) == Uncalibrated()
+    if method not in ("none", "temperature"):  # fitted on k classes, refused for another
+        with pytest.raises(InputError, match="classes needs|one per class"):
+            calibrator_from_dict(fitted.to_dict(), 5 - k)
 
 
 def test_bad_method_missing_class_and_malformed_record_are_one_clear_error(rng) -> None:
@@ -132,7 +138,7 @@ def test_bad_method_missing_class_and_malformed_record_are_one_clear_error(rng) 
         fit_calibrator("platt", probs, labels)
     with pytest.raises(InputError, match="class 2 has none"):
         fit_calibrator("temperature", probs, np.where(labels == 2, 0, labels))
-    with pytest.raises(InputError, match="malformed"):
+    with pytest.raises(InputError, match="temperature must be above 0"):
         calibrator_from_dict({"method": "temperature", "temperature": -1})
     with pytest.raises(InputError, match="unknown method"):
         calibrator_from_dict({"method": "beta"})
@@ -153,3 +159,104 @@ def test_cross_fitted_choice_prefers_the_bias_when_the_class_mix_is_off(rng) -> 
     assert calm["bcts"]["log_loss"] == pytest.approx(calm["none"]["log_loss"], abs=0.01)
     with pytest.raises(InputError, match="class 1 has 1 validation cases"):
         cross_fitted_scores(shifted[:50], np.r_[np.zeros(49, int), 1])
+
+
+_TEMPERATURE = {"method": "temperature", "temperature": 1.5}
+_BCTS = {"method": "bcts", "temperature": 1.0, "bias": [0.5]}
+_DIRICHLET = {"method": "dirichlet", "coef": [[-1.0, 1.0]], "intercept": [0.0]}
+_ISOTONIC = {"method": "isotonic", "knots_x": [[-1.0, 0.0, 2.0]], "knots_y": [[0.1, 0.5, 0.9]]}
+NAN = float("nan")
+
+
+@pytest.mark.parametrize(
+    ("record", "field"),
+    [
+        ({}, "records no method"),
+        ({"temperature": 2.0}, "records no method"),
+        ({"method": None}, "unknown method"),
+        (_TEMPERATURE | {"temperature": NAN}, "temperature holds NaN"),
+        (_TEMPERATURE | {"temperature": float("inf")}, "temperature holds NaN or infinite"),
+        (_TEMPERATURE | {"temperature": "warm"}, "temperature must be a number"),
+        ({"method": "temperature"}, "temperature is missing"),
+        (_BCTS | {"bias": []}, "bias is empty"),
+        (_BCTS | {"bias": [0.5, 9]}, "bias has 2 values; a run of 2 classes needs 1"),
+        (_BCTS | {"bias": [0.0, NAN]}, "bias holds NaN"),
+        (_BCTS | {"temperature": 0.0}, "temperature must be above 0"),
+        (_BCTS | {"at_bound": "bias"}, "at_bound must be a list"),
+        (_DIRICHLET | {"coef": [[1.0, 2.0, 3.0]]}, "coef (rows have 3 values|has 1 rows)"),
+        (_DIRICHLET | {"coef": [[NAN, 1.0]]}, "coef holds NaN"),
+        (_DIRICHLET | {"coef": [[1.0, 2.0], [3.0]]}, "coef must be a list of lists"),
+        (
+            _DIRICHLET | {"coef": [[1.0, 2.0], [3.0, 4.0]]},
+            "coef has 2 rows; a run of 2 classes needs 1",
+        ),
+        (_DIRICHLET | {"intercept": [0.0, 1.0]}, "intercept has 2 values; coef has 1 rows"),
+        (_DIRICHLET | {"intercept": []}, "intercept is empty"),
+        (_ISOTONIC | {"knots_y": [[0.0, 1.0]]}, r"knots_y\[0\] has 2 values; knots_x\[0\] has 3"),
+        (_ISOTONIC | {"knots_x": [[2.0, 0.0, -1.0]]}, r"knots_x\[0\] must be sorted"),
+        (_ISOTONIC | {"knots_y": [[-5.0, 0.5, 7.0]]}, r"knots_y\[0\] must lie in \[0, 1\]"),
+        (_ISOTONIC | {"knots_x": [[]], "knots_y": [[]]}, r"knots_x\[0\] is empty"),
+        (_ISOTONIC | {"knots_x": [[0.0, NAN, 1.0]]}, r"knots_x\[0\] holds NaN"),
+        (_ISOTONIC | {"knots_y": [[0.1, 0.5, 0.9], [0.1, 0.5, 0.9]]}, "knots_y has 2 lists"),
+        (_ISOTONIC | {"knots_x": []}, "knots_x must be a non-empty list"),
+    ],
+)
+def test_every_malformed_parameter_is_refused_at_load_naming_its_field(record, field) -> None:
+    for n_classes in (2, None):
+        with pytest.raises(InputError, match=field) as caught:
+            calibrator_from_dict(record, n_classes)
+        assert caught.value.path == "calibration"  # read_calibrator puts the file there
+
+
+def test_the_class_count_is_checked_against_the_run_where_known() -> None:
+    three = {"method": "bcts", "temperature": 1.0, "bias": [0.0, 0.5, -0.5]}
+    assert calibrator_from_dict(three, 3).transform(np.full((1, 3), 1 / 3)).shape == (1, 3)
+    with pytest.raises(InputError, match="bias has 3 values; a run of 2 classes needs 1"):
+        calibrator_from_dict(three, 2)
+    with pytest.raises(InputError, match="coef rows have 2 values, one per class: 3"):
+        calibrator_from_dict(_DIRICHLET, 3)
+    with pytest.raises(InputError, match="knots_x has 1 lists; a run of 3 classes needs 3"):
+        calibrator_from_dict(_ISOTONIC, 3)
+    # and a calibrator applied to probabilities of another class count says so
+    with pytest.raises(InputError, match="fitted on 3 classes, not 2"):
+        calibrator_from_dict(three).transform(np.array([[0.4, 0.6]]))
+    assert calibrator_from_dict({"method": "none"}, 3) == Uncalibrated()
+
+
+def _binary_loss(scores: np.ndarray, labels: np.ndarray, inv_t: float, bias: float) -> float:
+    z = scores * inv_t + bias
+    return float(np.mean(np.logaddexp(0.0, z) - labels * z))
+
+
+def test_bcts_reaches_an_optimum_beyond_the_old_bias_bound(rng, caplog) -> None:
+    # the audit's network: all log-odds of class 1 in [0.66, 0.99], the labels a steep
+    # function of them; the optimum needs T ~ 1/40 and a bias near -34, beyond +-30
+    from scipy.optimize import minimize
+
+    scores = rng.uniform(0.66, 0.99, size=4000)
+    labels = (rng.random(4000) < 1 / (1 + np.exp(-40 * (scores - 0.85)))).astype(int)
+    probs = np.column_stack([1 / (1 + np.exp(scores)), 1 / (1 + np.exp(-scores))])
+    with caplog.at_level("WARNING", logger="medlens.trust.calibrators"):
+        bcts = fit_calibrator("bcts", probs, labels)
+    assert isinstance(bcts, BiasCorrectedTemperature)
+    assert not caplog.records and bcts.at_bound == () and "at_bound" not in bcts.to_dict()
+    assert bcts.bias[0] < -30
+    free = minimize(lambda t: _binary_loss(scores, labels, np.exp(-t[0]), t[1]), np.zeros(2))
+    fitted = _binary_loss(scores, labels, 1 / bcts.temperature, bcts.bias[0])
+    assert fitted <= free.fun + 1e-6
+    assert bcts.bias[0] == pytest.approx(free.x[1], abs=0.5)
+
+
+def test_bcts_on_a_separable_split_stays_finite_warns_and_records_the_bound(rng, caplog) -> None:
+    scores = rng.normal(size=500)
+    labels = (scores > 0).astype(int)  # perfectly separated: T would go to 0
+    probs = np.column_stack([1 / (1 + np.exp(scores)), 1 / (1 + np.exp(-scores))])
+    with caplog.at_level("WARNING", logger="medlens.trust.calibrators"):
+        bcts = fit_calibrator("bcts", probs, labels)
+    assert isinstance(bcts, BiasCorrectedTemperature)
+    assert np.isfinite([bcts.temperature, *bcts.bias]).all()
+    assert "temperature" in bcts.at_bound
+    assert any("ended on the bound" in r.getMessage() for r in caplog.records)
+    record = bcts.to_dict()
+    assert "temperature" in record["at_bound"]
+    assert calibrator_from_dict(record, 2) == bcts  # recorded, and read back

@@ -4,13 +4,14 @@ and check the file against PyTorch on the given images or on seeded random input
 from __future__ import annotations
 
 import dataclasses
+import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from medlens.errors import ConfigError
+from medlens.errors import ConfigError, InputError
 from medlens.inference.onnx import (
     OUTPUT_NAME,
     example_shape,
@@ -18,8 +19,10 @@ from medlens.inference.onnx import (
     fit_to_shape,
     onnx_metadata,
     onnx_session,
+    refuse_ensemble,
     verify_onnx,
 )
+from medlens.io_utils import write_atomic
 from medlens.run_folder import layout
 
 
@@ -68,17 +71,22 @@ def export_run(
     given images, preprocessed as in training (a segmentation run's images are centre-cropped
     or zero-padded to its training patch), or on 4 seeded random inputs when none are given.
 
+    The file is written only once the check passed: a failed export or check (a NaN
+    difference included) leaves nothing behind.
+
     Raises:
         ConfigError: a format other than ``onnx``.
-        InputError: the run, an image or the export fails.
+        InputError: the run (an ensemble folder: export its members), an image, the export
+            or the check fails.
     """
     if fmt != "onnx":
         raise ConfigError("--format", f"only 'onnx' is supported, not {fmt!r}")
     if quantize not in (None, "int8"):
         raise ConfigError("--quantize", f"only 'int8' is supported, not {quantize!r}")
-    path = export_onnx(run_dir, out=out, opset=opset)
-    batch = check_batch(run_dir, check_images, seed=seed)
-    diff = verify_onnx(run_dir, path, batch)
+    refuse_ensemble(run_dir)
+    batch = check_batch(run_dir, check_images, seed=seed)  # bad images fail before writing
+    target = Path(out) if out is not None else Path(run_dir) / layout.ONNX
+    path, diff = _export_checked(run_dir, target, opset, batch)
     report = ExportReport(
         path=path,
         max_abs_diff=diff,
@@ -105,6 +113,27 @@ def export_run(
     )
 
 
+def _export_checked(
+    run_dir: str | Path, target: Path, opset: int | None, batch: np.ndarray
+) -> tuple[Path, float]:
+    """Export into a scratch folder, check the file on ``batch`` and only then write it to
+    ``target`` (atomically): a failed check leaves nothing behind, and an earlier export at
+    ``target`` as it was. Returns the file and max |ONNX - PyTorch| (logit units).
+
+    Raises:
+        InputError: the export or the check fails, or the difference is not a finite
+            number (NaN compares false with every tolerance).
+    """
+    with tempfile.TemporaryDirectory(prefix="medlens-export-") as scratch:
+        candidate = export_onnx(run_dir, out=Path(scratch) / target.name, opset=opset)
+        diff = verify_onnx(run_dir, candidate, batch)
+        if not np.isfinite(diff):
+            raise InputError(
+                target, f"max |ONNX - PyTorch| is {diff} on the check inputs, not a finite number"
+            )
+        return write_atomic(target, candidate.read_bytes()), diff
+
+
 def _logits(onnx_path: Path, batch: np.ndarray) -> np.ndarray:
     session = onnx_session(onnx_path)
     (logits,) = session.run([OUTPUT_NAME], {session.get_inputs()[0].name: batch})
@@ -114,15 +143,29 @@ def _logits(onnx_path: Path, batch: np.ndarray) -> np.ndarray:
 def check_batch(
     run_dir: str | Path, images: Sequence[str | Path] = (), seed: int = 0, n_random: int = 4
 ) -> np.ndarray:
-    """Inputs ``(N, C, *spatial)`` for a parity check: ``images`` read and preprocessed by the
-    run (segmentation: cropped/padded to the training patch), or seeded uniform noise."""
-    from medlens.data.readers import read_image
+    """Inputs ``(N, C, *spatial)`` for a parity check: the images in ``images`` (files and
+    folders, found as ``medlens predict`` finds them: ``iter_input_cases``) read and
+    preprocessed by the run (segmentation: cropped/padded to the training patch), or seeded
+    uniform noise when none are given.
+
+    Raises:
+        InputError: the run cannot be loaded, an input is missing or unreadable, or the
+            given folders hold no image.
+    """
+    from medlens.inference.discovery import iter_input_cases
     from medlens.inference.loaded_run import load_run, prepare_input
 
     run = load_run(run_dir, device="cpu")
     shape = example_shape(run)
     if not images:
         return np.random.default_rng(seed).random((n_random, *shape), dtype=np.float32)
-    if not run.task.predicts_masks:
-        return np.stack([prepare_input(run, read_image(p)) for p in images])
-    return np.stack([fit_to_shape(run.preprocess(read_image(p)).array, shape, p) for p in images])
+    volumes = run.input_shape is not None and len(run.input_shape) == 4
+    arrays = []
+    for case_id, _, load in iter_input_cases([Path(p) for p in images], volumes=volumes):
+        if run.task.predicts_masks:
+            arrays.append(fit_to_shape(run.preprocess(load()).array, shape, case_id))
+        else:
+            arrays.append(prepare_input(run, load()))
+    if not arrays:
+        raise InputError(", ".join(str(p) for p in images), "holds no image to check on")
+    return np.stack(arrays)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -132,6 +132,7 @@ def predict_with_features(
     arrays: list[np.ndarray],
     batch_size: int = 64,
     feature_model: torch.nn.Module | None = None,
+    sources: Sequence[str] | None = None,
 ) -> tuple[np.ndarray, np.ndarray | None]:
     """Calibrated class probabilities ``(N, K)`` of preprocessed arrays and, when the run has
     an out-of-distribution score, their pooled penultimate features ``(N, D)`` (else None).
@@ -139,17 +140,25 @@ def predict_with_features(
     The probabilities come from ``run.model`` (either engine; with flip TTA when the run used
     it), then the run's calibrator. The features come from the same pass when ``run.model``
     is a PyTorch classifier, otherwise from ``feature_model`` (the run's PyTorch network
-    behind an ONNX engine).
+    behind an ONNX engine). ``sources`` name the inputs in errors (default: their index).
+
+    Raises:
+        InputError: naming the run's ``model.pt`` when the network gives NaN or infinite
+            outputs (``check_finite_outputs``).
     """
     want = run.trust.ood is not None
+    names = input_names(sources, len(arrays))
     out: list[np.ndarray] = []
     feats: list[np.ndarray] = []
     for start in range(0, len(arrays), batch_size):
         tensor = torch.from_numpy(np.stack(arrays[start : start + batch_size])).to(run.device)
         logits, pooled = _logits_and_features(run.model, tensor, want)
+        batch_names = names[start : start + batch_size]
+        check_finite_outputs(run, logits, batch_names)
         probs = torch.softmax(logits.float(), dim=1)
         if run.config.train.tta_flip:
             flipped = run.model(torch.flip(tensor, dims=(-1,)))
+            check_finite_outputs(run, flipped, [f"{name} (flipped)" for name in batch_names])
             probs = 0.5 * (probs + torch.softmax(flipped.float(), dim=1))
         out.append(probs.cpu().numpy())
         if want and pooled is None:
@@ -166,23 +175,76 @@ def predict_with_features(
     return probs_out, np.concatenate(feats) if feats else np.zeros((0, run.trust.ood.dims))
 
 
+def check_finite_outputs(run: LoadedRun, outputs: torch.Tensor, names: Sequence[str]) -> None:
+    """Refuse a forward pass with NaN or infinite outputs, before any softmax or calibrator
+    hides where they came from (the inputs were checked finite by ``prepare_input``, so the
+    network is at fault: corrupt weights, an overflow).
+
+    Args:
+        outputs: the network's outputs ``(B, ...)``.
+        names: what to call each of the ``B`` inputs in the error.
+
+    Raises:
+        InputError: naming ``run.run_dir / model.pt`` and the first input concerned.
+    """
+    finite = torch.isfinite(outputs).flatten(1).all(dim=1)
+    if bool(finite.all()):
+        return
+    first = int(torch.nonzero(~finite)[0, 0])
+    raise InputError(
+        run.run_dir / layout.MODEL,
+        f"the network produced non-finite outputs (NaN/inf) for {names[first]}; its weights "
+        "may be corrupt or it overflows on this input",
+    )
+
+
+def input_names(sources: Sequence[str] | None, n: int, what: str = "input") -> list[str]:
+    """``sources``, or where one is missing or empty ``"<what> i of the n given (counting
+    from 0)"``: how errors name ``n`` inputs."""
+    given = list(sources) if sources is not None else []
+    return [
+        given[i]
+        if i < len(given) and given[i]
+        else f"{what} {i} of the {n} given (counting from 0)"
+        for i in range(n)
+    ]
+
+
 def _device_of(model: torch.nn.Module) -> torch.device:
     parameter = next(model.parameters(), None)
     return parameter.device if parameter is not None else torch.device("cpu")
 
 
-def predict_arrays(run: LoadedRun, arrays: list[np.ndarray], batch_size: int = 64) -> np.ndarray:
+def predict_arrays(
+    run: LoadedRun,
+    arrays: list[np.ndarray],
+    batch_size: int = 64,
+    sources: Sequence[str] | None = None,
+) -> np.ndarray:
     """Calibrated class probabilities ``(N, K)`` for preprocessed arrays (see
     ``prepare_input``): the engine's softmax (and flip TTA when the run used it), then the
-    run's calibrator (``calibration.json``), whichever engine ran."""
+    run's calibrator (``calibration.json``), whichever engine ran.
+
+    Raises:
+        InputError: naming the run's ``model.pt`` and the input (``sources``, default its
+            index) when the network gives NaN or infinite outputs.
+    """
     probs, _ = predict_with_features(
         dataclasses.replace(run, trust=dataclasses.replace(run.trust, ood=None)),
         arrays,
         batch_size,
+        sources=sources,
     )
     return probs
 
 
 def predict_images(run: LoadedRun, images: Iterable[Image], batch_size: int = 64) -> np.ndarray:
-    """Class probabilities ``(N, K)`` for raw images, with the run's preprocessing replayed."""
-    return predict_arrays(run, [prepare_input(run, image) for image in images], batch_size)
+    """Class probabilities ``(N, K)`` for raw images, with the run's preprocessing replayed.
+
+    Raises:
+        InputError: naming an image (``Image.source``) that cannot be used, or the run's
+            ``model.pt`` when the network gives NaN or infinite outputs for an image.
+    """
+    images = list(images)
+    arrays = [prepare_input(run, image) for image in images]
+    return predict_arrays(run, arrays, batch_size, sources=[str(im.source) for im in images])

@@ -84,10 +84,12 @@ def export_onnx(
         ``(batch, K, *spatial)`` for segmenters.
 
     Raises:
-        InputError: the run folder cannot be loaded, or no exporter can export the network.
+        InputError: the run folder cannot be loaded, is an ensemble (``refuse_ensemble``),
+            or no exporter can export the network.
     """
     from medlens.inference.loaded_run import load_run
 
+    refuse_ensemble(run_dir)
     run = load_run(run_dir, device="cpu")
     model = run.model.eval()
     example = torch.rand(
@@ -121,6 +123,29 @@ def export_onnx(
     raise InputError(
         run.run_dir / layout.MODEL,
         "no exporter could export the network to ONNX: " + "; ".join(failures),
+    )
+
+
+def refuse_ensemble(run_dir: str | Path) -> None:
+    """Refuse an ensemble run folder: its members are separate networks, combined and
+    recalibrated in medlens, so it is no single ONNX graph; each member exports on its own.
+
+    Raises:
+        InputError: naming the folder's ``ensemble.json`` and listing the member runs.
+    """
+    from medlens.inference.ensemble_run import is_ensemble
+    from medlens.run_folder.files import read_json
+
+    if not is_ensemble(run_dir):
+        return
+    record = read_json(Path(run_dir) / layout.ENSEMBLE, required=True)
+    members = record.get("members", []) if isinstance(record, dict) else []
+    paths = [str(m.get("run")) for m in members if isinstance(m, dict) and m.get("run")]
+    raise InputError(
+        Path(run_dir) / layout.ENSEMBLE,
+        "an ensemble run folder cannot be exported as one ONNX file (its members are "
+        "separate networks, combined in medlens); export each member run instead: "
+        + (", ".join(paths) if paths else "(it records none)"),
     )
 
 
@@ -247,9 +272,10 @@ def verify_onnx(
         max |onnx - torch| over every logit (logit units); 0.0 means identical.
 
     Raises:
-        InputError: the run or the file cannot be loaded, or the outputs differ in shape.
+        InputError: the run or the file cannot be loaded, the outputs differ in shape, or
+            either engine gives NaN or infinite outputs (PyTorch's: naming ``model.pt``).
     """
-    from medlens.inference.loaded_run import load_run
+    from medlens.inference.loaded_run import check_finite_outputs, input_names, load_run
 
     run = load_run(run_dir, device="cpu")
     batch = np.ascontiguousarray(
@@ -258,12 +284,18 @@ def verify_onnx(
     session = onnx_session(onnx_path)
     (onnx_out,) = session.run([OUTPUT_NAME], {session.get_inputs()[0].name: batch})
     with torch.no_grad():
-        torch_out = run.model.eval()(torch.from_numpy(batch)).float().numpy()
-    if onnx_out.shape != torch_out.shape:
+        torch_out = run.model.eval()(torch.from_numpy(batch)).float()
+    check_finite_outputs(run, torch_out, input_names(None, len(batch), "check input"))
+    if onnx_out.shape != tuple(torch_out.shape):
         raise InputError(
-            onnx_path, f"gives outputs of shape {onnx_out.shape}, PyTorch {torch_out.shape}"
+            onnx_path, f"gives outputs of shape {onnx_out.shape}, PyTorch {tuple(torch_out.shape)}"
         )
-    return float(np.max(np.abs(onnx_out.astype(np.float64) - torch_out.astype(np.float64))))
+    if not np.isfinite(onnx_out).all():
+        raise InputError(
+            onnx_path, "onnxruntime gives NaN or infinite outputs where PyTorch's are finite"
+        )
+    diff = np.abs(onnx_out.astype(np.float64) - torch_out.numpy().astype(np.float64))
+    return float(np.max(diff))
 
 
 def fit_to_shape(array: np.ndarray, shape: tuple[int, ...], source: str | Path) -> np.ndarray:

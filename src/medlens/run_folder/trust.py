@@ -1,8 +1,9 @@
 """Reading what a run fitted on validation to say when not to trust a prediction: its
 calibrator (``calibration.json``, with the class mix its probabilities assume), its refer
-band (in ``labels.json``) and its out-of-distribution score (``ood.npz``). Each is optional:
-a run made before them, or one that switched them off, reads as uncalibrated, referring
-nothing, flagging nothing; only adapting to a new class mix needs the recorded mix."""
+band (in ``labels.json``) and its out-of-distribution score (``ood.npz``). A run made before
+them reads as uncalibrated, referring nothing, flagging nothing; a run made since records
+its calibration (``{"method": "none"}`` when switched off), and its ``calibration.json`` must
+be there and valid. Only adapting to a new class mix needs the recorded mix."""
 
 from __future__ import annotations
 
@@ -36,18 +37,51 @@ class TrustRule:
     ood: MahalanobisDetector | None = None
 
 
-def read_calibrator(run_dir: str | Path) -> Calibrator:
-    """``calibration.json``'s calibrator; ``Uncalibrated`` when the file is absent.
+def read_calibrator(run_dir: str | Path, n_classes: int | None = None) -> Calibrator:
+    """``calibration.json``'s calibrator, checked against the run's ``n_classes`` when given.
+
+    The threshold and refer band of ``labels.json`` are chosen on calibrated probabilities,
+    so a run that records a calibration (``metrics.json`` ``trust.calibration``, or a refer
+    band in ``labels.json``: both came with calibration) must have its ``calibration.json``;
+    only a run made before calibration existed, which records neither, reads as
+    ``Uncalibrated`` without one. An uncalibrated run's file says ``{"method": "none"}``.
 
     Raises:
-        InputError: naming the file when it is unreadable or malformed.
+        InputError: naming the file when it is missing from a calibrated run, unreadable,
+            records no method, or holds malformed parameters (naming the field).
     """
     path = Path(run_dir) / layout.CALIBRATION
     record = read_json_object(path)
+    if record is None:
+        evidence = _calibration_evidence(Path(run_dir))
+        if evidence:
+            raise InputError(
+                path,
+                f"missing, but {evidence}: its threshold and refer band were chosen on "
+                "calibrated probabilities, and predicting without the calibrator would "
+                "silently change probabilities and decisions; restore the file or train the "
+                "run again",
+            )
+        return Uncalibrated()
     try:
-        return calibrator_from_dict(record)
+        return calibrator_from_dict(record, n_classes)
     except InputError as exc:
         raise InputError(path, exc.reason) from None
+
+
+def _calibration_evidence(run_dir: Path) -> str:
+    """What in the run folder says it was made with calibration (``""`` when nothing does:
+    a run from before calibration existed)."""
+    metrics = read_json_object(run_dir / layout.METRICS) or {}
+    trust = metrics.get("trust")
+    calibration = trust.get("calibration") if isinstance(trust, dict) else None
+    if isinstance(calibration, dict):
+        method = calibration.get("method")
+        return f"{layout.METRICS} records calibration method {method!r} (trust.calibration)"
+    labels = read_json_object(run_dir / layout.LABELS) or {}
+    if "refer" in labels:
+        return f"{layout.LABELS} records a refer band, which came with calibration"
+    return ""
 
 
 def calibration_record(calibrator: Calibrator, source_prior: np.ndarray | None) -> dict[str, Any]:
@@ -109,11 +143,16 @@ def read_ood_detector(run_dir: str | Path) -> MahalanobisDetector | None:
         raise InputError(path, f"not a readable .npz file ({type(exc).__name__})") from None
 
 
+def _class_count(labels: dict[str, Any]) -> int | None:
+    names = labels.get("class_names")
+    return len(names) if isinstance(names, list) else None
+
+
 def read_trust_rule(run_dir: str | Path, labels: dict[str, Any]) -> TrustRule:
-    """The run's calibrator, refer band (from its ``labels.json`` document ``labels``) and
-    out-of-distribution detector."""
+    """The run's calibrator (checked against the class names of its ``labels.json`` document
+    ``labels``), refer band (from ``labels``) and out-of-distribution detector."""
     return TrustRule(
-        calibrator=read_calibrator(run_dir),
+        calibrator=read_calibrator(run_dir, _class_count(labels)),
         band=read_refer_band(labels, run_dir),
         ood=read_ood_detector(run_dir),
     )

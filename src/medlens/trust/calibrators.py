@@ -37,7 +37,9 @@ Example:
 
 from __future__ import annotations
 
+import logging
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -47,9 +49,12 @@ from scipy.special import expit, softmax
 
 from medlens.errors import ConfigError, InputError
 
+log = logging.getLogger(__name__)
+
 CalibrationMethod = Literal["temperature", "bcts", "dirichlet", "isotonic", "none"]
 METHODS: tuple[str, ...] = ("temperature", "bcts", "dirichlet", "isotonic", "none")
-#: bcts searches log T within these bounds and each bias within +-_BCTS_BIAS_BOUND.
+#: bcts searches log T within these bounds and each bias, relative to the median scores
+#: (``_fit_bcts``), within +-_BCTS_BIAS_BOUND: finite, so a separable split cannot diverge.
 _BCTS_LOG_T_BOUNDS = (float(np.log(0.01)), float(np.log(100.0)))
 _BCTS_BIAS_BOUND = 30.0
 #: log-odds given to p(class 1) = 1 and 0 exactly: beyond every finite float64 log-odds
@@ -88,6 +93,29 @@ def log_scores(probs: ArrayLike) -> np.ndarray:
 
 def _two_columns(p_pos: np.ndarray) -> np.ndarray:
     return np.column_stack([1.0 - p_pos, p_pos])
+
+
+def _classes_of(scores: np.ndarray) -> int:
+    """How many classes ``log_scores`` came from."""
+    return 2 if scores.ndim == 1 else scores.shape[1]
+
+
+def _classes_of_rows(rows: int) -> int:
+    """How many classes a calibrator with ``rows`` per-class parameter rows serves: a
+    two-class one keeps one row (for class 1's log-odds), others one per class."""
+    return 2 if rows == 1 else rows
+
+
+def _rows_for(n_classes: int) -> int:
+    """The inverse of ``_classes_of_rows``."""
+    return 1 if n_classes == 2 else n_classes
+
+
+def _check_classes(method: str, fitted: int, given: int) -> None:
+    if fitted != given:
+        raise InputError(
+            "probabilities", f"the {method} calibrator was fitted on {fitted} classes, not {given}"
+        )
 
 
 class Calibrator(ABC):
@@ -141,49 +169,93 @@ class TemperatureScaling(Calibrator):
 @dataclass(frozen=True)
 class BiasCorrectedTemperature(Calibrator):
     """``softmax(log p / temperature + bias)``; two classes: ``sigmoid(log-odds /
-    temperature + bias[0])`` (one bias, on class 1's log-odds)."""
+    temperature + bias[0])`` (one bias, on class 1's log-odds).
+
+    ``at_bound`` names the parameters whose fit ended on a bound of its search
+    (``_fit_bcts``): recorded in ``calibration.json`` so that a degenerate fit is visible.
+    """
 
     temperature: float
     bias: tuple[float, ...]
+    at_bound: tuple[str, ...] = ()
     method = "bcts"
 
     def transform(self, probs: ArrayLike) -> np.ndarray:
         scores = log_scores(probs)
+        _check_classes(self.method, _classes_of_rows(len(self.bias)), _classes_of(scores))
         if scores.ndim == 1:
             return _two_columns(expit(scores / self.temperature + self.bias[0]))
-        if len(self.bias) != scores.shape[1]:
-            raise InputError(
-                "probabilities",
-                f"bcts was fitted on {len(self.bias)} classes, not {scores.shape[1]}",
-            )
         return softmax(scores / self.temperature + np.asarray(self.bias), axis=1)
 
     def parameters(self) -> dict[str, Any]:
-        return {"temperature": float(self.temperature), "bias": [float(b) for b in self.bias]}
+        """``temperature``, ``bias`` and, when the fit ended on a bound of its search,
+        ``at_bound``: which parameters did (``_fit_bcts``)."""
+        numbers: dict[str, Any] = {
+            "temperature": float(self.temperature),
+            "bias": [float(b) for b in self.bias],
+        }
+        return numbers | ({"at_bound": list(self.at_bound)} if self.at_bound else {})
 
 
 def _fit_bcts(scores: np.ndarray, y: np.ndarray) -> BiasCorrectedTemperature:
-    """Minimise the mean log loss over ``(log T, biases)`` (L-BFGS-B, bounded)."""
+    """Minimise the mean log loss over ``(log T, biases)`` (L-BFGS-B, bounded).
+
+    The biases are searched relative to the median scores: ``z = (s - m) / T + b'`` with
+    ``b = b' - m / T``, and ``b'`` bounded by ``_BCTS_BIAS_BOUND``. A network whose log-odds
+    all lie far from 0 in a narrow range needs a small T and a bias of about ``-m / T``
+    (-35 and beyond), which a bound on ``b`` itself would cut short; bounding ``b'`` keeps
+    the search finite on a separable validation split. A fit that still ends on a bound is
+    logged as a warning (``BiasCorrectedTemperature.at_bound`` records which).
+    """
     from scipy.optimize import minimize
     from scipy.special import logsumexp
 
     binary = scores.ndim == 1
     n_bias = 1 if binary else scores.shape[1] - 1
     rows = np.arange(len(y))
+    centre = np.median(scores, axis=0)
+    if not binary:  # softmax reads only differences from class 0
+        centre = centre - centre[0]
+    centred = scores - centre
 
     def loss(theta: np.ndarray) -> float:
         inv_t = np.exp(-theta[0])
         if binary:
-            z = scores * inv_t + theta[1]
+            z = centred * inv_t + theta[1]
             return float(np.mean(np.logaddexp(0.0, z) - y * z))
-        z = scores * inv_t + np.concatenate([[0.0], theta[1:]])
+        z = centred * inv_t + np.concatenate([[0.0], theta[1:]])
         return float(np.mean(logsumexp(z, axis=1) - z[rows, y]))
 
     bounds = [_BCTS_LOG_T_BOUNDS] + [(-_BCTS_BIAS_BOUND, _BCTS_BIAS_BOUND)] * n_bias
     fitted = minimize(loss, np.zeros(1 + n_bias), method="L-BFGS-B", bounds=bounds)
+    first = 0 if binary else 1  # the recorded index of the first searched bias
+    names = ["temperature", *(f"bias[{first + i}]" for i in range(n_bias))]
+    at_bound = _on_bounds(names, fitted.x, bounds)
     temperature = float(np.exp(fitted.x[0]))
-    bias = tuple(float(b) for b in fitted.x[1:])
-    return BiasCorrectedTemperature(temperature, bias if binary else (0.0, *bias))
+    shifts = np.atleast_1d(centre if binary else centre[1:]) / temperature
+    bias = tuple(float(b) for b in fitted.x[1:] - shifts)
+    if at_bound:
+        log.warning(
+            "bcts calibration ended on the bound of its search for %s (temperature in "
+            "[0.01, 100], centred bias within +-%g): the validation split is (nearly) "
+            "separable or too small; the probabilities will be extreme",
+            ", ".join(at_bound),
+            _BCTS_BIAS_BOUND,
+        )
+    return BiasCorrectedTemperature(
+        temperature, bias if binary else (0.0, *bias), at_bound=at_bound
+    )
+
+
+def _on_bounds(
+    names: list[str], values: np.ndarray, bounds: list[tuple[float, float]]
+) -> tuple[str, ...]:
+    """The names of the ``values`` that sit on a bound of their search."""
+    return tuple(
+        name
+        for name, value, (low, high) in zip(names, values, bounds, strict=True)
+        if min(abs(value - low), abs(value - high)) < 1e-6
+    )
 
 
 @dataclass(frozen=True)
@@ -196,6 +268,7 @@ class DirichletCalibration(Calibrator):
 
     def transform(self, probs: ArrayLike) -> np.ndarray:
         p = _probabilities(probs)
+        _check_classes(self.method, len(self.coef[0]), p.shape[1])
         features = np.log(np.clip(p, _DIRICHLET_FLOOR, 1.0))
         z = features @ np.asarray(self.coef).T + np.asarray(self.intercept)
         if z.shape[1] == 1:
@@ -218,6 +291,7 @@ class IsotonicCalibration(Calibrator):
 
     def transform(self, probs: ArrayLike) -> np.ndarray:
         scores = log_scores(probs)
+        _check_classes(self.method, _classes_of_rows(len(self.knots_x)), _classes_of(scores))
         if scores.ndim == 1:
             return _two_columns(np.interp(scores, self.knots_x[0], self.knots_y[0]))
         out = np.column_stack(
@@ -316,43 +390,152 @@ def fit_calibrator(method: str, probs: ArrayLike, labels: ArrayLike) -> Calibrat
     )
 
 
-def calibrator_from_dict(record: dict[str, Any] | None) -> Calibrator:
-    """The calibrator ``Calibrator.to_dict`` recorded; ``None`` is ``Uncalibrated``.
+def calibrator_from_dict(record: dict[str, Any] | None, n_classes: int | None = None) -> Calibrator:
+    """The calibrator ``Calibrator.to_dict`` recorded; ``None`` (nothing recorded) is
+    ``Uncalibrated``, an uncalibrated record says ``{"method": "none"}``.
+
+    Every parameter is checked: finite numbers, the shapes the method needs (one bias per
+    class, Dirichlet rows as wide as the classes, isotonic knots paired, sorted, with
+    ``knots_y`` in [0, 1]) and, when ``n_classes`` is given (the run's classes), that many
+    classes.
 
     Raises:
-        InputError: an unknown method or missing parameters (key ``calibration``).
+        InputError: a record without a method, an unknown method, or a missing or malformed
+            parameter, naming the field (key ``calibration``; ``read_calibrator`` names the
+            file).
     """
-    if not record:
+    if record is None:
         return Uncalibrated()
-    method = record.get("method")
-    try:
-        if method == "none":
-            return Uncalibrated()
-        if method == "temperature":
-            temperature = float(record["temperature"])
-            if not (np.isfinite(temperature) and temperature > 0):
-                raise ValueError
-            return TemperatureScaling(temperature)
-        if method == "bcts":
-            temperature = float(record["temperature"])
-            bias = tuple(float(b) for b in record["bias"])
-            if not (bias and np.isfinite(bias).all() and np.isfinite(temperature)):
-                raise ValueError
-            if temperature <= 0:
-                raise ValueError
-            return BiasCorrectedTemperature(temperature, bias)
-        if method == "dirichlet":
-            return DirichletCalibration(
-                tuple(tuple(float(v) for v in row) for row in record["coef"]),
-                tuple(float(v) for v in record["intercept"]),
-            )
-        if method == "isotonic":
-            return IsotonicCalibration(
-                tuple(tuple(float(v) for v in x) for x in record["knots_x"]),
-                tuple(tuple(float(v) for v in y) for y in record["knots_y"]),
-            )
-    except (KeyError, TypeError, ValueError):
+    if not isinstance(record, dict):
+        raise InputError("calibration", "expected a JSON object")
+    if "method" not in record:
         raise InputError(
-            "calibration", f"the {method} calibrator's parameters are malformed"
-        ) from None
-    raise InputError("calibration", f"unknown method {method!r}; known: {', '.join(METHODS)}")
+            "calibration",
+            'records no method; a run without calibration records {"method": "none"}',
+        )
+    method = record["method"]
+    reader = _READERS.get(method) if isinstance(method, str) else None
+    if reader is None:
+        raise InputError("calibration", f"unknown method {method!r}; known: {', '.join(METHODS)}")
+    return reader(_Record(method, record), n_classes)
+
+
+_MISSING = object()
+
+
+@dataclass(frozen=True)
+class _Record:
+    """A calibration record's fields, read as numbers with one error naming the field."""
+
+    method: str
+    fields: dict[str, Any]
+
+    def error(self, field: str, reason: str) -> InputError:
+        return InputError("calibration", f"the {self.method} calibrator's {field} {reason}")
+
+    def numbers(self, field: str, ndim: int, value: Any = _MISSING) -> np.ndarray:
+        """``field`` (or ``value``, an item of it) as a finite, non-empty float array."""
+        if value is _MISSING:
+            if field not in self.fields:
+                raise self.error(field, "is missing")
+            value = self.fields[field]
+        shape = ("a number", "a list of numbers", "a list of lists of numbers")[ndim]
+        try:
+            array = np.asarray(value, dtype=float)
+        except (TypeError, ValueError):
+            raise self.error(field, f"must be {shape}") from None
+        if array.ndim != ndim or isinstance(value, bool):
+            raise self.error(field, f"must be {shape}")
+        if array.size == 0:
+            raise self.error(field, "is empty")
+        if not np.isfinite(array).all():
+            raise self.error(field, "holds NaN or infinite values")
+        return array
+
+    def rows(self, field: str, rows: int, n_classes: int | None, noun: str) -> None:
+        """Refuse ``rows`` per-class rows for ``n_classes`` (or for any class count when
+        unknown: two rows serve no class count)."""
+        expected = _rows_for(n_classes) if n_classes is not None else None
+        if rows == 2 and expected is None:
+            expected = 1
+        if expected is not None and rows != expected:
+            classes = n_classes if n_classes is not None else 2
+            raise self.error(
+                field, f"has {rows} {noun}; a run of {classes} classes needs {expected}"
+            )
+
+    def temperature(self) -> float:
+        temperature = float(self.numbers("temperature", 0))
+        if temperature <= 0:
+            raise self.error("temperature", f"must be above 0, not {temperature}")
+        return temperature
+
+
+def _read_none(record: _Record, n_classes: int | None) -> Calibrator:
+    return Uncalibrated()
+
+
+def _read_temperature(record: _Record, n_classes: int | None) -> Calibrator:
+    return TemperatureScaling(record.temperature())
+
+
+def _read_bcts(record: _Record, n_classes: int | None) -> Calibrator:
+    temperature = record.temperature()
+    bias = record.numbers("bias", 1)
+    record.rows("bias", len(bias), n_classes, "values")
+    at_bound = record.fields.get("at_bound", [])
+    if not (isinstance(at_bound, list) and all(isinstance(name, str) for name in at_bound)):
+        raise record.error("at_bound", "must be a list of parameter names")
+    return BiasCorrectedTemperature(
+        temperature, tuple(float(b) for b in bias), at_bound=tuple(at_bound)
+    )
+
+
+def _read_dirichlet(record: _Record, n_classes: int | None) -> Calibrator:
+    coef = record.numbers("coef", 2)
+    intercept = record.numbers("intercept", 1)
+    width = coef.shape[1]
+    if width < 2 or (n_classes is not None and width != n_classes):
+        wanted = n_classes if n_classes is not None else "2 or more"
+        raise record.error("coef", f"rows have {width} values, one per class: {wanted}")
+    record.rows("coef", len(coef), width, "rows")
+    if len(intercept) != len(coef):
+        raise record.error("intercept", f"has {len(intercept)} values; coef has {len(coef)} rows")
+    return DirichletCalibration(
+        tuple(tuple(float(v) for v in row) for row in coef), tuple(float(v) for v in intercept)
+    )
+
+
+def _read_isotonic(record: _Record, n_classes: int | None) -> Calibrator:
+    knots: dict[str, list[Any]] = {}
+    for name in ("knots_x", "knots_y"):
+        value = record.fields.get(name)
+        if not isinstance(value, list) or not value:
+            raise record.error(name, "must be a non-empty list of lists of numbers")
+        knots[name] = value
+    xs, ys = knots["knots_x"], knots["knots_y"]
+    if len(xs) != len(ys):
+        raise record.error("knots_y", f"has {len(ys)} lists; knots_x has {len(xs)}")
+    record.rows("knots_x", len(xs), n_classes, "lists")
+    knots_x, knots_y = [], []
+    for k, (x_value, y_value) in enumerate(zip(xs, ys, strict=True)):
+        x = record.numbers(f"knots_x[{k}]", 1, x_value)
+        y = record.numbers(f"knots_y[{k}]", 1, y_value)
+        if len(x) != len(y):
+            raise record.error(f"knots_y[{k}]", f"has {len(y)} values; knots_x[{k}] has {len(x)}")
+        if (np.diff(x) < 0).any():
+            raise record.error(f"knots_x[{k}]", "must be sorted in increasing order")
+        if y.min() < 0 or y.max() > 1:
+            raise record.error(f"knots_y[{k}]", "must lie in [0, 1] (probabilities)")
+        knots_x.append(tuple(float(v) for v in x))
+        knots_y.append(tuple(float(v) for v in y))
+    return IsotonicCalibration(tuple(knots_x), tuple(knots_y))
+
+
+_READERS: dict[str, Callable[[_Record, int | None], Calibrator]] = {
+    "none": _read_none,
+    "temperature": _read_temperature,
+    "bcts": _read_bcts,
+    "dirichlet": _read_dirichlet,
+    "isotonic": _read_isotonic,
+}
