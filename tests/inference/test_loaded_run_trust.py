@@ -85,3 +85,23 @@ def test_nan_logits_are_one_error_naming_model_pt_and_the_input(
     with pytest.raises(InputError, match="for input 0 of the 3 given") as e:
         predict_arrays(run, arrays)
     assert e.value.path == str(run_dir / "model.pt")
+
+
+def test_predict_names_the_file_whose_network_output_is_not_finite(
+    pneumonia_run: Path, pneumonia_test_images: np.ndarray, png_bytes, tmp_path: Path
+) -> None:
+    from medlens.inference.classify import predict_files
+
+    run_dir = _copy(pneumonia_run, tmp_path)
+    state = torch.load(run_dir / "model.pt", map_location="cpu", weights_only=False)
+    last_bias = [key for key in state["model"] if key.endswith("bias")][-1]
+    state["model"][last_bias] = torch.full_like(state["model"][last_bias], float("nan"))
+    torch.save(state, run_dir / "model.pt")
+    folder = tmp_path / "pngs"
+    folder.mkdir()
+    for i, image in enumerate(pneumonia_test_images[:2]):
+        (folder / f"chest_{i}.png").write_bytes(png_bytes(image))
+    out = tmp_path / "pred.csv"
+    with pytest.raises(InputError, match=r"non-finite outputs \(NaN/inf\) for .*chest_0.png"):
+        predict_files(run_dir, [folder], out, progress=False)
+    assert not out.exists()

@@ -176,7 +176,10 @@ def evaluate_run(
     cases = [c for c in case_set.cases if split == "all" or c.split == split]
     if not cases:
         raise InputError(data_cfg.path, f"no cases in split {split!r}")
-    decisions = predictor.decisions([predictor.prepare(case_set.load(c)) for c in cases])
+    decisions = predictor.decisions(
+        [predictor.prepare(case_set.load(c)) for c in cases],
+        sources=[c.case_id for c in cases],
+    )
     probs = decisions.probs
     labels = np.array([c.label for c in cases], dtype=int)
     result = evaluate_predictions(

@@ -106,7 +106,7 @@ def predict_files(
         chunk = prepared[start : start + batch_size]
         # each case is charged its own reading and its share of its batch's forward passes
         with CaseCost() as batch_cost:
-            decisions = predictor.decisions(chunk, batch_size)
+            decisions = predictor.decisions(chunk, batch_size, files[start : start + batch_size])
             samples = (
                 predictor.samples(chunk, uncertainty, batch_size)
                 if uncertainty is not None

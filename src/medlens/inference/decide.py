@@ -5,6 +5,7 @@ uncertainty. ``RunPredictor`` is what ``medlens predict`` asks of a single run;
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -65,10 +66,13 @@ class RunPredictor:
         """The run's preprocessing replayed on ``image`` (``prepare_input``)."""
         return prepare_input(self.run, image)
 
-    def decisions(self, prepared: list[Any], batch_size: int = 64) -> Decisions:
-        """Calibrated probabilities, decisions, refer band and out-of-distribution flags."""
+    def decisions(
+        self, prepared: list[Any], batch_size: int = 64, sources: Sequence[str] | None = None
+    ) -> Decisions:
+        """Calibrated probabilities, decisions, refer band and out-of-distribution flags.
+        ``sources`` name the inputs in errors (default: their position)."""
         probs, features = predict_with_features(
-            self.run, prepared, batch_size, feature_model=self.feature_model
+            self.run, prepared, batch_size, feature_model=self.feature_model, sources=sources
         )
         return decisions_of(self.run, probs, features)
 

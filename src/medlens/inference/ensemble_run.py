@@ -103,17 +103,22 @@ class EnsemblePredictor:
         """The image prepared by each member's own preprocessing."""
         return [member.prepare(image) for member in self.members]
 
-    def _member_decisions(self, prepared: list[Any], batch_size: int) -> list[Decisions]:
+    def _member_decisions(
+        self, prepared: list[Any], batch_size: int, sources: Sequence[str] | None = None
+    ) -> list[Decisions]:
         return [
-            member.decisions([case[m] for case in prepared], batch_size)
+            member.decisions([case[m] for case in prepared], batch_size, sources)
             for m, member in enumerate(self.members)
         ]
 
-    def decisions(self, prepared: list[Any], batch_size: int = 64) -> Decisions:
+    def decisions(
+        self, prepared: list[Any], batch_size: int = 64, sources: Sequence[str] | None = None
+    ) -> Decisions:
         """The combined, calibrated probabilities and the ensemble's decisions; a case is
         out of distribution when a member flags it (``ood_score``: how many members flag
-        it), as in the ensemble's own ``predictions.csv``."""
-        members = self._member_decisions(prepared, batch_size)
+        it), as in the ensemble's own ``predictions.csv``. ``sources`` name the inputs in
+        errors."""
+        members = self._member_decisions(prepared, batch_size, sources)
         combined = combine_recorded(self.record, [d.probs for d in members])
         probs = self.trust.calibrator.transform(combined) if len(combined) else combined
         scores = flags = None
