@@ -84,6 +84,23 @@ def pneumonia_run(pneumonia_npz: Path, tmp_path_factory: pytest.TempPathFactory)
     return train_from_config(parse_config(config), progress=False)
 
 
+@pytest.fixture
+def nan_run(pneumonia_run: Path, tmp_path: Path) -> Path:
+    """A copy of ``pneumonia_run`` (without its ONNX file) whose last layer's bias is NaN, so
+    that every output of its network is NaN."""
+    import shutil
+
+    import torch
+
+    run = Path(shutil.copytree(pneumonia_run, tmp_path / "nan_run" / pneumonia_run.name))
+    (run / "model.onnx").unlink(missing_ok=True)
+    state = torch.load(run / "model.pt", map_location="cpu", weights_only=False)
+    last_bias = [key for key in state["model"] if key.endswith("bias")][-1]
+    state["model"][last_bias] = torch.full_like(state["model"][last_bias], float("nan"))
+    torch.save(state, run / "model.pt")
+    return run
+
+
 @pytest.fixture(scope="session")
 def trust_runs(pneumonia_run: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """Copies of ``pneumonia_run`` whose decision rule refers every case: ``uncertain`` (a

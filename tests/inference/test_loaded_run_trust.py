@@ -68,13 +68,9 @@ def test_a_calibrated_run_without_a_valid_calibration_json_does_not_load(
 
 
 def test_nan_logits_are_one_error_naming_model_pt_and_the_input(
-    pneumonia_run: Path, pneumonia_test_images: np.ndarray, tmp_path: Path
+    nan_run: Path, pneumonia_test_images: np.ndarray
 ) -> None:
-    run_dir = _copy(pneumonia_run, tmp_path)
-    state = torch.load(run_dir / "model.pt", map_location="cpu", weights_only=False)
-    last_bias = [key for key in state["model"] if key.endswith("bias")][-1]
-    state["model"][last_bias] = torch.full_like(state["model"][last_bias], float("nan"))
-    torch.save(state, run_dir / "model.pt")
+    run_dir = nan_run
 
     run = load_run(run_dir, device="cpu")
     images = _images(pneumonia_test_images, 3)
@@ -88,15 +84,11 @@ def test_nan_logits_are_one_error_naming_model_pt_and_the_input(
 
 
 def test_predict_names_the_file_whose_network_output_is_not_finite(
-    pneumonia_run: Path, pneumonia_test_images: np.ndarray, png_bytes, tmp_path: Path
+    nan_run: Path, pneumonia_test_images: np.ndarray, png_bytes, tmp_path: Path
 ) -> None:
     from medlens.inference.classify import predict_files
 
-    run_dir = _copy(pneumonia_run, tmp_path)
-    state = torch.load(run_dir / "model.pt", map_location="cpu", weights_only=False)
-    last_bias = [key for key in state["model"] if key.endswith("bias")][-1]
-    state["model"][last_bias] = torch.full_like(state["model"][last_bias], float("nan"))
-    torch.save(state, run_dir / "model.pt")
+    run_dir = nan_run
     folder = tmp_path / "pngs"
     folder.mkdir()
     for i, image in enumerate(pneumonia_test_images[:2]):
