@@ -28,6 +28,7 @@ from medlens.data.dicom import read_dicom_file
 from medlens.data.dicom_seg import read_dicom_seg
 from medlens.data.dicom_series import read_dicom_series
 from medlens.errors import ConfigError, InputError, MedlensError
+from medlens.inference.decide import RunPredictor
 from medlens.inference.loaded_run import load_run, predict_arrays
 from medlens.inference.segment import predict_mask
 from medlens.pacs.commands import (
@@ -233,7 +234,12 @@ def test_a_radiograph_gets_a_basic_text_sr_and_a_gradcam_capture_through_rest(
     for name, p in zip(run.class_names, expected, strict=True):
         assert float(reported[name]) == pytest.approx(float(p), abs=2e-6)
     decided = run.class_names[int(expected[1] >= run.threshold)]
-    assert sr_texts(sr, "Finding") == [decided]
+    predictor = RunPredictor(run)
+    offline = predictor.decisions([chest_images[0][None].astype(np.float32) / 255])
+    assert sr_texts(sr, "Finding") == [offline.decision(0, run.class_names)]  # or "refer"
+    assert sr_texts(sr, "Model's class") == [decided]
+    report = next(obj for obj in result.stored if obj.kind == "report")
+    assert (report.decision, report.predicted_class) == (sr_texts(sr, "Finding")[0], decided)
     assert float(sr_texts(sr, "Decision threshold")[0]) == pytest.approx(run.threshold, abs=1e-6)
     weights = hashlib.sha256((pneumonia_run / "model.pt").read_bytes()).hexdigest()
     assert sr_texts(sr, "Model weights SHA-256") == [weights]

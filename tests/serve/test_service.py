@@ -101,7 +101,8 @@ def test_predict_a_png_gives_the_runs_probabilities_decision_and_heatmap(
     labels = json.loads((pneumonia_run / "labels.json").read_text())
     assert body["threshold"] == pytest.approx(labels["threshold"])
     decided = labels["class_names"][int(expected[1] >= labels["threshold"])]
-    assert body["decision"] == decided and body["class_names"] == labels["class_names"]
+    assert body["predicted_class"] == decided and body["class_names"] == labels["class_names"]
+    assert body["decision"] == ("refer" if body["refer"] else decided)
     heatmap = PIL.Image.open(io.BytesIO(base64.b64decode(body["heatmap_png_base64"])))
     assert heatmap.format == "PNG" and heatmap.width > 100
     assert response.headers["x-request-id"]

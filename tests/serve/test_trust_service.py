@@ -38,17 +38,37 @@ def test_the_answer_carries_calibration_band_and_ood(pneumonia_run: Path, chest_
     assert body["refer"] in (True, False) and body["refer_band"]["rule"] == "coverage"
     assert body["ood"]["flagged"] == (body["ood"]["score"] > body["ood"]["threshold"])
     assert body["uncertainty"] is None
-    assert body["decision"] in ("normal", "pneumonia")
+    assert body["predicted_class"] == body["class_names"][body["predicted_index"]]
+    assert body["predicted_class"] in ("normal", "pneumonia")
+    assert body["decision"] == ("refer" if body["refer"] else body["predicted_class"])
 
 
 @pytest.mark.parametrize("reason", ["uncertain", "out_of_distribution"])
 def test_a_referred_case_says_so(reason: str, trust_runs: dict[str, Path], chest_png: bytes):
     with TestClient(create_app([trust_runs[reason]]), base_url=LOCAL) as client:
-        body = client.post("/v1/predict?heatmap=false", files=_upload(chest_png)).json()
+        body = client.post("/v1/predict", files=_upload(chest_png)).json()
     assert body["refer"] is True
     assert body["refer_reason"] in {reason, "out_of_distribution"}
     if reason == "out_of_distribution":
         assert body["refer_reason"] == reason and body["ood"]["flagged"] is True
+    # the decision is "refer", as in predict's CSV; the model's class is kept beside it
+    assert body["decision"] == "refer"
+    assert body["predicted_class"] == body["class_names"][body["predicted_index"]]
+    expected = _offline_decisions(trust_runs[reason], chest_png)
+    assert body["predicted_index"] == int(expected.preds[0])
+    assert expected.row(0, body["class_names"])["decision"] == "refer"
+    assert body["heatmap_png_base64"]  # the heatmap still explains the model's class
+
+
+def _offline_decisions(run_dir: Path, png: bytes):
+    """What ``medlens predict``'s code decides for the PNG ``png``."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "chest.png"
+        path.write_bytes(png)
+        predictor = RunPredictor(load_run(run_dir))
+        return predictor.decisions([predictor.prepare(read_image(path))])
 
 
 def test_uncertainty_on_request_and_a_method_the_model_lacks_is_a_422(
@@ -67,6 +87,7 @@ def test_uncertainty_on_request_and_a_method_the_model_lacks_is_a_422(
         )
         unknown = client.post("/v1/predict?uncertainty=ensemble", files=_upload(chest_png))
         assert unknown.status_code == 422
+        assert unknown.json()["detail"] == "uncertainty must be tta for this model"
 
 
 def test_one_forward_pass_gives_the_probabilities_and_the_ood_score_predict_gives(
@@ -100,8 +121,9 @@ def test_a_three_class_answer_refers_below_the_decided_class_cut(
         for name in (f"{i:03d}.bmp" for i in range(1, 13)):
             data = png_bytes(np.asarray(PIL.Image.open(wbc_cells / name).convert("RGB")))
             body = client.post("/v1/predict?heatmap=false", files=_upload(data)).json()
-            k = body["decision_index"]
-            assert body["decision"] == body["class_names"][k]
+            k = body["predicted_index"]
+            assert body["predicted_class"] == body["class_names"][k]
+            assert body["decision"] == ("refer" if body["refer"] else body["predicted_class"])
             assert body["refer_band"]["class_min_confidence"] == pytest.approx(cuts)
             assert body["refer_band"]["low"] is None and "targets" not in body["refer_band"]
             in_band = body["probabilities"][k] < cuts[k]

@@ -68,7 +68,9 @@ def test_a_chest_xray_gets_its_decision_and_heatmap_on_the_page(
     WebDriverWait(browser, WAIT_S).until(
         ec.visibility_of_element_located((By.ID, "classification"))
     )
-    assert browser.find_element(By.ID, "decision").text in {"normal", "pneumonia"}
+    decision = browser.find_element(By.ID, "decision")
+    assert decision.get_attribute("data-predicted-class") in {"normal", "pneumonia"}
+    assert decision.text in {"normal", "pneumonia", "refer"}  # refer: the model leans shown
     rows = browser.find_elements(By.CSS_SELECTOR, "#probabilities tbody tr")
     probabilities = [float(r.find_elements(By.TAG_NAME, "td")[1].text) for r in rows]
     assert len(probabilities) == 2 and abs(sum(probabilities) - 1.0) < 0.002

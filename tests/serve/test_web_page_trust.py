@@ -1,5 +1,6 @@
-"""The web page in a real browser (headless Chromium): a referred case shows the referral, and
-the uncertainty asked for shows beside the decision."""
+"""The web page in a real browser (headless Chromium): a referred case shows the referral and
+"refer" as its decision (the model's class as its leaning), the uncertainty asked for shows
+beside the decision or the mask, and an ensemble's answer says why it has no heatmap."""
 
 from __future__ import annotations
 
@@ -47,7 +48,12 @@ def test_a_flagged_case_shows_the_referral_and_its_uncertainty(
     assert refer.is_displayed() and "out of distribution" in refer.text
     trust = browser.find_element(By.ID, "trust").text
     assert "calibrated (temperature)" in trust and "entropy" in trust and "tta" in trust
-    assert browser.find_element(By.ID, "decision").text in {"normal", "pneumonia"}
+    decision = browser.find_element(By.ID, "decision")
+    assert decision.text == "refer"  # not the class: a human decides
+    leaning = browser.find_element(By.ID, "leaning")
+    predicted = decision.get_attribute("data-predicted-class")
+    assert predicted in {"normal", "pneumonia"}
+    assert leaning.is_displayed() and leaning.text.startswith(f"model leans: {predicted}, p = ")
 
 
 @pytest.fixture(scope="module")
@@ -79,8 +85,83 @@ def test_a_three_class_answer_shows_the_decided_class_cut(
     wait.until(lambda d: len(d.find_elements(By.CSS_SELECTOR, "#model option")) == 1)
     browser.find_element(By.ID, "file").send_keys(str(image))
     wait.until(ec.visibility_of_element_located((By.ID, "classification")))
-    decision = browser.find_element(By.ID, "decision").text
-    cut = cuts[run.class_names.index(decision)]
+    decision = browser.find_element(By.ID, "decision")
+    predicted = decision.get_attribute("data-predicted-class")
+    assert decision.text in {predicted, "refer"}
+    cut = cuts[run.class_names.index(predicted)]
     trust = browser.find_element(By.ID, "trust").text
-    assert f"refer when p({decision}) is below {min(cut, 1):.3f}" in trust
+    assert f"refer when p({predicted}) is below {min(cut, 1):.3f}" in trust
     assert "refer band" not in trust  # the two-class wording does not show
+
+
+@pytest.fixture(scope="module")
+def vessels_url(drive_run: Path, live_service) -> Iterator[str]:
+    """The 2D segmentation run on a free loopback port, no tokens."""
+    with live_service(create_app([drive_run])) as url:
+        yield url
+
+
+def test_a_mask_shows_the_uncertainty_asked_for(
+    browser, vessels_url: str, drive_dir: Path, tmp_path: Path
+):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as ec
+    from selenium.webdriver.support.ui import Select, WebDriverWait
+
+    image = tmp_path / "retina.png"
+    with PIL.Image.open(drive_dir / "test" / "images" / "04_test.tif") as tif:
+        tif.convert("RGB").save(image)
+    browser.get(vessels_url)
+    wait = WebDriverWait(browser, WAIT_S)
+    wait.until(lambda d: len(d.find_elements(By.CSS_SELECTOR, "#model option")) == 1)
+    wait.until(ec.visibility_of_element_located((By.ID, "uncertainty")))
+    Select(browser.find_element(By.ID, "uncertainty")).select_by_value("tta")
+    browser.find_element(By.ID, "file").send_keys(str(image))
+    wait.until(ec.visibility_of_element_located((By.ID, "segmentation")))
+    summary = browser.find_element(By.ID, "mask-uncertainty")
+    assert summary.is_displayed()
+    assert summary.text.startswith("Uncertainty (tta): ")
+    assert "expected Dice" in summary.text and "mean mutual information" in summary.text
+
+
+@pytest.fixture(scope="module")
+def ensemble_url(
+    pneumonia_run: Path,
+    trust_runs: dict[str, Path],
+    tmp_path_factory: pytest.TempPathFactory,
+    live_service,
+) -> Iterator[str]:
+    """An ensemble whose second member flags every case, on a free loopback port."""
+    from medlens.commands.ensemble import ensemble_runs
+
+    members = [pneumonia_run, trust_runs["out_of_distribution"]]
+    out = tmp_path_factory.mktemp("ensembles")
+    run = ensemble_runs(members, "soft", out, name="pair", n_bootstrap=0, documents=False)
+    with live_service(create_app([run])) as url:
+        yield url
+
+
+def test_an_ensemble_refers_and_says_why_it_has_no_heatmap(
+    browser, ensemble_url: str, pneumonia_test_images: np.ndarray, tmp_path: Path
+):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as ec
+    from selenium.webdriver.support.ui import Select, WebDriverWait
+
+    image = tmp_path / "chest.png"
+    PIL.Image.fromarray(pneumonia_test_images[1]).save(image)
+    browser.get(ensemble_url)
+    wait = WebDriverWait(browser, WAIT_S)
+    wait.until(lambda d: len(d.find_elements(By.CSS_SELECTOR, "#model option")) == 1)
+    wait.until(ec.visibility_of_element_located((By.ID, "uncertainty")))
+    tta = browser.find_element(By.CSS_SELECTOR, "#uncertainty option[value=tta]")
+    assert tta.get_attribute("disabled")  # an ensemble samples its members, not views
+    Select(browser.find_element(By.ID, "uncertainty")).select_by_value("ensemble")
+    browser.find_element(By.ID, "file").send_keys(str(image))
+    wait.until(ec.visibility_of_element_located((By.ID, "classification")))
+    assert browser.find_element(By.ID, "decision").text == "refer"
+    assert "ensemble member flags this image" in browser.find_element(By.ID, "trust").text
+    assert "entropy" in browser.find_element(By.ID, "trust").text
+    assert not browser.find_element(By.ID, "heatmap-figure").is_displayed()
+    omitted = browser.find_element(By.ID, "heatmap-omitted")
+    assert omitted.is_displayed() and "no single network to explain" in omitted.text

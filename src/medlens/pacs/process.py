@@ -53,7 +53,10 @@ class StoredObject:
         kind: ``"segmentation"``, ``"report"``, ``"overlay"`` or ``"detections"``.
         sop_class_uid, series_instance_uid, sop_instance_uid: its UIDs.
         source_series_uid: the series it was made from.
-        probabilities, decision: the classification it reports (empty / "" otherwise).
+        probabilities, decision: the classification it reports (empty / "" otherwise);
+            ``decision`` is the class, or ``refer`` for a case referred to a human reader.
+        predicted_class: the model's class at its threshold, also for a referred case ("" for
+            other results).
         counts: class name -> objects found, for a detection SR (empty otherwise).
     """
 
@@ -64,6 +67,7 @@ class StoredObject:
     source_series_uid: str
     probabilities: dict[str, float] = field(default_factory=dict)
     decision: str = ""
+    predicted_class: str = ""
     counts: dict[str, int] = field(default_factory=dict)
 
 
@@ -286,6 +290,7 @@ def _stored(obj: ResultObject) -> StoredObject:
         source_series_uid=obj.source_series_uid,
         probabilities=dict(obj.finding.probabilities) if obj.finding else {},
         decision=obj.finding.decision if obj.finding else "",
+        predicted_class=obj.finding.predicted_class if obj.finding else "",
         counts=dict(obj.counts),
     )
 

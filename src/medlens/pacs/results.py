@@ -317,12 +317,12 @@ def _classification(
     explained = explain_prepared(run, [x], EXPLANATION_METHOD)
     names = run.class_names
     probabilities = explained.probabilities[0]
-    decided = int(explained.predicted[0])
+    predicted = int(explained.predicted[0])
     decisions = decisions_of(run, explained.probabilities[:1], ood_features(run, [x]))
     band = run.trust.band
     finding = ClassificationFinding(
         probabilities={name: float(p) for name, p in zip(names, probabilities, strict=True)},
-        decision=names[decided],
+        predicted_class=names[predicted],
         threshold=run.threshold if len(names) == 2 else None,
         refer_reason=decisions.reason(0) or None,
         refer_band=(band.low, band.high)
@@ -334,12 +334,12 @@ def _classification(
             else None
         ),
     )
+    caption = overlay_caption(finding)
     png = save_overlay(
         x,
         explained.heatmaps[0],
         scratch.path(".png"),
-        title=f"{model.algorithm_name}: Grad-CAM for {names[decided]} "
-        f"(p = {probabilities[decided]:.2f})",
+        title=f"{model.algorithm_name}\n{caption}",
     )
     source_series = str(headers[0].SeriesInstanceUID)
     weights = model.weights_sha256
@@ -359,6 +359,7 @@ def _classification(
         series_instance_uid=result_series_uid(weights, OVERLAY, source_series),
         sop_instance_uid=result_instance_uid(weights, OVERLAY, source_series, source_sop_uid),
         instance_number=instance_number,
+        caption=caption,
     )
     return [
         ResultObject(
@@ -372,6 +373,17 @@ def _classification(
         )
         for kind, ds in ((REPORT, report), (OVERLAY, overlay))
     ]
+
+
+def overlay_caption(finding: ClassificationFinding) -> str:
+    """What the Grad-CAM overlay shows, as its title says (ASCII, for the DICOM text too):
+    ``Grad-CAM for <class> (p = 0.49)``, led by ``Referred (<reason>) -`` for a case referred
+    to a human reader, so the picture never reads as an ordinary decision."""
+    name = finding.predicted_class
+    text = f"Grad-CAM for {name} (p = {finding.probabilities[name]:.2f})"
+    if finding.refer_reason:
+        return f"Referred ({finding.refer_reason.replace('_', ' ')}) - {text}"
+    return text
 
 
 def _part10(ds: Dataset) -> bytes:

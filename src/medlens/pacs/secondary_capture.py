@@ -42,6 +42,7 @@ def overlay_secondary_capture(
     series_number: int = 902,
     instance_number: int = 1,
     sop_instance_uid: str | None = None,
+    caption: str | None = None,
 ) -> hd.sc.SCImage:
     """A Secondary Capture of a rendered overlay, filed with ``source``'s patient and study.
 
@@ -59,6 +60,9 @@ def overlay_secondary_capture(
         series_number: SeriesNumber of the series.
         instance_number: InstanceNumber of the image in its series.
         sop_instance_uid: the image's SOPInstanceUID; default a new one.
+        caption: what this image shows (its burned-in title, e.g. ``"Referred (out of
+            distribution) - Grad-CAM for normal (p = 0.49)"``), recorded in
+            DerivationDescription; default ``description``.
     """
     if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
         raise ValueError(f"rgb must be (rows, columns, 3) uint8, got {rgb.shape} {rgb.dtype}")
@@ -91,5 +95,5 @@ def overlay_secondary_capture(
     reference.ReferencedSOPClassUID = source.SOPClassUID
     reference.ReferencedSOPInstanceUID = source.SOPInstanceUID
     image.SourceImageSequence = [reference]
-    image.DerivationDescription = f"{description} by {model.algorithm_name}"[:1024]
+    image.DerivationDescription = f"{caption or description} by {model.algorithm_name}"[:1024]
     return image

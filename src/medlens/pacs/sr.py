@@ -11,7 +11,10 @@ The content tree (every item a child of the root by ``CONTAINS``)::
       TEXT     (DCM 111001) Algorithm Name        "<model> (run <name>)"
       TEXT     (DCM 111003) Algorithm Version     "medlens <version>"
       TEXT     (99MEDLENS WEIGHTS-SHA256)         SHA-256 of model.pt
-      TEXT     (DCM 121071) Finding               the decided class
+      TEXT     (DCM 121071) Finding               the decision: the class, or "refer" for a
+                                                  case referred to a human reader
+      TEXT     (99MEDLENS MODEL-CLASS)            the model's class at its threshold (kept
+                                                  for a referred case: its leaning)
       TEXT     (99MEDLENS THRESHOLD)              the decision threshold (two classes only)
       TEXT     (99MEDLENS REFER)                  "refer to a human reader (uncertain |
                                                   out of distribution)" or "no referral"
@@ -41,6 +44,7 @@ from pydicom.sr.codedict import codes
 from pydicom.uid import BasicTextSRStorage
 
 from medlens import __version__
+from medlens.trust.decisions import REFER as REFER_DECISION
 
 MEDLENS_SCHEME = "99MEDLENS"
 MANUFACTURER = "medlens"
@@ -49,6 +53,7 @@ SERIES_DESCRIPTION_PREFIX = "medlens"
 DIAGNOSTIC_IMAGING_REPORT = hd.sr.CodedConcept("18748-4", "LN", "Diagnostic Imaging Report")
 WEIGHTS_SHA256 = hd.sr.CodedConcept("WEIGHTS-SHA256", MEDLENS_SCHEME, "Model weights SHA-256")
 DECISION_THRESHOLD = hd.sr.CodedConcept("THRESHOLD", MEDLENS_SCHEME, "Decision threshold")
+MODEL_CLASS = hd.sr.CodedConcept("MODEL-CLASS", MEDLENS_SCHEME, "Model's class")
 CLASS_PROBABILITY = hd.sr.CodedConcept("CLASS-PROB", MEDLENS_SCHEME, "Class probability")
 REFER = hd.sr.CodedConcept("REFER", MEDLENS_SCHEME, "Refer to a human reader")
 REFER_BAND = hd.sr.CodedConcept("REFER-BAND", MEDLENS_SCHEME, "Refer band")
@@ -133,8 +138,9 @@ class ClassificationFinding:
 
     Attributes:
         probabilities: class name -> probability, in the run's class order.
-        decision: the decided class name.
-        threshold: the probability of the second class at or above which it is decided,
+        predicted_class: the model's class at the run's threshold (arg-max for more
+            classes), also for a referred case; ``decision`` is ``refer`` then.
+        threshold: the probability of the second class at or above which it is predicted,
             for two-class runs; None for argmax decisions.
         refer_reason: why a human should decide instead (``uncertain``: in the run's refer
             band; ``out_of_distribution``), or None.
@@ -145,11 +151,17 @@ class ClassificationFinding:
     """
 
     probabilities: dict[str, float]
-    decision: str
+    predicted_class: str
     threshold: float | None
     refer_reason: str | None = None
     refer_band: tuple[float, float] | None = None
     ood_score: tuple[float, float] | None = None
+
+    @property
+    def decision(self) -> str:
+        """The class, or ``refer`` when the case is referred to a human reader (as
+        ``medlens predict``'s ``decision`` column)."""
+        return REFER_DECISION if self.refer_reason else self.predicted_class
 
     def trust_texts(self) -> list[tuple[hd.sr.CodedConcept, str]]:
         """The SR's referral, band and out-of-distribution items as (concept, text)."""
@@ -189,7 +201,8 @@ def classification_report(
     Args:
         sources: the classified instances (headers suffice), all of one study; the first
             gives the patient and study modules.
-        finding: probabilities and decision.
+        finding: probabilities, the model's class and the decision (``refer`` for a
+            referred case).
         model: the model that produced them.
         series_instance_uid: the SR's series; default a new one.
         series_number: SeriesNumber of the SR series.
@@ -207,6 +220,7 @@ def classification_report(
         hd.sr.TextContentItem(codes.DCM.AlgorithmVersion, f"medlens {__version__}", contains),
         hd.sr.TextContentItem(WEIGHTS_SHA256, model.weights_sha256, contains),
         hd.sr.TextContentItem(codes.DCM.Finding, finding.decision, contains),
+        hd.sr.TextContentItem(MODEL_CLASS, finding.predicted_class, contains),
     ]
     if finding.threshold is not None:
         items.append(

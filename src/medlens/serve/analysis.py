@@ -1,5 +1,6 @@
 """What the service computes for one upload: class probabilities with a Grad-CAM overlay, a
-mask file, or a preview PNG of the image. Plain functions, run in a worker thread.
+mask file (with, on request, its uncertainty), or a preview PNG of the image. Plain
+functions, run in a worker thread.
 
 Each takes a ``checkpoint`` and calls it between its stages (inference, explanation,
 writing): it raises when the request has timed out, so abandoned work stops early.
@@ -9,6 +10,7 @@ Everything they need is imported with this module (at start-up), not on the firs
 from __future__ import annotations
 
 import base64
+import dataclasses
 import io
 import re
 import time
@@ -26,16 +28,20 @@ from pydicom.datadict import tag_for_keyword
 from medlens.data.dicom_seg import write_dicom_seg
 from medlens.data.image import Image
 from medlens.data.masks import write_mask
-from medlens.errors import InputError
+from medlens.errors import ConfigError, InputError
 from medlens.explain import explain, save_overlay
 from medlens.explain.overlay import display_image
 from medlens.inference.decide import decisions_of
 from medlens.inference.loaded_run import predict_with_features, prepare_input
 from medlens.inference.segment import predict_mask
-from medlens.inference.uncertainty import dropout_layers, sample_probabilities
+from medlens.inference.segment_uncertainty import on_image_grid, sample_maps
+from medlens.inference.uncertainty import sample_probabilities
+from medlens.run_folder import layout
+from medlens.serve.ensemble_model import ServedEnsemble
 from medlens.serve.inputs import Upload, for_model_dims
 from medlens.serve.models_store import ServedModel
-from medlens.serve.service_errors import ServiceError
+from medlens.serve.service_errors import ServiceError, model_fault, model_stage
+from medlens.trust.decisions import Decisions
 from medlens.trust.measures import mutual_information, predictive_entropy
 
 MASK_FORMATS = ("auto", "png", "nifti", "dicom-seg")
@@ -58,6 +64,8 @@ class MaskFile:
         filename: a server-chosen name (``mask.png``, ``mask.nii.gz``, ``mask.dcm``).
         voxels: non-background class name -> voxels (pixels) of that class.
         mask_format: ``png``, ``nifti`` or ``dicom-seg``.
+        uncertainty: the per-case summary of ``uncertainty=`` (``segment_uncertainty``), or
+            None when none was asked for.
     """
 
     content: bytes
@@ -65,15 +73,18 @@ class MaskFile:
     filename: str
     voxels: dict[str, int]
     mask_format: str = "png"
+    uncertainty: dict[str, Any] | None = None
 
     def as_json(self, model: ServedModel) -> dict[str, Any]:
         """The mask as ``/v1/segment`` answers for ``format=json`` or ``Accept:
-        application/json``: the voxel counts per class and the file, base64."""
+        application/json``: the voxel counts per class, the uncertainty summary (null when
+        not asked for) and the file, base64."""
         return {
             "model": model.name,
             "weights_sha256": model.weights_sha256,
             "engine": model.engine,
             "class_voxels": dict(self.voxels),
+            "uncertainty": None if self.uncertainty is None else dict(self.uncertainty),
             "mask_format": self.mask_format,
             "media_type": self.media_type,
             "filename": self.filename,
@@ -85,22 +96,36 @@ class MaskFile:
         (UTF-8), so that the header is ASCII whatever the class names are."""
         return ";".join(f"{quote(name, safe='')}={count}" for name, count in self.voxels.items())
 
+    def uncertainty_header(self) -> str | None:
+        """``key=value;...`` of the uncertainty summary for the ``x-uncertainty`` header of
+        a file response (None when none was asked for)."""
+        if self.uncertainty is None:
+            return None
+        return ";".join(f"{key}={value}" for key, value in self.uncertainty.items())
 
-UNCERTAINTY_METHODS = ("tta", "mc_dropout")
 
-
-def check_uncertainty(model: ServedModel, method: str | None) -> None:
-    """Refuse, before the upload is read, an uncertainty the served model cannot give.
+def check_uncertainty(model: ServedModel | ServedEnsemble, method: str | None) -> None:
+    """Refuse, before the upload is read, an uncertainty the served model cannot give
+    (``uncertainty_methods()``: tta, mc_dropout with dropout layers, ensemble for an
+    ensemble).
 
     Raises:
-        ServiceError: 422 for an unknown method, or mc_dropout without dropout layers.
+        ServiceError: 422 naming what the model answers; the value sent is not repeated.
     """
     if method is None:
         return
-    if method not in UNCERTAINTY_METHODS:
-        raise ServiceError(422, "uncertainty must be tta or mc_dropout")
-    if method == "mc_dropout" and not dropout_layers(model.explainer):
+    methods = model.uncertainty_methods()
+    if method in methods:
+        return
+    if isinstance(model, ServedEnsemble):
+        raise ServiceError(
+            422,
+            "this model is an ensemble: it answers uncertainty=ensemble only (its members' "
+            "disagreement)",
+        )
+    if method == "mc_dropout":
         raise ServiceError(422, "this model has no dropout layers; ask for uncertainty=tta")
+    raise ServiceError(422, f"uncertainty must be {' or '.join(methods)} for this model")
 
 
 def _uncertainty(model: ServedModel, x: np.ndarray, method: str) -> dict[str, Any]:
@@ -114,19 +139,33 @@ def _uncertainty(model: ServedModel, x: np.ndarray, method: str) -> dict[str, An
     else:
         net = model.predictor.model
         samples = sample_probabilities(net, [x], method, model.predictor.device, calibrate)
+    return sampled_uncertainty(method, samples)
+
+
+def decision_fields(decisions: Decisions, class_names: list[str]) -> dict[str, Any]:
+    """The first case's decision as the service's JSON carries it, the same columns as
+    ``medlens predict``'s CSV (``Decisions.row``):
+
+    - ``decision``: the class, or ``refer`` when a human should decide;
+    - ``predicted_class``, ``predicted_index``: the model's class at the run's threshold
+      (arg-max for more classes), kept for a referred case too (the model's leaning);
+    - ``refer``, ``refer_reason`` (``uncertain``, ``out_of_distribution`` or null).
+    """
+    row = decisions.row(0, class_names)
+    index = int(decisions.preds[0])
     return {
-        "method": method,
-        "samples": int(samples.shape[0]),
-        "entropy": float(predictive_entropy(samples)[0]),
-        "mutual_information": float(mutual_information(samples)[0]),
+        "decision": row["decision"],
+        "predicted_class": class_names[index],
+        "predicted_index": index,
+        "refer": bool(row["refer"]),
+        "refer_reason": row["refer_reason"] or None,
     }
 
 
 def trust_fields(
     model: ServedModel, probs: np.ndarray, features: np.ndarray | None
 ) -> dict[str, Any]:
-    """The decision and whether to refer it: ``decision``, ``decision_index``, ``refer``,
-    ``refer_reason`` (``uncertain``, ``out_of_distribution`` or null), ``refer_band``,
+    """The decision and whether to refer it (``decision_fields``), with ``refer_band``,
     ``ood`` (score, threshold, flagged; null for a run without the score) and
     ``calibration`` (the calibrator's method).
 
@@ -137,23 +176,30 @@ def trust_fields(
     """
     run = model.run
     decisions = decisions_of(run, probs[None], features)
-    row = decisions.row(0, run.class_names)
-    index = int(decisions.preds[0])
     ood = None
-    if run.trust.ood is not None:
+    if run.trust.ood is not None and decisions.ood is not None:
+        assert decisions.ood_scores is not None
         ood = {
-            "score": row["ood_score"],
+            "score": float(decisions.ood_scores[0]),
             "threshold": run.trust.ood.threshold,
-            "flagged": bool(row["ood"]),
+            "flagged": bool(decisions.ood[0]),
         }
     return {
-        "decision": run.class_names[index],
-        "decision_index": index,
-        "refer": bool(row["refer"]),
-        "refer_reason": row["refer_reason"] or None,
+        **decision_fields(decisions, run.class_names),
         "refer_band": run.trust.band.public(),
         "ood": ood,
         "calibration": run.trust.calibrator.method,
+    }
+
+
+def sampled_uncertainty(method: str, samples: np.ndarray) -> dict[str, Any]:
+    """``uncertainty`` of an answer: the predictive entropy and mutual information (nats) of
+    one case's calibrated ``samples`` ``(S, 1, K)``."""
+    return {
+        "method": method,
+        "samples": int(samples.shape[0]),
+        "entropy": float(predictive_entropy(samples)[0]),
+        "mutual_information": float(mutual_information(samples)[0]),
     }
 
 
@@ -170,51 +216,68 @@ def classify(
     uncertainty (``tta`` or ``mc_dropout``), and a Grad-CAM overlay.
 
     A binary run decides for ``class_names[1]`` when its probability is at least the run's
-    threshold (chosen on validation); a multi-class run takes the most probable class. The
-    heatmap explains the decided class.
+    threshold (chosen on validation); a multi-class run takes the most probable class. That
+    class is ``predicted_class``; ``decision`` is it, or ``refer`` for a case referred to a
+    human. The heatmap explains the predicted class.
 
     Raises:
-        InputError: the image does not fit the model after preprocessing.
+        InputError: the image does not fit the model after preprocessing (answered 422).
+        ServiceError: 500 when the model or its run folder fails once the image fitted
+            (``model_stage``), e.g. non-finite outputs.
     """
 
     started = time.perf_counter()
     run = model.run
     x = prepare_input(run, for_model_dims(upload.image, model.spatial_dims))
     checkpoint()
-    # one forward pass gives the probabilities and the features the ood score reads (a
-    # second pass, through the PyTorch network, only behind an ONNX engine)
-    batch_probs, features = predict_with_features(model.predictor, [x], feature_model=run.model)
-    probs = batch_probs[0]
-    checkpoint()
-    binary = len(run.class_names) == 2
-    decided = trust_fields(model, probs, features)
-    index = decided["decision_index"]
-    result: dict[str, Any] = {
-        "model": model.name,
-        "weights_sha256": model.weights_sha256,
-        "engine": model.engine,
-        "class_names": list(run.class_names),
-        "probabilities": [float(p) for p in probs],
-        **decided,
-        "threshold": run.threshold if binary else None,
-        "uncertainty": None,
-        "heatmap_png_base64": None,
-    }
-    if uncertainty is not None:
-        result["uncertainty"] = _uncertainty(model, x, uncertainty)
-        checkpoint()
-    if heatmap:
-        with model.explain_lock:
-            maps = explain(
-                model.explainer, torch.from_numpy(x[None]), target=index, method="gradcam"
+    with model_stage(model.name, [run.run_dir]):
+        # one forward pass gives the probabilities and the features the ood score reads (a
+        # second pass, through the PyTorch network, only behind an ONNX engine)
+        batch_probs, features = predict_with_features(model.predictor, [x], feature_model=run.model)
+        probs = batch_probs[0]
+        if not np.all(np.isfinite(probs)):
+            raise InputError(
+                run.run_dir / layout.MODEL,
+                "the network gives non-finite outputs (NaN or inf) for this image",
             )
         checkpoint()
-        png = save_overlay(
-            x, maps[0], work / "heatmap.png", title=f"Grad-CAM: {run.class_names[index]}"
-        )
-        result["heatmap_png_base64"] = base64.b64encode(png.read_bytes()).decode("ascii")
+        binary = len(run.class_names) == 2
+        decided = trust_fields(model, probs, features)
+        index = decided["predicted_index"]
+        result: dict[str, Any] = {
+            "model": model.name,
+            "weights_sha256": model.weights_sha256,
+            "engine": model.engine,
+            "class_names": list(run.class_names),
+            "probabilities": [float(p) for p in probs],
+            **decided,
+            "threshold": run.threshold if binary else None,
+            "uncertainty": None,
+            "heatmap_png_base64": None,
+        }
+        if uncertainty is not None:
+            result["uncertainty"] = _uncertainty(model, x, uncertainty)
+            checkpoint()
+        if heatmap:
+            with model.explain_lock:
+                maps = explain(
+                    model.explainer, torch.from_numpy(x[None]), target=index, method="gradcam"
+                )
+            checkpoint()
+            png = save_overlay(x, maps[0], work / "heatmap.png", title=_heatmap_title(result))
+            result["heatmap_png_base64"] = base64.b64encode(png.read_bytes()).decode("ascii")
     result["seconds"] = round(time.perf_counter() - started, 4)  # preprocessing to answer
     return result
+
+
+def _heatmap_title(result: dict[str, Any]) -> str:
+    """The overlay's title: the class it explains, and the referral when there is one."""
+    k = result["predicted_index"]
+    title = f"Grad-CAM: {result['predicted_class']} (p = {result['probabilities'][k]:.2f})"
+    if result["refer"]:
+        reason = (result["refer_reason"] or "").replace("_", " ")
+        return f"Referred ({reason})\n{title}"
+    return title
 
 
 def resolve_mask_format(requested: str, upload: Upload, image: Image) -> str:
@@ -242,19 +305,30 @@ def segment(
     mask_format: str,
     work: Path,
     checkpoint: Checkpoint = _no_checkpoint,
+    uncertainty: str | None = None,
 ) -> MaskFile:
-    """The model's mask on the upload's own grid, as PNG, NIfTI or DICOM SEG.
+    """The model's mask on the upload's own grid, as PNG, NIfTI or DICOM SEG, and with
+    ``uncertainty`` (``tta`` or ``mc_dropout``) the per-case summary ``medlens predict
+    --uncertainty`` writes to ``segmentations.csv``: ``mean_entropy`` and
+    ``mean_mutual_information`` (nats, over the image), ``expected_dice`` and
+    ``uncertainty = 1 - expected_dice`` (``medlens.inference.segment_uncertainty``).
 
     Raises:
         ServiceError: 422 for a format the upload cannot have (``resolve_mask_format``), or a
-            series a DICOM SEG cannot be made from.
-        InputError: the image does not fit the model after preprocessing.
+            series a DICOM SEG cannot be made from; 500 when the model or its run folder
+            fails once the image fitted (``model_stage``).
+        InputError, ConfigError: the image does not fit the model after preprocessing.
     """
 
     image = for_model_dims(upload.image, model.spatial_dims)
     fmt = resolve_mask_format(mask_format, upload, image)
-    labels = predict_mask(model.predictor, image)
+    labels = _mask_labels(model, image)
     checkpoint()
+    summary = None
+    if uncertainty is not None:
+        with model_stage(model.name, [model.run.run_dir]):
+            summary = _mask_uncertainty(model, image, labels, uncertainty)
+        checkpoint()
     label_map = image.with_array(labels[None].astype(np.uint8))
     target = work / _FILE_NAMES[fmt]
     if fmt == "dicom-seg":
@@ -276,7 +350,37 @@ def segment(
         name: int(np.count_nonzero(labels == k))
         for k, name in enumerate(model.run.class_names[1:], start=1)
     }
-    return MaskFile(target.read_bytes(), _MEDIA_TYPES[fmt], _FILE_NAMES[fmt], voxels, fmt)
+    return MaskFile(target.read_bytes(), _MEDIA_TYPES[fmt], _FILE_NAMES[fmt], voxels, fmt, summary)
+
+
+def _mask_labels(model: ServedModel, image: Image) -> np.ndarray:
+    """``predict_mask`` on the served engine. An ``InputError`` naming the image, or a
+    ``ConfigError`` (a size the sliding window cannot take), is the image's (422); any other
+    error is the model's (500, ``model_stage``)."""
+    try:
+        return predict_mask(model.predictor, image)
+    except ConfigError:
+        raise
+    except InputError as exc:
+        if exc.path == str(image.source):
+            raise
+        raise model_fault(model.name, exc, [model.run.run_dir]) from None
+
+
+def _mask_uncertainty(
+    model: ServedModel, image: Image, labels: np.ndarray, method: str
+) -> dict[str, Any]:
+    """The per-case uncertainty summary of the mask ``labels`` on ``image``'s grid, from
+    ``segment_uncertainty``'s sampled maps: test-time flips through the served engine, or
+    MC dropout on the private PyTorch copy (dropout switched on there only)."""
+    run = model.run
+    x = run.preprocess(image).array.astype(np.float32, copy=False)
+    if method == "mc_dropout":
+        with model.explain_lock:
+            maps = sample_maps(dataclasses.replace(run, model=model.explainer), x, method)
+    else:
+        maps = sample_maps(model.predictor, x, method)
+    return {"method": method, **on_image_grid(maps, image).summary(labels)}
 
 
 def _missing_keyword(exc: Exception) -> str | None:

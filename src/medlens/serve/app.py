@@ -2,16 +2,21 @@
 
 Endpoints (OpenAPI at ``/openapi.json``):
 
-- ``POST /v1/predict?model=NAME`` a classification: calibrated probabilities, the decision
-  at the run's threshold, ``refer`` / ``refer_reason`` (the run's refer band, the
-  out-of-distribution flag ``ood``), with ``uncertainty=tta|mc_dropout`` the predictive
-  entropy and mutual information, and a Grad-CAM overlay (``heatmap=false`` leaves it out).
+- ``POST /v1/predict?model=NAME`` a classification: calibrated probabilities, ``decision``
+  (the class, or ``refer`` when a human should decide), ``predicted_class`` /
+  ``predicted_index`` (the model's class at the run's threshold, also for a referred case),
+  ``refer`` / ``refer_reason`` (the run's refer band, the out-of-distribution flag ``ood``),
+  with ``uncertainty=tta|mc_dropout`` (``ensemble`` for an ensemble) the predictive entropy
+  and mutual information, and a Grad-CAM overlay of the predicted class (``heatmap=false``
+  leaves it out; an ensemble has none, and ``heatmap_omitted`` says why).
 - ``POST /v1/segment?model=NAME&format=auto|png|nifti|dicom-seg|json`` the mask file (DICOM
   SEG for a zipped series only). ``format=json``, or ``Accept: application/json`` with any
   format, answers JSON instead: the voxels of each class (``class_voxels``) and the mask file
   in base64 (``mask_base64``, ``mask_format``, ``media_type``, ``filename``). A file response
   also carries ``x-class-voxels: name=count;...`` with each class name percent-encoded
-  (UTF-8), so the header stays ASCII whatever the class names.
+  (UTF-8), so the header stays ASCII whatever the class names. ``uncertainty=tta|mc_dropout``
+  adds the per-case summary ``medlens predict --uncertainty`` writes (``uncertainty`` in the
+  JSON, ``x-uncertainty: key=value;...`` on a file response).
 - ``POST /v1/detect?model=NAME&min_score=S`` the objects a detection run finds in a 2D
   image: each box (``x1, y1, x2, y2`` in the image's own pixels), class and score, and the
   count per class; a Mask R-CNN run adds each detection's instance mask (COCO RLE ``mask``,
@@ -27,8 +32,10 @@ the reason a fixed sentence that never repeats a value from the upload or a serv
 400 malformed request or a Host the service does not answer to, 401 no or unknown token,
 403 token without access to the model, 404 unknown model (listing only the models the token
 may use), 413 over the size limit or an image declaring more voxels than the voxel budget,
-415 unsupported type, 422 unreadable content or an image the model cannot take, 503 every
-worker busy for the whole time limit (``Retry-After``), 504 over the time limit.
+415 unsupported type, 422 unreadable content, an image the model cannot take, or an
+uncertainty the model cannot give, 500 a fault of the model or its run folder (its message,
+the run folder named by its name only), 503 every worker busy for the whole time limit
+(``Retry-After``), 504 over the time limit.
 
 Work: reading and inference run on ``max_concurrent`` worker threads (``serve.workers``). A
 request waits for a free worker within its time limit (503 when none frees); a request that
@@ -67,6 +74,7 @@ from medlens.errors import ConfigError, MedlensError
 from medlens.serve.access_log import AccessLogMiddleware
 from medlens.serve.auth import Grant, TokenConfig, authorize
 from medlens.serve.detection_model import ServedDetector
+from medlens.serve.ensemble_model import ServedEnsemble
 from medlens.serve.hosts import TrustedHostMiddleware, is_loopback, normalise_hosts
 from medlens.serve.inputs import Upload, read_upload, too_many_voxels
 from medlens.serve.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
@@ -112,6 +120,7 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
         413: "the upload is over the size limit, or the image over the voxel budget",
         415: "unsupported file type",
         422: "the content cannot be read or does not fit the model",
+        500: "the model or its run folder failed (not the image), or an internal error",
         503: "every worker stayed busy for the whole time limit; retry later",
         504: "the request took longer than the time limit",
     }.items()
@@ -245,7 +254,15 @@ def _invalid_request(request: Request, exc: RequestValidationError) -> JSONRespo
     )
 
 
-_PARAMETERS = {"model", "format", "heatmap", "file", "authorization", "min_score"}
+_PARAMETERS = {
+    "model",
+    "format",
+    "heatmap",
+    "file",
+    "authorization",
+    "min_score",
+    "uncertainty",
+}
 
 
 def _request_id(request: Request) -> str:
@@ -305,6 +322,14 @@ def _classic(served: Served, route: str) -> ServedModel:
     if not isinstance(served, ServedModel):  # a route of its own for every task: never here
         raise ServiceError(400, f"{served.name!r} cannot be used on {route}")
     return served
+
+
+def _classifier(served: Served) -> ServedModel | ServedEnsemble:
+    """The single run or ensemble ``/v1/predict`` takes (400 for a model of another task)."""
+    _require_route(served, "/v1/predict")
+    if isinstance(served, ServedEnsemble):
+        return served
+    return _classic(served, "/v1/predict")
 
 
 def _detector(served: Served) -> ServedDetector:
@@ -387,6 +412,7 @@ def _wants_json(request: Request, mask_format: str) -> bool:
 def _add_routes(app: FastAPI) -> None:  # noqa: C901 - one place that lists every endpoint
     from medlens.serve.analysis import check_uncertainty, classify, preview_png, segment
     from medlens.serve.detection import detect
+    from medlens.serve.ensemble import classify_ensemble
 
     @app.get("/", include_in_schema=False)
     async def page() -> FileResponse:
@@ -434,20 +460,29 @@ def _add_routes(app: FastAPI) -> None:  # noqa: C901 - one place that lists ever
         uncertainty: Annotated[
             str | None,
             Query(
-                description="tta | mc_dropout: add the predictive entropy and mutual "
-                "information (nats) of sampled predictions"
+                description="tta | mc_dropout (a single run), ensemble (an ensemble): add the "
+                "predictive entropy and mutual information (nats) of sampled predictions"
             ),
         ] = None,
     ) -> dict[str, Any]:
-        """Classify one image: calibrated probabilities, the decision at the run's threshold,
-        whether to refer it to a human (refer band, out-of-distribution flag), optionally
-        its uncertainty, and Grad-CAM."""
-        served = _classic(_served(request, credentials, model), "/v1/predict")
+        """Classify one image: calibrated probabilities, the decision (the class at the run's
+        threshold, or ``refer``), the predicted class, whether to refer it to a human (refer
+        band, out-of-distribution flag), optionally its uncertainty, and Grad-CAM."""
+        served = _classifier(_served(request, credentials, model))
         check_uncertainty(served, uncertainty)
+        if isinstance(served, ServedEnsemble):
+            ensemble = served
+            return await _with_upload(
+                request,
+                lambda upload, work, checkpoint: classify_ensemble(
+                    ensemble, upload, heatmap, checkpoint, uncertainty
+                ),
+            )
+        single = served
         return await _with_upload(
             request,
             lambda upload, work, checkpoint: classify(
-                served, upload, work, heatmap, checkpoint, uncertainty
+                single, upload, work, heatmap, checkpoint, uncertainty
             ),
         )
 
@@ -463,28 +498,39 @@ def _add_routes(app: FastAPI) -> None:  # noqa: C901 - one place that lists ever
         credentials: Credentials,
         model: ModelName = None,
         format: MaskFormat = "auto",
+        uncertainty: Annotated[
+            str | None,
+            Query(
+                description="tta | mc_dropout: add the per-case summary of sampled masks "
+                "(mean_entropy, mean_mutual_information in nats, expected_dice, uncertainty)"
+            ),
+        ] = None,
     ) -> Response:
         """Segment one image; the response is the mask file, or JSON with the voxels of each
-        class and the mask in base64 (``format=json`` or ``Accept: application/json``)."""
+        class, the uncertainty summary asked for, and the mask in base64 (``format=json`` or
+        ``Accept: application/json``)."""
         served = _classic(_served(request, credentials, model), "/v1/segment")
+        check_uncertainty(served, uncertainty)
         as_json = _wants_json(request, format)
         mask_format = "auto" if format == "json" else format
         mask = await _with_upload(
             request,
-            lambda upload, work, checkpoint: segment(served, upload, mask_format, work, checkpoint),
+            lambda upload, work, checkpoint: segment(
+                served, upload, mask_format, work, checkpoint, uncertainty
+            ),
         )
         if as_json:
             return JSONResponse(mask.as_json(served))
-        return Response(
-            mask.content,
-            media_type=mask.media_type,
-            headers={
-                "content-disposition": f'attachment; filename="{mask.filename}"',
-                "x-model": quote(served.name, safe=""),
-                "x-weights-sha256": served.weights_sha256,
-                "x-class-voxels": mask.voxels_header(),
-            },
-        )
+        headers = {
+            "content-disposition": f'attachment; filename="{mask.filename}"',
+            "x-model": quote(served.name, safe=""),
+            "x-weights-sha256": served.weights_sha256,
+            "x-class-voxels": mask.voxels_header(),
+        }
+        summary = mask.uncertainty_header()
+        if summary is not None:
+            headers["x-uncertainty"] = summary
+        return Response(mask.content, media_type=mask.media_type, headers=headers)
 
     @app.post("/v1/detect", tags=["inference"], openapi_extra=_UPLOAD_BODY, responses=_ERRORS)
     async def detect_endpoint(

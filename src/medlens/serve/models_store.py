@@ -2,9 +2,15 @@
 
 Each run folder becomes one model named after the folder: a ``ServedModel`` for
 classification and segmentation runs, a ``ServedDetector`` (``serve.detection_model``) for
-detection runs. Predictions run on the chosen engine (PyTorch, or onnxruntime on the run's exported ``model.onnx``); Grad-CAM always runs
-on PyTorch, on a private copy of the network behind a lock, because its hooks would
-otherwise catch the activations of concurrent predictions.
+detection runs, a ``ServedEnsemble`` (``serve.ensemble_model``) for ensemble run folders
+made by ``medlens ensemble``. Predictions run on the chosen engine (PyTorch, or onnxruntime
+on the run's exported ``model.onnx``); Grad-CAM and MC dropout always run on PyTorch, on a
+private copy of the network behind a lock, because Grad-CAM's hooks would otherwise catch
+the activations of concurrent predictions, and switched-on dropout would change them.
+
+Every network is warmed up at start-up with one forward pass on a blank input, and its
+output checked: weights that give NaN or infinite outputs stop the service from starting,
+naming the run's weights file, instead of failing every request later.
 """
 
 from __future__ import annotations
@@ -21,11 +27,14 @@ from typing import Any
 import torch
 
 from medlens.errors import ConfigError
+from medlens.inference.ensemble_run import is_ensemble
 from medlens.inference.loaded_run import LoadedRun, load_run
-from medlens.inference.onnx import example_shape, export_onnx, onnx_metadata, weights_sha256
+from medlens.inference.onnx import export_onnx, onnx_metadata, weights_sha256
 from medlens.run_folder import layout
 from medlens.run_folder.reader import read_run_task
 from medlens.serve.detection_model import ServedDetector, load_detector
+from medlens.serve.ensemble_model import ServedEnsemble, load_ensemble
+from medlens.serve.warm_up import warm_up
 from medlens.tasks import Task
 
 log = logging.getLogger(__name__)
@@ -42,8 +51,9 @@ class ServedModel:
         predictor: the same run whose ``model`` is the engine's network.
         engine: ``torch`` or ``onnx``.
         weights_sha256: SHA-256 of the run's ``model.pt``.
-        explainer: a private copy of the PyTorch network for Grad-CAM, used under
-            ``explain_lock``.
+        explainer: a private copy of the PyTorch network for Grad-CAM and MC dropout, used
+            under ``explain_lock`` (the shared network itself for a segmenter without
+            dropout, which needs neither).
         load_seconds: time to load, build and warm the model up at start-up (s).
     """
 
@@ -82,23 +92,31 @@ class ServedModel:
             **self._trust(),
         }
 
+    def uncertainty_methods(self) -> list[str]:
+        """The ``uncertainty=`` values the model answers: ``tta``, and ``mc_dropout`` when
+        its network has dropout (for classification and segmentation alike)."""
+        from medlens.inference.uncertainty import dropout_layers
+
+        return ["tta"] + (["mc_dropout"] if dropout_layers(self.explainer) else [])
+
     def _trust(self) -> dict[str, Any]:
         """What the model says about trusting its answers: its calibration, its refer band,
         whether it flags inputs out of distribution, the uncertainty it can give."""
-        from medlens.inference.uncertainty import dropout_layers
-
         if self.task.predicts_masks:
-            return {"calibration": self.run.trust.calibrator.method}
+            return {
+                "calibration": self.run.trust.calibrator.method,
+                "uncertainty": self.uncertainty_methods(),
+            }
         return {
             "calibration": self.run.trust.calibrator.method,
             "refer_band": self.run.trust.band.public(),
             "ood_threshold": None if self.run.trust.ood is None else self.run.trust.ood.threshold,
-            "uncertainty": ["tta"] + (["mc_dropout"] if dropout_layers(self.explainer) else []),
+            "uncertainty": self.uncertainty_methods(),
         }
 
 
-#: What the service serves: a classifier or segmenter, or a detector.
-Served = ServedModel | ServedDetector
+#: What the service serves: a classifier or segmenter, a detector, or an ensemble.
+Served = ServedModel | ServedDetector | ServedEnsemble
 
 
 def load_models(
@@ -118,8 +136,9 @@ def load_models(
 
     Raises:
         ConfigError: no runs, an unknown engine, two runs with one name, or a detection run
-            with an engine other than ``torch``.
-        InputError: a run folder that cannot be loaded or exported.
+            or an ensemble with an engine other than ``torch``.
+        InputError: a run folder that cannot be loaded or exported, or a network that gives
+            NaN or infinite outputs at the warm-up (naming its weights file).
     """
     if engine not in ENGINES:
         raise ConfigError("--engine", f"must be one of {', '.join(ENGINES)}, not {engine!r}")
@@ -130,7 +149,9 @@ def load_models(
         name = run_dir.resolve().name
         if name in models:
             raise ConfigError("run_dirs", f"two run folders are named {name!r}; rename one")
-        if read_run_task(run_dir).predicts_boxes:
+        if is_ensemble(run_dir):
+            models[name] = load_ensemble(run_dir, name, engine)
+        elif read_run_task(run_dir).predicts_boxes:
             models[name] = load_detector(run_dir, name, engine)
         else:
             models[name] = _load_one(run_dir, name, engine, onnx_cache)
@@ -143,6 +164,7 @@ def _load_one(run_dir: Path, name: str, engine: str, onnx_cache: Path | None) ->
     run = load_run(run_dir, device="cpu" if engine != "torch" else None)  # names a missing file
     sha = weights_sha256(run_dir)
     predictor = run
+    warm_up(run, run_dir / layout.MODEL)  # PyTorch first: broken weights name model.pt
     if engine != "torch":
         from medlens.serve.onnx_engine import OnnxModule
 
@@ -153,8 +175,7 @@ def _load_one(run_dir: Path, name: str, engine: str, onnx_cache: Path | None) ->
         )
         module = OnnxModule(path, like=run.model, threads=torch.get_num_threads())
         predictor = dataclasses.replace(run, model=module)
-    with torch.no_grad():  # warm-up: a broken engine fails at start-up, not on a request
-        predictor.model(torch.zeros(1, *example_shape(run), device=run.device))
+        warm_up(predictor, path)  # then the engine's own file
     if run.task.predicts_masks:  # predict_mask imports these (MONAI) on first use
         import monai.inferers  # noqa: F401
 
@@ -167,10 +188,19 @@ def _load_one(run_dir: Path, name: str, engine: str, onnx_cache: Path | None) ->
         predictor=predictor,
         engine=engine,
         weights_sha256=sha,
-        # Grad-CAM explains classifiers only; a segmenter needs no private copy
-        explainer=copy.deepcopy(run.model).eval() if run.task.explainable else run.model,
+        explainer=_private_copy(run),
         load_seconds=time.perf_counter() - started,
     )
+
+
+def _private_copy(run: LoadedRun) -> torch.nn.Module:
+    """A copy of the network for Grad-CAM (classifiers) and MC dropout (any network with
+    dropout); a segmenter without dropout needs neither and shares the run's network."""
+    from medlens.inference.uncertainty import dropout_layers
+
+    if run.task.explainable or dropout_layers(run.model):
+        return copy.deepcopy(run.model).eval()
+    return run.model
 
 
 def _current_int8(run_dir: Path, sha: str) -> Path:

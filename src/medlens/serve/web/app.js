@@ -55,11 +55,14 @@ function describeTrust(result) {
   const band = result.refer_band || {};
   if (band.low !== null && band.low !== undefined && band.high > band.low) {
     notes.push(`refer band ${band.low.toFixed(3)}–${Math.min(band.high, 1).toFixed(3)}`);
-  } else if (Array.isArray(band.class_min_confidence) && result.decision_index !== undefined) {
-    const minimum = band.class_min_confidence[result.decision_index];
-    if (minimum > 0) notes.push(`refer when p(${result.decision}) is below ${Math.min(minimum, 1).toFixed(3)}`);
+  } else if (Array.isArray(band.class_min_confidence) && result.predicted_index !== undefined) {
+    const minimum = band.class_min_confidence[result.predicted_index];
+    if (minimum > 0) notes.push(`refer when p(${result.predicted_class}) is below ${Math.min(minimum, 1).toFixed(3)}`);
   }
-  if (result.ood) {
+  if (result.ood && result.ood.members_flagging !== undefined) {
+    const n = result.ood.members_flagging;
+    notes.push(`${n} ensemble member${n === 1 ? "" : "s"} flag${n === 1 ? "s" : ""} this image out of distribution`);
+  } else if (result.ood) {
     notes.push(`out-of-distribution score ${result.ood.score.toFixed(1)} (flagged above ${result.ood.threshold.toFixed(1)})`);
   }
   if (result.uncertainty) {
@@ -133,7 +136,7 @@ async function classify(model, file) {
     return;
   }
   const result = await response.json();
-  $("decision").textContent = result.decision;
+  showDecision(result);
   describeTrust(result);
   $("threshold").textContent = result.threshold === null
     ? "(the most probable class)"
@@ -151,6 +154,9 @@ async function classify(model, file) {
     return row;
   });
   $("probabilities").querySelector("tbody").replaceChildren(...rows);
+  $("heatmap-figure").hidden = !result.heatmap_png_base64;
+  $("heatmap-omitted").textContent = result.heatmap_omitted || "";
+  $("heatmap-omitted").hidden = !result.heatmap_omitted;
   if (result.heatmap_png_base64) {
     await new Promise((resolve) => {
       $("heatmap").onload = resolve;
@@ -161,9 +167,34 @@ async function classify(model, file) {
   $("classification").hidden = false;
 }
 
+// "refer" for a case a human should decide, with the model's own class beside it in grey
+// (its leaning, not a decision); the class itself otherwise.
+function showDecision(result) {
+  const decision = $("decision");
+  decision.textContent = result.decision;
+  decision.dataset.predictedClass = result.predicted_class;
+  const leaning = $("leaning");
+  if (result.refer) {
+    const p = result.probabilities[result.predicted_index];
+    leaning.textContent = `model leans: ${result.predicted_class}, p = ${p.toFixed(2)}`;
+  }
+  leaning.hidden = !result.refer;
+}
+
+function describeMaskUncertainty(u) {
+  const text = $("mask-uncertainty");
+  text.hidden = !u;
+  text.textContent = u
+    ? `Uncertainty (${u.method}): ${u.uncertainty.toFixed(3)} (1 − expected Dice ${u.expected_dice.toFixed(3)}); ` +
+      `mean entropy ${u.mean_entropy.toFixed(3)} nats, mean mutual information ${u.mean_mutual_information.toFixed(3)} nats`
+    : "";
+}
+
 async function segment(model, file) {
   const flat = model.spatial_dims === 2;
-  const query = `model=${encodeURIComponent(model.name)}&format=${flat ? "png" : "auto"}`;
+  const method = $("uncertainty").value;
+  const extra = method ? `&uncertainty=${encodeURIComponent(method)}` : "";
+  const query = `model=${encodeURIComponent(model.name)}&format=${flat ? "png" : "auto"}${extra}`;
   // JSON: the voxel counts come in the body (any class name), the mask file as base64
   const response = await post(`/v1/segment?${query}`, file, { Accept: "application/json" });
   if (!response.ok) {
@@ -178,6 +209,7 @@ async function segment(model, file) {
   link.download = result.filename || "mask";
   const counts = Object.entries(result.class_voxels || {}).map(([name, n]) => `${name}=${n}`);
   $("voxels").textContent = counts.length ? `Pixels (voxels) per class: ${counts.join(", ")}` : "";
+  describeMaskUncertainty(result.uncertainty);
   $("overlay-controls").hidden = !flat;
   $("overlay").hidden = !flat;
   if (flat) {
