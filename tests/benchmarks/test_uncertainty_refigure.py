@@ -43,6 +43,8 @@ def test_retrain_trains_one_datasets_seeds_again_and_keeps_the_rest(
 ) -> None:
     figures = uncertainty.classification_figures(pneumonia_run)
     report_path = _stale_report(figures, tmp_path / "uncertainty.json", seeds=2)
+    stale = json.loads(report_path.read_text())
+    report_path.write_text(json.dumps({**stale, "refigured": {"date": "earlier"}}))
     calls = []
 
     def fake_train(kind: str, seed: int, minutes: float, out: Path) -> Path:
@@ -57,6 +59,7 @@ def test_retrain_trains_one_datasets_seeds_again_and_keeps_the_rest(
     assert report["datasets"]["adrenal"]["aurc"]["mean"] == pytest.approx(figures["aurc"], abs=1e-4)
     assert report["summary"]["ece_rel_drop_pneumonia"] == -1.0
     assert report["ood"]["site_b"]["auroc"]["mean"] == 0.9
+    assert report["refigured"]["retrained_since"] == ["adrenal"]
     (entry,) = report["retrained"]
     assert entry["dataset"] == "adrenal" and entry["minutes"] == 15.0
     assert entry["recipe"] == "configs/adrenalmnist3d_small_cnn.yaml"
@@ -75,6 +78,12 @@ def test_figures_of_a_run_and_refigure_from_kept_runs(pneumonia_run: Path, tmp_p
         assert isinstance(figures[key], float), key
     metrics = json.loads((pneumonia_run / "metrics.json").read_text())
     assert figures["aurc"] == pytest.approx(metrics["trust"]["selective"]["test"]["aurc"])
+    # the top-label ECE beside the key's: the same figure as the run recorded
+    recorded_ece = metrics["trust"]["calibration"]["splits"]["test"]
+    for when in ("before", "after"):
+        assert figures[f"test_ece_top_label_{when}"] == pytest.approx(
+            recorded_ece[f"ece_top_label_{when}"], abs=1e-4
+        )
     # The classification benchmark's figures of the same run, from its own metrics.json
     test = metrics["splits"]["test"]
     assert figures["test_auc"] == test["metrics"]["auc"]["value"]

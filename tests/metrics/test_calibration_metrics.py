@@ -96,3 +96,22 @@ def test_brier_equals_scikit_learn_and_takes_rounded_probabilities(n_classes: in
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert brier(y, rounded, prob.argmax(1)) == pytest.approx(expected, abs=2e-3)
+
+
+def test_top_label_ece_reads_the_decided_class_where_ece_reads_class_1() -> None:
+    from medlens.metrics.calibration import ece, ece_top_label
+
+    p1 = np.array([0.3, 0.7])
+    probs, labels = np.c_[1 - p1, p1], np.array([1, 1])
+    # decided 0 (wrongly) and 1 (rightly), both at confidence 0.7: one bin, |1 - 1.4| / 2
+    assert ece_top_label(labels, probs) == pytest.approx(0.2)
+    # p(class 1) 0.3 and 0.7 against class 1 both times: (0.7 + 0.3) / 2
+    assert ece(labels, probs, (p1 >= 0.5).astype(int)) == pytest.approx(0.5)
+
+
+def test_top_label_ece_is_ece_for_more_classes() -> None:
+    from medlens.metrics.calibration import ece, ece_top_label
+
+    rng = np.random.default_rng(0)
+    labels, probs = rng.integers(0, 3, 200), rng.dirichlet([1, 1, 1], 200)
+    assert ece_top_label(labels, probs) == pytest.approx(ece(labels, probs, probs.argmax(1)))

@@ -79,6 +79,15 @@ def test_stratified_score_is_the_rank_share_within_each_decided_class() -> None:
     np.testing.assert_allclose(again, score)
 
 
+def test_tied_cases_are_kept_in_case_order_by_both_orders() -> None:
+    from medlens.trust.selective import kept_cases
+
+    p1 = np.array([0.8, 0.8, 0.8, 0.8])  # four tied decisions of class 1
+    probs, preds = np.c_[1 - p1, p1], np.ones(4, dtype=int)
+    for confidence in (stratified_confidence(probs, preds), max_softmax(probs)):
+        np.testing.assert_array_equal(kept_cases(confidence, 0.5), [True, True, False, False])
+
+
 @pytest.mark.parametrize("threshold", [0.1, 0.2, 0.3])
 def test_stratified_order_raises_balanced_accuracy_wherever_the_threshold_lies(
     threshold: float,

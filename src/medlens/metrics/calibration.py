@@ -5,6 +5,9 @@ Reliability target (what ECE and the reliability diagram compare):
   diagram of scikit-learn's ``calibration_curve`` (every case counts, whatever its prediction);
 - multi-class tasks: the confidence of the predicted class against whether it was right
   (the "top-label" ECE of Guo et al. 2017).
+
+``ece_top_label`` gives the top-label ECE of a binary task too (the arg-max class's
+confidence, which lies in [0.5, 1]).
 """
 
 from __future__ import annotations
@@ -64,6 +67,15 @@ def ece(y_true: ArrayLike, y_prob: ArrayLike, y_pred: ArrayLike) -> float:
     """
     confidence, outcome = reliability_target(y_true, y_prob, y_pred)
     return calibration_gap(confidence, outcome)
+
+
+def ece_top_label(y_true: ArrayLike, y_prob: ArrayLike) -> float:
+    """Top-label ECE (Guo et al. 2017) over 15 equal-width bins: the confidence of the
+    arg-max class against whether it was right, for two classes too. ``ece`` reads a binary
+    task through p(class 1) instead; the two can differ, so the binary runs record both."""
+    truth, prob, _ = check_predictions(y_true, y_prob)
+    pred = prob.argmax(axis=1)
+    return calibration_gap(prob[np.arange(len(truth)), pred], (pred == truth).astype(float))
 
 
 def brier_per_case(y_true: ArrayLike, y_prob: ArrayLike) -> np.ndarray:

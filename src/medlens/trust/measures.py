@@ -23,7 +23,8 @@ def entropy(probs: ArrayLike, axis: int = -1) -> np.ndarray:
 
 def predictive_entropy(samples: ArrayLike, axis: int = -1) -> np.ndarray:
     """Entropy of the mean over samples (axis 0) of ``samples`` ``(S, ..., K, ...)``: the
-    total uncertainty, in nats. ``axis`` is the class axis of one sample."""
+    total uncertainty, in nats. ``axis`` is the class axis of ``samples`` (counting the
+    sample axis as 0; -1 when classes come last)."""
     s = np.asarray(samples, dtype=np.float64)
     class_axis = axis if axis < 0 else axis - 1
     return entropy(s.mean(axis=0), axis=class_axis)
@@ -35,7 +36,8 @@ def mutual_information(samples: ArrayLike, axis: int = -1) -> np.ndarray:
 
     Args:
         samples: ``(S, ..., K, ...)`` probabilities, samples on axis 0.
-        axis: the class axis of one sample.
+        axis: the class axis of ``samples`` (counting the sample axis as 0; -1 when classes
+            come last), e.g. 1 for ``(S, K, H, W)``.
     """
     s = np.asarray(samples, dtype=np.float64)
     if s.ndim < 2 or s.shape[0] < 1:

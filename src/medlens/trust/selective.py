@@ -71,7 +71,10 @@ def stratified_confidence(probs: ArrayLike, preds: ArrayLike) -> np.ndarray:
     for k in np.unique(decided):
         members = np.flatnonzero(decided == k)
         rank = np.empty(len(members), dtype=float)
-        rank[np.argsort(confidence[members], kind="mergesort")] = np.arange(1, len(members) + 1)
+        # ascending confidence; among ties the later case ranks lower, so that the earlier
+        # one is kept first, as ``_order`` keeps it
+        ascending = np.lexsort((-np.arange(len(members)), confidence[members]))
+        rank[ascending] = np.arange(1, len(members) + 1)
         share[members] = rank / len(members)
     return share
 

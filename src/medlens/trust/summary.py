@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 
 from medlens.errors import InputError
-from medlens.metrics.calibration import brier, ece
+from medlens.metrics.calibration import brier, ece, ece_top_label
 from medlens.metrics.threshold import predict_labels
 from medlens.trust.calibrators import Calibrator
 from medlens.trust.label_shift import estimate_prior_shift
@@ -34,7 +34,8 @@ def calibration_summary(
     calibrated: Mapping[str, np.ndarray],
     threshold: float | None,
 ) -> dict[str, Any]:
-    """The calibrator's parameters, and per split ECE and Brier score before and after."""
+    """The calibrator's parameters, and per split ECE (``medlens.metrics.calibration``: of
+    p(class 1) for two classes; and the top-label ECE), and Brier score before and after."""
     splits = {}
     for split, y in labels.items():
         before = predict_labels(raw[split], threshold)
@@ -44,6 +45,8 @@ def calibration_summary(
             "ece_after": ece(y, calibrated[split], after),
             "brier_before": brier(y, raw[split], before),
             "brier_after": brier(y, calibrated[split], after),
+            "ece_top_label_before": ece_top_label(y, raw[split]),
+            "ece_top_label_after": ece_top_label(y, calibrated[split]),
         }
     return {**calibrator.to_dict(), "fitted_on": "val", "splits": splits}
 
