@@ -24,8 +24,11 @@ def test_report_and_model_card_have_the_trust_section(pneumonia_run: Path, tmp_p
     assert "the test split's class mix is estimated at pneumonia" in unescape(html)
     for name in ("calibration_test.png", "risk_coverage_test.png", "calibration_val.png"):
         assert (run / "plots" / name).is_file(), name
+    # the run's calibrator beside the others, each scored on validation cases it did not see
+    assert "Log loss of each calibrator on validation cases it was not fitted on" in html
     card = write_model_card(run).read_text()
     assert "## When not to trust a prediction" in card and "| test |" in card
+    assert "Log loss of each calibrator" in card
     assert "middle of the thresholds whose Youden's J" in card
 
 

@@ -89,3 +89,19 @@ def test_an_ensemble_ood_record_names_the_rule_and_each_member_threshold() -> No
     assert text.endswith("Without an out-of-distribution score: handcrafted.")
     single = {"score": "mahalanobis", "threshold": 3.0, "false_alarm_rate": 0.05, "dims": 8}
     assert describe_ood(single).startswith("Out-of-distribution score: mahalanobis")
+
+
+def test_the_comparison_sentence_names_a_better_calibrator_and_leaves_the_choice() -> None:
+    from medlens.report.trust_section import describe_comparison
+
+    scores = {m: {"log_loss": v} for m, v in (("none", 0.9), ("temperature", 0.52), ("bcts", 0.21))}
+    better = {"compared_on_val": {"scores": scores, "best": "bcts", "configured": "temperature"}}
+    text = describe_comparison(better)
+    assert "temperature 0.52" in text and "bcts 0.21" in text
+    assert "bcts is lower than the temperature this run applies" in text
+    assert "calibration.method: bcts" in text
+    same = {"compared_on_val": {"scores": scores, "best": "bcts", "configured": "bcts"}}
+    assert "is lower than" not in describe_comparison(same)
+    assert describe_comparison({"method": "temperature"}) == ""  # a run from before
+    skipped = {"compared_on_val": {"skipped": "too few", "configured": "temperature"}}
+    assert describe_comparison(skipped) == "Calibrators were not compared on validation: too few."

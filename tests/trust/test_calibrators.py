@@ -260,3 +260,18 @@ def test_bcts_on_a_separable_split_stays_finite_warns_and_records_the_bound(rng,
     record = bcts.to_dict()
     assert "temperature" in record["at_bound"]
     assert calibrator_from_dict(record, 2) == bcts  # recorded, and read back
+
+
+def test_a_run_records_the_comparison_without_switching_its_calibrator(rng) -> None:
+    from medlens.trust.calibration_choice import compared_on_validation
+
+    z = rng.normal(size=(400, 2)) * 1.5
+    labels = np.array([rng.choice(2, p=row) for row in softmax(z, axis=1)])
+    shifted = softmax(z + np.array([0.0, -3.0]), axis=1)  # every case pushed towards class 0
+    record = compared_on_validation(shifted, labels, "temperature")
+    assert record["configured"] == "temperature" and record["best"] in {"bcts", "dirichlet"}
+    scores = record["scores"]
+    assert scores[record["best"]]["log_loss"] < scores["temperature"]["log_loss"]
+    few = compared_on_validation(shifted[:20], np.r_[np.zeros(19, int), 1], "temperature")
+    assert few == {"skipped": few["skipped"], "configured": "temperature"}
+    assert "class 1 has 1 validation cases" in few["skipped"]

@@ -41,6 +41,33 @@ def describe_calibrator(calibration: dict[str, Any]) -> str:
     )
 
 
+def describe_comparison(calibration: dict[str, Any]) -> str:
+    """One sentence: how the run's calibrator compares on held-out validation cases with the
+    others (``""`` when the run recorded no comparison)."""
+    compared = calibration.get("compared_on_val")
+    if not isinstance(compared, dict):
+        return ""
+    if "skipped" in compared:
+        return f"Calibrators were not compared on validation: {compared['skipped']}."
+    scores, best = compared["scores"], compared["best"]
+    configured = compared.get("configured", calibration.get("method", "none"))
+    losses = "; ".join(
+        f"{method} {format_value(values['log_loss'], 3)}" for method, values in scores.items()
+    )
+    text = (
+        "Log loss of each calibrator on validation cases it was not fitted on (5-fold "
+        f"cross-fitting; lower is better): {losses}."
+    )
+    if best == configured or configured not in scores:
+        return text
+    return (
+        f"{text} {best} is lower than the {configured} this run applies; a calibrator with a "
+        "bias per class (bcts) can move probabilities that a temperature alone cannot. The "
+        f"choice stays yours (calibration.method: {best}): on a test split that differs from "
+        "validation it may do worse, see docs/uncertainty.md."
+    )
+
+
 def describe_band(band: dict[str, Any], class_names: list[str]) -> str:
     """One sentence: which cases the refer band sends to a human."""
     rule, targets = band.get("rule", "none"), band.get("targets") or {}
@@ -196,6 +223,7 @@ def trust_context(run: RunFolder) -> dict[str, Any] | None:
     ood = trust.get("ood")
     return {
         "calibration_text": describe_calibrator(calibration),
+        "comparison_text": describe_comparison(calibration),
         "calibration_rows": cal_rows,
         "prior_shift_text": describe_prior_shift(calibration.get("prior_shift"), run.class_names),
         "band_text": describe_band(refer.get("band") or {}, run.class_names),
@@ -253,6 +281,8 @@ def trust_markdown(run: RunFolder) -> list[str]:
             "This run recorded no calibration, refer band or out-of-distribution score."
         ]
     lines += [escape_markdown(context["calibration_text"]), ""]
+    if context["comparison_text"]:
+        lines += [escape_markdown(context["comparison_text"]), ""]
     lines += markdown_table(
         ["Split", "ECE before", "ECE after", "Brier before", "Brier after"],
         [

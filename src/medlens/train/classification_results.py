@@ -177,6 +177,7 @@ def score_classification(
     """
     from medlens.metrics import evaluate_predictions
     from medlens.metrics.threshold import choose_threshold
+    from medlens.trust.calibration_choice import compared_on_validation
     from medlens.trust.calibrators import fit_calibrator
     from medlens.trust.decisions import decide
     from medlens.trust.label_shift import source_prior
@@ -219,10 +220,14 @@ def score_classification(
     detector = _fit_ood(config, ood_features)
     splits: dict[str, Any] = {}
     rows: list[dict[str, Any]] = []
+    calibration = calibration_summary(
+        calibrator, labels, probs, calibrated, threshold if binary else None
+    )
+    calibration["compared_on_val"] = compared_on_validation(
+        probs["val"], labels["val"], config.calibration.method, seed=config.seed
+    )
     trust: dict[str, Any] = {
-        "calibration": calibration_summary(
-            calibrator, labels, probs, calibrated, threshold if binary else None
-        ),
+        "calibration": calibration,
         "refer": {"band": band.to_dict(), "splits": {}},
         "selective": {},
     }

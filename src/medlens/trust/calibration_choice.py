@@ -88,3 +88,17 @@ def cross_fitted_scores(
 def best_by_log_loss(table: dict[str, dict[str, Any]]) -> str:
     """The method with the lowest cross-fitted log loss (ties: the earlier in ``table``)."""
     return min(table, key=lambda method: table[method]["log_loss"])
+
+
+def compared_on_validation(
+    probs: ArrayLike, labels: ArrayLike, configured: str, seed: int = 0
+) -> dict[str, Any]:
+    """What a run records beside its calibrator: every candidate's cross-fitted validation
+    scores (``scores``), the one with the lowest log loss (``best``) and the one the run
+    applies (``configured``); or ``skipped`` with the reason when the validation split is
+    too small to hold cases out. Nothing is switched: a user reads it, and chooses."""
+    try:
+        scores = cross_fitted_scores(probs, labels, seed=seed)
+    except InputError as exc:
+        return {"skipped": exc.reason, "configured": configured}
+    return {"scores": scores, "best": best_by_log_loss(scores), "configured": configured}
