@@ -35,6 +35,7 @@ For each seed:
     python benchmarks/uncertainty.py --quick    # 2 seeds, 1-2 minute budgets: a smoke test
     python benchmarks/uncertainty.py --keep-runs RUNS          # ... and keep what is needed to
     python benchmarks/uncertainty.py --refigure RUNS --out R   # recompute the figures of R
+        [--datasets pneumonia]                                 # (of these datasets only)
     python benchmarks/uncertainty.py --retrain adrenal --out R # train that dataset's seeds
                                                                # again (its recipe changed)
 
@@ -568,13 +569,16 @@ def keep_run(run: Path, folder: Path) -> None:
         shutil.copy2(run / name, target / name)
 
 
-def refigure(report_path: Path, runs_folder: Path) -> dict[str, Any]:
-    """The report at ``report_path`` with its classification figures computed again from the
-    kept runs ``runs_folder/<dataset>-s<seed>`` (``--keep-runs``); the out-of-distribution
-    and DRIVE figures are kept as they were."""
+def refigure(
+    report_path: Path, runs_folder: Path, datasets: tuple[str, ...] = ("pneumonia", "adrenal")
+) -> dict[str, Any]:
+    """The report at ``report_path`` with the classification figures of ``datasets``
+    computed again from the kept runs ``runs_folder/<dataset>-s<seed>`` (``--keep-runs``);
+    the other dataset's, the out-of-distribution and the DRIVE figures are kept as they
+    were."""
     report = json.loads(report_path.read_text())
     runs = report["runs"]
-    for dataset in ("pneumonia", "adrenal"):
+    for dataset in datasets:
         runs[dataset] = [
             classification_figures(runs_folder / f"{dataset}-s{seed}")
             for seed in range(len(runs[dataset]))
@@ -583,6 +587,7 @@ def refigure(report_path: Path, runs_folder: Path) -> dict[str, Any]:
     report["runs"] = runs
     report["refigured"] = {
         "date": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()),
+        "datasets": list(datasets),
         "from": "the predictions.csv and metrics.json of each classification run; the refer "
         "band chosen again on each run's validation split by the code of this commit",
     }
@@ -665,6 +670,14 @@ def main() -> None:
         help="no training: recompute the classification figures of --out from kept runs",
     )
     parser.add_argument(
+        "--datasets",
+        nargs="+",
+        choices=("pneumonia", "adrenal"),
+        default=["pneumonia", "adrenal"],
+        help="with --refigure: the datasets whose kept runs are read (the others' figures "
+        "stay as they were)",
+    )
+    parser.add_argument(
         "--retrain",
         choices=("pneumonia", "adrenal"),
         help="train this dataset's seeds again into --out, keeping its other figures "
@@ -683,7 +696,7 @@ def main() -> None:
         return
     if args.refigure:
         out = args.out or HERE / "results" / "uncertainty.json"
-        report = refigure(out, args.refigure)
+        report = refigure(out, args.refigure, tuple(args.datasets))
         write_atomic(out, json.dumps(report, indent=2) + "\n")
         print(json.dumps(report["summary"], indent=2))
         return

@@ -142,3 +142,16 @@ def test_figures_of_a_run_and_refigure_from_kept_runs(pneumonia_run: Path, tmp_p
         "ece_rel_drop_pneumonia_prior_adapted",
         "ece_rel_drop_adrenal_prior_adapted",
     }
+
+
+def test_refigure_reads_only_the_datasets_it_is_given(pneumonia_run: Path, tmp_path: Path):
+    figures = uncertainty.classification_figures(pneumonia_run)
+    kept = tmp_path / "kept"
+    run = tmp_path / "runs" / "pneumonia-s0"
+    shutil.copytree(pneumonia_run, run)
+    uncertainty.keep_run(run, kept)  # no adrenal run kept: reading it would fail
+    report_path = _stale_report(figures, tmp_path / "uncertainty.json")
+    report = uncertainty.refigure(report_path, kept, ("pneumonia",))
+    assert report["runs"]["pneumonia"][0]["aurc"] == pytest.approx(figures["aurc"])
+    assert report["runs"]["adrenal"][0]["aurc"] == -1.0  # kept as it was
+    assert report["refigured"]["datasets"] == ["pneumonia"]
