@@ -45,6 +45,8 @@ from medlens.pacs.multipart import decode_multipart_related, encode_multipart_re
 from medlens.pacs.sr import BasicTextSR
 from medlens.pacs.watch_state import WatchState, load_watch_state, save_watch_state
 
+from .secondary_capture import secondary_capture
+
 SEGMENTATION_STORAGE = "1.2.840.10008.5.1.4.1.1.66.4"
 BASIC_TEXT_SR = "1.2.840.10008.5.1.4.1.1.88.11"
 SECONDARY_CAPTURE = "1.2.840.10008.5.1.4.1.1.7"
@@ -104,34 +106,6 @@ def fetch_study(server: LocalOrthanc, study_id: str) -> list[Dataset]:
         return [
             pydicom.dcmread(io.BytesIO(client.get(f"/instances/{i}/file").content)) for i in ids
         ]
-
-
-def secondary_capture(pixels: np.ndarray, patient_id: str, photometric: str) -> bytes:
-    """A real image as a DICOM Secondary Capture in a study of its own."""
-    image = hd.sc.SCImage(
-        pixel_array=pixels.astype(np.uint8),
-        photometric_interpretation=photometric,
-        bits_allocated=8,
-        coordinate_system="PATIENT",
-        patient_orientation=("L", "F"),
-        study_instance_uid=hd.UID(),
-        series_instance_uid=hd.UID(),
-        series_number=1,
-        sop_instance_uid=hd.UID(),
-        instance_number=1,
-        manufacturer="PneumoniaMNIST",
-        patient_id=patient_id,
-        patient_name="Chest^Test",
-        patient_birth_date="19700101",
-        patient_sex="F",
-        accession_number="A1",
-        study_id="1",
-        study_date="20240102",
-        study_time="101500",
-    )
-    buffer = io.BytesIO()
-    image.save_as(buffer, enforce_file_format=True)
-    return buffer.getvalue()
 
 
 def chest_secondary_capture(pixels: np.ndarray, patient_id: str) -> bytes:

@@ -14,7 +14,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import highdicom as hd
 import httpx
 import numpy as np
 import pydicom
@@ -26,6 +25,8 @@ from medlens.pacs.client import OrthancClient
 from medlens.pacs.commands import process_study, watch
 from medlens.pacs.local_orthanc import LocalOrthanc
 from medlens.pacs.watch_state import WatchState, load_watch_state, save_watch_state
+
+from .secondary_capture import secondary_capture
 
 BASIC_TEXT_SR = "1.2.840.10008.5.1.4.1.1.88.11"
 SECONDARY_CAPTURE = "1.2.840.10008.5.1.4.1.1.7"
@@ -61,33 +62,9 @@ def radiograph(
 ) -> bytes:
     """A real 28 px radiograph as a Secondary Capture in a study of its own; a crafted
     SOPInstanceUID is written as given (pydicom only warns)."""
-    image = hd.sc.SCImage(
-        pixel_array=pixels.astype(np.uint8),
-        photometric_interpretation="MONOCHROME2",
-        bits_allocated=8,
-        coordinate_system="PATIENT",
-        patient_orientation=("L", "F"),
-        study_instance_uid=hd.UID(),
-        series_instance_uid=hd.UID(),
-        series_number=1,
-        sop_instance_uid=hd.UID(),
-        instance_number=1,
-        manufacturer=manufacturer,
-        patient_id=patient_id,
-        patient_name="Chest^Test",
-        patient_birth_date="19700101",
-        patient_sex="F",
-        accession_number="A1",
-        study_id="1",
-        study_date="20240102",
-        study_time="101500",
+    return secondary_capture(
+        pixels, patient_id, manufacturer=manufacturer, sop_instance_uid=sop_instance_uid
     )
-    if sop_instance_uid is not None:
-        image.SOPInstanceUID = sop_instance_uid
-        image.file_meta.MediaStorageSOPInstanceUID = sop_instance_uid
-    buffer = io.BytesIO()
-    image.save_as(buffer, enforce_file_format=True)
-    return buffer.getvalue()
 
 
 def http(server: LocalOrthanc) -> httpx.Client:

@@ -8,7 +8,6 @@ from __future__ import annotations
 import io
 from pathlib import Path
 
-import highdicom as hd
 import numpy as np
 import pydicom
 import pytest
@@ -26,6 +25,8 @@ from medlens.pacs.results import (
     results_for_images,
 )
 from medlens.pacs.sr import ClassificationFinding, ModelIdentity, classification_report
+
+from .secondary_capture import secondary_capture
 
 
 def _source() -> Dataset:
@@ -81,23 +82,8 @@ def test_a_case_kept_says_no_referral_and_a_run_without_them_adds_nothing_else()
 
 def _chest_file(pixels: np.ndarray, folder: Path) -> Path:
     """A real 28 px radiograph as a grey Secondary Capture file."""
-    image = hd.sc.SCImage(
-        pixel_array=pixels.astype(np.uint8),
-        photometric_interpretation="MONOCHROME2",
-        bits_allocated=8,
-        coordinate_system="PATIENT",
-        patient_orientation=("L", "F"),
-        study_instance_uid=hd.UID(),
-        series_instance_uid=hd.UID(),
-        series_number=1,
-        sop_instance_uid=hd.UID(),
-        instance_number=1,
-        manufacturer="PneumoniaMNIST",
-        patient_id="P-1",
-        patient_name="Chest^Test",
-    )
     path = folder / "chest.dcm"
-    image.save_as(path, enforce_file_format=True)
+    path.write_bytes(secondary_capture(pixels))
     return path
 
 

@@ -1,0 +1,46 @@
+"""A real image as a DICOM Secondary Capture file, in a study of its own, for the PACS tests."""
+
+from __future__ import annotations
+
+import io
+
+import highdicom as hd
+import numpy as np
+
+
+def secondary_capture(
+    pixels: np.ndarray,
+    patient_id: str = "P-1",
+    photometric: str = "MONOCHROME2",
+    manufacturer: str = "PneumoniaMNIST",
+    sop_instance_uid: str | None = None,
+) -> bytes:
+    """``pixels`` (uint8, grey or RGB) as a Part 10 Secondary Capture; a crafted
+    ``sop_instance_uid`` is written as given (pydicom only warns)."""
+    image = hd.sc.SCImage(
+        pixel_array=pixels.astype(np.uint8),
+        photometric_interpretation=photometric,
+        bits_allocated=8,
+        coordinate_system="PATIENT",
+        patient_orientation=("L", "F"),
+        study_instance_uid=hd.UID(),
+        series_instance_uid=hd.UID(),
+        series_number=1,
+        sop_instance_uid=hd.UID(),
+        instance_number=1,
+        manufacturer=manufacturer,
+        patient_id=patient_id,
+        patient_name="Chest^Test",
+        patient_birth_date="19700101",
+        patient_sex="F",
+        accession_number="A1",
+        study_id="1",
+        study_date="20240102",
+        study_time="101500",
+    )
+    if sop_instance_uid is not None:
+        image.SOPInstanceUID = sop_instance_uid
+        image.file_meta.MediaStorageSOPInstanceUID = sop_instance_uid
+    buffer = io.BytesIO()
+    image.save_as(buffer, enforce_file_format=True)
+    return buffer.getvalue()
