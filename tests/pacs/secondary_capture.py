@@ -1,23 +1,24 @@
-"""A real image as a DICOM Secondary Capture file, in a study of its own, for the PACS tests."""
+"""Real images as DICOM Secondary Captures, each in a study of its own, for the PACS tests."""
 
 from __future__ import annotations
 
 import io
+from typing import Any
 
 import highdicom as hd
 import numpy as np
 
 
-def secondary_capture(
+def secondary_capture_image(
     pixels: np.ndarray,
-    patient_id: str = "P-1",
     photometric: str = "MONOCHROME2",
-    manufacturer: str = "PneumoniaMNIST",
-    sop_instance_uid: str | None = None,
-) -> bytes:
-    """``pixels`` (uint8, grey or RGB) as a Part 10 Secondary Capture; a crafted
-    ``sop_instance_uid`` is written as given (pydicom only warns)."""
-    image = hd.sc.SCImage(
+    pixel_spacing: tuple[float, float] | None = None,
+    **attributes: Any,
+) -> hd.sc.SCImage:
+    """``pixels`` (uint8, grey or RGB ``(H, W, 3)``) as a Secondary Capture dataset;
+    ``pixel_spacing`` in mm (None: not recorded); ``attributes``: more highdicom arguments
+    (``manufacturer``, ``patient_id``, ``study_date``...)."""
+    return hd.sc.SCImage(
         pixel_array=pixels.astype(np.uint8),
         photometric_interpretation=photometric,
         bits_allocated=8,
@@ -28,6 +29,23 @@ def secondary_capture(
         series_number=1,
         sop_instance_uid=hd.UID(),
         instance_number=1,
+        pixel_spacing=pixel_spacing,
+        **attributes,
+    )
+
+
+def secondary_capture(
+    pixels: np.ndarray,
+    patient_id: str = "P-1",
+    photometric: str = "MONOCHROME2",
+    manufacturer: str = "PneumoniaMNIST",
+    sop_instance_uid: str | None = None,
+) -> bytes:
+    """``pixels`` as a Part 10 Secondary Capture of a test patient (Chest^Test); a crafted
+    ``sop_instance_uid`` is written as given (pydicom only warns)."""
+    image = secondary_capture_image(
+        pixels,
+        photometric,
         manufacturer=manufacturer,
         patient_id=patient_id,
         patient_name="Chest^Test",

@@ -41,6 +41,8 @@ from medlens.pacs.sr_detection import (
     read_source_header,
 )
 
+from .secondary_capture import secondary_capture_image
+
 COMPREHENSIVE_3D_SR = "1.2.840.10008.5.1.4.1.1.88.34"
 CT_SMALL = str(get_testdata_file("CT_small.dcm"))  # pydicom's real 128 x 128 CT slice
 MODEL = ModelIdentity("faster_rcnn", "cells", "ab" * 32)
@@ -130,20 +132,8 @@ def _secondary_capture(
 ) -> hd.sc.SCImage:
     """RGB uint8 ``(H, W, 3)`` pixels as a Secondary Capture in a study of its own;
     ``patient``: more highdicom arguments (``patient_name``, ``study_date``...)."""
-    return hd.sc.SCImage(
-        pixel_array=pixels,
-        photometric_interpretation="RGB",
-        bits_allocated=8,
-        coordinate_system="PATIENT",
-        patient_orientation=("L", "F"),
-        study_instance_uid=hd.UID(),
-        series_instance_uid=hd.UID(),
-        series_number=1,
-        sop_instance_uid=hd.UID(),
-        instance_number=1,
-        pixel_spacing=pixel_spacing,
-        **{"manufacturer": "medlens tests", "patient_id": "S-1", **patient},
-    )
+    attributes = {"manufacturer": "medlens tests", "patient_id": "S-1", **patient}
+    return secondary_capture_image(pixels, "RGB", pixel_spacing, **attributes)
 
 
 @pytest.fixture(scope="module")
