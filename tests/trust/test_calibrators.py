@@ -10,6 +10,7 @@ from sklearn.metrics import roc_auc_score
 from medlens.errors import ConfigError, InputError
 from medlens.metrics.calibration import ece
 from medlens.trust.calibrators import (
+    DIRICHLET_CS,
     METHODS,
     BiasCorrectedTemperature,
     TemperatureScaling,
@@ -192,6 +193,9 @@ NAN = float("nan")
         ),
         (_DIRICHLET | {"intercept": [0.0, 1.0]}, "intercept has 2 values; coef has 1 rows"),
         (_DIRICHLET | {"intercept": []}, "intercept is empty"),
+        (_DIRICHLET | {"C": 0.0, "C_chosen_by": "cv5"}, "C must be above 0"),
+        (_DIRICHLET | {"C": NAN, "C_chosen_by": "cv5"}, "C holds NaN"),
+        (_DIRICHLET | {"C": 1.0}, "C_chosen_by must name how C was chosen"),
         (_ISOTONIC | {"knots_y": [[0.0, 1.0]]}, r"knots_y\[0\] has 2 values; knots_x\[0\] has 3"),
         (_ISOTONIC | {"knots_x": [[2.0, 0.0, -1.0]]}, r"knots_x\[0\] must be sorted"),
         (_ISOTONIC | {"knots_y": [[-5.0, 0.5, 7.0]]}, r"knots_y\[0\] must lie in \[0, 1\]"),
@@ -275,3 +279,52 @@ def test_a_run_records_the_comparison_without_switching_its_calibrator(rng) -> N
     few = compared_on_validation(shifted[:20], np.r_[np.zeros(19, int), 1], "temperature")
     assert few == {"skipped": few["skipped"], "configured": "temperature"}
     assert "class 1 has 1 validation cases" in few["skipped"]
+
+
+def _underconfident_binary(rng: np.random.Generator, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Labels drawn from sigmoid(z), z ~ N(0, 3), reported as sigmoid(z / 8): a weak model's
+    timid probabilities, whose calibration needs large coefficients."""
+    z = rng.normal(0.0, 3.0, size=n)
+    labels = (rng.random(n) < 1 / (1 + np.exp(-z))).astype(int)
+    p1 = 1 / (1 + np.exp(-z / 8.0))
+    return np.column_stack([1 - p1, p1]), labels
+
+
+def test_dirichlet_chooses_its_penalty_so_a_weak_models_small_split_is_not_under_fitted(
+    rng,
+) -> None:
+    # C = 1 (the old fixed penalty) shrinks the coefficients of 100 validation cases hard;
+    # the cross-validated C lets them grow, and fresh cases get a lower log loss
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.metrics import log_loss
+
+    losses: dict[str, list[float]] = {"chosen": [], "fixed_c1": []}
+    for _ in range(5):
+        val_probs, val_labels = _underconfident_binary(rng, 100)
+        test_probs, test_labels = _underconfident_binary(rng, 5000)
+        chosen = fit_calibrator("dirichlet", val_probs, val_labels)
+        assert chosen.C_chosen_by == "cv5" and chosen.C > 1.0
+        losses["chosen"].append(log_loss(test_labels, chosen.transform(test_probs)[:, 1]))
+        fixed = LogisticRegression(C=1.0, tol=1e-8, max_iter=1000)
+        fixed.fit(np.log(val_probs), val_labels)
+        losses["fixed_c1"].append(log_loss(test_labels, fixed.predict_proba(np.log(test_probs))))
+    assert np.mean(losses["chosen"]) < np.mean(losses["fixed_c1"]) - 0.03
+
+
+def test_dirichlet_records_its_penalty_and_replays_it(rng) -> None:
+    probs = rng.dirichlet([1.0, 1.0, 1.0], size=300)
+    noise = rng.integers(0, 3, size=300)  # labels unrelated to the probabilities
+    fitted = fit_calibrator("dirichlet", probs, noise)
+    record = fitted.to_dict()
+    assert record["C_chosen_by"] == "cv5"
+    assert record["C"] == min(DIRICHLET_CS)  # nothing to learn: the strongest penalty
+    assert calibrator_from_dict(record, 3) == fitted
+    # a record from before the choice existed (C = 1, unrecorded) still replays
+    old = {"method": "dirichlet", "coef": record["coef"], "intercept": record["intercept"]}
+    np.testing.assert_allclose(
+        calibrator_from_dict(old, 3).transform(probs), fitted.transform(probs)
+    )
+    # a class with a single validation case leaves nothing to hold out: C = 1, said so
+    one_of = np.r_[np.zeros(40, int), np.ones(40, int), 2]
+    few = fit_calibrator("dirichlet", rng.dirichlet([1.0, 1.0, 1.0], size=81), one_of)
+    assert (few.C, few.C_chosen_by) == (1.0, "fixed")

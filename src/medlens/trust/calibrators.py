@@ -17,7 +17,10 @@ Methods:
         classes p(class 1) stays a monotone function of the raw one (AUC unchanged); for
         more it may change the arg-max.
     dirichlet: a multinomial logistic regression on ``log p`` (Kull et al. 2019; for two
-        classes it is beta calibration), L2-penalised (C = 1). It may change rankings.
+        classes it is beta calibration), L2-penalised, its inverse penalty C chosen by
+        stratified cross-validated log loss on the validation cases (``DIRICHLET_CS``), as
+        Kull et al. choose theirs; C = 1 when a class has fewer than 2 validation cases. It
+        may change rankings.
     isotonic: a monotone step function per class, one-vs-rest, rows renormalised
         (scikit-learn's isotonic calibration). Its ties may change AUC slightly.
     none: probabilities as they are.
@@ -63,6 +66,12 @@ _LOGIT_AT_ONE = 37.0
 _LOGIT_AT_ZERO = -746.0
 #: Dirichlet calibration reads log p clipped at this probability (its features stay finite).
 _DIRICHLET_FLOOR = 1e-12
+#: The inverse L2 penalties Dirichlet calibration chooses among (by cross-validated log loss):
+#: a fixed C penalises a small validation split's coefficients more than a large one's (the
+#: loss is summed over cases), so C = 1 under-fits a weak model's 100 validation cases.
+DIRICHLET_CS: tuple[float, ...] = tuple(float(c) for c in np.logspace(-4, 4, 9))  # one per decade
+#: Folds of that choice (fewer when the rarest class has fewer validation cases).
+_DIRICHLET_FOLDS = 5
 
 
 def _probabilities(probs: ArrayLike) -> np.ndarray:
@@ -264,6 +273,11 @@ class DirichletCalibration(Calibrator):
 
     coef: tuple[tuple[float, ...], ...]
     intercept: tuple[float, ...]
+    #: the inverse L2 penalty of the fit, and how it was chosen (``cv5``: 5-fold cross-
+    #: validated log loss; ``fixed``: too few cases of a class to hold any out); None for a
+    #: record written before the choice existed (C = 1).
+    C: float | None = None
+    C_chosen_by: str | None = None
     method = "dirichlet"
 
     def transform(self, probs: ArrayLike) -> np.ndarray:
@@ -276,7 +290,14 @@ class DirichletCalibration(Calibrator):
         return softmax(z, axis=1)
 
     def parameters(self) -> dict[str, Any]:
-        return {"coef": [list(row) for row in self.coef], "intercept": list(self.intercept)}
+        fitted: dict[str, Any] = {
+            "coef": [list(row) for row in self.coef],
+            "intercept": list(self.intercept),
+        }
+        if self.C is not None:
+            fitted["C"] = self.C
+            fitted["C_chosen_by"] = self.C_chosen_by
+        return fitted
 
 
 @dataclass(frozen=True)
@@ -355,6 +376,33 @@ def _sklearn_calibration(method: str, scores: np.ndarray, y: np.ndarray, n_class
     return fitted.calibrated_classifiers_[0].calibrators
 
 
+def _fit_dirichlet(p: np.ndarray, y: np.ndarray) -> DirichletCalibration:
+    """The L2-penalised logistic regression on ``log p`` whose C (of ``DIRICHLET_CS``) has
+    the lowest stratified cross-validated log loss (seeded folds; ties: the smaller C), then
+    refitted on every case; C = 1 when a class has fewer than 2 cases to hold out."""
+    from sklearn.linear_model import LogisticRegression, LogisticRegressionCV
+    from sklearn.model_selection import StratifiedKFold
+
+    features = np.log(np.clip(p, _DIRICHLET_FLOOR, 1.0))
+    folds = int(min(_DIRICHLET_FOLDS, np.bincount(y, minlength=p.shape[1]).min()))
+    if folds < 2:
+        model: Any = LogisticRegression(C=1.0, tol=1e-8, max_iter=1000).fit(features, y)
+        c, chosen_by = 1.0, "fixed"
+    else:
+        model = LogisticRegressionCV(
+            Cs=list(DIRICHLET_CS),
+            l1_ratios=(0.0,),
+            cv=StratifiedKFold(folds, shuffle=True, random_state=0),
+            scoring="neg_log_loss",
+            tol=1e-8,
+            max_iter=1000,
+            use_legacy_attributes=False,
+        ).fit(features, y)
+        c, chosen_by = float(model.C_), f"cv{folds}"
+    coef = tuple(tuple(float(v) for v in row) for row in model.coef_)
+    return DirichletCalibration(coef, tuple(float(v) for v in model.intercept_), c, chosen_by)
+
+
 def fit_calibrator(method: str, probs: ArrayLike, labels: ArrayLike) -> Calibrator:
     """Fit the calibrator ``method`` on VALIDATION probabilities ``(N, K)`` and labels ``(N,)``.
 
@@ -371,12 +419,7 @@ def fit_calibrator(method: str, probs: ArrayLike, labels: ArrayLike) -> Calibrat
     p = _probabilities(probs)
     y = _check_labels(labels, p.shape[0], p.shape[1], method)
     if method == "dirichlet":
-        from sklearn.linear_model import LogisticRegression
-
-        model = LogisticRegression(C=1.0, tol=1e-8, max_iter=1000)
-        model.fit(np.log(np.clip(p, _DIRICHLET_FLOOR, 1.0)), y)
-        coef = tuple(tuple(float(v) for v in row) for row in model.coef_)
-        return DirichletCalibration(coef, tuple(float(v) for v in model.intercept_))
+        return _fit_dirichlet(p, y)
     scores = log_scores(p)
     if method == "bcts":
         return _fit_bcts(scores, y)
@@ -501,8 +544,19 @@ def _read_dirichlet(record: _Record, n_classes: int | None) -> Calibrator:
     record.rows("coef", len(coef), width, "rows")
     if len(intercept) != len(coef):
         raise record.error("intercept", f"has {len(intercept)} values; coef has {len(coef)} rows")
+    c, chosen_by = None, None
+    if "C" in record.fields:
+        c = float(record.numbers("C", 0))
+        if c <= 0:
+            raise record.error("C", f"must be above 0, not {c}")
+        chosen_by = record.fields.get("C_chosen_by")
+        if not isinstance(chosen_by, str):
+            raise record.error("C_chosen_by", "must name how C was chosen")
     return DirichletCalibration(
-        tuple(tuple(float(v) for v in row) for row in coef), tuple(float(v) for v in intercept)
+        tuple(tuple(float(v) for v in row) for row in coef),
+        tuple(float(v) for v in intercept),
+        c,
+        chosen_by,
     )
 
 
