@@ -33,19 +33,27 @@ from typing import Any
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from _machine import SHARED_DATA, machine_info, peak_rss_mb  # noqa: E402
+from _machine import machine_info, peak_rss_mb, shared_path  # noqa: E402
 
 from medlens.io_utils import write_atomic  # noqa: E402
 
 REPO = HERE.parent
-DATASETS = {
-    "pneumonia": SHARED_DATA / "pneumoniamnist_subset" / "pneumoniamnist.npz",
-    "adrenal": SHARED_DATA / "adrenalmnist3d" / "adrenalmnist3d.npz",
-}
 RECIPES = {
     "pneumonia": REPO / "configs" / "pneumoniamnist_resnet18.yaml",
     "adrenal": REPO / "configs" / "adrenalmnist3d_small_cnn.yaml",
 }
+
+
+def recipe_data(dataset: str) -> Path:
+    """The file the dataset's recipe trains on (AdrenalMNIST3D: the 64-voxel volumes), which
+    every run of the dataset reads, so that deep, handcrafted and hybrid runs and their
+    ensembles see the same images."""
+    import yaml
+
+    return shared_path(yaml.safe_load(RECIPES[dataset].read_text())["data"]["path"])
+
+
+DATASETS = tuple(RECIPES)
 METHODS = ("soft", "weighted", "stacking")
 
 
@@ -83,7 +91,7 @@ def _base(dataset: str, name: str, args: argparse.Namespace, work: Path) -> dict
         "output_dir": str(work / dataset),
         "data": {
             "format": "medmnist",
-            "path": str(DATASETS[dataset]),
+            "path": str(recipe_data(dataset)),
             "train_fraction_used": args.train_fraction,
         },
         "evaluate": {"n_bootstrap": args.n_bootstrap},
