@@ -1,12 +1,14 @@
 """The web page in a real browser (headless Chromium): a referred case shows the referral and
 "refer" as its decision (the model's class as its leaning), the uncertainty asked for shows
-beside the decision or the mask, and an ensemble's answer says why it has no heatmap."""
+beside the decision or the mask (a 2D mask with its entropy map, a volume's maps as NIfTI
+downloads), and an ensemble's answer says why it has no heatmap."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
 
+import nibabel as nib
 import numpy as np
 import pandas as pd
 import PIL.Image
@@ -102,7 +104,7 @@ def vessels_url(drive_run: Path, live_service) -> Iterator[str]:
 
 
 def test_a_mask_shows_the_uncertainty_asked_for(
-    browser, vessels_url: str, drive_dir: Path, tmp_path: Path
+    browser, vessels_url: str, drive_dir: Path, tmp_path: Path, save_screenshot
 ):
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support import expected_conditions as ec
@@ -122,46 +124,78 @@ def test_a_mask_shows_the_uncertainty_asked_for(
     assert summary.is_displayed()
     assert summary.text.startswith("Uncertainty (tta): ")
     assert "expected Dice" in summary.text and "mean mutual information" in summary.text
+    # the entropy map under the mask, on the image's own grid, its scale in the caption
+    assert browser.find_element(By.ID, "entropy-figure").is_displayed()
+    shown = browser.execute_script(
+        """const img = document.getElementById('entropy-map');
+        if (!img.complete || img.naturalWidth === 0) return null;
+        const c = document.createElement('canvas');
+        c.width = img.naturalWidth;
+        c.height = img.naturalHeight;
+        const ctx = c.getContext('2d');
+        ctx.drawImage(img, 0, 0);
+        const d = ctx.getImageData(0, 0, c.width, c.height).data;
+        let sum = 0;
+        for (let i = 0; i < d.length; i += 4) sum += d[i];
+        return [img.naturalWidth, img.naturalHeight, sum / (d.length / 4)];"""
+    )
+    assert shown is not None and shown[:2] == [565, 584]
+    caption = browser.find_element(By.ID, "entropy-caption").text
+    assert caption.startswith("Predictive entropy of each pixel (tta): black = 0 nats")
+    assert "white = 0.693 nats = log 2" in caption
+    # what the page draws is the map's scale: its mean grey is the summary's mean entropy
+    mean_entropy = float(summary.text.split("mean entropy ")[1].split(" nats")[0])
+    assert shown[2] / 255 * np.log(2) == pytest.approx(mean_entropy, abs=0.003)
+    links = browser.find_elements(By.CSS_SELECTOR, "#map-downloads a")
+    names = [link.get_attribute("download") for link in links]
+    assert names == ["entropy.png", "mutual_information.png"]
+    assert all(link.get_attribute("href").startswith("blob:") for link in links)
+    browser.execute_script("document.getElementById('entropy-figure').scrollIntoView()")
+    save_screenshot(browser, tmp_path, "web_page_segmentation_uncertainty.png")
 
 
 @pytest.fixture(scope="module")
-def ensemble_url(
-    pneumonia_run: Path,
-    trust_runs: dict[str, Path],
-    tmp_path_factory: pytest.TempPathFactory,
-    live_service,
-) -> Iterator[str]:
-    """An ensemble whose second member flags every case, on a free loopback port."""
-    from medlens.commands.ensemble import ensemble_runs
-
-    members = [pneumonia_run, trust_runs["out_of_distribution"]]
-    out = tmp_path_factory.mktemp("ensembles")
-    run = ensemble_runs(members, "soft", out, name="pair", n_bootstrap=0, documents=False)
-    with live_service(create_app([run])) as url:
+def liver_url(ct_run: Path, live_service) -> Iterator[str]:
+    """The 3D segmentation run on a free loopback port, no tokens."""
+    with live_service(create_app([ct_run])) as url:
         yield url
 
 
-def test_an_ensemble_refers_and_says_why_it_has_no_heatmap(
-    browser, ensemble_url: str, pneumonia_test_images: np.ndarray, tmp_path: Path
+def test_a_volume_offers_its_uncertainty_maps_as_nifti_downloads(
+    browser, liver_url: str, ct_dir: Path, tmp_path: Path
 ):
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support import expected_conditions as ec
     from selenium.webdriver.support.ui import Select, WebDriverWait
 
-    image = tmp_path / "chest.png"
-    PIL.Image.fromarray(pneumonia_test_images[1]).save(image)
-    browser.get(ensemble_url)
+    from medlens.data.dicom_series import read_dicom_series
+
+    series = read_dicom_series(ct_dir)
+    volume = tmp_path / "ct.nii.gz"
+    lps_to_ras = np.diag([-1.0, -1.0, 1.0, 1.0])
+    nib.save(nib.Nifti1Image(series.array[0].astype(np.int16), lps_to_ras @ series.affine), volume)
+    browser.get(liver_url)
     wait = WebDriverWait(browser, WAIT_S)
     wait.until(lambda d: len(d.find_elements(By.CSS_SELECTOR, "#model option")) == 1)
     wait.until(ec.visibility_of_element_located((By.ID, "uncertainty")))
-    tta = browser.find_element(By.CSS_SELECTOR, "#uncertainty option[value=tta]")
-    assert tta.get_attribute("disabled")  # an ensemble samples its members, not views
-    Select(browser.find_element(By.ID, "uncertainty")).select_by_value("ensemble")
-    browser.find_element(By.ID, "file").send_keys(str(image))
-    wait.until(ec.visibility_of_element_located((By.ID, "classification")))
-    assert browser.find_element(By.ID, "decision").text == "refer"
-    assert "ensemble member flags this image" in browser.find_element(By.ID, "trust").text
-    assert "entropy" in browser.find_element(By.ID, "trust").text
-    assert not browser.find_element(By.ID, "heatmap-figure").is_displayed()
-    omitted = browser.find_element(By.ID, "heatmap-omitted")
-    assert omitted.is_displayed() and "no single network to explain" in omitted.text
+    Select(browser.find_element(By.ID, "uncertainty")).select_by_value("tta")
+    browser.find_element(By.ID, "file").send_keys(str(volume))
+    wait.until(ec.visibility_of_element_located((By.ID, "segmentation")))
+    assert browser.find_element(By.ID, "mask-uncertainty").is_displayed()
+    assert not browser.find_element(By.ID, "entropy-figure").is_displayed()  # no image
+    downloads = browser.find_element(By.ID, "map-downloads")
+    assert downloads.is_displayed() and "NIfTI files (float32, in nats" in downloads.text
+    links = downloads.find_elements(By.TAG_NAME, "a")
+    names = [link.get_attribute("download") for link in links]
+    assert names == ["entropy.nii.gz", "mutual_information.nii.gz"]
+    # a click saves the file (the page's CSP forbids fetching it back; a download is not a fetch)
+    saved = tmp_path / "downloads"
+    saved.mkdir()
+    browser.execute_cdp_cmd(
+        "Browser.setDownloadBehavior", {"behavior": "allow", "downloadPath": str(saved)}
+    )
+    links[0].click()
+    WebDriverWait(browser, WAIT_S).until(lambda _: (saved / "entropy.nii.gz").exists())
+    entropy = nib.load(saved / "entropy.nii.gz")
+    assert entropy.shape == (3, 512, 512)  # the volume's grid
+    assert np.asarray(entropy.dataobj).dtype == np.float32

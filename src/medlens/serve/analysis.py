@@ -1,6 +1,6 @@
 """What the service computes for one upload: class probabilities with a Grad-CAM overlay, a
-mask file (with, on request, its uncertainty), or a preview PNG of the image. Plain
-functions, run in a worker thread.
+mask file (with, on request, its uncertainty: a per-case summary and per-voxel maps), or a
+preview PNG of the image. Plain functions, run in a worker thread.
 
 Each takes a ``checkpoint`` and calls it between its stages (inference, explanation,
 writing): it raises when the request has timed out, so abandoned work stops early.
@@ -34,7 +34,12 @@ from medlens.explain.overlay import display_image
 from medlens.inference.decide import decisions_of
 from medlens.inference.loaded_run import predict_with_features, prepare_input
 from medlens.inference.segment import predict_mask
-from medlens.inference.segment_uncertainty import on_image_grid, sample_maps
+from medlens.inference.segment_uncertainty import (
+    UncertaintyMaps,
+    on_image_grid,
+    sample_maps,
+    write_map,
+)
 from medlens.inference.uncertainty import sample_probabilities
 from medlens.run_folder import layout
 from medlens.serve.ensemble_model import ServedEnsemble
@@ -47,11 +52,43 @@ from medlens.trust.measures import mutual_information, predictive_entropy
 MASK_FORMATS = ("auto", "png", "nifti", "dicom-seg")
 _MEDIA_TYPES = {"png": "image/png", "nifti": "application/gzip", "dicom-seg": "application/dicom"}
 _FILE_NAMES = {"png": "mask.png", "nifti": "mask.nii.gz", "dicom-seg": "mask.dcm"}
+UNCERTAINTY_MAPS = ("entropy", "mutual_information")
+_MAP_MEDIA_TYPES = {".png": "image/png", ".nii.gz": "application/gzip"}
 Checkpoint = Callable[[], None]
 
 
 def _no_checkpoint() -> None:
     return None
+
+
+@dataclass
+class MapFile:
+    """One per-voxel uncertainty map of a mask, as the JSON answer carries it: the file
+    ``medlens predict --uncertainty`` writes (``segment_uncertainty.write_map``).
+
+    Attributes:
+        content: the file's bytes: a 16-bit greyscale PNG beside a PNG mask, else a gzipped
+            float32 NIfTI in nats with the image's affine. Either is on the image's own grid.
+        media_type: ``image/png`` or ``application/gzip``.
+        filename: ``entropy.png``, ``mutual_information.nii.gz``, ...
+        max_nats: for a PNG, the nats that 65535 stands for (log K, K the run's classes; 0
+            stands for 0 nats, linearly in between); None for a NIfTI, whose values are nats.
+    """
+
+    content: bytes
+    media_type: str
+    filename: str
+    max_nats: float | None
+
+    def as_json(self) -> dict[str, Any]:
+        """``filename``, ``media_type``, ``units`` (nats), ``max_nats`` and ``base64``."""
+        return {
+            "filename": self.filename,
+            "media_type": self.media_type,
+            "units": "nats",
+            "max_nats": self.max_nats,
+            "base64": base64.b64encode(self.content).decode("ascii"),
+        }
 
 
 @dataclass
@@ -66,6 +103,9 @@ class MaskFile:
         mask_format: ``png``, ``nifti`` or ``dicom-seg``.
         uncertainty: the per-case summary of ``uncertainty=`` (``segment_uncertainty``), or
             None when none was asked for.
+        uncertainty_maps: ``entropy`` and ``mutual_information`` (``UNCERTAINTY_MAPS``) ->
+            the map's file, or None when no uncertainty was asked for or the maps were not
+            wanted (a file response).
     """
 
     content: bytes
@@ -74,17 +114,22 @@ class MaskFile:
     voxels: dict[str, int]
     mask_format: str = "png"
     uncertainty: dict[str, Any] | None = None
+    uncertainty_maps: dict[str, MapFile] | None = None
 
     def as_json(self, model: ServedModel) -> dict[str, Any]:
         """The mask as ``/v1/segment`` answers for ``format=json`` or ``Accept:
-        application/json``: the voxel counts per class, the uncertainty summary (null when
-        not asked for) and the file, base64."""
+        application/json``: the voxel counts per class, the uncertainty summary and maps
+        (each null when not asked for) and the file, base64."""
+        maps = None
+        if self.uncertainty_maps is not None:
+            maps = {name: file.as_json() for name, file in self.uncertainty_maps.items()}
         return {
             "model": model.name,
             "weights_sha256": model.weights_sha256,
             "engine": model.engine,
             "class_voxels": dict(self.voxels),
             "uncertainty": None if self.uncertainty is None else dict(self.uncertainty),
+            "uncertainty_maps": maps,
             "mask_format": self.mask_format,
             "media_type": self.media_type,
             "filename": self.filename,
@@ -306,12 +351,17 @@ def segment(
     work: Path,
     checkpoint: Checkpoint = _no_checkpoint,
     uncertainty: str | None = None,
+    maps: bool = True,
 ) -> MaskFile:
     """The model's mask on the upload's own grid, as PNG, NIfTI or DICOM SEG, and with
     ``uncertainty`` (``tta`` or ``mc_dropout``) the per-case summary ``medlens predict
     --uncertainty`` writes to ``segmentations.csv``: ``mean_entropy`` and
     ``mean_mutual_information`` (nats, over the image), ``expected_dice`` and
     ``uncertainty = 1 - expected_dice`` (``medlens.inference.segment_uncertainty``).
+
+    With ``uncertainty`` and ``maps``, also the per-voxel entropy and mutual-information
+    maps that ``predict`` writes beside the mask, written into ``work``: 16-bit PNG (65535
+    = log K nats) beside a PNG mask, float32 NIfTI in nats otherwise (``_write_maps``).
 
     Raises:
         ServiceError: 422 for a format the upload cannot have (``resolve_mask_format``), or a
@@ -324,11 +374,15 @@ def segment(
     fmt = resolve_mask_format(mask_format, upload, image)
     labels = _mask_labels(model, image)
     checkpoint()
-    summary = None
+    summary = map_files = None
     if uncertainty is not None:
         with model_stage(model.name, [model.run.run_dir]):
-            summary = _mask_uncertainty(model, image, labels, uncertainty)
+            sampled = _mask_uncertainty(model, image, uncertainty)
+            summary = {"method": uncertainty, **sampled.summary(labels)}
         checkpoint()
+        if maps:
+            map_files = _write_maps(sampled, image, fmt, len(model.run.class_names), work)
+            checkpoint()
     label_map = image.with_array(labels[None].astype(np.uint8))
     target = work / _FILE_NAMES[fmt]
     if fmt == "dicom-seg":
@@ -350,7 +404,9 @@ def segment(
         name: int(np.count_nonzero(labels == k))
         for k, name in enumerate(model.run.class_names[1:], start=1)
     }
-    return MaskFile(target.read_bytes(), _MEDIA_TYPES[fmt], _FILE_NAMES[fmt], voxels, fmt, summary)
+    return MaskFile(
+        target.read_bytes(), _MEDIA_TYPES[fmt], _FILE_NAMES[fmt], voxels, fmt, summary, map_files
+    )
 
 
 def _mask_labels(model: ServedModel, image: Image) -> np.ndarray:
@@ -367,12 +423,10 @@ def _mask_labels(model: ServedModel, image: Image) -> np.ndarray:
         raise model_fault(model.name, exc, [model.run.run_dir]) from None
 
 
-def _mask_uncertainty(
-    model: ServedModel, image: Image, labels: np.ndarray, method: str
-) -> dict[str, Any]:
-    """The per-case uncertainty summary of the mask ``labels`` on ``image``'s grid, from
-    ``segment_uncertainty``'s sampled maps: test-time flips through the served engine, or
-    MC dropout on the private PyTorch copy (dropout switched on there only)."""
+def _mask_uncertainty(model: ServedModel, image: Image, method: str) -> UncertaintyMaps:
+    """``segment_uncertainty``'s sampled maps (nats) on ``image``'s grid: test-time flips
+    through the served engine, or MC dropout on the private PyTorch copy (dropout switched
+    on there only)."""
     run = model.run
     x = run.preprocess(image).array.astype(np.float32, copy=False)
     if method == "mc_dropout":
@@ -380,7 +434,24 @@ def _mask_uncertainty(
             maps = sample_maps(dataclasses.replace(run, model=model.explainer), x, method)
     else:
         maps = sample_maps(model.predictor, x, method)
-    return {"method": method, **on_image_grid(maps, image).summary(labels)}
+    return on_image_grid(maps, image)
+
+
+def _write_maps(
+    maps: UncertaintyMaps, image: Image, mask_format: str, classes: int, work: Path
+) -> dict[str, MapFile]:
+    """The entropy and mutual-information maps written into ``work`` as ``medlens predict
+    --uncertainty`` writes them beside a mask of ``mask_format``: a 16-bit PNG beside a PNG
+    mask (65535 = log ``classes`` nats, the most entropy K classes can have), else a float32
+    NIfTI in nats with the image's affine."""
+    suffix = ".png" if mask_format == "png" else ".nii.gz"
+    top = float(np.log(classes))
+    files = {}
+    for name in UNCERTAINTY_MAPS:
+        path = write_map(getattr(maps, name), image, work / f"{name}{suffix}", top)
+        scale = top if suffix == ".png" else None
+        files[name] = MapFile(path.read_bytes(), _MAP_MEDIA_TYPES[suffix], path.name, scale)
+    return files
 
 
 def _missing_keyword(exc: Exception) -> str | None:

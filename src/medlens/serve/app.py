@@ -16,7 +16,11 @@ Endpoints (OpenAPI at ``/openapi.json``):
   also carries ``x-class-voxels: name=count;...`` with each class name percent-encoded
   (UTF-8), so the header stays ASCII whatever the class names. ``uncertainty=tta|mc_dropout``
   adds the per-case summary ``medlens predict --uncertainty`` writes (``uncertainty`` in the
-  JSON, ``x-uncertainty: key=value;...`` on a file response).
+  JSON, ``x-uncertainty: key=value;...`` on a file response) and, in the JSON answer only,
+  the per-voxel maps it writes (``uncertainty_maps``: ``entropy`` and ``mutual_information``,
+  each ``filename``, ``media_type``, ``units``, ``max_nats`` and ``base64``; a 16-bit PNG
+  with 65535 = ``max_nats`` = log K nats beside a PNG mask, else a float32 NIfTI in nats);
+  ``uncertainty_maps`` is null without ``uncertainty=``.
 - ``POST /v1/detect?model=NAME&min_score=S`` the objects a detection run finds in a 2D
   image: each box (``x1, y1, x2, y2`` in the image's own pixels), class and score, and the
   count per class; a Mask R-CNN run adds each detection's instance mask (COCO RLE ``mask``,
@@ -275,7 +279,7 @@ MaskFormat = Annotated[
     Literal["auto", "png", "nifti", "dicom-seg", "json"],
     Query(
         description="auto: DICOM SEG for a zipped series, PNG for 2D, NIfTI for volumes; "
-        "json: the voxel counts and the auto mask (base64) as JSON"
+        "json: the voxel counts, the auto mask and any uncertainty maps (base64) as JSON"
     ),
 ]
 ModelName = Annotated[
@@ -502,13 +506,18 @@ def _add_routes(app: FastAPI) -> None:  # noqa: C901 - one place that lists ever
             str | None,
             Query(
                 description="tta | mc_dropout: add the per-case summary of sampled masks "
-                "(mean_entropy, mean_mutual_information in nats, expected_dice, uncertainty)"
+                "(mean_entropy, mean_mutual_information in nats, expected_dice, uncertainty; "
+                "a file response: the x-uncertainty header) and, in the JSON answer only, "
+                "the per-voxel entropy and mutual information maps (uncertainty_maps: a "
+                "16-bit PNG, 65535 = max_nats = log K nats, beside a PNG mask; else a "
+                "float32 NIfTI in nats; each base64)"
             ),
         ] = None,
     ) -> Response:
         """Segment one image; the response is the mask file, or JSON with the voxels of each
-        class, the uncertainty summary asked for, and the mask in base64 (``format=json`` or
-        ``Accept: application/json``)."""
+        class, the uncertainty summary and per-voxel maps asked for, and the mask in base64
+        (``format=json`` or ``Accept: application/json``). A file response carries the
+        summary in its ``x-uncertainty`` header and no maps."""
         served = _classic(_served(request, credentials, model), "/v1/segment")
         check_uncertainty(served, uncertainty)
         as_json = _wants_json(request, format)
@@ -516,7 +525,7 @@ def _add_routes(app: FastAPI) -> None:  # noqa: C901 - one place that lists ever
         mask = await _with_upload(
             request,
             lambda upload, work, checkpoint: segment(
-                served, upload, mask_format, work, checkpoint, uncertainty
+                served, upload, mask_format, work, checkpoint, uncertainty, maps=as_json
             ),
         )
         if as_json:

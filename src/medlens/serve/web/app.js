@@ -2,7 +2,7 @@
 // The medlens web page: list the models, send one image, show what the service answers.
 // No framework and no build step; everything the page loads comes from the service itself.
 
-const state = { token: "", models: [], base: null, mask: null };
+const state = { token: "", models: [], base: null, mask: null, mapUrls: [] };
 const $ = (id) => document.getElementById(id);
 const PALETTE = [[0, 255, 0], [255, 0, 255], [0, 120, 255], [255, 200, 0], [200, 0, 255], [0, 220, 220]];
 // one colour per detection class (by its index in the model's class_names)
@@ -190,6 +190,52 @@ function describeMaskUncertainty(u) {
     : "";
 }
 
+const MAP_TITLES = { entropy: "entropy map", mutual_information: "mutual information map" };
+
+// The per-voxel uncertainty maps of a mask (the JSON's uncertainty_maps, null when none was
+// asked for), each offered for download. A PNG map (16-bit grey, 65535 = max_nats) is shown
+// as it is: a browser reduces 16-bit grey to 8 bits linearly (Chromium keeps the high byte),
+// so black is 0 nats and white max_nats = log K; no second rendering is needed. A NIfTI map
+// (a volume's) is float32 nats, for a viewer: download only.
+async function showUncertaintyMaps(maps, method) {
+  for (const url of state.mapUrls) URL.revokeObjectURL(url);
+  state.mapUrls = [];
+  const downloads = $("map-downloads");
+  downloads.replaceChildren();
+  downloads.hidden = !maps;
+  $("entropy-figure").hidden = true;
+  if (!maps) return;
+  const entropy = maps.entropy;
+  const asPng = entropy && entropy.media_type === "image/png";
+  downloads.append(asPng
+    ? `Download the uncertainty maps (16-bit PNG, 0 = 0 nats, 65535 = ${entropy.max_nats.toFixed(3)} nats): `
+    : "The uncertainty maps come as NIfTI files (float32, in nats, on the image's grid) to open in a viewer: ");
+  for (const [name, map] of Object.entries(maps)) {
+    const link = document.createElement("a");
+    link.href = URL.createObjectURL(base64Blob(map.base64, map.media_type));
+    state.mapUrls.push(link.href);
+    link.download = map.filename;
+    link.textContent = `${MAP_TITLES[name] || name} (${map.filename})`;
+    downloads.append(link);
+  }
+  if (!asPng) return;
+  const img = $("entropy-map");
+  const drawn = await new Promise((resolve) => {
+    img.onload = () => resolve(true);
+    img.onerror = () => resolve(false);
+    img.src = "data:image/png;base64," + entropy.base64;
+  });
+  if (!drawn) {
+    downloads.append(" (this browser cannot draw the entropy map; download it instead)");
+    return;
+  }
+  const k = Math.round(Math.exp(entropy.max_nats));
+  $("entropy-caption").textContent =
+    `Predictive entropy of each pixel (${method}): black = 0 nats (certain), ` +
+    `white = ${entropy.max_nats.toFixed(3)} nats = log ${k} (${k === 2 ? "both" : `all ${k}`} classes equally likely).`;
+  $("entropy-figure").hidden = false;
+}
+
 async function segment(model, file) {
   const flat = model.spatial_dims === 2;
   const method = $("uncertainty").value;
@@ -210,6 +256,7 @@ async function segment(model, file) {
   const counts = Object.entries(result.class_voxels || {}).map(([name, n]) => `${name}=${n}`);
   $("voxels").textContent = counts.length ? `Pixels (voxels) per class: ${counts.join(", ")}` : "";
   describeMaskUncertainty(result.uncertainty);
+  await showUncertaintyMaps(result.uncertainty_maps, result.uncertainty && result.uncertainty.method);
   $("overlay-controls").hidden = !flat;
   $("overlay").hidden = !flat;
   if (flat) {
