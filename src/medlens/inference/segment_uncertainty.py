@@ -6,7 +6,8 @@ entropy of the mean and the mutual information (nats). Both maps go back onto th
 own grid and are written next to the mask; a per-case summary goes into
 ``segmentations.csv``:
 
-- ``mean_entropy``, ``mean_mutual_information``: over the image (its field of view);
+- ``mean_entropy``, ``mean_mutual_information``: over every voxel of the image (``predict``
+  and the service are given images, not field-of-view masks);
 - ``expected_dice``: the Dice the calibrated mean probabilities expect of the mask, averaged
   over the foreground classes (``medlens.trust.measures.expected_dice``);
 - ``uncertainty``: ``1 - expected_dice``, the summary to sort cases by.
@@ -75,17 +76,17 @@ class UncertaintyMaps:
     entropy: np.ndarray
     mutual_information: np.ndarray
 
-    def summary(self, labels: np.ndarray, roi: np.ndarray | None = None) -> dict[str, float]:
-        """The per-case columns for the mask ``labels`` (see the module docstring)."""
-        inside = np.ones(labels.shape, dtype=bool) if roi is None else roi
+    def summary(self, labels: np.ndarray) -> dict[str, float]:
+        """The per-case columns for the mask ``labels``, over every voxel (see the module
+        docstring)."""
         dice = [
-            expected_dice(self.mean_probs[k][inside], (labels == k)[inside])
+            expected_dice(self.mean_probs[k], labels == k)
             for k in range(1, self.mean_probs.shape[0])
         ]
         expected = float(np.mean(dice)) if dice else 1.0
         return {
-            "mean_entropy": float(self.entropy[inside].mean()),
-            "mean_mutual_information": float(self.mutual_information[inside].mean()),
+            "mean_entropy": float(self.entropy.mean()),
+            "mean_mutual_information": float(self.mutual_information.mean()),
             "expected_dice": expected,
             "uncertainty": 1.0 - expected,
         }
