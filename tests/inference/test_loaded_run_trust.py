@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+import yaml
 
 from medlens.data.image import Image
 from medlens.errors import InputError
@@ -42,6 +43,9 @@ def test_a_run_made_before_calibration_loads_uncalibrated_and_predicts_raw(
     labels = json.loads((old / "labels.json").read_text())
     del labels["refer"]
     (old / "labels.json").write_text(json.dumps(labels))
+    config = yaml.safe_load((old / "config.yaml").read_text())
+    del config["calibration"]  # nor a calibration key in its config.yaml
+    (old / "config.yaml").write_text(yaml.safe_dump(config))
 
     run = load_run(old, device="cpu")
     assert run.trust.calibrator == Uncalibrated()
@@ -65,6 +69,34 @@ def test_a_calibrated_run_without_a_valid_calibration_json_does_not_load(
     with pytest.raises(InputError) as caught:
         load_run(run, device="cpu")
     assert caught.value.path == str(run / "calibration.json")
+
+
+def test_a_segmentation_run_refuses_a_calibrator_segmentation_never_fits(
+    drive_run: Path, tmp_path: Path
+) -> None:
+    """What predict, export and serve load: a bcts record in a segmentation run (the audit's)."""
+    run = _copy(drive_run, tmp_path)
+    (run / "calibration.json").write_text('{"method": "bcts", "temperature": 1, "bias": [0.5]}')
+    with pytest.raises(InputError, match="segmentation runs fit only temperature or none") as e:
+        load_run(run, device="cpu")
+    assert e.value.path == str(run / "calibration.json")
+
+
+@pytest.mark.parametrize("fixture", ["drive_run", "pneumonia_run"])
+def test_a_calibration_json_contradicting_the_run_does_not_load(
+    fixture: str, request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    run = _copy(request.getfixturevalue(fixture), tmp_path)
+    (run / "calibration.json").write_text('{"method": "none"}')
+    with pytest.raises(InputError, match="records method 'none', but metrics.json records") as e:
+        load_run(run, device="cpu")
+    assert e.value.path == str(run / "calibration.json")
+    (run / "calibration.json").unlink()  # and without the file and metrics.json's record
+    metrics = json.loads((run / "metrics.json").read_text())
+    del metrics["trust"]
+    (run / "metrics.json").write_text(json.dumps(metrics))
+    with pytest.raises(InputError, match="missing, but config.yaml records calibration.method"):
+        load_run(run, device="cpu")
 
 
 def test_nan_logits_are_one_error_naming_model_pt_and_the_input(

@@ -2,8 +2,10 @@
 calibrator (``calibration.json``, with the class mix its probabilities assume), its refer
 band (in ``labels.json``) and its out-of-distribution score (``ood.npz``). A run made before
 them reads as uncalibrated, referring nothing, flagging nothing; a run made since records
-its calibration (``{"method": "none"}`` when switched off), and its ``calibration.json`` must
-be there and valid. Only adapting to a new class mix needs the recorded mix."""
+its calibration (``{"method": "none"}`` when switched off) in ``config.yaml`` and
+``metrics.json`` too, and its ``calibration.json`` must be there, valid, of a method its task
+fits and the run records, fitted on validation. Only adapting to a new class mix needs the
+recorded mix."""
 
 from __future__ import annotations
 
@@ -13,13 +15,36 @@ from typing import Any
 
 import numpy as np
 
+from medlens.config import CalibrationConfig
 from medlens.errors import InputError
 from medlens.run_folder import layout
-from medlens.run_folder.files import read_json_object
-from medlens.trust.calibrators import Calibrator, Uncalibrated, calibrator_from_dict
+from medlens.run_folder.files import read_config_yaml, read_json_object
+from medlens.run_folder.reader import read_run_task
+from medlens.tasks import SEGMENTATION, Task
+from medlens.trust.calibrators import METHODS, Calibrator, Uncalibrated, calibrator_from_dict
 from medlens.trust.label_shift import check_prior
 from medlens.trust.ood import MahalanobisDetector
 from medlens.trust.refer import ReferBand
+
+#: The calibration methods a task's runs fit, where not every one of ``METHODS``:
+#: segmentation fits one temperature per voxel, or none (what training allows:
+#: ``medlens.train.segmentation.calibration.SEGMENTATION_METHODS``).
+TASK_CALIBRATION_METHODS: dict[str, tuple[str, ...]] = {SEGMENTATION.name: ("temperature", "none")}
+#: What a task's calibrated probabilities feed: why predicting without the calibrator is wrong.
+_WHAT_CALIBRATION_FEEDS: dict[str, str] = {
+    SEGMENTATION.name: (
+        "the uncertainty maps and scores of predict --uncertainty read its calibrated "
+        "per-voxel probabilities (its masks and threshold keep their raw meaning), and "
+        "predicting without the calibrator would silently change them"
+    ),
+}
+_CALIBRATION_FEEDS = (
+    "its threshold and refer band were chosen on calibrated probabilities, and predicting "
+    "without the calibrator would silently change probabilities and decisions"
+)
+#: The split medlens fits every calibrator on (``fitted_on`` in ``calibration.json``).
+FITTED_ON = "val"
+_AGAIN = "restore the run's own file or train the run again"
 
 
 @dataclass(frozen=True)
@@ -38,57 +63,143 @@ class TrustRule:
 
 
 def read_calibrator(run_dir: str | Path, n_classes: int | None = None) -> Calibrator:
-    """``calibration.json``'s calibrator, checked against the run's ``n_classes`` when given.
+    """``calibration.json``'s calibrator, checked against the run's ``n_classes`` when given
+    and against what the rest of the run folder records.
 
-    The threshold and refer band of ``labels.json`` are chosen on calibrated probabilities,
-    so a run that records a calibration (``metrics.json`` ``trust.calibration``, or a refer
-    band in ``labels.json``: both came with calibration) must have its ``calibration.json``;
-    only a run made before calibration existed, which records neither, reads as
-    ``Uncalibrated`` without one. An uncalibrated run's file says ``{"method": "none"}``.
+    A classification run's threshold and refer band were chosen on calibrated probabilities;
+    a segmentation run's uncertainty maps read them. So a run that records a calibration
+    (``metrics.json`` ``trust.calibration``, ``calibration.method`` in the ``config.yaml``
+    of a task that calibrates, or a refer band in ``labels.json``: all came with
+    calibration) must have its ``calibration.json``, and the file must agree with them;
+    only a run made before calibration existed, which records none of them (its
+    ``config.yaml`` has no ``calibration`` key: read raw, not with the schema's default),
+    reads as ``Uncalibrated`` without one. An uncalibrated run's file says
+    ``{"method": "none"}``.
 
     Raises:
         InputError: naming the file when it is missing from a calibrated run, unreadable,
-            records no method, or holds malformed parameters (naming the field).
+            records no method, a method the run's task does not fit (segmentation:
+            temperature or none), malformed parameters (naming the field), a ``fitted_on``
+            other than ``val``, or a method other than the one ``metrics.json`` or
+            ``config.yaml`` records (naming that file).
     """
-    path = Path(run_dir) / layout.CALIBRATION
+    run_dir = Path(run_dir)
+    path = run_dir / layout.CALIBRATION
     record = read_json_object(path)
+    recorded = _recorded_calibration(run_dir)
     if record is None:
-        evidence = _calibration_evidence(Path(run_dir))
+        evidence = recorded.evidence()
         if evidence:
-            raise InputError(
-                path,
-                f"missing, but {evidence}: its threshold and refer band were chosen on "
-                "calibrated probabilities, and predicting without the calibrator would "
-                "silently change probabilities and decisions; restore the file or train the "
-                "run again",
-            )
+            feeds = _WHAT_CALIBRATION_FEEDS.get(recorded.task.name, _CALIBRATION_FEEDS)
+            raise InputError(path, f"missing, but {evidence}: {feeds}; {_AGAIN}")
         return Uncalibrated()
+    _check_method_fits_task(record, recorded.task, path)
     try:
-        return calibrator_from_dict(record, n_classes)
+        calibrator = calibrator_from_dict(record, n_classes)
     except InputError as exc:
         raise InputError(path, exc.reason) from None
+    contradiction = recorded.contradiction(record)
+    if contradiction:
+        raise InputError(path, f"{contradiction}; {_AGAIN}")
+    return calibrator
 
 
-def _calibration_evidence(run_dir: Path) -> str:
-    """What in the run folder says it was made with calibration (``""`` when nothing does:
-    a run from before calibration existed)."""
+@dataclass(frozen=True)
+class _RecordedCalibration:
+    """What a run folder records about its calibration outside ``calibration.json``.
+
+    Attributes:
+        task: the run's task (``config.yaml``).
+        metrics: ``metrics.json``'s ``trust.calibration``, or None.
+        config_method: ``calibration.method`` of the raw ``config.yaml`` of a task that
+            calibrates, or None when it has no ``calibration`` key (a run from before).
+        refer: ``labels.json`` records a refer band (which came with calibration).
+    """
+
+    task: Task
+    metrics: dict[str, Any] | None
+    config_method: Any
+    refer: bool
+
+    def evidence(self) -> str:
+        """What says the run was made with calibration (``""`` when nothing does)."""
+        if self.metrics is not None:
+            method = self.metrics.get("method")
+            return f"{layout.METRICS} records calibration method {method!r} (trust.calibration)"
+        if self.config_method is not None:
+            return f"{layout.CONFIG} records calibration.method {self.config_method!r}"
+        if self.refer:
+            return f"{layout.LABELS} records a refer band, which came with calibration"
+        return ""
+
+    def contradiction(self, record: dict[str, Any]) -> str:
+        """How ``calibration.json``'s ``record`` contradicts the run's own record (its
+        method, or where it was fitted), or ``""``."""
+        method = record["method"]
+        in_metrics = (self.metrics or {}).get("method", method)
+        if in_metrics != method:
+            return (
+                f"records method {method!r}, but {layout.METRICS} records calibration "
+                f"method {in_metrics!r} (trust.calibration.method)"
+            )
+        if self.config_method is not None and self.config_method != method:
+            return (
+                f"records method {method!r}, but {layout.CONFIG} records calibration.method "
+                f"{self.config_method!r}"
+            )
+        fitted_on = record.get("fitted_on", FITTED_ON)
+        if fitted_on != FITTED_ON:
+            return (
+                f"records fitted_on {fitted_on!r}, but medlens fits calibration on the "
+                f"validation split only (fitted_on {FITTED_ON!r}): a calibrator fitted on "
+                "other cases was not made by training this run"
+            )
+        return ""
+
+
+def _recorded_calibration(run_dir: Path) -> _RecordedCalibration:
+    """What ``metrics.json``, ``config.yaml`` and ``labels.json`` record about calibration."""
+    task = read_run_task(run_dir)
     metrics = read_json_object(run_dir / layout.METRICS) or {}
     trust = metrics.get("trust")
     calibration = trust.get("calibration") if isinstance(trust, dict) else None
-    if isinstance(calibration, dict):
-        method = calibration.get("method")
-        return f"{layout.METRICS} records calibration method {method!r} (trust.calibration)"
+    config_method = None
+    if "calibration" in task.trust_sections:  # other tasks' configs hold the unused default
+        section = read_config_yaml(run_dir / layout.CONFIG).get("calibration")
+        if isinstance(section, dict):  # the raw key: a run from before has none
+            config_method = section.get("method", CalibrationConfig().method)
     labels = read_json_object(run_dir / layout.LABELS) or {}
-    if "refer" in labels:
-        return f"{layout.LABELS} records a refer band, which came with calibration"
-    return ""
+    return _RecordedCalibration(
+        task=task,
+        metrics=calibration if isinstance(calibration, dict) else None,
+        config_method=config_method,
+        refer="refer" in labels,
+    )
+
+
+def _check_method_fits_task(record: dict[str, Any], task: Task, path: Path) -> None:
+    """Refuse a known calibration method that ``task``'s runs never fit (segmentation:
+    temperature or none), before its parameters are read.
+
+    Raises:
+        InputError: naming ``path`` and the methods the task fits.
+    """
+    method = record.get("method")
+    fits = TASK_CALIBRATION_METHODS.get(task.name, METHODS)
+    if isinstance(method, str) and method in METHODS and method not in fits:
+        raise InputError(
+            path,
+            f"records method {method!r}, but {task.name} runs fit only "
+            f"{' or '.join(fits)} (calibration.method), so training did not write it; "
+            f"{_AGAIN}",
+        )
 
 
 def calibration_record(calibrator: Calibrator, source_prior: np.ndarray | None) -> dict[str, Any]:
     """What ``calibration.json`` holds: the calibrator's parameters, ``fitted_on: val`` and
     (when given) ``source_prior``, the class shares its probabilities assume
     (``medlens.trust.label_shift``), in class order."""
-    record = {**calibrator.to_dict(), "fitted_on": "val"}
+    record = {**calibrator.to_dict(), "fitted_on": FITTED_ON}
     if source_prior is not None:
         record["source_prior"] = [float(share) for share in source_prior]
     return record
