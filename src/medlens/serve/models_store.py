@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import json
 import logging
 import threading
 import time
@@ -128,15 +129,20 @@ def load_models(
         run_dirs: finished run folders; their names must differ.
         engine: ``torch``, ``onnx`` or ``onnx-int8``. With ``onnx`` the run's ``model.onnx``
             is used when it was exported from the current ``model.pt`` (its recorded SHA-256
-            matches); otherwise the network is exported into ``onnx_cache`` and the reason
-            logged. ``onnx-int8`` needs the run's ``model.int8.onnx`` from ``medlens export
-            --quantize int8`` of the current weights.
+            matches) and records the calibrator of the run's ``calibration.json``; when the
+            weights differ (or there is no ``model.onnx``) the network is exported into
+            ``onnx_cache`` and the reason logged, and when only the calibrator differs the
+            start is refused (``check_onnx_calibration``). ``onnx-int8`` needs the run's
+            ``model.int8.onnx`` from ``medlens export --quantize int8`` of the current
+            weights.
         onnx_cache: a private folder for exports made at start-up (required for ``onnx``).
             Detection runs are served with ``torch`` only.
 
     Raises:
-        ConfigError: no runs, an unknown engine, two runs with one name, or a detection run
-            or an ensemble with an engine other than ``torch``.
+        ConfigError: no runs, an unknown engine, two runs with one name, a detection run
+            or an ensemble with an engine other than ``torch``, a stale ``model.int8.onnx``,
+            or a ``model.onnx`` of the current weights whose recorded calibrator is not the
+            run's ``calibration.json`` (naming both files: export again).
         InputError: a run folder that cannot be loaded or exported, or a network that gives
             NaN or infinite outputs at the warm-up (naming its weights file).
     """
@@ -169,7 +175,7 @@ def _load_one(run_dir: Path, name: str, engine: str, onnx_cache: Path | None) ->
         from medlens.serve.onnx_engine import OnnxModule
 
         path = (
-            _current_onnx(run_dir, name, sha, onnx_cache)
+            _current_onnx(run, name, sha, onnx_cache)
             if engine == "onnx"
             else _current_int8(run_dir, sha)
         )
@@ -222,10 +228,20 @@ def _current_int8(run_dir: Path, sha: str) -> Path:
     return path
 
 
-def _current_onnx(run_dir: Path, name: str, sha: str, onnx_cache: Path | None) -> Path:
+def _current_onnx(run: LoadedRun, name: str, sha: str, onnx_cache: Path | None) -> Path:
+    """The run's ``model.onnx`` when it is current (same weights, same calibrator), else an
+    export of the current run into ``onnx_cache`` (no ``model.onnx``, or other weights).
+
+    Raises:
+        ConfigError: ``model.onnx`` is of the current weights but records another calibrator
+            (``check_onnx_calibration``), or an export is needed and ``onnx_cache`` is None.
+    """
+    run_dir = run.run_dir
     existing = run_dir / layout.ONNX
     if existing.is_file():
-        if onnx_metadata(existing).get("weights_sha256") == sha:
+        metadata = onnx_metadata(existing)
+        if metadata.get("weights_sha256") == sha:
+            check_onnx_calibration(existing, metadata, run)
             return existing
         reason = "its model.onnx was exported from other weights"
     else:
@@ -234,3 +250,56 @@ def _current_onnx(run_dir: Path, name: str, sha: str, onnx_cache: Path | None) -
         raise ConfigError("onnx_cache", "the onnx engine needs a folder for start-up exports")
     log.info("exporting %s to ONNX at start-up: %s", name, reason)
     return export_onnx(run_dir, out=onnx_cache / f"{name}.onnx")
+
+
+def check_onnx_calibration(onnx_path: Path, metadata: dict[str, str], run: LoadedRun) -> None:
+    """Refuse an ONNX export whose recorded calibrator is not the run's.
+
+    The ONNX graph holds the raw network (logits): the service applies the run's calibrator
+    (``calibration.json``, read by ``load_run``) to either engine's softmax, and the export
+    records that calibrator in its ``calibration`` metadata for readers of the file alone.
+    The two must agree; when they do not, one of them was changed after the export, and
+    serving would quietly answer with probabilities the exported file does not describe.
+    A file exported before calibration existed records none, which agrees with an
+    uncalibrated run (``{"method": "none"}``) only.
+
+    Args:
+        onnx_path: the run's ``model.onnx`` (named in the error).
+        metadata: its ``metadata_props`` (``onnx_metadata``).
+        run: the loaded run whose ``trust.calibrator`` is compared.
+
+    Raises:
+        ConfigError: the recorded calibrator differs from ``calibration.json``'s, or is not
+            readable JSON; the message names both files and says to export again.
+    """
+    # as JSON gives it back (tuples become lists; floats round-trip exactly)
+    current = json.loads(json.dumps(run.trust.calibrator.to_dict()))
+    text = metadata.get("calibration")
+    recorded: object = None
+    if text is None:
+        recorded, said = {"method": "none"}, "records no calibration"
+    else:
+        try:
+            recorded = json.loads(text)
+            said = f"records calibration {_shown(recorded)}"
+        except ValueError:
+            said = "records an unreadable calibration"
+    if recorded == current:
+        return
+    calibration = run.run_dir / layout.CALIBRATION
+    raise ConfigError(
+        "--engine",
+        f"{onnx_path} {said}, but {calibration} holds {_shown(current)}; the service "
+        f"applies {layout.CALIBRATION}'s calibrator to the network's output, so "
+        f"{layout.ONNX} no longer describes what would be served: export it again with "
+        f"`medlens export {run.run_dir}` (or restore {layout.CALIBRATION})",
+    )
+
+
+def _shown(record: object, limit: int = 160) -> str:
+    """A calibrator record for an error message: its JSON, or only its method when the
+    parameters are long (an isotonic step function, a Dirichlet matrix)."""
+    text = json.dumps(record)
+    if len(text) <= limit or not isinstance(record, dict):
+        return text
+    return f"{{{json.dumps('method')}: {json.dumps(record.get('method'))}, ...}}"

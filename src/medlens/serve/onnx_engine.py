@@ -3,6 +3,12 @@
 ``predict_arrays`` and ``predict_mask`` (sliding windows, flip TTA) take a ``LoadedRun`` and
 call ``run.model(batch)``; this module lets the same code run on onnxruntime. Gradients do not
 flow through it: explanations (Grad-CAM) use the PyTorch network.
+
+The file gives the raw logits only: the softmax, flip TTA and the run's calibrator
+(``calibration.json``) are applied by medlens after ``forward``, exactly as for PyTorch. The
+calibrator the file records in its metadata at export is therefore a description, not part of
+the graph; ``serve.models_store`` refuses a ``model.onnx`` whose recorded calibrator is not the
+run's (``check_onnx_calibration``).
 """
 
 from __future__ import annotations
