@@ -275,3 +275,42 @@ def test_the_ensemble_records_the_ood_flags_its_predictions_have(
     assert "when any member run flags it" in html and "when any member run flags it" in card
     assert "This run has no out-of-distribution score" not in html
     assert "A case flagged out of distribution is referred too." in html
+
+
+def _refused(runs: list[Path], out: Path) -> str:
+    with pytest.raises(InputError) as info:
+        ensemble_runs(runs, "soft", out, n_bootstrap=0, documents=False)
+    assert not out.exists()
+    return str(info.value)
+
+
+def test_segmentation_and_detection_runs_are_refused_up_front_naming_the_run(
+    drive_run: Path, cells_run: Path, member_runs: list[Path], tmp_path: Path
+) -> None:
+    second = tmp_path / "vessels-again"
+    shutil.copytree(drive_run, second)
+    combines = "`medlens ensemble` combines classification runs"
+    assert _refused([drive_run, second], tmp_path / "o1") == (
+        f"{drive_run}: is a segmentation run; {combines} (deep, classical, hybrid, or "
+        "ensembles of them) by their per-case class probabilities"
+    )
+    # named wherever it stands among classification runs, and before any file is checked
+    message = _refused([member_runs[0], drive_run], tmp_path / "o2")
+    assert message.startswith(f"{drive_run}: is a segmentation run; {combines}")
+    assert _refused([cells_run, member_runs[0]], tmp_path / "o3").startswith(
+        f"{cells_run}: is a detection run; {combines}"
+    )
+    pipeline = tmp_path / "wbc-pipeline"
+    pipeline.mkdir()
+    (pipeline / "config.yaml").write_text("kind: pipeline\nname: wbc-pipeline\n")
+    assert "is a pipeline run" in _refused([pipeline, member_runs[0]], tmp_path / "o4")
+
+    from typer.testing import CliRunner
+
+    from medlens.cli import app
+
+    result = CliRunner().invoke(
+        app, ["ensemble", str(drive_run), str(second), "--out", str(tmp_path / "o5")]
+    )
+    assert result.exit_code != 0 and "is a segmentation run" in result.output
+    assert "metrics.json" not in result.output

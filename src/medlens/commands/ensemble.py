@@ -49,6 +49,7 @@ from medlens.config import ReferConfig
 from medlens.errors import ConfigError, InputError
 from medlens.inference.ensemble_run import stacking_features
 from medlens.metrics.threshold import THRESHOLD_METHODS, ThresholdMethod
+from medlens.pipeline.config import is_pipeline_file
 from medlens.run_folder import layout
 from medlens.run_folder.classification import (
     RAW_PROB_PREFIX,
@@ -56,6 +57,7 @@ from medlens.run_folder.classification import (
     RunFolder,
     read_run_folder,
 )
+from medlens.run_folder.reader import read_run_task
 from medlens.run_folder.staging import check_free, open_stage, publish_run
 from medlens.run_folder.writer import RunWriter
 from medlens.tasks import CLASSIFICATION
@@ -108,6 +110,35 @@ def _mismatch(reference: pd.DataFrame, other: pd.DataFrame, split: str) -> str |
     return None
 
 
+def refuse_other_tasks(run_dir: str | Path) -> None:
+    """Refuse a run folder that is not a classification run, before anything else is read.
+
+    An ensemble combines the members' per-case class probabilities (``predictions.csv``), which
+    only classification runs (deep, classical, hybrid, or ensembles of them) have. The task is
+    the one the run records (``read_run_task``: ``config.yaml``'s ``task``); a pipeline run
+    (``kind: pipeline``) is combined by a ``kind: pipeline_ensemble`` config instead.
+
+    Raises:
+        InputError: naming the run folder and its task, or a folder that does not exist.
+    """
+    path = Path(run_dir)
+    if not path.is_dir():
+        raise InputError(path, "run folder not found")
+    if is_pipeline_file(path / layout.CONFIG):
+        raise InputError(
+            path,
+            "is a pipeline run; `medlens ensemble` combines classification runs; combine "
+            "pipeline runs with a `kind: pipeline_ensemble` config (`medlens train`)",
+        )
+    task = read_run_task(path)
+    if task is not CLASSIFICATION:
+        raise InputError(
+            path,
+            f"is a {task.name} run; `medlens ensemble` combines classification runs (deep, "
+            "classical, hybrid, or ensembles of them) by their per-case class probabilities",
+        )
+
+
 def load_members(run_dirs: Sequence[str | Path]) -> tuple[pd.DataFrame, list[Member]]:
     """Read the runs and align their probabilities to the first run's val and test cases.
 
@@ -115,9 +146,12 @@ def load_members(run_dirs: Sequence[str | Path]) -> tuple[pd.DataFrame, list[Mem
         ``(reference table of the first run, members)``.
 
     Raises:
-        InputError: fewer than two runs, an incomplete run folder, or runs whose classes,
-            validation or test cases, or labels differ (naming both runs).
+        InputError: a run that is not a classification run (``refuse_other_tasks``: checked
+            for every run first), fewer than two runs, an incomplete run folder, or runs
+            whose classes, validation or test cases, or labels differ (naming both runs).
     """
+    for run_dir in run_dirs:
+        refuse_other_tasks(run_dir)
     if len(run_dirs) < 2:
         raise InputError(", ".join(map(str, run_dirs)) or "<none>", "an ensemble needs 2+ runs")
     runs = [read_run_folder(d) for d in run_dirs]
@@ -449,8 +483,9 @@ def ensemble_runs(
         The ensemble's run folder ``out_dir/name``.
 
     Raises:
-        InputError: an incomplete run folder, or runs that differ in classes, cases or labels
-            (naming both runs).
+        InputError: a run that is not a classification run (a segmentation, detection,
+            registration or pipeline run: naming it), an incomplete run folder, or runs that
+            differ in classes, cases or labels (naming both runs).
         ConfigError: an unknown method or threshold, or an existing folder without
             ``overwrite``.
 
