@@ -204,9 +204,10 @@ def test_415_for_types_the_service_does_not_take(
     client: TestClient, drive_dir: Path, chest_png: bytes
 ):
     text = client.post("/v1/predict?model=pneumonia", files=_upload(b"name,age\nx,1\n", "a.png"))
-    assert text.status_code == 415 and "PNG, JPEG, DICOM" in text.json()["detail"]
-    tiff = (drive_dir / "test" / "images" / "01_test.tif").read_bytes()
-    assert client.post("/v1/predict?model=pneumonia", files=_upload(tiff)).status_code == 415
+    assert text.status_code == 415
+    assert text.json()["detail"].startswith("unsupported file type; send PNG, JPEG, a 2D TIFF,")
+    gif = (drive_dir / "test" / "mask" / "01_test_mask.gif").read_bytes()
+    assert client.post("/v1/predict?model=pneumonia", files=_upload(gif)).status_code == 415
     raw = client.post(
         "/v1/predict?model=pneumonia", content=chest_png, headers={"Content-Type": "image/png"}
     )
@@ -317,6 +318,52 @@ def test_segment_returns_the_mask_the_cli_writes(
     nifti = client.post("/v1/segment?model=vessels&format=nifti", files=_upload(retina_png))
     (tmp_path / "mask.nii.gz").write_bytes(nifti.content)
     assert nib.load(tmp_path / "mask.nii.gz").shape[:2] in {(584, 565), (565, 584)}
+
+
+def test_a_drive_tiff_is_read_as_predict_reads_it(
+    client: TestClient, drive_run: Path, drive_dir: Path, retina_png: bytes, tmp_path: Path
+):
+    # DRIVE's own file: an RGB, LZW-compressed TIFF (PROVENANCE.md: test/images/NN_test.tif)
+    source = drive_dir / "test" / "images" / "02_test.tif"
+    tiff = source.read_bytes()
+    assert tiff[:4] == b"II*\x00"
+    response = client.post("/v1/segment?model=vessels&format=png", files=_upload(tiff, "a.tif"))
+    assert response.status_code == 200, response.text
+    (tmp_path / "served.png").write_bytes(response.content)
+    segment_files(drive_run, [source], tmp_path / "cli", mask_format="png")
+    served = read_mask(tmp_path / "served.png").array
+    expected = read_mask(tmp_path / "cli" / "02_test.png").array
+    assert served.shape == (1, 584, 565)
+    np.testing.assert_array_equal(served, expected)
+    assert response.headers["x-class-voxels"] == f"vessel={int(expected.sum())}"
+    # the same pixels as the PNG made from it give the same mask; the name is not looked at
+    as_png = client.post("/v1/segment?model=vessels&format=png", files=_upload(retina_png))
+    assert as_png.content == response.content
+    preview = PIL.Image.open(io.BytesIO(client.post("/v1/preview", files=_upload(tiff)).content))
+    assert preview.size == (565, 584) and preview.mode == "RGB"
+
+
+@pytest.mark.filterwarnings("ignore:Corrupt EXIF data")  # PIL, on the cut-short TIFF
+def test_a_tiff_stack_or_a_damaged_tiff_is_a_422_with_a_fixed_sentence(
+    client: TestClient, drive_dir: Path, tmp_path: Path
+):
+    import tifffile
+
+    from medlens.serve.inputs import TIFF_STACK, UNREADABLE
+
+    images = drive_dir / "test" / "images"
+    pages = []
+    for name in ("01_test.tif", "02_test.tif"):
+        with PIL.Image.open(images / name) as image:
+            pages.append(np.asarray(image)[..., 1])  # the green channel of two fundus photos
+    tifffile.imwrite(tmp_path / "stack.tif", np.stack(pages))
+    stack = client.post(
+        "/v1/segment?model=vessels", files=_upload((tmp_path / "stack.tif").read_bytes())
+    )
+    assert stack.status_code == 422 and stack.json()["detail"] == TIFF_STACK
+    tiff = (images / "01_test.tif").read_bytes()
+    cut = client.post("/v1/segment?model=vessels", files=_upload(tiff[: len(tiff) // 2]))
+    assert cut.status_code == 422 and cut.json()["detail"] == UNREADABLE["tiff"]
 
 
 def test_wrong_endpoint_model_or_format_is_a_client_error(

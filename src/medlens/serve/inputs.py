@@ -1,8 +1,14 @@
 """What an uploaded file is, and reading it as an ``Image``.
 
 The kind is decided by the file's leading bytes, never by the client's file name or content
-type: PNG, JPEG, DICOM (Part 10), a zip holding one DICOM series, or NIfTI (``.nii`` or
-gzip-compressed ``.nii.gz``). Anything else is refused with 415.
+type: PNG, JPEG, a 2D TIFF, DICOM (Part 10), a zip holding one DICOM series, or NIfTI
+(``.nii`` or gzip-compressed ``.nii.gz``). Anything else is refused with 415.
+
+Every kind but a zip is read by ``medlens.data.readers.read_image``, as ``medlens predict``
+reads the same file: a TIFF (classic, either byte order; 8- or 16-bit, grey or colour, as
+``read_raster`` reads it) gives the pixels and a spacing of 1 pixel. A multi-page TIFF, which
+``read_image`` reads as a volume, is refused (422): its page spacing is not recorded in the
+file, so send a volume as NIfTI or as a zipped DICOM series, which record theirs.
 
 A zip is unpacked member by member into server-chosen names (``00001.dcm``, ...); an archive
 with a member whose name is absolute or climbs out with ``..`` (zip-slip), a link, an
@@ -44,8 +50,11 @@ KIND_SUFFIX = {
     "zip": ".zip",
     "nifti": ".nii",
     "nifti-gz": ".nii.gz",
+    "tiff": ".tif",  # read_raster chooses its TIFF reader (tifffile or PIL) by this suffix
 }
-SUPPORTED = "PNG, JPEG, DICOM, a zip of one DICOM series, or NIfTI (.nii, .nii.gz)"
+SUPPORTED = "PNG, JPEG, a 2D TIFF, DICOM, a zip of one DICOM series, or NIfTI (.nii, .nii.gz)"
+#: The leading bytes of a classic TIFF, little- and big-endian (``medlens.data.readers``' own).
+_TIFF_MAGIC = (b"II*\x00", b"MM\x00*")
 _SKIPPED_MEMBERS = {"dicomdir", "thumbs.db"}
 # What the client is told when its upload cannot be read: one fixed sentence per kind.
 UNREADABLE = {
@@ -61,7 +70,15 @@ UNREADABLE = {
     ),
     "nifti": "the NIfTI file cannot be read: it is damaged or cut short, or not 2D to 4D",
     "nifti-gz": "the NIfTI file cannot be read: it is damaged or cut short, or not 2D to 4D",
+    "tiff": (
+        "the TIFF cannot be read: it is damaged or cut short, or holds a layout or compression "
+        "the service cannot decode"
+    ),
 }
+TIFF_STACK = (
+    "the TIFF holds a stack of pages; the service reads 2D TIFF images: send a volume as NIfTI "
+    "or as a zip of one DICOM series, which record the spacing of its slices"
+)
 
 
 def too_many_voxels(limit: int) -> ServiceError:
@@ -98,7 +115,9 @@ def sniff_kind(path: Path) -> str:
     if head.startswith(b"\xff\xd8\xff"):
         return "jpeg"
     if head[128:132] == b"DICM":
-        return "dicom"
+        return "dicom"  # before TIFF: a DICOM preamble may hold a TIFF header (dual-format)
+    if head.startswith(_TIFF_MAGIC):
+        return "tiff"
     if head.startswith((b"PK\x03\x04", b"PK\x05\x06")):
         return "zip"
     if head.startswith(b"\x1f\x8b"):
@@ -137,7 +156,7 @@ def read_upload(
     Raises:
         ServiceError: 415 unsupported kind, 413 a zip that unpacks too large or an image that
             declares more voxels than the budget, 422 content medlens cannot read (a fixed
-            sentence per kind, ``UNREADABLE``).
+            sentence per kind, ``UNREADABLE``) or a multi-page TIFF (``TIFF_STACK``).
     """
     from medlens.data.dicom_series import read_dicom_series
     from medlens.data.readers import read_image
@@ -167,6 +186,8 @@ def read_upload(
     except Exception as exc:  # a reader's unexpected failure is still the upload's fault
         log.warning("the %s upload cannot be read (unexpected %s)", kind, type(exc).__name__)
         raise ServiceError(422, UNREADABLE[kind]) from None
+    if kind == "tiff" and image.spatial_dims != 2:
+        raise ServiceError(422, TIFF_STACK)
     if kind == "dicom":
         _check_uids([named])
     elif series_dir is not None:
