@@ -656,7 +656,7 @@ def export(
 
 @app.command()
 def ensemble(
-    run_dirs: Annotated[list[Path], typer.Argument(help="Runs on the same data.")],
+    run_dirs: Annotated[list[Path], typer.Argument(help="Classification runs on the same data.")],
     method: Annotated[str, typer.Option(help="soft | weighted | stacking")] = "soft",
     out: Annotated[Path, typer.Option(help="The ensemble's run folder.")] = Path("runs/ensemble"),
     overwrite: Annotated[bool, typer.Option()] = False,

@@ -30,10 +30,10 @@ Endpoints (OpenAPI at ``/openapi.json``):
   ``GET /metrics`` (Prometheus: requests by status, latency histogram, model load times).
 - ``GET /`` the web page (plain HTML and JS, served from this package).
 
-Uploads are one ``file`` field of a ``multipart/form-data`` body: PNG, JPEG, a DICOM file, a
-zip of one DICOM series, or NIfTI. Errors are JSON ``{"detail": reason, "request_id": id}``,
-the reason a fixed sentence that never repeats a value from the upload or a server path:
-400 malformed request or a Host the service does not answer to, 401 no or unknown token,
+Uploads are one ``file`` field of a ``multipart/form-data`` body: PNG, JPEG, a 2D TIFF, a
+DICOM file, a zip of one DICOM series, or NIfTI. Errors are JSON ``{"detail": reason,
+"request_id": id}``, the reason a fixed sentence that never repeats a value from the upload
+or a server path: 400 malformed request or a Host the service does not answer to, 401 no or unknown token,
 403 token without access to the model, 404 unknown model (listing only the models the token
 may use), 413 over the size limit or an image declaring more voxels than the voxel budget,
 415 unsupported type, 422 unreadable content, an image the model cannot take, or an
@@ -107,7 +107,9 @@ _UPLOAD_BODY = {
                         "file": {
                             "type": "string",
                             "format": "binary",
-                            "description": "PNG, JPEG, DICOM, a zip of one DICOM series, or NIfTI",
+                            "description": (
+                                "PNG, JPEG, a 2D TIFF, DICOM, a zip of one DICOM series, or NIfTI"
+                            ),
                         }
                     },
                 }
