@@ -30,16 +30,16 @@ Endpoints (OpenAPI at ``/openapi.json``):
   ``GET /metrics`` (Prometheus: requests by status, latency histogram, model load times).
 - ``GET /`` the web page (plain HTML and JS, served from this package).
 
-Uploads are one ``file`` field of a ``multipart/form-data`` body: PNG, JPEG, a 2D TIFF, a
-DICOM file, a zip of one DICOM series, or NIfTI. Errors are JSON ``{"detail": reason,
-"request_id": id}``, the reason a fixed sentence that never repeats a value from the upload
-or a server path: 400 malformed request or a Host the service does not answer to, 401 no or unknown token,
-403 token without access to the model, 404 unknown model (listing only the models the token
-may use), 413 over the size limit or an image declaring more voxels than the voxel budget,
-415 unsupported type, 422 unreadable content, an image the model cannot take, or an
-uncertainty the model cannot give, 500 a fault of the model or its run folder (its message,
-the run folder named by its name only), 503 every worker busy for the whole time limit
-(``Retry-After``), 504 over the time limit.
+Uploads are one ``file`` field of a ``multipart/form-data`` body: PNG, JPEG, a 2D TIFF, a DICOM
+file, a zip of one DICOM series, or NIfTI. Errors are JSON ``{"detail": reason, "request_id":
+id}``, the reason a fixed sentence that never repeats a value from the upload or a server path:
+400 malformed request or a Host the service does not answer to, 401 no or unknown token, 403
+token without access to the model, 404 unknown model (listing only the models the token may
+use), 413 over the size limit or an image declaring more voxels than the voxel budget, 415
+unsupported type, 422 unreadable content, an image the model cannot take, or an uncertainty the
+model cannot give, 500 a fault of the model or its run folder (its message, the run folder
+named by its name only), 503 every worker busy for the whole time limit (``Retry-After``), 504
+over the time limit.
 
 Work: reading and inference run on ``max_concurrent`` worker threads (``serve.workers``). A
 request waits for a free worker within its time limit (503 when none frees); a request that
