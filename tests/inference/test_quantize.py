@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
@@ -62,7 +63,9 @@ def test_int8_keeps_the_float_model_s_decisions_on_real_test_images(
     meta = onnx_metadata(int8)
     assert meta["weights_sha256"] == weights_sha256(run_copy)
     assert meta["quantization"].startswith("int8 static")
-    assert "64 images of the training split" in meta["calibration"]
+    assert "64 images of the training split" in meta["int8_calibration"]
+    # the run's calibrator stays recorded, as in the float export (the service checks it)
+    assert json.loads(meta["calibration"]) == json.loads(onnx_metadata(fp32)["calibration"])
 
 
 def test_calibration_draws_only_training_images(run_copy: Path, pneumonia_npz: Path) -> None:

@@ -75,3 +75,24 @@ def test_a_model_onnx_recording_no_calibration_is_refused_for_a_calibrated_run(
     assert "records no calibration, but" in _refusal(run)
     _set_calibration_metadata(run / "model.onnx", "{not json")
     assert "records an unreadable calibration, but" in _refusal(run)
+
+
+def test_an_int8_file_recording_another_calibration_stops_the_start(
+    pneumonia_run: Path, tmp_path: Path
+):
+    # the int8 file is checked as model.onnx is (a copy of the float graph stands in for the
+    # quantised one: the check reads the metadata before any session is made)
+    run = _exported_copy(pneumonia_run, tmp_path)
+    int8 = run / "model.int8.onnx"
+    shutil.copyfile(run / "model.onnx", int8)
+    other = json.dumps({"method": "temperature", "temperature": 1.0})
+    _set_calibration_metadata(int8, other)
+    with pytest.raises(ConfigError) as refused:
+        load_models([run], engine="onnx-int8", onnx_cache=None)
+    message = str(refused.value)
+    assert f"{int8} records calibration {other}, but {run / 'calibration.json'} holds" in message
+    assert f"export it again with `medlens export {run} --quantize int8`" in message
+    # an int8 file made before its note moved to int8_calibration records no calibrator
+    _set_calibration_metadata(int8, "64 images of the training split (seed 0)")
+    with pytest.raises(ConfigError, match="records an unreadable calibration"):
+        load_models([run], engine="onnx-int8", onnx_cache=None)

@@ -106,7 +106,8 @@ def quantize_onnx(
         fp32_path: a medlens ONNX export (``export_onnx``).
         out: the int8 file (written atomically).
         calibration: ``(N, C, *spatial)`` float32 inputs (``calibration_images``).
-        note: where the calibration set came from, for the metadata.
+        note: where the calibration set came from, for the metadata (``int8_calibration``;
+            ``calibration`` keeps the float export's record of the run's calibrator).
 
     Raises:
         InputError: onnxruntime cannot quantise the network.
@@ -141,7 +142,7 @@ def quantize_onnx(
     del proto.metadata_props[:]
     metadata.update(
         quantization="int8 static, QDQ, per-channel int8 weights, uint8 activations",
-        calibration=note or f"{len(calibration)} inputs",
+        int8_calibration=note or f"{len(calibration)} inputs",
         float_model=Path(fp32_path).name,
     )
     for key, value in metadata.items():

@@ -177,7 +177,7 @@ def _load_one(run_dir: Path, name: str, engine: str, onnx_cache: Path | None) ->
         path = (
             _current_onnx(run, name, sha, onnx_cache)
             if engine == "onnx"
-            else _current_int8(run_dir, sha)
+            else _current_int8(run, sha)
         )
         module = OnnxModule(path, like=run.model, threads=torch.get_num_threads())
         predictor = dataclasses.replace(run, model=module)
@@ -209,9 +209,11 @@ def _private_copy(run: LoadedRun) -> torch.nn.Module:
     return run.model
 
 
-def _current_int8(run_dir: Path, sha: str) -> Path:
-    """The run's int8 file, made by ``medlens export --quantize int8`` from these weights (it
-    is not made at start-up: its calibration images come from the training data)."""
+def _current_int8(run: LoadedRun, sha: str) -> Path:
+    """The run's int8 file, made by ``medlens export --quantize int8`` from these weights and
+    recording the run's calibrator (it is not made at start-up: its int8 calibration images
+    come from the training data)."""
+    run_dir = run.run_dir
     path = run_dir / layout.ONNX_INT8
     if not path.is_file():
         raise ConfigError(
@@ -225,6 +227,7 @@ def _current_int8(run_dir: Path, sha: str) -> Path:
             f"{path} was quantised from other weights than model.pt; export it again with "
             "--quantize int8",
         )
+    check_onnx_calibration(path, onnx_metadata(path), run, again="--quantize int8")
     return path
 
 
@@ -252,7 +255,9 @@ def _current_onnx(run: LoadedRun, name: str, sha: str, onnx_cache: Path | None) 
     return export_onnx(run_dir, out=onnx_cache / f"{name}.onnx")
 
 
-def check_onnx_calibration(onnx_path: Path, metadata: dict[str, str], run: LoadedRun) -> None:
+def check_onnx_calibration(
+    onnx_path: Path, metadata: dict[str, str], run: LoadedRun, again: str = ""
+) -> None:
     """Refuse an ONNX export whose recorded calibrator is not the run's.
 
     The ONNX graph holds the raw network (logits): the service applies the run's calibrator
@@ -264,9 +269,10 @@ def check_onnx_calibration(onnx_path: Path, metadata: dict[str, str], run: Loade
     uncalibrated run (``{"method": "none"}``) only.
 
     Args:
-        onnx_path: the run's ``model.onnx`` (named in the error).
+        onnx_path: the run's ``model.onnx`` or ``model.int8.onnx`` (named in the error).
         metadata: its ``metadata_props`` (``onnx_metadata``).
         run: the loaded run whose ``trust.calibrator`` is compared.
+        again: the ``medlens export`` options that make the file again (``--quantize int8``).
 
     Raises:
         ConfigError: the recorded calibrator differs from ``calibration.json``'s, or is not
@@ -291,8 +297,9 @@ def check_onnx_calibration(onnx_path: Path, metadata: dict[str, str], run: Loade
         "--engine",
         f"{onnx_path} {said}, but {calibration} holds {_shown(current)}; the service "
         f"applies {layout.CALIBRATION}'s calibrator to the network's output, so "
-        f"{layout.ONNX} no longer describes what would be served: export it again with "
-        f"`medlens export {run.run_dir}` (or restore {layout.CALIBRATION})",
+        f"{onnx_path.name} no longer describes what would be served: export it again with "
+        f"`medlens export {run.run_dir}{' ' + again if again else ''}` (or restore "
+        f"{layout.CALIBRATION})",
     )
 
 
