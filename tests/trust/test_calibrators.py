@@ -328,3 +328,19 @@ def test_dirichlet_records_its_penalty_and_replays_it(rng) -> None:
     one_of = np.r_[np.zeros(40, int), np.ones(40, int), 2]
     few = fit_calibrator("dirichlet", rng.dirichlet([1.0, 1.0, 1.0], size=81), one_of)
     assert (few.C, few.C_chosen_by) == (1.0, "fixed")
+
+
+def test_the_comparisons_fold_fits_do_not_warn_but_the_runs_own_fit_does(rng, caplog) -> None:
+    from medlens.trust.calibration_choice import cross_fitted_scores
+
+    # a separable split: bcts ends on its temperature bound in every fold; only the run's own
+    # fit (the one its probabilities come from) should say so
+    scores = rng.normal(size=200)
+    labels = (scores > 0).astype(int)
+    probs = np.column_stack([1 / (1 + np.exp(scores)), 1 / (1 + np.exp(-scores))])
+    with caplog.at_level("WARNING", logger="medlens.trust.calibrators"):
+        cross_fitted_scores(probs, labels, methods=("bcts",))
+    assert not caplog.records
+    with caplog.at_level("WARNING", logger="medlens.trust.calibrators"):
+        own = fit_calibrator("bcts", probs, labels)
+    assert own.at_bound and "ended on the bound" in caplog.text

@@ -74,7 +74,7 @@ def cross_fitted_scores(
     for method in methods:
         held_out = np.empty_like(p)
         for fit_rows, out_rows in splits:
-            calibrator = fit_calibrator(method, p[fit_rows], y[fit_rows])
+            calibrator = fit_calibrator(method, p[fit_rows], y[fit_rows], warn=False)
             held_out[out_rows] = calibrator.transform(p[out_rows])
         table[method] = {
             "log_loss": log_loss(y, held_out),

@@ -206,7 +206,7 @@ class BiasCorrectedTemperature(Calibrator):
         return numbers | ({"at_bound": list(self.at_bound)} if self.at_bound else {})
 
 
-def _fit_bcts(scores: np.ndarray, y: np.ndarray) -> BiasCorrectedTemperature:
+def _fit_bcts(scores: np.ndarray, y: np.ndarray, warn: bool = True) -> BiasCorrectedTemperature:
     """Minimise the mean log loss over ``(log T, biases)`` (L-BFGS-B, bounded).
 
     The biases are searched relative to the median scores: ``z = (s - m) / T + b'`` with
@@ -243,7 +243,7 @@ def _fit_bcts(scores: np.ndarray, y: np.ndarray) -> BiasCorrectedTemperature:
     temperature = float(np.exp(fitted.x[0]))
     shifts = np.atleast_1d(centre if binary else centre[1:]) / temperature
     bias = tuple(float(b) for b in fitted.x[1:] - shifts)
-    if at_bound:
+    if at_bound and warn:
         log.warning(
             "bcts calibration ended on the bound of its search for %s (temperature in "
             "[0.01, 100], centred bias within +-%g): the validation split is (nearly) "
@@ -403,8 +403,14 @@ def _fit_dirichlet(p: np.ndarray, y: np.ndarray) -> DirichletCalibration:
     return DirichletCalibration(coef, tuple(float(v) for v in model.intercept_), c, chosen_by)
 
 
-def fit_calibrator(method: str, probs: ArrayLike, labels: ArrayLike) -> Calibrator:
+def fit_calibrator(
+    method: str, probs: ArrayLike, labels: ArrayLike, warn: bool = True
+) -> Calibrator:
     """Fit the calibrator ``method`` on VALIDATION probabilities ``(N, K)`` and labels ``(N,)``.
+
+    ``warn=False`` keeps a bcts fit that ends on a bound of its search from logging a
+    warning (it still records ``at_bound``): for fits that only score a calibrator, such as
+    ``calibration_choice``'s folds, not the run's own.
 
     Raises:
         ConfigError: an unknown method (key ``calibration.method``).
@@ -422,7 +428,7 @@ def fit_calibrator(method: str, probs: ArrayLike, labels: ArrayLike) -> Calibrat
         return _fit_dirichlet(p, y)
     scores = log_scores(p)
     if method == "bcts":
-        return _fit_bcts(scores, y)
+        return _fit_bcts(scores, y, warn)
     calibrators = _sklearn_calibration(method, scores, y, p.shape[1])
     if method == "temperature":
         return TemperatureScaling(float(1.0 / calibrators[0].beta_))
