@@ -18,6 +18,7 @@ import medlens
 from medlens.io_utils import write_atomic
 from medlens.report.formatting import MISSING, transform_steps
 from medlens.report.rendering import png_data_uri, template_environment
+from medlens.report.segmentation.calibration import segmentation_calibration
 from medlens.report.segmentation.cases import GROUPS
 from medlens.report.segmentation.figures import SegmentationFigures, write_segmentation_figures
 from medlens.report.segmentation.formatting import (
@@ -122,6 +123,7 @@ def render_segmentation_report(
         "sizes": split_sizes(run),
         "distance_unit": unit,
         "metric_tables": metric_tables(run, unit),
+        "calibration": segmentation_calibration(run),
         "per_case": _per_case(per_case, figures, unit),
         "curves": _figure(figures.curves),
         "distribution": _figure(figures.distribution),

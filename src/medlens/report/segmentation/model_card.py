@@ -10,6 +10,7 @@ import medlens
 from medlens.io_utils import write_atomic
 from medlens.report.formatting import MISSING
 from medlens.report.markdown import escape_markdown, markdown_code, markdown_table
+from medlens.report.segmentation.calibration import calibration_markdown
 from medlens.report.segmentation.data import DataFacts, data_facts, open_run_data
 from medlens.report.segmentation.formatting import PIXEL, distance_unit
 from medlens.report.segmentation.limitations import segmentation_limitations
@@ -114,6 +115,7 @@ def render_segmentation_model_card(run: SegmentationRun, facts: DataFacts) -> st
         _intended_use(run),
         _data(run),
         _metrics(run, unit),
+        calibration_markdown(run),
         ["## Limitations", "", *(f"- {escape_markdown(note)}" for note in notes)],
         [
             "## Fairness",
@@ -122,7 +124,7 @@ def render_segmentation_model_card(run: SegmentationRun, facts: DataFacts) -> st
             "(sex, age, disease stage, site, device).",
         ],
     ]
-    return "\n\n".join("\n".join(section) for section in sections) + "\n"
+    return "\n\n".join("\n".join(section) for section in sections if section) + "\n"
 
 
 def _first_test_case(run: SegmentationRun) -> str | None:
