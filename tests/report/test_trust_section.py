@@ -105,3 +105,43 @@ def test_the_comparison_sentence_names_a_better_calibrator_and_leaves_the_choice
     assert describe_comparison({"method": "temperature"}) == ""  # a run from before
     skipped = {"compared_on_val": {"skipped": "too few", "configured": "temperature"}}
     assert describe_comparison(skipped) == "Calibrators were not compared on validation: too few."
+
+
+def _compared(best: str, configured: str, **losses: float) -> dict:
+    scores = {method: {"log_loss": value} for method, value in losses.items()}
+    return {"compared_on_val": {"scores": scores, "best": best, "configured": configured}}
+
+
+def test_the_comparison_says_why_only_of_the_calibrator_that_won() -> None:
+    from medlens.report.trust_section import describe_comparison
+
+    isotonic = describe_comparison(
+        _compared("isotonic", "temperature", none=0.4, temperature=0.3, isotonic=0.2)
+    )
+    assert "isotonic is lower than the temperature this run applies (a monotone" in isotonic
+    assert "bcts" not in isotonic  # the old sentence praised bcts whichever calibrator won
+    # a run with calibration off is not "the none this run applies"
+    off = describe_comparison(_compared("bcts", "none", none=0.4, bcts=0.2))
+    assert "bcts is lower than this run's uncalibrated probabilities (its bias per" in off
+    assert "the none" not in off
+    # a gap the table cannot show is level, not "lower"
+    level = describe_comparison(
+        _compared("dirichlet", "temperature", temperature=0.5712, dirichlet=0.5710)
+    )
+    assert "is lower than" not in level
+    assert "The temperature this run applies is level with the lowest (dirichlet)" in level
+
+
+def test_the_calibrator_sentence_warns_of_a_fit_on_its_bound_and_tells_ensembles_apart() -> None:
+    from medlens.report.trust_section import describe_calibrator
+
+    stuck = {"method": "bcts", "temperature": 0.01, "bias": [-185.4], "at_bound": ["temperature"]}
+    assert "ended on the bound of its search for temperature" in describe_calibrator(stuck)
+    assert "bound" not in describe_calibrator({"method": "temperature", "temperature": 1.2})
+    # an ensemble's members are calibrated before combining, even when it adds nothing
+    members = describe_calibrator({"method": "none"}, ensemble=True)
+    assert "not calibrated after training" not in members
+    assert "Each member's probabilities are calibrated by that member's own calibrator" in members
+    assert "not calibrated again (--calibration none)" in members
+    again = describe_calibrator({"method": "temperature", "temperature": 1.3}, ensemble=True)
+    assert "calibrated again by temperature scaling (T = 1.300)" in again

@@ -119,10 +119,16 @@ def _data_summary(run: RunFolder) -> dict[str, Any]:
 def _model(run: RunFolder) -> dict[str, str]:
     model = run.config.get("model", {}) if isinstance(run.config.get("model"), dict) else {}
     train = run.config.get("train", {}) if isinstance(run.config.get("train"), dict) else {}
+    if run.metrics.get("kind") == "ensemble":  # trains nothing: its members were trained
+        pretrained = "its members' trained weights (the ensemble trains no network)"
+        strategy = f"none: combines its members' probabilities ({model.get('strategy', MISSING)})"
+    else:
+        pretrained = str(model.get("pretrained") or "none (random initialisation)")
+        strategy = str(model.get("strategy", MISSING))
     return {
         "name": str(model.get("name", MISSING)),
-        "pretrained": str(model.get("pretrained") or "none (random initialisation)"),
-        "strategy": str(model.get("strategy", MISSING)),
+        "pretrained": pretrained,
+        "strategy": strategy,
         "epochs": str(train.get("epochs", MISSING)),
         "best_epoch": str(run.metrics.get("best_epoch", MISSING)),
         "train_time": format_duration(run.metrics.get("train_seconds")),

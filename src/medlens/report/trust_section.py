@@ -22,11 +22,44 @@ def _splits(record: dict[str, Any]) -> list[str]:
     return sorted(record, key=lambda s: _ORDER.get(s, 2))
 
 
-def describe_calibrator(calibration: dict[str, Any]) -> str:
-    """One sentence: the calibrator and what it was fitted on."""
+def describe_calibrator(calibration: dict[str, Any], ensemble: bool = False) -> str:
+    """One sentence: the calibrator and what it was fitted on (for an ``ensemble``, also that
+    its members' own calibrators come first), and a warning when a bcts fit ended on a bound
+    of its search (``at_bound``)."""
     method = calibration.get("method", "none")
+    at_bound = calibration.get("at_bound") or []
+    warning = (
+        f" Its fit ended on the bound of its search for {', '.join(map(str, at_bound))}: the "
+        "validation split is (nearly) separable, or too small, and these probabilities will "
+        "be extreme; read them with caution."
+        if at_bound
+        else ""
+    )
+    if ensemble:
+        members = (
+            "Each member's probabilities are calibrated by that member's own calibrator (its "
+            "calibration.json) before they are combined, so the 'before' columns below are "
+            "the combination of calibrated members."
+        )
+        if method == "none":
+            return f"{members} The combination is not calibrated again (--calibration none)."
+        return (
+            f"{members} The combination is calibrated again by {_calibrator_name(calibration)}"
+            f", fitted on the ensemble's validation probabilities only (--calibration "
+            f"{method}).{warning}"
+        )
     if method == "none":
         return "The probabilities are not calibrated after training (calibration.method: none)."
+    return (
+        f"The probabilities are calibrated by {_calibrator_name(calibration)}, fitted on the "
+        "validation split only; every later use of the run (predict, serve, PACS, ensembles) "
+        f"applies it.{warning}"
+    )
+
+
+def _calibrator_name(calibration: dict[str, Any]) -> str:
+    """The calibrator and its parameters, as a sentence names it."""
+    method = calibration.get("method", "none")
     unit = " per voxel" if calibration.get("unit") == "voxel" else ""
     what = {
         "temperature": f"temperature scaling{unit} (T = {format_value(calibration.get('temperature'))})",
@@ -35,10 +68,7 @@ def describe_calibrator(calibration: dict[str, Any]) -> str:
         "dirichlet": "Dirichlet calibration (a logistic regression on log-probabilities)",
         "isotonic": "isotonic regression",
     }.get(method, method)
-    return (
-        f"The probabilities are calibrated by {what}, fitted on the validation split only; "
-        "every later use of the run (predict, serve, PACS, ensembles) applies it."
-    )
+    return what
 
 
 def describe_comparison(calibration: dict[str, Any]) -> str:
@@ -60,12 +90,36 @@ def describe_comparison(calibration: dict[str, Any]) -> str:
     )
     if best == configured or configured not in scores:
         return text
-    return (
-        f"{text} {best} is lower than the {configured} this run applies; a calibrator with a "
-        "bias per class (bcts) can move probabilities that a temperature alone cannot. The "
-        f"choice stays yours (calibration.method: {best}): on a test split that differs from "
-        "validation it may do worse, see docs/uncertainty.md."
+    gap = float(scores[configured]["log_loss"]) - float(scores[best]["log_loss"])
+    if gap < _LEVEL:
+        return (
+            f"{text} The {configured} this run applies is level with the lowest ({best}) to "
+            "the precision shown."
+        )
+    applied = (
+        "this run's uncalibrated probabilities"
+        if configured == "none"
+        else f"the {configured} this run applies"
     )
+    return (
+        f"{text} {best} is lower than {applied}{_WHY_LOWER.get(best, '')}. The choice stays "
+        f"yours (calibration.method: {best}): on a test split that differs from validation "
+        "it may do worse, see docs/uncertainty.md."
+    )
+
+
+#: Log-loss differences below this are shown as level (the table prints 3 decimals).
+_LEVEL = 0.0005
+#: What a calibrator can do that the others cannot, said when it has the lowest log loss.
+_WHY_LOWER = {
+    "bcts": " (its bias per class can move probabilities a temperature alone cannot)",
+    "dirichlet": (
+        " (a logistic regression on the log-probabilities, with a bias per class, can "
+        "reshape them as a single temperature cannot; it may reorder cases)"
+    ),
+    "isotonic": " (a monotone step function; its steps tie cases and may change the AUC)",
+    "temperature": " (one temperature, which keeps every ranking)",
+}
 
 
 def describe_band(band: dict[str, Any], class_names: list[str]) -> str:
@@ -222,7 +276,9 @@ def trust_context(run: RunFolder) -> dict[str, Any] | None:
     coverage_split = "test" if "test" in selective else next(iter(selective), None)
     ood = trust.get("ood")
     return {
-        "calibration_text": describe_calibrator(calibration),
+        "calibration_text": describe_calibrator(
+            calibration, ensemble=run.metrics.get("kind") == "ensemble"
+        ),
         "comparison_text": describe_comparison(calibration),
         "calibration_rows": cal_rows,
         "prior_shift_text": describe_prior_shift(calibration.get("prior_shift"), run.class_names),
