@@ -145,3 +145,26 @@ def test_the_calibrator_sentence_warns_of_a_fit_on_its_bound_and_tells_ensembles
     assert "not calibrated again (--calibration none)" in members
     again = describe_calibrator({"method": "temperature", "temperature": 1.3}, ensemble=True)
     assert "calibrated again by temperature scaling (T = 1.300)" in again
+
+
+def test_the_model_card_carries_the_risk_coverage_tables_and_the_band_coverage(
+    pneumonia_run, tmp_path
+) -> None:
+    import json
+    import shutil
+
+    from medlens.report.formatting import format_value
+    from medlens.report.model_card import write_model_card
+
+    run = shutil.copytree(pneumonia_run, tmp_path / "run")
+    card = write_model_card(run).read_text()
+    trust = json.loads((run / "metrics.json").read_text())["trust"]
+    test = trust["selective"]["test"]
+    aurc = f"{format_value(test['aurc'], 4)} ({format_value(test['aurc_balanced'], 4)})"
+    assert f"| test | {aurc} |" in card
+    assert "| Coverage | Cases kept | Balanced accuracy |" in card
+    for row in test["coverage"]:
+        kept = f"| {100 * row['coverage']:.0f}% | {row['kept']} | "
+        assert kept + f"{format_value(row['balanced_accuracy'])} |" in card
+    band = trust["refer"]["splits"]["test"]
+    assert f"| {band['referred']} | {format_value(band['coverage'])} |" in card

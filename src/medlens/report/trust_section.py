@@ -351,12 +351,20 @@ def trust_markdown(run: RunFolder) -> list[str]:
     lines += ["", escape_markdown(context["refer_text"]), ""]
     if context["refer_rows"]:
         lines += markdown_table(
-            ["Split", "Cases", "Referred", "Balanced accuracy, all", "Balanced accuracy, kept"],
             [
-                [r["split"], r["n"], r["referred"], r["all"], r["kept"]]
+                "Split",
+                "Cases",
+                "Referred",
+                "Coverage",
+                "Balanced accuracy, all",
+                "Balanced accuracy, kept",
+            ],
+            [
+                [r["split"], r["n"], r["referred"], r["coverage"], r["all"], r["kept"]]
                 for r in context["refer_rows"]
             ],
         )
+    lines += _selective_markdown(context)
     if context["ood"] is None:
         return lines + ["", NO_OOD_TEXT]
     lines += ["", escape_markdown(context["ood"]["text"]), ""]
@@ -364,4 +372,41 @@ def trust_markdown(run: RunFolder) -> list[str]:
         ["Split", "Cases", "Flagged out of distribution", "Share"],
         [[r["split"], r["n"], r["flagged"], r["share"]] for r in context["ood"]["rows"]],
     )
+    return lines
+
+
+#: What the selective-prediction tables measure (the report's paragraph, in plain text).
+SELECTIVE_TEXT = (
+    "Selective prediction: cases kept class by class (the same share of each decided class, "
+    "the class decided at the threshold, most probable decision first), against the plain "
+    "order of the largest probability (max-softmax). AURC is the area under the "
+    "risk-coverage curve (lower is better); risk is the error rate of the kept cases (in "
+    "brackets: 1 - their balanced accuracy)."
+)
+
+
+def _selective_markdown(context: dict[str, Any]) -> list[str]:
+    """The model card's risk-coverage tables: AURC per split, and the kept cases' balanced
+    accuracy at each coverage (nothing for a run that recorded no selective prediction)."""
+    if not context["aurc_rows"]:
+        return []
+    lines = ["", SELECTIVE_TEXT, ""]
+    lines += markdown_table(
+        ["Split", "AURC, class-stratified", "AURC, max-softmax"],
+        [
+            [r["split"], f"{r['aurc']} ({r['aurc_balanced']})",
+             f"{r['baseline']} ({r['baseline_balanced']})"]
+            for r in context["aurc_rows"]
+        ],
+    )  # fmt: skip
+    if context["coverage_rows"]:
+        lines += [
+            "",
+            f"Balanced accuracy of the kept cases by coverage ({context['coverage_split']} split):",
+            "",
+        ]
+        lines += markdown_table(
+            ["Coverage", "Cases kept", "Balanced accuracy"],
+            [[r["coverage"], r["kept"], r["balanced_accuracy"]] for r in context["coverage_rows"]],
+        )
     return lines
