@@ -277,6 +277,34 @@ def test_the_ensemble_records_the_ood_flags_its_predictions_have(
     assert "A case flagged out of distribution is referred too." in html
 
 
+def test_the_ensemble_estimates_the_test_mix_from_the_cases_predict_uses(
+    member_runs: list[Path], tmp_path: Path
+) -> None:
+    """The test split's class mix is estimated from the cases no member flags out of
+    distribution, as ``medlens predict --adapt-prior`` does with the ensemble's
+    probabilities."""
+    from medlens.inference.classify import _adapt_rows
+    from medlens.run_folder.trust import read_source_prior
+
+    run = ensemble_runs(member_runs, "soft", tmp_path, n_bootstrap=0, documents=False)
+    shift = json.loads((run / "metrics.json").read_text())["trust"]["calibration"]["prior_shift"]
+    test = _ensemble(run, "test")
+    flagged = (test["ood"] > 0).to_numpy()
+    assert flagged.any()
+    assert shift["n_cases"] == (~flagged).sum()
+    assert shift["out_of_distribution_left_out"] == flagged.sum()
+    assert shift["true_prior"]["pneumonia"] == pytest.approx(test.loc[~flagged, "label"].mean())
+    rows = test[[*PROBS, "ood"]].to_dict("records")
+    predicted = _adapt_rows(rows, ["normal", "pneumonia"], read_source_prior(run, 2), run)
+    assert predicted["n_cases"] == shift["n_cases"]
+    # the same cases and the same bootstrap seed (0): the same estimate and interval
+    assert shift["target_prior"] == pytest.approx(predicted["target_prior"])
+    for name in ("normal", "pneumonia"):
+        assert shift["target_prior_95ci"][name] == pytest.approx(
+            predicted["target_prior_95ci"][name]
+        )
+
+
 def _refused(runs: list[Path], out: Path) -> str:
     with pytest.raises(InputError) as info:
         ensemble_runs(runs, "soft", out, n_bootstrap=0, documents=False)

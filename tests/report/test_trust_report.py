@@ -41,8 +41,19 @@ def test_the_run_records_the_test_mix_estimated_without_labels(pneumonia_run: Pa
     shift = metrics["trust"]["calibration"]["prior_shift"]
     table = pd.read_csv(pneumonia_run / "predictions.csv")
     test = table[table["split"] == "test"]
-    assert shift["n_cases"] == len(test) and shift["converged"]
-    assert shift["true_prior"]["pneumonia"] == (test["label"] == 1).mean()
+    # the cases predict --adapt-prior would use: those not flagged out of distribution
+    inside = test["ood"] == 0
+    assert 0 < (~inside).sum() == shift["out_of_distribution_left_out"]
+    assert shift["n_cases"] == inside.sum() and shift["converged"]
+    assert shift["true_prior"]["pneumonia"] == (test.loc[inside, "label"] == 1).mean()
+    from medlens.inference.classify import _adapt_rows
+    from medlens.run_folder.trust import read_source_prior
+
+    names = ["normal", "pneumonia"]
+    rows = test[["prob_normal", "prob_pneumonia", "ood"]].to_dict("records")
+    predicted = _adapt_rows(rows, names, read_source_prior(pneumonia_run, 2), pneumonia_run)
+    assert predicted["n_cases"] == shift["n_cases"]
+    assert shift["target_prior"] == pytest.approx(predicted["target_prior"])
     low, high = shift["target_prior_95ci"]["pneumonia"]
     assert low <= shift["target_prior"]["pneumonia"] <= high
     # the source mix is the mean calibrated validation probability, and calibration.json has it

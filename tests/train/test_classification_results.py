@@ -128,3 +128,30 @@ def test_nothing_fitted_per_class_needs_no_validation_case_of_every_class() -> N
         }
     )
     check_trust_config(config, ["normal", "pneumonia"], [1, 1, 1])
+
+
+def test_the_test_mix_is_estimated_from_the_cases_predict_would_use(inputs, tmp_path) -> None:
+    """The run's estimate of the test split's class mix leaves out the cases flagged out of
+    distribution, as ``medlens predict --adapt-prior`` does with the same probabilities."""
+    from medlens.inference.classify import _adapt_rows
+
+    cases, probs, features = inputs
+    names = ["normal", "pneumonia"]
+    config = parse_config({"data": {"path": "x.npz"}, "evaluate": {"n_bootstrap": 0}})
+    results = score_classification(config, cases, probs, names, features)
+    shift = results.trust["calibration"]["prior_shift"]
+    rows = [dict(r) for r in results.rows if r["split"] == "test"]
+    flagged = np.array([r["ood"] for r in rows]) > 0
+    assert 0 < flagged.sum() == results.trust["ood"]["splits"]["test"]["flagged"]
+    assert shift["n_cases"] == (~flagged).sum()
+    assert shift["out_of_distribution_left_out"] == flagged.sum()
+    predicted = _adapt_rows(rows, names, results.source_prior, tmp_path / "test.csv")
+    assert predicted["n_cases"] == shift["n_cases"]
+    assert shift["target_prior"] == pytest.approx(predicted["target_prior"])
+    y = np.array([c.label for c in cases["test"]])
+    assert shift["true_prior"]["pneumonia"] == pytest.approx(y[~flagged].mean())
+    # a run without the score uses every case, as before
+    plain = score_classification(config, cases, probs, names, None)
+    assert "ood" not in plain.trust
+    everything = plain.trust["calibration"]["prior_shift"]
+    assert everything["n_cases"] == len(y) and everything["out_of_distribution_left_out"] == 0

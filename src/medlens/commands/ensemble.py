@@ -560,8 +560,15 @@ def ensemble_runs(
     ood = _ood_record(members, list(decisions))
     if ood is not None:
         trust["ood"] = ood
+    # the cases predict --adapt-prior would use: those no member flags out of distribution
     trust["calibration"]["prior_shift"] = prior_shift_summary(
-        y["test"], probs["test"], decisions["test"].preds, prior, class_names, seed
+        y["test"],
+        probs["test"],
+        decisions["test"].preds,
+        prior,
+        class_names,
+        seed,
+        ood=decisions["test"].ood,
     )
     weights = fitted["combiner"].get("weights")
     paths = [str(m.run.path.resolve()) for m in members]

@@ -262,8 +262,15 @@ def score_classification(
         )
         rows += prediction_rows(cases[name], name, probs[name], decisions, class_names)
         if name == "test":
+            # the cases predict --adapt-prior would use: those not flagged out of distribution
             trust["calibration"]["prior_shift"] = prior_shift_summary(
-                labels[name], calibrated[name], decisions.preds, prior, class_names, config.seed
+                labels[name],
+                calibrated[name],
+                decisions.preds,
+                prior,
+                class_names,
+                config.seed,
+                ood=decisions.ood,
             )
     return ClassificationResults(
         threshold,
