@@ -189,3 +189,17 @@ def test_adapt_prior_refuses_a_batch_too_small_to_estimate(
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and str(out) in lines[0] and "too few" in lines[0], proc.stderr
     assert not out.exists() and not (tmp_path / "few.prior_shift.json").exists()
+
+
+def test_adapt_prior_on_a_batch_flagged_entirely_out_of_distribution_is_one_clear_error(
+    tmp_path: Path,
+) -> None:
+    # it used to reach numpy with no case left ("zero-size array to reduction operation")
+    from medlens.errors import InputError
+    from medlens.inference.classify import _adapt_rows
+
+    rows = [{"prob_normal": 0.3, "prob_pneumonia": 0.7, "ood": 1} for _ in range(40)]
+    out = tmp_path / "predictions.csv"
+    with pytest.raises(InputError, match="all 40 cases were flagged out of distribution") as err:
+        _adapt_rows(rows, ["normal", "pneumonia"], np.array([0.4, 0.6]), out)
+    assert str(out) in str(err.value)

@@ -158,18 +158,21 @@ def predict_files(
 def _adapt_rows(
     rows: list[dict[str, object]], names: list[str], prior: np.ndarray, out: Path
 ) -> dict[str, Any]:
-    """Estimate the class mix from the rows not flagged out of distribution, add their
-    ``adapted_prob_*`` columns (NaN for flagged rows) and return the estimate's record."""
-    from medlens.trust.label_shift import estimate_prior_shift
+    """Estimate the class mix from the rows not flagged out of distribution (the rule of a
+    run's own estimate: ``trust.summary.adapt_batch``), add their ``adapted_prob_*`` columns
+    (NaN for flagged rows) and return the estimate's record.
+
+    Raises:
+        InputError: every row flagged, or too few left (naming ``out``).
+    """
+    from medlens.trust.summary import adapt_batch
 
     probs = np.array(
         [[float(row[f"prob_{name}"]) for name in names] for row in rows]  # type: ignore[arg-type]
     ).reshape(-1, len(names))
-    inside = np.array([not row.get("ood", 0) for row in rows], dtype=bool)
-    shift = estimate_prior_shift(probs[inside], prior, what=f"{out} (the images predicted)")
-    adapted = np.full_like(probs, np.nan)
-    adapted[inside] = shift.transform(probs[inside])
-    for row, values in zip(rows, adapted, strict=True):
+    ood = np.array([bool(row.get("ood", 0)) for row in rows], dtype=bool)
+    batch = adapt_batch(probs, prior, ood, what=f"{out} (the images predicted)")
+    for row, values in zip(rows, batch.adapted, strict=True):
         for name, value in zip(names, values, strict=True):
             row[f"adapted_prob_{name}"] = float(value)
-    return {**shift.to_dict(names), "out_of_distribution_left_out": int((~inside).sum())}
+    return batch.to_dict(names)
