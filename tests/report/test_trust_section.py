@@ -168,3 +168,30 @@ def test_the_model_card_carries_the_risk_coverage_tables_and_the_band_coverage(
         assert kept + f"{format_value(row['balanced_accuracy'])} |" in card
     band = trust["refer"]["splits"]["test"]
     assert f"| {band['referred']} | {format_value(band['coverage'])} |" in card
+
+
+def test_the_prior_shift_sentence_names_the_cases_it_used_and_what_they_assume() -> None:
+    shift = {
+        "source_prior": {"normal": 0.26, "pneumonia": 0.74},
+        "target_prior": {"normal": 0.4, "pneumonia": 0.6},
+        "target_prior_95ci": {"normal": [0.35, 0.45], "pneumonia": [0.55, 0.65]},
+        "true_prior": {"normal": 0.375, "pneumonia": 0.625},
+        "n_cases": 581,
+        "out_of_distribution_left_out": 43,
+        "ece_adapted": 0.0312,
+        "brier_adapted": 0.08,
+        "ece_calibrated": 0.0401,
+        "brier_calibrated": 0.0822,
+    }
+    text = describe_prior_shift(shift, ["normal", "pneumonia"])
+    assert "from its 581 cases not flagged out of distribution (43 flagged, left out)" in text
+    assert "among them it truly is pneumonia 62.5%" in text
+    assert "ECE is 0.0312 and Brier 0.0800 (before adapting: 0.0401 and 0.0822)" in text
+    assert "the calibrated probabilities assume" in text
+    off = describe_prior_shift(shift, ["normal", "pneumonia"], calibrated=False)
+    assert "the run's probabilities (uncalibrated) assume" in off
+    # nothing flagged: the sentence is as before
+    plain = describe_prior_shift(
+        {**shift, "out_of_distribution_left_out": 0}, ["normal", "pneumonia"]
+    )
+    assert "flagged" not in plain and "; it truly is" in plain

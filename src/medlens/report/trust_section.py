@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from medlens.report.figures import SPLIT_TITLES
-from medlens.report.formatting import format_value
+from medlens.report.formatting import MISSING, format_value
 from medlens.report.markdown import escape_markdown, markdown_table
 from medlens.run_folder.classification import RunFolder
 
@@ -198,7 +198,9 @@ def describe_ood(ood: dict[str, Any]) -> str:
     )
 
 
-def describe_prior_shift(shift: dict[str, Any] | None, class_names: list[str]) -> str:
+def describe_prior_shift(
+    shift: dict[str, Any] | None, class_names: list[str], calibrated: bool = True
+) -> str:
     """One sentence: the test split's class mix as estimated without its labels against its
     true mix, and the calibration after adapting to the estimate ("" when not recorded)."""
     if not isinstance(shift, dict):
@@ -232,13 +234,28 @@ def describe_prior_shift(shift: dict[str, Any] | None, class_names: list[str]) -
             "validation and test, and the adaptation, which assumes only the mix changed, "
             "cannot be trusted here."
         )
+    left_out = int(shift.get("out_of_distribution_left_out") or 0)
+    cases = (
+        f", from its {shift.get('n_cases', MISSING)} cases not flagged out of distribution "
+        f"({left_out} flagged, left out)"
+        if left_out
+        else ""
+    )
+    among = "among them it" if left_out else "it"
+    whose = "calibrated probabilities" if calibrated else "run's probabilities (uncalibrated)"
+    before = (
+        f" (before adapting: {format_value(shift['ece_calibrated'], 4)} and "
+        f"{format_value(shift.get('brier_calibrated'), 4)})"
+        if shift.get("ece_calibrated") is not None
+        else ""
+    )
     return (
         "A new site's class mix may differ from validation's. Read as one batch from a new "
         f"site, without its labels, the test split's class mix is estimated at {mix('target_prior')}"
-        f" (95% bootstrap interval {ci}); it truly is {mix('true_prior')}, and the calibrated "
-        f"probabilities assume {mix('source_prior')}. Adapted to the estimate, the test "
+        f" (95% bootstrap interval {ci}){cases}; {among} truly is {mix('true_prior')}, and the "
+        f"{whose} assume {mix('source_prior')}. Adapted to the estimate, the test "
         f"probabilities' ECE is {format_value(shift.get('ece_adapted'), 4)} and Brier "
-        f"{format_value(shift.get('brier_adapted'), 4)}; decisions are unchanged "
+        f"{format_value(shift.get('brier_adapted'), 4)}{before}; decisions are unchanged "
         "(medlens predict --adapt-prior does this for a batch of new images)." + caution
     )
 
@@ -249,6 +266,7 @@ def trust_context(run: RunFolder) -> dict[str, Any] | None:
     if not isinstance(trust, dict):
         return None
     calibration = trust.get("calibration") or {}
+    ensemble = run.metrics.get("kind") == "ensemble"  # its members' calibrators came first
     cal_rows = [
         {
             "split": SPLIT_TITLES.get(split, split),
@@ -276,12 +294,14 @@ def trust_context(run: RunFolder) -> dict[str, Any] | None:
     coverage_split = "test" if "test" in selective else next(iter(selective), None)
     ood = trust.get("ood")
     return {
-        "calibration_text": describe_calibrator(
-            calibration, ensemble=run.metrics.get("kind") == "ensemble"
-        ),
+        "calibration_text": describe_calibrator(calibration, ensemble=ensemble),
         "comparison_text": describe_comparison(calibration),
         "calibration_rows": cal_rows,
-        "prior_shift_text": describe_prior_shift(calibration.get("prior_shift"), run.class_names),
+        "prior_shift_text": describe_prior_shift(
+            calibration.get("prior_shift"),
+            run.class_names,
+            calibrated=calibration.get("method", "none") != "none" or ensemble,
+        ),
         "band_text": describe_band(refer.get("band") or {}, run.class_names),
         "refer_text": describe_referral(
             refer.get("band") or {}, run.class_names, isinstance(ood, dict)
