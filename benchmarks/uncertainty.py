@@ -155,6 +155,22 @@ def calibrator_comparison(
     return {"chosen": best_by_log_loss(table), "methods": methods}
 
 
+def _raw_ece_of_estimate(
+    test: pd.DataFrame, shift: dict[str, Any], names: list[str], calibration: dict[str, Any]
+) -> float:
+    """The raw test ECE over the cases the run's class-mix estimate used, which its
+    ``ece_adapted`` is measured on: since 2026-12-05 the cases not flagged out of
+    distribution (``out_of_distribution_left_out`` recorded); before, every test case (the
+    run's recorded ``ece_before``)."""
+    from medlens.metrics.calibration import ece
+
+    if "out_of_distribution_left_out" not in shift:
+        return float(calibration["ece_before"])
+    used = test[test["ood"] == 0]
+    raw = used[[f"raw_prob_{n}" for n in names]].to_numpy()
+    return float(ece(used["label"].to_numpy(), raw, raw.argmax(axis=1)))
+
+
 def classification_figures(run: Path) -> dict[str, Any]:
     """Calibration, selective prediction and the threshold of one classification run."""
     from sklearn.metrics import roc_auc_score
@@ -226,7 +242,8 @@ def classification_figures(run: Path) -> dict[str, Any]:
             # the test split read as one unlabelled batch from a new site (medlens.trust.
             # label_shift): not calibration fitted on validation, so beside the headline
             "test_ece_prior_adapted": shift["ece_adapted"],
-            "ece_rel_drop_prior_adapted": 1 - shift["ece_adapted"] / calibration["ece_before"],
+            "ece_rel_drop_prior_adapted": 1
+            - shift["ece_adapted"] / _raw_ece_of_estimate(test, shift, names, calibration),
             "prior_source": shift["source_prior"][positive],
             "prior_estimated": shift["target_prior"][positive],
             "prior_true": shift["true_prior"][positive],
