@@ -198,8 +198,20 @@ def test_a_classification_calibration_json_that_contradicts_the_run_is_refused(
     run = _run(tmp_path / "a", '{"method": "temperature", "temperature": 0.8}', trust)
     with pytest.raises(InputError, match="records method 'temperature', but metrics.json"):
         read_calibrator(run, 2)
-    same = _run(tmp_path / "b", '{"method": "bcts", "temperature": 1.0, "bias": [0.4]}', trust)
-    assert read_calibrator(same, 2).method == "bcts"  # the method agrees: it loads
+    same = _run(tmp_path / "b", '{"method": "bcts", "temperature": 1.0, "bias": [0.5]}', trust)
+    assert read_calibrator(same, 2).method == "bcts"  # the calibrator the run scored: it loads
+    # the same method with other parameters (an edited file) is not the calibrator scored
+    edited = _run(tmp_path / "c", '{"method": "bcts", "temperature": 1.0, "bias": [0.4]}', trust)
+    with pytest.raises(InputError) as caught:
+        read_calibrator(edited, 2)
+    assert caught.value.reason.startswith(
+        "holds other bcts parameters than the calibrator metrics.json records with its scores "
+        '(trust.calibration) (bias: {"bias": [0.4]} against {"bias": [0.5]})'
+    )
+    # a metrics.json whose record holds no parameters has nothing to compare
+    bare = _run(tmp_path / "d", '{"method": "bcts", "temperature": 1.0, "bias": [0.4]}',
+                {"calibration": {"method": "bcts"}})  # fmt: skip
+    assert read_calibrator(bare, 2).method == "bcts"
 
 
 def test_a_run_whose_config_records_calibration_needs_its_calibration_json(

@@ -98,7 +98,9 @@ def read_calibrator(run_dir: str | Path, n_classes: int | None = None) -> Calibr
         calibrator = calibrator_from_dict(record, n_classes)
     except InputError as exc:
         raise InputError(path, exc.reason) from None
-    contradiction = recorded.contradiction(record)
+    contradiction = recorded.contradiction(record) or recorded.other_parameters(
+        calibrator, n_classes
+    )
     if contradiction:
         raise InputError(path, f"{contradiction}; {_AGAIN}")
     return calibrator
@@ -155,6 +157,31 @@ class _RecordedCalibration:
                 "other cases was not made by training this run"
             )
         return ""
+
+    def other_parameters(self, calibrator: Calibrator, n_classes: int | None) -> str:
+        """How ``calibrator`` (``calibration.json``'s) differs from the one ``metrics.json``
+        records with its scores (``trust.calibration`` holds the same parameters), or ``""``
+        when they agree or ``metrics.json`` records no readable parameters."""
+        if self.metrics is None or self.metrics.get("method") != calibrator.method:
+            return ""
+        try:
+            scored = calibrator_from_dict(self.metrics, n_classes)
+        except InputError:  # a record without parameters: nothing to compare
+            return ""
+        if scored == calibrator:
+            return ""
+        held, recorded = calibrator.parameters(), scored.parameters()
+        fields = sorted(k for k in {*held, *recorded} if held.get(k) != recorded.get(k))
+        detail = (
+            f" ({', '.join(fields)}: {_short({k: held.get(k) for k in fields})} against "
+            f"{_short({k: recorded.get(k) for k in fields})})"
+            if fields
+            else ""
+        )
+        return (
+            f"holds other {calibrator.method} parameters than the calibrator "
+            f"{layout.METRICS} records with its scores (trust.calibration){detail}"
+        )
 
 
 def _recorded_calibration(run_dir: Path) -> _RecordedCalibration:
@@ -267,3 +294,11 @@ def read_trust_rule(run_dir: str | Path, labels: dict[str, Any]) -> TrustRule:
         band=read_refer_band(labels, run_dir),
         ood=read_ood_detector(run_dir),
     )
+
+
+def _short(parameters: dict[str, Any], limit: int = 80) -> str:
+    """Calibrator parameters for an error message, cut to ``limit`` characters."""
+    import json
+
+    text = json.dumps(parameters)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
