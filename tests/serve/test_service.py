@@ -10,6 +10,7 @@ import logging
 import shutil
 from pathlib import Path
 
+import httpx
 import nibabel as nib
 import numpy as np
 import PIL.Image
@@ -306,18 +307,26 @@ def test_segment_returns_the_mask_the_cli_writes(
     response = client.post("/v1/segment?model=vessels&format=png", files=_upload(retina_png))
     assert response.status_code == 200, response.text
     assert response.headers["content-type"] == "image/png"
-    (tmp_path / "served.png").write_bytes(response.content)
     (tmp_path / "retina.png").write_bytes(retina_png)
-    segment_files(drive_run, [tmp_path / "retina.png"], tmp_path / "cli", mask_format="png")
-    served = read_mask(tmp_path / "served.png").array
-    expected = read_mask(tmp_path / "cli" / "retina.png").array
-    assert served.shape == (1, 584, 565)
-    np.testing.assert_array_equal(served, expected)
-    assert response.headers["x-class-voxels"] == f"vessel={int(expected.sum())}"
+    _assert_mask_is_predicts(response, drive_run, tmp_path / "retina.png", tmp_path)
 
     nifti = client.post("/v1/segment?model=vessels&format=nifti", files=_upload(retina_png))
     (tmp_path / "mask.nii.gz").write_bytes(nifti.content)
     assert nib.load(tmp_path / "mask.nii.gz").shape[:2] in {(584, 565), (565, 584)}
+
+
+def _assert_mask_is_predicts(
+    response: httpx.Response, run: Path, source: Path, tmp_path: Path
+) -> None:
+    """The served PNG mask of a DRIVE image is the one ``segment_files`` writes for
+    ``source``, and its vessel count is in ``x-class-voxels``."""
+    (tmp_path / "served.png").write_bytes(response.content)
+    segment_files(run, [source], tmp_path / "cli", mask_format="png")
+    served = read_mask(tmp_path / "served.png").array
+    expected = read_mask(tmp_path / "cli" / f"{source.stem}.png").array
+    assert served.shape == (1, 584, 565)
+    np.testing.assert_array_equal(served, expected)
+    assert response.headers["x-class-voxels"] == f"vessel={int(expected.sum())}"
 
 
 def test_a_drive_tiff_is_read_as_predict_reads_it(
@@ -329,13 +338,7 @@ def test_a_drive_tiff_is_read_as_predict_reads_it(
     assert tiff[:4] == b"II*\x00"
     response = client.post("/v1/segment?model=vessels&format=png", files=_upload(tiff, "a.tif"))
     assert response.status_code == 200, response.text
-    (tmp_path / "served.png").write_bytes(response.content)
-    segment_files(drive_run, [source], tmp_path / "cli", mask_format="png")
-    served = read_mask(tmp_path / "served.png").array
-    expected = read_mask(tmp_path / "cli" / "02_test.png").array
-    assert served.shape == (1, 584, 565)
-    np.testing.assert_array_equal(served, expected)
-    assert response.headers["x-class-voxels"] == f"vessel={int(expected.sum())}"
+    _assert_mask_is_predicts(response, drive_run, source, tmp_path)
     # the same pixels as the PNG made from it give the same mask; the name is not looked at
     as_png = client.post("/v1/segment?model=vessels&format=png", files=_upload(retina_png))
     assert as_png.content == response.content
