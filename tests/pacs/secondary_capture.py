@@ -40,15 +40,16 @@ def secondary_capture(
     photometric: str = "MONOCHROME2",
     manufacturer: str = "PneumoniaMNIST",
     sop_instance_uid: str | None = None,
+    patient_name: str = "Chest^Test",
 ) -> bytes:
-    """``pixels`` as a Part 10 Secondary Capture of a test patient (Chest^Test); a crafted
-    ``sop_instance_uid`` is written as given (pydicom only warns)."""
+    """``pixels`` as a Part 10 Secondary Capture of a test patient (``patient_name``); a
+    crafted ``sop_instance_uid`` is written as given (pydicom only warns)."""
     image = secondary_capture_image(
         pixels,
         photometric,
         manufacturer=manufacturer,
         patient_id=patient_id,
-        patient_name="Chest^Test",
+        patient_name=patient_name,
         patient_birth_date="19700101",
         patient_sex="F",
         accession_number="A1",

@@ -41,7 +41,7 @@ from medlens.pacs.sr_detection import (
     read_source_header,
 )
 
-from .secondary_capture import secondary_capture_image
+from .secondary_capture import secondary_capture, secondary_capture_image
 
 COMPREHENSIVE_3D_SR = "1.2.840.10008.5.1.4.1.1.88.34"
 CT_SMALL = str(get_testdata_file("CT_small.dcm"))  # pydicom's real 128 x 128 CT slice
@@ -149,21 +149,7 @@ def smear_dicom(shared_data: Path) -> bytes:
     source = shared_data / "bccd_blood_cells" / "BCCD"
     image_id = (source / "ImageSets" / "Main" / "test.txt").read_text().split()[-1]
     pixels = np.asarray(PIL.Image.open(source / "JPEGImages" / f"{image_id}.jpg").convert("RGB"))
-    image = _secondary_capture(
-        pixels,
-        manufacturer="BCCD",
-        patient_id="B-1",
-        patient_name="Smear^Test",
-        patient_birth_date="19700101",
-        patient_sex="F",
-        accession_number="A1",
-        study_id="1",
-        study_date="20240102",
-        study_time="101500",
-    )
-    buffer = io.BytesIO()
-    image.save_as(buffer, enforce_file_format=True)
-    return buffer.getvalue()
+    return secondary_capture(pixels, "B-1", "RGB", manufacturer="BCCD", patient_name="Smear^Test")
 
 
 # -- the SR ----------------------------------------------------------------------------------
