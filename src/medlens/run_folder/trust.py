@@ -173,8 +173,8 @@ class _RecordedCalibration:
         held, recorded = calibrator.parameters(), scored.parameters()
         fields = sorted(k for k in {*held, *recorded} if held.get(k) != recorded.get(k))
         detail = (
-            f" ({', '.join(fields)}: {_short({k: held.get(k) for k in fields})} against "
-            f"{_short({k: recorded.get(k) for k in fields})})"
+            f" ({', '.join(fields)}: {shown_record({k: held.get(k) for k in fields}, 80)} against "
+            f"{shown_record({k: recorded.get(k) for k in fields}, 80)})"
             if fields
             else ""
         )
@@ -296,9 +296,10 @@ def read_trust_rule(run_dir: str | Path, labels: dict[str, Any]) -> TrustRule:
     )
 
 
-def _short(parameters: dict[str, Any], limit: int = 80) -> str:
-    """Calibrator parameters for an error message, cut to ``limit`` characters."""
+def shown_record(record: object, limit: int = 160) -> str:
+    """A calibrator record (or some of its parameters) for an error message: its JSON, cut
+    to ``limit`` characters when longer (an isotonic step function, a Dirichlet matrix)."""
     import json
 
-    text = json.dumps(parameters)
+    text = json.dumps(record)
     return text if len(text) <= limit else text[: limit - 3] + "..."

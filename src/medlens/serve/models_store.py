@@ -33,6 +33,7 @@ from medlens.inference.loaded_run import LoadedRun, load_run
 from medlens.inference.onnx import export_onnx, onnx_metadata, weights_sha256
 from medlens.run_folder import layout
 from medlens.run_folder.reader import read_run_task
+from medlens.run_folder.trust import shown_record
 from medlens.serve.detection_model import ServedDetector, load_detector
 from medlens.serve.ensemble_model import ServedEnsemble, load_ensemble
 from medlens.serve.warm_up import warm_up
@@ -287,7 +288,7 @@ def check_onnx_calibration(
     else:
         try:
             recorded = json.loads(text)
-            said = f"records calibration {_shown(recorded)}"
+            said = f"records calibration {shown_record(recorded)}"
         except ValueError:
             said = "records an unreadable calibration"
     if recorded == current:
@@ -295,18 +296,9 @@ def check_onnx_calibration(
     calibration = run.run_dir / layout.CALIBRATION
     raise ConfigError(
         "--engine",
-        f"{onnx_path} {said}, but {calibration} holds {_shown(current)}; the service "
+        f"{onnx_path} {said}, but {calibration} holds {shown_record(current)}; the service "
         f"applies {layout.CALIBRATION}'s calibrator to the network's output, so "
         f"{onnx_path.name} no longer describes what would be served: export it again with "
         f"`medlens export {run.run_dir}{' ' + again if again else ''}` (or restore "
         f"{layout.CALIBRATION})",
     )
-
-
-def _shown(record: object, limit: int = 160) -> str:
-    """A calibrator record for an error message: its JSON, or only its method when the
-    parameters are long (an isotonic step function, a Dirichlet matrix)."""
-    text = json.dumps(record)
-    if len(text) <= limit or not isinstance(record, dict):
-        return text
-    return f"{{{json.dumps('method')}: {json.dumps(record.get('method'))}, ...}}"
