@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from medlens.errors import InputError
-from medlens.run_folder.trust import TASK_CALIBRATION_METHODS, read_calibrator, read_trust_rule
+from medlens.run_folder.trust import read_calibrator, read_trust_rule
 from medlens.trust.calibrators import BiasCorrectedTemperature, TemperatureScaling, Uncalibrated
 
 LABELS = {"class_names": ["normal", "pneumonia"], "threshold": 0.4}
@@ -150,9 +150,10 @@ def test_a_segmentation_run_loads_its_temperature_and_an_explicit_none(tmp_path:
 
 
 def test_the_methods_a_segmentation_run_loads_are_those_training_fits() -> None:
+    from medlens.tasks import SEGMENTATION
     from medlens.train.segmentation.calibration import SEGMENTATION_METHODS
 
-    assert TASK_CALIBRATION_METHODS["segmentation"] == SEGMENTATION_METHODS
+    assert SEGMENTATION_METHODS == SEGMENTATION.calibration_methods == ("temperature", "none")
 
 
 @pytest.mark.parametrize(

@@ -26,10 +26,6 @@ from medlens.trust.label_shift import check_prior
 from medlens.trust.ood import MahalanobisDetector
 from medlens.trust.refer import ReferBand
 
-#: The calibration methods a task's runs fit, where not every one of ``METHODS``:
-#: segmentation fits one temperature per voxel, or none (what training allows:
-#: ``medlens.train.segmentation.calibration.SEGMENTATION_METHODS``).
-TASK_CALIBRATION_METHODS: dict[str, tuple[str, ...]] = {SEGMENTATION.name: ("temperature", "none")}
 #: What a task's calibrated probabilities feed: why predicting without the calibrator is wrong.
 _WHAT_CALIBRATION_FEEDS: dict[str, str] = {
     SEGMENTATION.name: (
@@ -212,7 +208,7 @@ def _check_method_fits_task(record: dict[str, Any], task: Task, path: Path) -> N
         InputError: naming ``path`` and the methods the task fits.
     """
     method = record.get("method")
-    fits = TASK_CALIBRATION_METHODS.get(task.name, METHODS)
+    fits = task.calibration_methods or METHODS
     if isinstance(method, str) and method in METHODS and method not in fits:
         raise InputError(
             path,

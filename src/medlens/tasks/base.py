@@ -36,6 +36,9 @@ class Task:
         trust_sections: the config sections about trusting a prediction that its runs use
             (``calibration``, ``refer``, ``ood``); another section set away from its
             defaults is refused.
+        calibration_methods: the ``calibration.method`` values its runs fit (training
+            refuses others, and loading a run refuses a ``calibration.json`` of another);
+            None: every method ``medlens.trust.calibrators`` has.
     """
 
     name: str
@@ -49,6 +52,7 @@ class Task:
     predict_options: frozenset[str] = field(default_factory=frozenset)
     predicts_boxes: bool = False
     trust_sections: frozenset[str] = field(default_factory=frozenset)
+    calibration_methods: tuple[str, ...] | None = None
 
     def applies(self, option: str) -> bool:
         """Whether the ``medlens predict`` option ``option`` (``engine``, ``mask_format``...)

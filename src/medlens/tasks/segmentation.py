@@ -17,4 +17,5 @@ SEGMENTATION = Task(
     predict_output=Path("masks"),
     predict_options=frozenset({"skip_bad", "mask_format", "quiet", "uncertainty"}),
     trust_sections=frozenset({"calibration"}),
+    calibration_methods=("temperature", "none"),  # one temperature per voxel, or none
 )

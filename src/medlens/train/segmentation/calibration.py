@@ -17,12 +17,14 @@ import numpy as np
 
 from medlens.config import RunConfig
 from medlens.errors import ConfigError
+from medlens.tasks import SEGMENTATION
 from medlens.trust.calibrators import Calibrator, fit_calibrator
 
 #: Voxels kept per case, and at most per split (a seeded sample).
 VOXELS_PER_CASE = 20_000
 VOXELS_PER_SPLIT = 1_000_000
-SEGMENTATION_METHODS = ("temperature", "none")
+#: What segmentation runs fit (``Task.calibration_methods``).
+SEGMENTATION_METHODS: tuple[str, ...] = SEGMENTATION.calibration_methods or ()
 
 
 def check_segmentation_calibration(config: RunConfig) -> None:
